@@ -1,0 +1,182 @@
+"""The fake driver: guests that live in a small state file instead of a hypervisor.
+
+It is a complete implementation of the driver contract, and a product
+feature: scale tests (thousands of hosts in one process), demos on machines
+without QEMU, and the reference a driver author reads first.
+
+Guests persist across service restarts (a JSON file per host under the
+driver's state directory), so adoption works exactly as with real drivers.
+
+Options (``[fake]`` in novalite.toml):
+
+``vcpus``, ``memory_mb``, ``local_gb``
+    The capacity each fake host reports.
+``spawn_delay``
+    Seconds a spawn takes (default 0).
+``fail_spawn_on``
+    A list of host names on which every spawn fails with :class:`SpawnFailed`,
+    to exercise rescheduling and faults. An instance whose metadata holds
+    ``fake_fail_spawn`` fails on every host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import trio
+
+from novalite.virt.driver import (
+    Driver,
+    DriverContext,
+    HostResources,
+    ImageInfo,
+    InstanceInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    NetworkInfo,
+    PowerState,
+    SpawnFailed,
+)
+
+
+class FakeDriver(Driver):
+    """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
+
+    name = "fake"
+    contract_version = "1.0"
+    hypervisor_type = "fake"
+    option_defaults = {
+        "vcpus": 16,
+        "memory_mb": 32768,
+        "local_gb": 1024,
+        "spawn_delay": 0.0,
+        "fail_spawn_on": [],
+    }
+    capabilities = {
+        "supports_reboot": True,
+        "supports_power_off": True,
+        "supports_pause": True,
+        "supports_suspend": True,
+        "supports_console_output": True,
+        "supports_snapshot": True,
+    }
+
+    def __init__(self, context: DriverContext) -> None:
+        super().__init__(context)
+        opts = context.options
+        self.vcpus = int(opts.get("vcpus", 16))
+        self.memory_mb = int(opts.get("memory_mb", 32768))
+        self.local_gb = int(opts.get("local_gb", 1024))
+        self.spawn_delay = float(opts.get("spawn_delay", 0.0))
+        self.fail_hosts = set(opts.get("fail_spawn_on", []))
+        self.guests: dict[str, dict[str, Any]] = {}
+        self._file = os.path.join(context.state_path, "guests.json")
+        self._dirty = False
+
+    # -- persistence ---------------------------------------------------------
+    def _save(self) -> None:
+        os.makedirs(self.context.state_path, exist_ok=True)
+        tmp = self._file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.guests, f)
+        os.replace(tmp, self._file)
+
+    def _guest(self, uuid: str) -> dict[str, Any]:
+        try:
+            return self.guests[uuid]
+        except KeyError:
+            raise InstanceNotFound(f"fake guest {uuid} not found") from None
+
+    def _set(self, uuid: str, state: PowerState, line: str) -> None:
+        guest = self._guest(uuid)
+        guest["state"] = int(state)
+        guest["console"].append(line)
+        del guest["console"][:-200]
+        self._save()
+
+    # -- contract ------------------------------------------------------------
+    async def init_host(self) -> None:
+        if os.path.exists(self._file):
+            with open(self._file) as f:
+                self.guests = json.load(f)
+
+    async def list_instances(self) -> list[str]:
+        return list(self.guests)
+
+    async def spawn(
+        self, instance: InstanceSpec, image: ImageInfo, network: list[NetworkInfo]
+    ) -> None:
+        if self.spawn_delay:
+            await trio.sleep(self.spawn_delay)
+        if self.context.host in self.fail_hosts or "fake_fail_spawn" in instance.metadata:
+            raise SpawnFailed(f"fake spawn failure on host {self.context.host}")
+        addresses = ", ".join(n.address for n in network) or "none"
+        self.guests[instance.uuid] = {
+            "name": instance.name,
+            "vcpus": instance.vcpus,
+            "memory_mb": instance.memory_mb,
+            "state": int(PowerState.RUNNING),
+            "console": [
+                f"fake guest {instance.hostname} booting image {image.name}",
+                f"addresses: {addresses}",
+                f"{instance.hostname} login:",
+            ],
+        }
+        self._save()
+
+    async def destroy(self, uuid: str) -> None:
+        if self.guests.pop(uuid, None) is not None:
+            self._save()
+
+    async def get_info(self, uuid: str) -> InstanceInfo:
+        guest = self._guest(uuid)
+        return InstanceInfo(
+            state=PowerState(guest["state"]),
+            handle=f"fake:{uuid[:8]}",
+            vcpus=guest["vcpus"],
+            memory_mb=guest["memory_mb"],
+        )
+
+    async def get_available_resource(self) -> HostResources:
+        return HostResources(
+            vcpus=self.vcpus,
+            memory_mb=self.memory_mb,
+            local_gb=self.local_gb,
+            hypervisor_type="fake",
+            hypervisor_version=1000,
+            hypervisor_hostname=self.context.host,
+            cpu_info={"arch": "x86_64", "model": "fake"},
+            supported_instances=(("x86_64", "fake", "hvm"),),
+        )
+
+    async def reboot(self, uuid: str, reboot_type: str) -> None:
+        self._set(uuid, PowerState.RUNNING, f"reboot ({reboot_type.lower()})")
+
+    async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
+        self._set(uuid, PowerState.SHUTDOWN, "powered off")
+
+    async def power_on(self, uuid: str) -> None:
+        self._set(uuid, PowerState.RUNNING, "powered on")
+
+    async def pause(self, uuid: str) -> None:
+        self._set(uuid, PowerState.PAUSED, "paused")
+
+    async def unpause(self, uuid: str) -> None:
+        self._set(uuid, PowerState.RUNNING, "unpaused")
+
+    async def suspend(self, uuid: str) -> None:
+        self._set(uuid, PowerState.SUSPENDED, "suspended")
+
+    async def resume(self, uuid: str) -> None:
+        self._set(uuid, PowerState.RUNNING, "resumed")
+
+    async def get_console_output(self, uuid: str) -> str:
+        return "\n".join(self._guest(uuid)["console"]) + "\n"
+
+    async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
+        guest = self._guest(uuid)
+        with open(dest_path, "wb") as f:
+            f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
+        return "raw", "bare"

@@ -1,0 +1,85 @@
+"""novalite's exception types.
+
+Each is raised where the problem is known and carries what the API needs:
+``code`` (the HTTP status) and ``title`` (the key of Nova's error body,
+``{"itemNotFound": {"code": 404, "message": ...}}``). The mapping to HTTP lives
+in one place, :mod:`novalite.api.errors`.
+"""
+
+from __future__ import annotations
+
+
+class NovaliteError(Exception):
+    """Base of every error novalite reports to a user."""
+
+    code = 500
+    title = "computeFault"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(NovaliteError):
+    """The configuration is invalid."""
+
+
+class BadRequest(NovaliteError):
+    """The request is malformed."""
+
+    code = 400
+    title = "badRequest"
+
+
+class Unauthorized(NovaliteError):
+    """The request you have made requires authentication."""
+
+    code = 401
+    title = "unauthorized"
+
+
+class Forbidden(NovaliteError):
+    """Policy doesn't allow this operation to be performed."""
+
+    code = 403
+    title = "forbidden"
+
+
+class NotFound(NovaliteError):
+    """Resource could not be found."""
+
+    code = 404
+    title = "itemNotFound"
+
+
+class Conflict(NovaliteError):
+    """The request conflicts with the current state of the resource."""
+
+    code = 409
+    title = "conflict"
+
+
+class InstanceInvalidState(Conflict):
+    """The instance is in a state that forbids this action."""
+
+
+class NotAcceptable(NovaliteError):
+    """The requested microversion is not supported."""
+
+    code = 406
+    title = "computeFault"
+
+
+class NoValidHost(NovaliteError):
+    """No valid host was found."""
+
+    code = 500
+
+
+class Timeout(NovaliteError):
+    """An operation did not finish in time."""
+
+    code = 504

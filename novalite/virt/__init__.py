@@ -1,0 +1,41 @@
+"""The virt layer: the driver contract (:mod:`novalite.virt.driver`) and the registry."""
+
+from novalite.virt.driver import (
+    CAPABILITIES,
+    CONTRACT_VERSION,
+    Driver,
+    DriverContext,
+    DriverError,
+    HostCheck,
+    HostResources,
+    HostUnusable,
+    ImageInfo,
+    InstanceInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    LifecycleEvent,
+    NetworkInfo,
+    NotSupported,
+    PowerState,
+    SpawnFailed,
+)
+
+__all__ = [
+    "CAPABILITIES",
+    "CONTRACT_VERSION",
+    "Driver",
+    "DriverContext",
+    "DriverError",
+    "HostCheck",
+    "HostResources",
+    "HostUnusable",
+    "ImageInfo",
+    "InstanceInfo",
+    "InstanceNotFound",
+    "InstanceSpec",
+    "LifecycleEvent",
+    "NetworkInfo",
+    "NotSupported",
+    "PowerState",
+    "SpawnFailed",
+]
