@@ -1,0 +1,200 @@
+"""The thin layer between HTTP and the service layers.
+
+A route handler receives an :class:`ApiCall` (the caller's auth context, the
+negotiated microversion, path and query parameters, the parsed JSON body) and
+returns a :class:`Reply` or a Starlette response. Errors are exceptions from
+:mod:`novalite.exceptions`, mapped to Nova's error body here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
+from novalite.identity.service import AuthContext
+
+log = structlog.get_logger("novalite.api")
+
+MIN_VERSION = (2, 1)
+_MV_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+
+
+@dataclass(frozen=True)
+class Version:
+    """A compute API microversion; compares with another Version or a "2.N" string."""
+
+    major: int
+    minor: int
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+    def _key(self, other: object) -> tuple[tuple[int, int], tuple[int, int]]:
+        if isinstance(other, str):
+            other = parse_version(other)
+        assert isinstance(other, Version)
+        return (self.major, self.minor), (other.major, other.minor)
+
+    def __ge__(self, other: object) -> bool:
+        a, b = self._key(other)
+        return a >= b
+
+    def __gt__(self, other: object) -> bool:
+        a, b = self._key(other)
+        return a > b
+
+    def __le__(self, other: object) -> bool:
+        a, b = self._key(other)
+        return a <= b
+
+    def __lt__(self, other: object) -> bool:
+        a, b = self._key(other)
+        return a < b
+
+
+def parse_version(text: str) -> Version:
+    m = _MV_RE.match(text.strip())
+    if not m:
+        raise BadRequest(f"API Version String {text} is of invalid format. Must be of format "
+                         "MajorNum.MinorNum.")
+    return Version(int(m.group(1)), int(m.group(2)))
+
+
+def negotiate(request: Request, max_version: Version) -> Version:
+    """The compute microversion a request asks for (Nova's header rules)."""
+    raw = None
+    header = request.headers.get("openstack-api-version")
+    if header:
+        for item in header.split(","):
+            parts = item.strip().split()
+            if len(parts) == 2 and parts[0].lower() == "compute":
+                raw = parts[1]
+    if raw is None:
+        raw = request.headers.get("x-openstack-nova-api-version")
+    if raw is None:
+        return Version(*MIN_VERSION)
+    if raw.strip().lower() == "latest":
+        return max_version
+    version = parse_version(raw)
+    if not (Version(*MIN_VERSION) <= version <= max_version):
+        raise NotAcceptable(f"Version {version} is not supported by the API. Minimum is "
+                            f"{Version(*MIN_VERSION)} and maximum is {max_version}.")
+    return version
+
+
+@dataclass
+class ApiCall:
+    """One request as a handler sees it."""
+
+    request: Request
+    ctx: AuthContext | None
+    version: Version
+    request_id: str
+    params: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    def mv(self, text: str) -> bool:
+        """True when the negotiated microversion is at least ``text``."""
+        return self.version >= parse_version(text)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(exc: NovaliteError, style: str = "nova") -> JSONResponse:
+    message = exc.message
+    if style == "keystone":
+        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+                  404: "Not Found", 409: "Conflict"}
+        body: dict[str, Any] = {"error": {"code": exc.code,
+                                          "title": titles.get(exc.code, "Error"),
+                                          "message": message}}
+    else:
+        body = {exc.title: {"code": exc.code, "message": message}}
+    headers = {}
+    if exc.code == 401:
+        headers["WWW-Authenticate"] = 'Keystone uri="/identity"'
+    return JSONResponse(body, status_code=exc.code, headers=headers)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Malformed request body") from None
+
+
+Handler = Callable[[ApiCall], Awaitable[Any]]
+Authenticator = Callable[[Request], Awaitable[AuthContext]]
+
+
+def make_route(
+    path: str,
+    method: str,
+    handler: Handler,
+    *,
+    authenticate: Authenticator | None,
+    max_version: Version | None = None,
+    style: str = "nova",
+    parse_body: bool = True,
+) -> Route:
+    """Wrap ``handler`` into a Starlette route with auth, microversions and error mapping."""
+
+    async def endpoint(request: Request) -> Response:
+        request_id = request.scope.get("novalite.request_id") or f"req-{uuid.uuid4()}"
+        version = Version(*MIN_VERSION)
+        extra: dict[str, str] = {}
+        try:
+            if max_version is not None:
+                version = negotiate(request, max_version)
+                extra = {"OpenStack-API-Version": f"compute {version}",
+                         "X-OpenStack-Nova-API-Version": str(version),
+                         "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
+            ctx = await authenticate(request) if authenticate else None
+            if ctx is not None:
+                structlog.contextvars.bind_contextvars(project_id=ctx.project_id)
+            body = await read_json(request) if parse_body and method in ("POST", "PUT",
+                                                                        "PATCH") else None
+            call = ApiCall(request, ctx, version, request_id, dict(request.path_params), body)
+            result = await handler(call)
+        except NovaliteError as exc:
+            if exc.code >= 500:
+                log.error("request failed", error=exc.message, status=exc.code)
+            response: Response = error_response(exc, style)
+            response.headers.update(extra)
+            return response
+        if isinstance(result, Response):
+            response = result
+        elif isinstance(result, Reply):
+            if result.body is None:
+                response = Response(status_code=result.status, headers=result.headers)
+            else:
+                response = JSONResponse(result.body, status_code=result.status,
+                                        headers=result.headers)
+        else:
+            response = JSONResponse(result)
+        response.headers.update(extra)
+        return response
+
+    return Route(path, endpoint, methods=[method])

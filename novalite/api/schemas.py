@@ -1,0 +1,115 @@
+"""Request body schemas (JSON Schema, as Nova validates), with Nova's error message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from novalite.exceptions import BadRequest
+
+_name = {"type": "string", "minLength": 1, "maxLength": 255,
+         "pattern": r"^(?!\s)[\S\s]*(?<!\s)$"}
+_ref = {"type": ["string", "integer"], "minLength": 1}
+_count = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1}
+_metadata = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255},
+             "propertyNames": {"minLength": 1, "maxLength": 255}}
+
+SERVER_CREATE = {
+    "type": "object",
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": _name,
+                "imageRef": {"type": "string"},
+                "flavorRef": _ref,
+                "networks": {"oneOf": [
+                    {"type": "string", "enum": ["auto", "none"]},
+                    {"type": "array", "items": {"type": "object"}},
+                ]},
+                "metadata": _metadata,
+                "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "user_data": {"type": "string", "maxLength": 65535},
+                "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+                "min_count": _count,
+                "max_count": _count,
+                "return_reservation_id": {"type": ["boolean", "string"]},
+                "block_device_mapping_v2": {"type": "array", "items": {"type": "object"}},
+                "description": {"type": ["string", "null"], "maxLength": 255},
+                "adminPass": {"type": "string"},
+                "security_groups": {"type": "array"},
+                "config_drive": {"type": ["boolean", "string"]},
+                "accessIPv4": {"type": "string"},
+                "accessIPv6": {"type": "string"},
+                "OS-DCF:diskConfig": {"type": "string"},
+                "hostname": {"type": "string"},
+                "tags": {"type": "array"},
+            },
+            "required": ["name", "flavorRef"],
+            "additionalProperties": False,
+        },
+        "os:scheduler_hints": {"type": "object"},
+        "OS-SCH-HNT:scheduler_hints": {"type": "object"},
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+SERVER_UPDATE = {
+    "type": "object",
+    "properties": {"server": {
+        "type": "object",
+        "properties": {"name": _name, "description": {"type": ["string", "null"],
+                                                       "maxLength": 255},
+                       "accessIPv4": {"type": "string"}, "accessIPv6": {"type": "string"},
+                       "OS-DCF:diskConfig": {"type": "string"}, "hostname": {"type": "string"}},
+        "additionalProperties": False}},
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+FLAVOR_CREATE = {
+    "type": "object",
+    "properties": {"flavor": {
+        "type": "object",
+        "properties": {
+            "name": _name, "id": {"type": ["string", "null", "integer"]},
+            "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+            "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
+            "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "minimum": 0},
+            "swap": {"type": ["integer", "string"], "minimum": 0},
+            "rxtx_factor": {"type": ["number", "string"]},
+            "os-flavor-access:is_public": {"type": "boolean"},
+            "description": {"type": ["string", "null"]},
+        },
+        "required": ["name", "ram", "vcpus", "disk"],
+        "additionalProperties": False}},
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
+
+_validators: dict[int, Any] = {}
+
+
+def validate(body: Any, schema: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``body``; raise BadRequest naming the field as Nova does."""
+    import jsonschema
+
+    validator = _validators.get(id(schema))
+    if validator is None:
+        validator = _validators[id(schema)] = jsonschema.Draft7Validator(schema)
+    if body is None:
+        raise BadRequest("The request body is missing or empty.")
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is not None:
+        path = "/".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties":
+            raise BadRequest(f"Additional properties are not allowed ({error.message.split('(')[-1]}"
+                             if "(" in error.message else error.message)
+        if error.validator == "required":
+            field = error.message.split("'")[1] if "'" in error.message else path
+            raise BadRequest(f"Invalid input for field/attribute {path or 'body'}. Value: "
+                             f"{error.instance}. '{field}' is a required property")
+        raise BadRequest(f"Invalid input for field/attribute {path.rsplit('/', 1)[-1] or 'body'}."
+                         f" Value: {error.instance}. {error.message}")
+    return body  # type: ignore[no-any-return]

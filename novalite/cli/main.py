@@ -1,0 +1,142 @@
+"""``novalite``: run the service and administer it (serve, db sync, service list, drivers)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="OpenStack Nova, with Keystone and Glance subsets, as one process.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+service_app = typer.Typer(help="Compute services (nova-manage style).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(service_app, name="service")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", envvar="NOVALITE_CONFIG",
+                                               help="Path to novalite.toml.")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"novalite: error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _config(path: str | None):  # type: ignore[no-untyped-def]
+    from novalite.config import load
+    from novalite.exceptions import ConfigError
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        _fail(exc.message)
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Run novalite: API, scheduler, conductor and compute in one process."""
+    from novalite import log
+    from novalite.exceptions import ConfigError
+
+    cfg = _config(config)
+    log.setup(cfg.logging.level, cfg.logging.format)
+    try:
+        from novalite.service import serve as run
+
+        run(cfg)
+    except ConfigError as exc:
+        _fail(exc.message)
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # an actor failed: say so loudly, with the cause
+        import structlog
+
+        structlog.get_logger("novalite").exception("novalite failed", error=repr(exc))
+        _fail(f"the service stopped because an actor failed: {exc!r}")
+
+
+@app.command()
+def version() -> None:
+    """Print novalite's version and its driver contract version."""
+    from novalite import __version__
+    from novalite.virt.driver import CONTRACT_VERSION
+
+    typer.echo(f"novalite {__version__} (driver contract {CONTRACT_VERSION})")
+
+
+@app.command()
+def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table"
+            ) -> None:
+    """List installed hypervisor drivers, their versions, and whether each can run here."""
+    from novalite.virt.registry import discover
+
+    found = discover()
+    rows = [{"name": e.name, "distribution": e.distribution, "version": e.version,
+             "contract": getattr(e.cls, "contract_version", None), "target": e.target,
+             "usable": e.usable, "status": e.status} for e in found.values()]
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("Driver", "Distribution", "Version", "Contract", "Status")
+    for r in rows:
+        table.add_row(r["name"], r["distribution"], r["version"], r["contract"] or "-",
+                      r["status"])
+    Console().print(table)
+
+
+@db_app.command("sync")
+def db_sync(config: ConfigOpt = None) -> None:
+    """Create the database or upgrade it to this novalite's schema."""
+    from novalite.db import migrate
+    from novalite.db.engine import make_engine
+    from novalite.exceptions import ConfigError
+
+    cfg = _config(config)
+    try:
+        engine = make_engine(cfg.database.connection)
+        before, after = migrate.sync(engine)
+    except ConfigError as exc:
+        _fail(exc.message)
+    url = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        typer.echo(f"{url}: already at schema revision {after}")
+    else:
+        typer.echo(f"{url}: upgraded from {before or 'empty'} to schema revision {after}")
+
+
+@service_app.command("list")
+def service_list(config: ConfigOpt = None) -> None:
+    """List services with nova-manage's `:-)` (up) and `XXX` (down)."""
+    from sqlmodel import Session, select
+
+    from novalite.db.engine import make_engine
+    from novalite.db.models import Service, utcnow
+
+    cfg = _config(config)
+    engine = make_engine(cfg.database.connection)
+    try:
+        with Session(engine) as s:
+            services = s.exec(select(Service).order_by(Service.id)).all()  # type: ignore[arg-type]
+    except Exception as exc:
+        _fail(f"cannot read services from {cfg.database.connection}: {exc}")
+    fmt = "{:<16} {:<24} {:<10} {:<9} {:<6} {}"
+    typer.echo(fmt.format("Binary", "Host", "Zone", "Status", "State", "Updated_At"))
+    for svc in services:
+        age = (utcnow() - svc.updated_at).total_seconds() if svc.updated_at else None
+        up = age is not None and age < cfg.compute.service_down_time and not svc.forced_down
+        typer.echo(fmt.format(svc.binary, svc.host, svc.availability_zone,
+                              "disabled" if svc.disabled else "enabled", ":-)" if up else "XXX",
+                              svc.updated_at.isoformat() if svc.updated_at else "-"))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,60 @@
+"""`nova`: novalite's own command-line client (novaclient's command names and output).
+
+Entry point `main()`. Only typer, rich, httpx, PyYAML and the standard
+library are used, most of them imported on first use, so ``nova list`` starts
+fast; nothing of the server side (database, trio, web framework) is imported.
+Every failure ends as one ``ERROR (<Title>): <message>`` line on stderr and a
+non-zero exit status, never a traceback (``--debug`` shows unexpected ones).
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+from typer.main import get_command
+
+from novalite.cli.nova_app import HELP_OPTIONS, STATE, app, hoist_format_option
+from novalite.cli.nova_params import install_fast_coercion
+
+INTERRUPTED_EXIT = 130
+# Commands are listed in the order they register: server commands first.
+COMMAND_MODULES = ("novalite.cli.nova_servers", "novalite.cli.nova_listings")
+
+for _module in COMMAND_MODULES:
+    import_module(_module)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the `nova` command line and exit with its status."""
+    from novalite.cli.client import CliError, lean_imports
+    from novalite.cli.credentials import CredentialsError
+    from novalite.cli.output import error
+
+    lean_imports()
+    args = hoist_format_option(list(sys.argv[1:] if argv is None else argv))
+    try:
+        command = get_command(app)
+        install_fast_coercion(command, HELP_OPTIONS)
+        command.main(args=args, prog_name="nova")
+    except CliError as exc:
+        error(exc.render())
+        sys.exit(exc.exit_code)
+    except CredentialsError as exc:
+        error(f"ERROR (CommandError): {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error("... terminating nova client")
+        sys.exit(INTERRUPTED_EXIT)
+    except Exception as exc:  # the promise: never a traceback, unless asked for
+        if STATE.debug:
+            raise
+        error(f"ERROR ({type(exc).__name__}): {exc}")
+        sys.exit(1)
+    finally:
+        if STATE.session is not None:
+            STATE.session.close()
+
+
+if __name__ == "__main__":
+    main()

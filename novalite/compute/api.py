@@ -1,0 +1,464 @@
+"""The compute API layer: state checks, policy, records and casts for servers.
+
+HTTP routes call into this layer and never touch the database themselves
+(DESIGN.md boundary 4). Each public method takes the caller's
+:class:`~novalite.identity.service.AuthContext`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import uuid as uuidlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlmodel import Session, select
+
+from novalite import states
+from novalite.bus import Bus, RemoteError
+from novalite.config import Config
+from novalite.db.engine import Database
+from novalite.db.models import (
+    Flavor,
+    FlavorExtraSpec,
+    Image,
+    Instance,
+    InstanceAction,
+    InstanceFault,
+    KeyPair,
+    utcnow,
+)
+from novalite.exceptions import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InstanceInvalidState,
+    NotFound,
+)
+from novalite.identity.service import AuthContext
+from novalite.network import Network
+
+log = structlog.get_logger("novalite.compute.api")
+
+_UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                      r"[0-9a-fA-F]{12}$")
+
+#: action -> (allowed vm_states, allowed task_states, driver capability)
+ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], str | None]] = {
+    "stop": ((states.ACTIVE, states.ERROR), (None,), "supports_power_off"),
+    "start": ((states.STOPPED,), (None,), "supports_power_off"),
+    "reboot_soft": ((states.ACTIVE,), (None, states.REBOOTING), "supports_reboot"),
+    "reboot_hard": ((states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED,
+                     states.ERROR), (None, states.REBOOTING, states.REBOOTING_HARD),
+                    "supports_reboot"),
+    "pause": ((states.ACTIVE,), (None,), "supports_pause"),
+    "unpause": ((states.PAUSED,), (None,), "supports_pause"),
+    "suspend": ((states.ACTIVE,), (None,), "supports_suspend"),
+    "resume": ((states.SUSPENDED,), (None,), "supports_suspend"),
+}
+#: action -> task_state set while the compute host works on it
+TASK_FOR = {
+    "stop": states.POWERING_OFF, "start": states.POWERING_ON, "reboot_soft": states.REBOOTING,
+    "reboot_hard": states.REBOOTING_HARD, "pause": states.PAUSING,
+    "unpause": states.UNPAUSING, "suspend": states.SUSPENDING, "resume": states.RESUMING,
+}
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID_RE.match(value))
+
+
+def hostname_for(name: str) -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
+    return host or "server"
+
+
+@dataclass
+class ServerRecord:
+    """An instance with the extra rows its views need."""
+
+    instance: Instance
+    fault: InstanceFault | None = None
+
+
+class ComputeAPI:
+    """Business rules for servers, flavors and instance actions."""
+
+    def __init__(self, db: Database, cfg: Config, bus: Bus,
+                 capabilities: dict[str, bool]) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.bus = bus
+        self.capabilities = capabilities
+
+    # -- lookups ------------------------------------------------------------------
+    async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
+        """The caller's server ``server_id``; 404 for unknown ids, names, others' servers."""
+        if not is_uuid(server_id):
+            raise NotFound(f"Instance {server_id} could not be found.")
+
+        def work(s: Session) -> ServerRecord | None:
+            inst = s.exec(select(Instance).where(Instance.uuid == server_id,
+                                                 Instance.deleted == 0)).first()
+            if inst is None or (not ctx.is_admin and inst.project_id != ctx.project_id):
+                return None
+            return ServerRecord(inst, _latest_fault(s, [inst.uuid]).get(inst.uuid))
+
+        record = await self.db.read(work)
+        if record is None:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        return record
+
+    async def list(self, ctx: AuthContext, query: dict[str, str]) -> list[ServerRecord]:
+        all_tenants = _truthy(query.get("all_tenants"))
+        if (all_tenants or "host" in query) and not ctx.is_admin:
+            if "host" in query:
+                raise Forbidden("Policy doesn't allow os_compute_api:servers:index:"
+                                "get_all_tenants to be performed.")
+            all_tenants = False
+        deleted = _truthy(query.get("deleted")) and ctx.is_admin
+        name_re = None
+        if query.get("name"):
+            try:
+                name_re = re.compile(query["name"])
+            except re.error as exc:
+                raise BadRequest(f"Invalid regular expression for name: {exc}") from None
+        changes_since = _parse_time(query.get("changes-since"), "changes-since")
+        vm_states_wanted = None
+        if query.get("status"):
+            vm_states_wanted = states.states_for_status(query["status"])
+        limit = _int_param(query.get("limit"), "limit")
+
+        def work(s: Session) -> list[ServerRecord]:
+            q = select(Instance)
+            if not (all_tenants and ctx.is_admin):
+                q = q.where(Instance.project_id == ctx.project_id)
+            if changes_since is None:
+                q = q.where(Instance.deleted != 0) if deleted else q.where(Instance.deleted == 0)
+            else:
+                q = q.where(Instance.updated_at >= changes_since)
+            if "host" in query:
+                q = q.where(Instance.host == query["host"])
+            if vm_states_wanted is not None:
+                q = q.where(Instance.vm_state.in_(vm_states_wanted))  # type: ignore[attr-defined]
+            if query.get("image"):
+                q = q.where(Instance.image_ref == query["image"])
+            q = q.order_by(Instance.created_at.desc(), Instance.id.desc())  # type: ignore[union-attr, attr-defined]
+            rows = list(s.exec(q).all())
+            if name_re is not None:
+                rows = [r for r in rows if name_re.search(r.display_name)]
+            if query.get("status"):
+                rows = [r for r in rows if states.status_from_state(r.vm_state, r.task_state)
+                        == query["status"].upper()]
+            if query.get("marker"):
+                ids = [r.uuid for r in rows]
+                if query["marker"] not in ids:
+                    raise BadRequest(f"marker [{query['marker']}] not found")
+                rows = rows[ids.index(query["marker"]) + 1 :]
+            if limit is not None:
+                rows = rows[:limit]
+            faults = _latest_fault(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
+            return [ServerRecord(r, faults.get(r.uuid)) for r in rows]
+
+        return await self.db.read(work)
+
+    # -- create -------------------------------------------------------------------
+    async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
+                     networks: str) -> tuple[list[Instance], str]:
+        """Record the servers and cast their builds; returns (instances, admin password)."""
+        flavor, extra_specs = await self.flavor(ctx, str(server["flavorRef"]))
+        image_ref = _image_ref(server)
+        image = await self.db.read(lambda s: s.get(Image, image_ref))
+        if image is None or (not ctx.is_admin and image.visibility not in ("public",
+                                                                             "community")
+                             and image.owner != ctx.project_id):
+            raise BadRequest(f"Image {image_ref} could not be found.")
+        if image.status != "active":
+            raise Conflict(f"Image {image_ref} is not active.")
+        if flavor.memory_mb < image.min_ram:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        if flavor.root_gb and flavor.root_gb < image.min_disk:
+            raise BadRequest("Flavor's disk is too small for requested image.")
+        az = server.get("availability_zone") or None
+        if az and az != self.cfg.compute.availability_zone:
+            raise BadRequest(f"The requested availability zone is not available: {az}")
+        key_data = None
+        if server.get("key_name"):
+            key = await self.db.read(lambda s: s.exec(select(KeyPair).where(
+                KeyPair.user_id == ctx.user_id, KeyPair.name == server["key_name"])).first())
+            if key is None:
+                raise BadRequest("Invalid key_name provided.")
+            key_data = key.public_key
+        user_data = server.get("user_data")
+        if user_data is not None:
+            try:
+                base64.b64decode(user_data, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest("User data needs to be valid base 64.") from None
+        min_count = int(server.get("min_count", 1))
+        max_count = int(server.get("max_count", min_count))
+        if max_count < min_count:
+            raise BadRequest("min_count must be <= max_count")
+        flavor_snapshot = {
+            "id": flavor.flavorid, "name": flavor.name, "memory_mb": flavor.memory_mb,
+            "vcpus": flavor.vcpus, "root_gb": flavor.root_gb,
+            "ephemeral_gb": flavor.ephemeral_gb, "swap": flavor.swap,
+            "extra_specs": extra_specs,
+        }
+        reservation = f"r-{secrets.token_hex(4)}"
+        name = server["name"]
+        instances = []
+        for index in range(max_count):
+            display = f"{name}-{index + 1}" if max_count > 1 else name
+            instances.append(Instance(
+                display_name=display, display_description=server.get("description"),
+                hostname=hostname_for(display), project_id=ctx.project_id,
+                user_id=ctx.user_id, availability_zone=az or self.cfg.compute.availability_zone,
+                image_ref=image.id, flavor=flavor_snapshot, vcpus=flavor.vcpus,
+                memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+                ephemeral_gb=flavor.ephemeral_gb, vm_state=states.BUILDING,
+                task_state=states.SCHEDULING, key_name=server.get("key_name"),
+                key_data=key_data, user_data=user_data,
+                metadata_=dict(server.get("metadata") or {}), launch_index=index,
+                reservation_id=reservation, config_drive="",
+            ))
+
+        def work(s: Session) -> None:
+            for inst in instances:
+                s.add(inst)
+                s.add(InstanceAction(instance_uuid=inst.uuid, action="create",
+                                     request_id=request_id, user_id=ctx.user_id,
+                                     project_id=ctx.project_id))
+
+        await self.db.write(work)
+        context = _bus_context(ctx, request_id)
+        for inst in instances:
+            spec = {"instance_uuid": inst.uuid, "vcpus": flavor.vcpus,
+                    "memory_mb": flavor.memory_mb,
+                    "disk_gb": flavor.root_gb + flavor.ephemeral_gb + (flavor.swap + 1023) // 1024,
+                    "availability_zone": az, "image_properties": dict(image.properties)}
+            await self.bus.cast("conductor", "schedule_and_build", context,
+                                instance_uuid=inst.uuid, spec=spec, networks=networks)
+        log.info("servers accepted", count=len(instances), ids=[i.uuid for i in instances])
+        return instances, secrets.token_urlsafe(9)
+
+    # -- update / delete -----------------------------------------------------------
+    async def update(self, ctx: AuthContext, server_id: str, values: dict[str, Any]
+                     ) -> ServerRecord:
+        record = await self.get(ctx, server_id)
+
+        def work(s: Session) -> Instance:
+            inst = s.exec(select(Instance).where(Instance.uuid == record.instance.uuid)).one()
+            if "name" in values:
+                inst.display_name = values["name"]
+            if "description" in values:
+                inst.display_description = values["description"]
+            inst.updated_at = utcnow()
+            s.add(inst)
+            return inst
+
+        record.instance = await self.db.write(work)
+        return record
+
+    async def delete(self, ctx: AuthContext, request_id: str, server_id: str) -> None:
+        record = await self.get(ctx, server_id)
+        inst = record.instance
+        self._check_lock(ctx, inst)
+        if inst.task_state == states.DELETING:
+            return
+
+        def work(s: Session) -> Instance:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            row.task_state = states.DELETING
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=inst.uuid, action="delete", request_id=request_id,
+                                 user_id=ctx.user_id, project_id=ctx.project_id))
+            if row.host is None or not self.bus.has_topic(f"compute.{row.host}"):
+                # Never reached a host (or its host is gone): delete the record here.
+                Network.release(s, row.uuid)
+                now = utcnow()
+                row.vm_state, row.task_state, row.power_state = states.DELETED, None, 0
+                row.deleted_at = row.terminated_at = now
+                row.deleted = row.id or 1
+            return row
+
+        row = await self.db.write(work)
+        context = _bus_context(ctx, request_id)
+        if row.deleted:
+            try:
+                await self.bus.call("scheduler", "release", context, instance_uuid=row.uuid)
+            except RemoteError:
+                log.exception("releasing claim failed", instance=row.uuid)
+            return
+        await self.bus.cast(f"compute.{row.host}", "terminate_instance", context, uuid=row.uuid)
+
+    # -- actions ------------------------------------------------------------------
+    def _check_lock(self, ctx: AuthContext, inst: Instance) -> None:
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {inst.uuid} is locked")
+
+    def _check_state(self, inst: Instance, action: str, label: str) -> None:
+        vm_ok, task_ok, capability = ACTIONS[action]
+        if inst.vm_state not in vm_ok:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"vm_state {inst.vm_state}")
+        if inst.task_state not in task_ok:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"task_state {inst.task_state}")
+        if capability and not self.capabilities.get(capability):
+            raise Conflict(f"Action '{label}' is not supported by this hypervisor "
+                           f"(driver {self.cfg.compute.driver})")
+        if not inst.host:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid}: it has no host")
+
+    async def power_action(self, ctx: AuthContext, request_id: str, server_id: str,
+                           action: str, reboot_type: str = "SOFT") -> None:
+        """stop, start, reboot_soft, reboot_hard, pause, unpause, suspend, resume."""
+        record = await self.get(ctx, server_id)
+        inst = record.instance
+        label = "reboot" if action.startswith("reboot") else action
+        self._check_lock(ctx, inst)
+        self._check_state(inst, action, label)
+        nova_action = {"reboot_soft": "reboot", "reboot_hard": "reboot"}.get(action, action)
+        vm_ok, task_ok, _ = ACTIONS[action]
+
+        def work(s: Session) -> bool:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return False
+            row.task_state = TASK_FOR[action]
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action=nova_action,
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            return True
+
+        if not await self.db.write(work):
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"task_state {inst.task_state}")
+        await self.bus.cast(f"compute.{inst.host}", "power_action",
+                            _bus_context(ctx, request_id), uuid=inst.uuid,
+                            action=label if label != "reboot" else "reboot",
+                            reboot_type=reboot_type)
+
+    async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
+                       reason: str | None = None) -> None:
+        record = await self.get(ctx, server_id)
+
+        def work(s: Session) -> None:
+            row = s.exec(select(Instance).where(Instance.uuid == record.instance.uuid)).one()
+            row.locked = locked
+            row.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
+            row.locked_reason = reason if locked else None
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="lock" if locked else "unlock",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+
+        await self.db.write(work)
+
+    async def console_output(self, ctx: AuthContext, server_id: str, length: int | None) -> str:
+        inst = (await self.get(ctx, server_id)).instance
+        if not inst.host or inst.vm_state == states.BUILDING:
+            raise InstanceInvalidState(f"Instance {inst.uuid} is not ready: it is in vm_state "
+                                       f"{inst.vm_state}")
+        if not self.capabilities.get("supports_console_output"):
+            raise Conflict("Console output is not supported by this hypervisor")
+        try:
+            output = await self.bus.call(f"compute.{inst.host}", "get_console_output",
+                                         {}, timeout=30, uuid=inst.uuid)
+        except RemoteError as exc:
+            if exc.exc_type == "InstanceNotFound":
+                raise Conflict(f"Guest of instance {inst.uuid} is not running") from None
+            raise Conflict(f"Cannot get console output: {exc.message}") from None
+        if length is not None:
+            lines = output.splitlines()
+            output = "\n".join(lines[-length:] if length else []) + ("\n" if length else "")
+        return output
+
+    async def actions(self, ctx: AuthContext, server_id: str) -> list[InstanceAction]:
+        inst = (await self.get(ctx, server_id)).instance
+        return await self.db.read(lambda s: list(s.exec(
+            select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
+            .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())).all()))  # type: ignore[attr-defined, union-attr]
+
+    # -- flavors ------------------------------------------------------------------
+    async def flavor(self, ctx: AuthContext, flavor_id: str) -> tuple[Flavor, dict[str, str]]:
+        def work(s: Session) -> tuple[Flavor, dict[str, str]] | None:
+            flavor = s.exec(select(Flavor).where(Flavor.flavorid == flavor_id)).first()
+            if flavor is None or flavor.disabled:
+                return None
+            specs = s.exec(select(FlavorExtraSpec).where(
+                FlavorExtraSpec.flavor_id == flavor.id)).all()
+            return flavor, {e.key: e.value for e in specs}
+
+        found = await self.db.read(work)
+        if found is None:
+            raise NotFound(f"Flavor {flavor_id} could not be found.")
+        return found
+
+
+def _image_ref(server: dict[str, Any]) -> str:
+    ref = server.get("imageRef") or ""
+    if not ref:
+        for bdm in server.get("block_device_mapping_v2") or []:
+            if bdm.get("source_type") == "image" and str(bdm.get("boot_index", "0")) == "0":
+                ref = bdm.get("uuid", "")
+    ref = str(ref).rsplit("/", 1)[-1]
+    if not ref:
+        raise BadRequest("Missing imageRef attribute")
+    if not is_uuid(ref):
+        raise BadRequest(f"Invalid imageRef provided: {ref}")
+    return str(uuidlib.UUID(ref))
+
+
+def _bus_context(ctx: AuthContext, request_id: str) -> dict[str, Any]:
+    return {"request_id": request_id, "user_id": ctx.user_id, "project_id": ctx.project_id,
+            "roles": ctx.roles}
+
+
+def _latest_fault(s: Session, uuids: list[str]) -> dict[str, InstanceFault]:
+    if not uuids:
+        return {}
+    rows = s.exec(select(InstanceFault).where(InstanceFault.instance_uuid.in_(uuids))  # type: ignore[attr-defined]
+                  .order_by(InstanceFault.id)).all()
+    return {r.instance_uuid: r for r in rows}
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on", "t", "y")
+
+
+def _int_param(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+        if number < 0:
+            raise ValueError
+    except ValueError:
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
+                         f"'{value}' is not a non-negative integer") from None
+    return number
+
+
+def _parse_time(value: str | None, name: str) -> Any:
+    if not value:
+        return None
+    import datetime as dt
+
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
+                         "It is not a valid ISO 8601 time") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed

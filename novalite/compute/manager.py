@@ -1,0 +1,329 @@
+"""The compute actor: one per host, driving its hypervisor driver.
+
+It never touches the database: every record it reads or writes goes through
+the conductor over the bus (DESIGN.md boundary 1). Operations on one instance
+are serialized by a per-instance lock, as Nova's compute manager does.
+
+Periodic tasks: the service heartbeat, power-state sync (the hypervisor's word
+wins: a guest that powered itself off becomes SHUTOFF), and resource reports.
+At start the actor adopts the guests its driver still finds and reconciles
+their states with the records.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import traceback
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+import trio
+
+from novalite import states
+from novalite.bus import Bus, Message
+from novalite.virt.driver import (
+    Driver,
+    DriverError,
+    ImageInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    LifecycleEvent,
+    NetworkInfo,
+    PowerState,
+    SpawnFailed,
+)
+
+log = structlog.get_logger("novalite.compute")
+
+#: vm_state to set after a successful action, and the power state expected.
+_DONE = {
+    "stop": (states.STOPPED, PowerState.SHUTDOWN),
+    "start": (states.ACTIVE, PowerState.RUNNING),
+    "reboot": (states.ACTIVE, PowerState.RUNNING),
+    "pause": (states.PAUSED, PowerState.PAUSED),
+    "unpause": (states.ACTIVE, PowerState.RUNNING),
+    "suspend": (states.SUSPENDED, PowerState.SUSPENDED),
+    "resume": (states.ACTIVE, PowerState.RUNNING),
+}
+
+
+class ImageCache:
+    """One base copy per image on this host, shared by every guest booted from it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+
+    async def fetch(self, image: dict[str, Any]) -> str:
+        """Return a local path for the image's data, fetching it once per image."""
+        dest = os.path.join(self.path, image["id"])
+        async with self._locks[image["id"]]:
+            if os.path.exists(dest):
+                return dest
+            src = image.get("path")
+            if not src or not os.path.exists(src):
+                raise SpawnFailed(f"image {image['id']} has no data to boot from")
+            os.makedirs(self.path, exist_ok=True)
+
+            def copy() -> None:
+                tmp = dest + ".part"
+                try:
+                    os.link(src, tmp)
+                except OSError:
+                    shutil.copyfile(src, tmp)
+                os.replace(tmp, dest)
+
+            await trio.to_thread.run_sync(copy)
+        return dest
+
+
+class ComputeManager:
+    """Handles the ``compute.<host>`` topic."""
+
+    def __init__(self, host: str, driver: Driver, bus: Bus, *, availability_zone: str,
+                 image_cache: ImageCache, shutdown_timeout: float) -> None:
+        self.host = host
+        self.driver = driver
+        self.bus = bus
+        self.az = availability_zone
+        self.cache = image_cache
+        self.shutdown_timeout = shutdown_timeout
+        self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+        self._events_send, self._events_recv = trio.open_memory_channel[LifecycleEvent](1000)
+
+    # -- plumbing ----------------------------------------------------------------
+    async def conductor(self, method: str, context: dict[str, Any] | None = None,
+                        **args: Any) -> Any:
+        return await self.bus.call("conductor", method, context or {}, **args)
+
+    def emit_event(self, event: LifecycleEvent) -> None:
+        """Given to the driver: lifecycle events queue here and sync power state at once."""
+        try:
+            self._events_send.send_nowait(event)
+        except trio.WouldBlock:
+            log.warning("lifecycle event dropped: queue full", instance=event.uuid)
+
+    async def update(self, context: dict[str, Any], uuid: str, **values: Any) -> Any:
+        return await self.conductor("instance_update", context, uuid=uuid, values=values)
+
+    @asynccontextmanager
+    async def event(self, context: dict[str, Any], uuid: str, name: str) -> AsyncIterator[None]:
+        """Record an instance action event around an operation, as Nova's wrap_instance_event."""
+        await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
+                             phase="start")
+        try:
+            yield
+        except Exception as exc:
+            await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
+                                 result="Error", details=f"{type(exc).__name__}: {exc}")
+            raise
+        await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
+                             result="Success")
+
+    # -- start -------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.driver.init_host()
+        await self.report_service()
+        await self.report_resources()
+        await self.adopt()
+
+    async def adopt(self) -> None:
+        """Reconcile the records of this host's instances with what the driver finds."""
+        records = await self.conductor("instances_on_host", host=self.host)
+        guests = set(await self.driver.list_instances())
+        known = {r["uuid"] for r in records}
+        for record in records:
+            await self.sync_power_state(record, adopting=True)
+        for uuid in sorted(guests - known):
+            log.warning("guest on this host has no instance record; left alone", instance=uuid)
+        if records:
+            log.info("adopted guests", host=self.host, count=len(guests & known))
+
+    async def report_service(self) -> None:
+        await self.conductor("service_report", host=self.host, binary="nova-compute",
+                             availability_zone=self.az)
+
+    async def report_resources(self) -> None:
+        res = await self.driver.get_available_resource()
+        data = asdict(res)
+        data["supported_instances"] = [list(x) for x in res.supported_instances]
+        await self.conductor("compute_node_update", host=self.host, resources=data)
+
+    # -- periodic tasks ------------------------------------------------------------
+    async def periodic(self, interval: float, fn: Any) -> None:
+        while True:
+            await trio.sleep(interval)
+            try:
+                await fn()
+            except Exception:
+                log.exception("periodic task failed", host=self.host, task=fn.__name__)
+
+    async def sync_all(self) -> None:
+        for record in await self.conductor("instances_on_host", host=self.host):
+            await self.sync_power_state(record)
+
+    async def sync_power_state(self, record: dict[str, Any], adopting: bool = False) -> None:
+        """Make the record follow the hypervisor (Nova's _sync_instance_power_state)."""
+        uuid = record["uuid"]
+        if record["task_state"] is not None and not adopting:
+            return  # an operation is in flight; it will set the state itself
+        if record["vm_state"] in (states.BUILDING, states.DELETED):
+            if adopting and record["vm_state"] == states.BUILDING:
+                await self.update({}, uuid, vm_state=states.ERROR, task_state=None)
+                await self.conductor("instance_fault", uuid=uuid, host=self.host,
+                                     message="The service stopped while this instance was "
+                                     "being built")
+            return
+        try:
+            power = (await self.driver.get_info(uuid)).state
+        except InstanceNotFound:
+            power = PowerState.NOSTATE
+        values: dict[str, Any] = {}
+        if adopting and record["task_state"] is not None:
+            values["task_state"] = None
+        if int(power) != record["power_state"]:
+            values["power_state"] = int(power)
+        vm_state = record["vm_state"]
+        if power in (PowerState.SHUTDOWN, PowerState.NOSTATE, PowerState.CRASHED) and vm_state in (
+            states.ACTIVE, states.PAUSED, states.SUSPENDED
+        ):
+            if not (vm_state == states.SUSPENDED and power == PowerState.SHUTDOWN):
+                values["vm_state"] = states.STOPPED
+        elif power == PowerState.RUNNING and vm_state == states.STOPPED:
+            values["vm_state"] = states.ACTIVE
+        elif power == PowerState.PAUSED and vm_state == states.ACTIVE:
+            values["vm_state"] = states.PAUSED
+        if values:
+            log.info("power state synced", instance=uuid, power_state=int(power),
+                     **{k: v for k, v in values.items() if k == "vm_state"})
+            await self.update({}, uuid, **values)
+
+    async def watch_events(self) -> None:
+        async for event in self._events_recv:
+            record = await self.conductor("instance_get", uuid=event.uuid)
+            if record and record["host"] == self.host and not record["deleted"]:
+                await self.sync_power_state(record)
+
+    # -- bus ---------------------------------------------------------------------
+    async def handle(self, msg: Message) -> Any:
+        method = getattr(self, f"rpc_{msg.method}", None)
+        if method is None:
+            raise ValueError(f"compute has no method {msg.method}")
+        return await method(msg.context, **msg.args)
+
+    async def rpc_build_and_run_instance(self, context: dict[str, Any], instance: dict[str, Any],
+                                         image: dict[str, Any] | None,
+                                         kernel: dict[str, Any] | None,
+                                         ramdisk: dict[str, Any] | None, spec: dict[str, Any],
+                                         tried: list[str], networks: str) -> None:
+        uuid = instance["uuid"]
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_build_and_run_instance"):
+                    current = await self.update(context, uuid, task_state=states.SPAWNING)
+                    if current is None or current["deleted"]:
+                        raise SpawnFailed("instance was deleted during the build")
+                    await self._spawn(instance, image, kernel, ramdisk)
+            except Exception as exc:
+                reschedule = isinstance(exc, SpawnFailed)
+                if not isinstance(exc, DriverError):
+                    log.exception("spawn crashed", instance=uuid)
+                with trio.CancelScope(shield=True):
+                    await self.driver.destroy(uuid)
+                    await self.conductor("build_failed", context, instance_uuid=uuid,
+                                         host=self.host, reason=str(exc) or type(exc).__name__,
+                                         spec=spec, tried=tried, networks=networks,
+                                         reschedule=reschedule)
+                return
+            info = await self.driver.get_info(uuid)
+            await self.update(context, uuid, vm_state=states.ACTIVE, task_state=None,
+                              power_state=int(info.state), launched_at="now")
+            log.info("instance spawned", instance=uuid, host=self.host)
+
+    async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
+                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None) -> None:
+        if image is None:
+            raise DriverError(f"image {instance['image_ref']} not found")
+        path = await self.cache.fetch(image)
+        kernel_path = await self.cache.fetch(kernel) if kernel else None
+        ramdisk_path = await self.cache.fetch(ramdisk) if ramdisk else None
+        image_info = ImageInfo(id=image["id"], name=image["name"],
+                               disk_format=image["disk_format"],
+                               container_format=image["container_format"], path=path,
+                               size=image["size"], properties=image["properties"],
+                               kernel_path=kernel_path, ramdisk_path=ramdisk_path)
+        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
+                               gateway=a["gateway"], mac=a["mac"])
+                   for a in instance["addresses"]]
+        await self.driver.spawn(spec_from_payload(instance), image_info, network)
+
+    async def rpc_terminate_instance(self, context: dict[str, Any], uuid: str) -> None:
+        async with self._locks[uuid]:
+            try:
+                await self.driver.destroy(uuid)
+            except Exception as exc:
+                log.exception("destroy failed", instance=uuid)
+                await self.update(context, uuid, vm_state=states.ERROR, task_state=None)
+                await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
+                                     message=f"Failed to delete the guest: {exc}")
+                return
+            await self.conductor("instance_destroyed", context, uuid=uuid, host=self.host)
+        self._locks.pop(uuid, None)
+        log.info("instance deleted", instance=uuid)
+
+    async def rpc_power_action(self, context: dict[str, Any], uuid: str, action: str,
+                               reboot_type: str = "SOFT") -> None:
+        """stop, start, reboot, pause, unpause, suspend, resume."""
+        event = {"stop": "compute_stop_instance", "start": "compute_start_instance",
+                 "reboot": "compute_reboot_instance"}.get(action, f"compute_{action}_instance")
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, event):
+                    if action == "stop":
+                        await self.driver.power_off(uuid, self.shutdown_timeout)
+                    elif action == "start":
+                        await self.driver.power_on(uuid)
+                    elif action == "reboot":
+                        await self.driver.reboot(uuid, reboot_type)
+                    else:
+                        await getattr(self.driver, action)(uuid)
+            except Exception as exc:
+                log.warning("action failed", instance=uuid, action=action, error=str(exc))
+                info_state = await self._power_or_none(uuid)
+                values: dict[str, Any] = {"task_state": None}
+                if info_state is not None:
+                    values["power_state"] = int(info_state)
+                await self.update(context, uuid, **values)
+                await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
+                                     message=f"{action} failed: {exc}",
+                                     details=traceback.format_exc())
+                return
+            vm_state, _expected = _DONE[action]
+            power = await self._power_or_none(uuid)
+            await self.update(context, uuid, vm_state=vm_state, task_state=None,
+                              power_state=int(power if power is not None else _expected))
+
+    async def _power_or_none(self, uuid: str) -> PowerState | None:
+        try:
+            return (await self.driver.get_info(uuid)).state
+        except DriverError:
+            return None
+
+    async def rpc_get_console_output(self, context: dict[str, Any], uuid: str) -> str:
+        return await self.driver.get_console_output(uuid)
+
+
+def spec_from_payload(instance: dict[str, Any]) -> InstanceSpec:
+    return InstanceSpec(
+        uuid=instance["uuid"], name=instance["name"], hostname=instance["hostname"],
+        vcpus=instance["vcpus"], memory_mb=instance["memory_mb"], root_gb=instance["root_gb"],
+        ephemeral_gb=instance["ephemeral_gb"], swap_mb=instance["swap_mb"],
+        flavor_name=instance["flavor_name"], key_data=instance["key_data"],
+        user_data=instance["user_data"], metadata=instance["metadata"],
+        extra={"extra_specs": instance.get("extra_specs", {})},
+    )

@@ -1,0 +1,340 @@
+"""novalite's configuration: one typed schema, read from TOML, overridable by environment.
+
+Sections are named like nova.conf's where the idea is the same. Every key has a
+default, so an empty file (or none) runs. Environment variables override the
+file: ``NOVALITE_<SECTION>__<KEY>`` (``NOVALITE_API__PORT=8775``,
+``NOVALITE_DEFAULT__STATE_PATH=/tmp/x``); ``NOVALITE_STATE_PATH`` is a shorthand
+for the latter. Values from the environment are parsed as TOML values when they
+parse (``8775``, ``true``, ``["a", "b"]``), else taken as strings.
+
+An unknown section or key, or a value of the wrong type, raises
+:class:`~novalite.exceptions.ConfigError` naming the key, the value and what was
+expected. Driver sections (``[fake]``, ``[qemu]``, ...) are checked against the
+installed driver's ``option_defaults``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from novalite.exceptions import ConfigError
+
+ENV_PREFIX = "NOVALITE_"
+
+
+def default_state_path() -> str:
+    """Per-user data directory (``~/.local/share/novalite`` on Linux)."""
+    import platformdirs
+
+    return platformdirs.user_data_dir("novalite")
+
+
+@dataclass
+class DefaultSection:
+    """``[DEFAULT]``: where all state lives."""
+
+    state_path: str = ""
+
+
+@dataclass
+class ApiSection:
+    """``[api]``: the one HTTP listener serving /identity, /image and /compute."""
+
+    host: str = "127.0.0.1"
+    port: int = 8774
+    #: The URL clients reach the listener at (catalog URLs); default http://host:port.
+    public_url: str = ""
+    #: Highest compute microversion advertised.
+    max_microversion: str = "2.96"
+    #: Seconds in-flight requests get to finish on SIGINT/SIGTERM.
+    graceful_timeout: float = 10.0
+
+
+@dataclass
+class DatabaseSection:
+    """``[database]``: an SQLAlchemy URL as in nova.conf; default SQLite under state_path."""
+
+    connection: str = ""
+
+
+@dataclass
+class ComputeSection:
+    """``[compute]``: the driver and the compute hosts this process runs."""
+
+    #: An entry-point name in ``novalite.drivers``, or "auto" (kvm, qemu or fake).
+    driver: str = "auto"
+    #: Host names, or a number N meaning compute-1 ... compute-N. Empty: this machine.
+    hosts: list[str] | int = field(default_factory=list)
+    availability_zone: str = "nova"
+    heartbeat_interval: float = 10.0
+    power_sync_interval: float = 10.0
+    resource_update_interval: float = 60.0
+    #: Seconds after the last heartbeat before a compute service counts as down.
+    service_down_time: float = 60.0
+    shutdown_timeout: float = 60.0
+
+
+@dataclass
+class SchedulerSection:
+    """``[scheduler]`` (nova.conf's [filter_scheduler] merged in)."""
+
+    enabled_filters: list[str] = field(
+        default_factory=lambda: [
+            "ComputeFilter",
+            "AvailabilityZoneFilter",
+            "ResourceFilter",
+            "ImagePropertiesFilter",
+        ]
+    )
+    weighers: list[str] = field(default_factory=lambda: ["RAMWeigher"])
+    ram_weight_multiplier: float = 1.0
+    max_attempts: int = 3
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+
+
+@dataclass
+class IdentitySection:
+    """``[identity]``: the embedded Keystone subset."""
+
+    #: The admin user's password; empty: generated on first start and written to clouds.yaml.
+    admin_password: str = ""
+    token_expiration: int = 3600
+    region: str = "RegionOne"
+
+
+@dataclass
+class NetworkSection:
+    """``[network]``: the default network that ``networks: "auto"`` allocates from."""
+
+    name: str = "private"
+    cidr: str = "10.0.0.0/24"
+
+
+@dataclass
+class LoggingSection:
+    """``[logging]``."""
+
+    level: str = "info"
+    #: "auto" (pretty on a terminal, JSON lines otherwise), "pretty" or "json".
+    format: str = "auto"
+
+
+SECTIONS: dict[str, type] = {
+    "DEFAULT": DefaultSection,
+    "api": ApiSection,
+    "database": DatabaseSection,
+    "compute": ComputeSection,
+    "scheduler": SchedulerSection,
+    "identity": IdentitySection,
+    "network": NetworkSection,
+    "logging": LoggingSection,
+}
+
+
+@dataclass
+class Config:
+    """The whole validated configuration."""
+
+    DEFAULT: DefaultSection = field(default_factory=DefaultSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    database: DatabaseSection = field(default_factory=DatabaseSection)
+    compute: ComputeSection = field(default_factory=ComputeSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    identity: IdentitySection = field(default_factory=IdentitySection)
+    network: NetworkSection = field(default_factory=NetworkSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+    #: Driver sections ([fake], [qemu], ...) as given, checked by :meth:`driver_options`.
+    drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "(defaults)"
+
+    @property
+    def state_path(self) -> str:
+        return self.DEFAULT.state_path
+
+    @property
+    def public_url(self) -> str:
+        return (self.api.public_url or f"http://{self.api.host}:{self.api.port}").rstrip("/")
+
+    @property
+    def host_names(self) -> list[str]:
+        hosts = self.compute.hosts
+        if isinstance(hosts, int):
+            return [f"compute-{i}" for i in range(1, hosts + 1)]
+        return list(hosts) or [socket.gethostname()]
+
+    def driver_options(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The driver's section merged over its ``option_defaults``, type-checked."""
+        given = self.drivers.get(name, {})
+        merged = dict(defaults)
+        for key, value in given.items():
+            if key not in defaults:
+                known = ", ".join(sorted(defaults)) or "none"
+                raise ConfigError(
+                    f"[{name}] {key} = {value!r}: unknown key (known keys: {known})"
+                )
+            merged[key] = _check_type(f"[{name}] {key}", value, defaults[key])
+        return merged
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a boolean (true/false)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, list):
+        return "a list of strings"
+    return "a string"
+
+
+def _check_type(name: str, value: Any, default: Any) -> Any:
+    ok: bool
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{name} = {value!r}: expected {_type_name(default)}")
+    return value
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        section = "DEFAULT" if section.upper() == "DEFAULT" else section.lower()
+        out.setdefault(section, {})[key.lower()] = _parse_env_value(raw)
+    if "NOVALITE_STATE_PATH" in environ:
+        out.setdefault("DEFAULT", {}).setdefault("state_path", environ["NOVALITE_STATE_PATH"])
+    return out
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    section = cls()
+    for key, value in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"[{name}] {key} = {value!r}: unknown key (known keys: {known})")
+        default = getattr(section, key)
+        if name == "compute" and key == "hosts":
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+                pass
+            elif isinstance(value, list) and value and all(
+                isinstance(v, str) and v for v in value
+            ):
+                if len(set(value)) != len(value):
+                    raise ConfigError(f"[compute] hosts = {value!r}: host names must be unique")
+            else:
+                raise ConfigError(
+                    f"[compute] hosts = {value!r}: expected a non-empty list of host names "
+                    "or a positive number"
+                )
+        else:
+            value = _check_type(f"[{name}] {key}", value, default)
+        setattr(section, key, value)
+    return section
+
+
+def _validate(cfg: Config) -> None:
+    if not 0 < cfg.api.port < 65536:
+        raise ConfigError(f"[api] port = {cfg.api.port!r}: expected a TCP port (1-65535)")
+    try:
+        net = ipaddress.ip_network(cfg.network.cidr, strict=True)
+        if net.num_addresses < 4:
+            raise ValueError("too small")
+    except ValueError as exc:
+        raise ConfigError(
+            f"[network] cidr = {cfg.network.cidr!r}: expected an IPv4 network like "
+            f"10.0.0.0/24 ({exc})"
+        ) from None
+    for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
+        if getattr(cfg.scheduler, key) <= 0:
+            raise ConfigError(
+                f"[scheduler] {key} = {getattr(cfg.scheduler, key)!r}: expected a positive number"
+            )
+    if cfg.scheduler.max_attempts < 1:
+        raise ConfigError(
+            f"[scheduler] max_attempts = {cfg.scheduler.max_attempts!r}: expected at least 1"
+        )
+    if cfg.logging.format not in ("auto", "pretty", "json"):
+        raise ConfigError(
+            f"[logging] format = {cfg.logging.format!r}: expected one of auto, pretty, json"
+        )
+    if cfg.logging.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(
+            f"[logging] level = {cfg.logging.level!r}: expected one of debug, info, warning, error"
+        )
+    try:
+        major, minor = (int(p) for p in cfg.api.max_microversion.split("."))
+        if (major, minor) < (2, 37):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"[api] max_microversion = {cfg.api.max_microversion!r}: expected 2.N with N >= 37"
+        ) from None
+
+
+def load(path: str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read ``path`` (or ``$NOVALITE_CONFIG``, or nothing), apply the environment, validate."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or environ.get("NOVALITE_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    for section, values in _env_overrides(environ).items():
+        data.setdefault(section, {}).update(values)
+    cfg = Config(source=path or "(defaults)")
+    for name, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{name} = {values!r}: expected a [section], not a top-level value")
+        if name in SECTIONS:
+            setattr(cfg, name, _build_section(name, SECTIONS[name], values))
+        else:
+            cfg.drivers[name] = dict(values)
+    if not cfg.DEFAULT.state_path:
+        cfg.DEFAULT.state_path = default_state_path()
+    cfg.DEFAULT.state_path = os.path.abspath(os.path.expanduser(cfg.DEFAULT.state_path))
+    if not cfg.database.connection:
+        cfg.database.connection = f"sqlite:///{os.path.join(cfg.state_path, 'novalite.sqlite')}"
+    _validate(cfg)
+    return cfg
+
+
+def check_driver_sections(cfg: Config, installed: set[str]) -> None:
+    """Reject a section that is neither a known one nor an installed driver's."""
+    for name in cfg.drivers:
+        if name not in installed:
+            known = ", ".join(sorted(set(SECTIONS) | installed))
+            raise ConfigError(f"[{name}]: unknown section (known sections: {known})")

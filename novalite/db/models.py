@@ -1,0 +1,274 @@
+"""The database schema: SQLModel tables. Times are naive UTC; soft-deleted rows keep
+``deleted != 0`` as Nova's do (``deleted`` holds the row's own id once deleted)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid as uuidlib
+from typing import Any
+
+from pydantic import NaiveDatetime
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def _json(default: Any = None) -> Any:
+    factory = dict if default is None else default
+    return Field(default_factory=factory, sa_column=Column(JSON, nullable=False))
+
+
+# -- identity -----------------------------------------------------------------
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+    id: str = Field(default_factory=lambda: uuidlib.uuid4().hex, primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    domain_id: str = Field(default="default", max_length=64)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    enabled: bool = True
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: str = Field(default_factory=lambda: uuidlib.uuid4().hex, primary_key=True, max_length=64)
+    name: str = Field(max_length=255)
+    domain_id: str = Field(default="default", max_length=64)
+    password_hash: str = Field(max_length=255)
+    default_project_id: str | None = Field(default=None, max_length=64)
+    enabled: bool = True
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+
+class Role(SQLModel, table=True):
+    __tablename__ = "roles"
+    id: str = Field(default_factory=lambda: uuidlib.uuid4().hex, primary_key=True, max_length=64)
+    name: str = Field(max_length=255, unique=True)
+
+
+class RoleAssignment(SQLModel, table=True):
+    __tablename__ = "role_assignments"
+    user_id: str = Field(primary_key=True, max_length=64)
+    project_id: str = Field(primary_key=True, max_length=64)
+    role_id: str = Field(primary_key=True, max_length=64)
+
+
+class Token(SQLModel, table=True):
+    """An issued token, stored by the sha256 of its value (the value itself is never kept)."""
+
+    __tablename__ = "tokens"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=64)
+    project_id: str = Field(max_length=64)
+    issued_at: NaiveDatetime = Field(default_factory=utcnow)
+    expires_at: NaiveDatetime
+    audit_id: str = Field(max_length=64)
+    revoked: bool = False
+
+
+# -- flavors ------------------------------------------------------------------
+class Flavor(SQLModel, table=True):
+    __tablename__ = "flavors"
+    id: int | None = Field(default=None, primary_key=True)
+    flavorid: str = Field(max_length=255, unique=True)
+    name: str = Field(max_length=255, unique=True)
+    memory_mb: int
+    vcpus: int
+    root_gb: int = 0
+    ephemeral_gb: int = 0
+    swap: int = 0
+    rxtx_factor: float = 1.0
+    is_public: bool = True
+    disabled: bool = False
+    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class FlavorExtraSpec(SQLModel, table=True):
+    __tablename__ = "flavor_extra_specs"
+    flavor_id: int = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=255)
+    value: str = Field(default="", max_length=255)
+
+
+# -- images -------------------------------------------------------------------
+class Image(SQLModel, table=True):
+    __tablename__ = "images"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    name: str | None = Field(default=None, max_length=255, index=True)
+    status: str = Field(default="queued", max_length=30)
+    disk_format: str | None = Field(default=None, max_length=20)
+    container_format: str | None = Field(default=None, max_length=20)
+    size: int | None = None
+    virtual_size: int | None = None
+    checksum: str | None = Field(default=None, max_length=32)
+    os_hash_algo: str | None = Field(default=None, max_length=64)
+    os_hash_value: str | None = Field(default=None, max_length=128)
+    visibility: str = Field(default="shared", max_length=20)
+    protected: bool = False
+    owner: str | None = Field(default=None, max_length=64)
+    min_disk: int = 0
+    min_ram: int = 0
+    properties: dict[str, Any] = _json()
+    tags: list[str] = _json(list)
+    path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+# -- compute ------------------------------------------------------------------
+class Instance(SQLModel, table=True):
+    __tablename__ = "instances"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    display_name: str = Field(max_length=255)
+    display_description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    hostname: str = Field(default="", max_length=255)
+    project_id: str = Field(max_length=64, index=True)
+    user_id: str = Field(max_length=64)
+    host: str | None = Field(default=None, max_length=255, index=True)
+    node: str | None = Field(default=None, max_length=255)
+    availability_zone: str | None = Field(default=None, max_length=255)
+    image_ref: str = Field(default="", max_length=255)
+    flavor: dict[str, Any] = _json()
+    vcpus: int = 0
+    memory_mb: int = 0
+    root_gb: int = 0
+    ephemeral_gb: int = 0
+    vm_state: str = Field(default="building", max_length=255)
+    task_state: str | None = Field(default=None, max_length=255)
+    power_state: int = 0
+    key_name: str | None = Field(default=None, max_length=255)
+    key_data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    user_data: str | None = Field(default=None, sa_column=Column(Text(16777215), nullable=True))
+    metadata_: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
+    )
+    addresses: list[dict[str, Any]] = _json(list)
+    config_drive: str = Field(default="", max_length=255)
+    locked: bool = False
+    locked_by: str | None = Field(default=None, max_length=16)
+    locked_reason: str | None = Field(default=None, max_length=255)
+    launch_index: int = 0
+    reservation_id: str = Field(default="", max_length=255)
+    progress: int = 0
+    launched_at: NaiveDatetime | None = None
+    terminated_at: NaiveDatetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    deleted_at: NaiveDatetime | None = None
+    deleted: int = Field(default=0, index=True)
+    __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
+
+
+class InstanceFault(SQLModel, table=True):
+    __tablename__ = "instance_faults"
+    id: int | None = Field(default=None, primary_key=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    code: int = 500
+    message: str = Field(default="", max_length=255)
+    details: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    host: str | None = Field(default=None, max_length=255)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class InstanceAction(SQLModel, table=True):
+    __tablename__ = "instance_actions"
+    id: int | None = Field(default=None, primary_key=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    action: str = Field(max_length=255)
+    request_id: str = Field(max_length=255, index=True)
+    user_id: str = Field(max_length=64)
+    project_id: str = Field(max_length=64)
+    start_time: NaiveDatetime = Field(default_factory=utcnow)
+    finish_time: NaiveDatetime | None = None
+    message: str | None = Field(default=None, max_length=255)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class InstanceActionEvent(SQLModel, table=True):
+    __tablename__ = "instance_actions_events"
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(index=True)
+    event: str = Field(max_length=255)
+    start_time: NaiveDatetime = Field(default_factory=utcnow)
+    finish_time: NaiveDatetime | None = None
+    result: str | None = Field(default=None, max_length=255)
+    traceback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    host: str | None = Field(default=None, max_length=255)
+    details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Service(SQLModel, table=True):
+    __tablename__ = "services"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    host: str = Field(max_length=255)
+    binary: str = Field(max_length=255)
+    topic: str = Field(max_length=255)
+    report_count: int = 0
+    disabled: bool = False
+    disabled_reason: str | None = Field(default=None, max_length=255)
+    forced_down: bool = False
+    availability_zone: str = Field(default="nova", max_length=255)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    updated_at: NaiveDatetime | None = None
+    __table_args__ = (UniqueConstraint("host", "binary"),)
+
+
+class ComputeNode(SQLModel, table=True):
+    __tablename__ = "compute_nodes"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    host: str = Field(max_length=255, unique=True)
+    hypervisor_hostname: str = Field(max_length=255)
+    hypervisor_type: str = Field(max_length=255)
+    hypervisor_version: int = 0
+    vcpus: int = 0
+    memory_mb: int = 0
+    local_gb: int = 0
+    cpu_info: dict[str, Any] = _json()
+    supported_instances: list[Any] = _json(list)
+    host_ip: str = Field(default="127.0.0.1", max_length=64)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+
+
+class Allocation(SQLModel, table=True):
+    """Resources an instance holds on its host: the scheduler's claim, made durable."""
+
+    __tablename__ = "allocations"
+    instance_uuid: str = Field(primary_key=True, max_length=36)
+    host: str = Field(max_length=255, index=True)
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+
+
+class FixedIP(SQLModel, table=True):
+    """An address of the default network held by an instance (unique: never given twice)."""
+
+    __tablename__ = "fixed_ips"
+    address: str = Field(primary_key=True, max_length=64)
+    network: str = Field(max_length=255)
+    instance_uuid: str = Field(max_length=36, index=True)
+    mac: str = Field(max_length=32)
+
+
+class KeyPair(SQLModel, table=True):
+    __tablename__ = "key_pairs"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=255)
+    user_id: str = Field(max_length=64)
+    fingerprint: str = Field(max_length=255)
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    type: str = Field(default="ssh", max_length=16)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    __table_args__ = (UniqueConstraint("user_id", "name"),)

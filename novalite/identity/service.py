@@ -1,0 +1,268 @@
+"""The embedded Keystone v3 subset: users, projects, roles, password auth and tokens.
+
+Passwords are stored as scrypt hashes; tokens are random strings of which only
+the sha256 is stored. Validated tokens are cached in memory (revocation drops
+them from the cache at once, so it takes effect immediately).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlmodel import Session, select
+
+from novalite.config import Config
+from novalite.db.engine import Database
+from novalite.db.models import Project, Role, RoleAssignment, Token, User, utcnow
+from novalite.exceptions import NotFound, Unauthorized
+
+log = structlog.get_logger("novalite.identity")
+
+DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
+ROLES = ("admin", "member", "reader")
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(got.hex(), digest)
+
+
+def _token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def isotime(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+@dataclass
+class AuthContext:
+    """Who is calling: the validated token's user, project and roles."""
+
+    user_id: str
+    user_name: str
+    project_id: str
+    project_name: str
+    roles: list[str]
+    expires_at: dt.datetime
+    issued_at: dt.datetime
+    audit_id: str
+    role_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+
+class IdentityService:
+    """Authentication and token validation against the database."""
+
+    def __init__(self, db: Database, cfg: Config) -> None:
+        self.db = db
+        self.cfg = cfg
+        self._cache: dict[str, AuthContext] = {}
+
+    # -- bootstrap -------------------------------------------------------------
+    async def bootstrap(self) -> str | None:
+        """Create roles and the admin user/project if missing.
+
+        Returns the admin password when it was generated now (first start, none
+        configured), else None. A configured password always replaces the stored one.
+        """
+        configured = self.cfg.identity.admin_password
+
+        def work(s: Session) -> str | None:
+            roles = {r.name: r for r in s.exec(select(Role)).all()}
+            for name in ROLES:
+                if name not in roles:
+                    roles[name] = Role(name=name)
+                    s.add(roles[name])
+            project = s.exec(select(Project).where(Project.name == "admin")).first()
+            if project is None:
+                project = Project(name="admin", description="Bootstrap project")
+                s.add(project)
+            user = s.exec(select(User).where(User.name == "admin")).first()
+            generated = None
+            if user is None:
+                password = configured or secrets.token_urlsafe(16)
+                generated = None if configured else password
+                user = User(name="admin", password_hash=hash_password(password),
+                            default_project_id=project.id)
+                s.add(user)
+            elif configured and not check_password(configured, user.password_hash):
+                user.password_hash = hash_password(configured)
+                s.add(user)
+            s.flush()
+            have = s.exec(
+                select(RoleAssignment).where(
+                    RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
+                )
+            ).all()
+            if not any(a.role_id == roles["admin"].id for a in have):
+                s.add(RoleAssignment(user_id=user.id, project_id=project.id,
+                                     role_id=roles["admin"].id))
+            return generated
+
+        return await self.db.write(work)
+
+    # -- authentication --------------------------------------------------------
+    async def authenticate(
+        self, user_name: str | None, user_id: str | None, user_domain: str | None,
+        password: str, project_name: str | None, project_id: str | None,
+        project_domain: str | None,
+    ) -> tuple[str, AuthContext]:
+        """Check a password and issue a project-scoped token: (token, context)."""
+        ttl = self.cfg.identity.token_expiration
+
+        def work(s: Session) -> tuple[str, AuthContext]:
+            q = select(User)
+            q = q.where(User.id == user_id) if user_id else q.where(User.name == user_name)
+            user = s.exec(q).first()
+            if user is None or not user.enabled or not check_password(password,
+                                                                       user.password_hash):
+                raise Unauthorized("The request you have made requires authentication.")
+            if _domain_mismatch(user_domain):
+                raise Unauthorized("The request you have made requires authentication.")
+            if project_id or project_name:
+                pq = select(Project)
+                pq = (pq.where(Project.id == project_id) if project_id
+                      else pq.where(Project.name == project_name))
+                project = s.exec(pq).first()
+                if project is None or _domain_mismatch(project_domain):
+                    raise Unauthorized(f"Could not find project: {project_id or project_name}.")
+            else:
+                project = s.get(Project, user.default_project_id or "")
+                if project is None:
+                    raise Unauthorized("An unscoped token is not supported: name a project.")
+            roles = s.exec(
+                select(Role).join(RoleAssignment, RoleAssignment.role_id == Role.id).where(
+                    RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
+                )
+            ).all()
+            if not roles:
+                raise Unauthorized(
+                    f"User {user.id} has no access to project {project.id}"
+                )
+            token = secrets.token_urlsafe(32)
+            now = utcnow()
+            row = Token(id=_token_id(token), user_id=user.id, project_id=project.id,
+                        issued_at=now, expires_at=now + dt.timedelta(seconds=ttl),
+                        audit_id=uuid.uuid4().hex[:22])
+            s.add(row)
+            ctx = AuthContext(user.id, user.name, project.id, project.name,
+                              sorted(r.name for r in roles), row.expires_at, now, row.audit_id,
+                              {r.name: r.id for r in roles})
+            return token, ctx
+
+        token, ctx = await self.db.write(work)
+        self._cache[_token_id(token)] = ctx
+        return token, ctx
+
+    async def validate(self, token: str | None) -> AuthContext:
+        """The context of a valid token; Unauthorized when missing, unknown, expired or revoked."""
+        if not token:
+            raise Unauthorized("The request you have made requires authentication.")
+        tid = _token_id(token)
+        ctx = self._cache.get(tid)
+        if ctx is None:
+            ctx = await self.db.read(lambda s: _load_token(s, tid))
+            if ctx is None:
+                raise Unauthorized("The request you have made requires authentication.")
+            self._cache[tid] = ctx
+        if ctx.expires_at <= utcnow():
+            self._cache.pop(tid, None)
+            raise Unauthorized("The request you have made requires authentication.")
+        return ctx
+
+    async def revoke(self, token: str) -> None:
+        tid = _token_id(token)
+        self._cache.pop(tid, None)
+
+        def work(s: Session) -> None:
+            row = s.get(Token, tid)
+            if row is None or row.revoked:
+                raise NotFound("Could not find token.")
+            row.revoked = True
+            s.add(row)
+
+        await self.db.write(work)
+
+    # -- views -----------------------------------------------------------------
+    def catalog(self) -> list[dict[str, Any]]:
+        base = self.cfg.public_url
+        region = self.cfg.identity.region
+
+        def entry(kind: str, name: str, url: str) -> dict[str, Any]:
+            sid = uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/{kind}").hex
+            return {
+                "type": kind, "name": name, "id": sid,
+                "endpoints": [{
+                    "id": uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/{kind}/public").hex,
+                    "interface": "public", "region_id": region, "region": region, "url": url,
+                }],
+            }
+
+        return [
+            entry("identity", "keystone", f"{base}/identity"),
+            entry("compute", "nova", f"{base}/compute/v2.1"),
+            entry("image", "glance", f"{base}/image"),
+        ]
+
+    def token_body(self, ctx: AuthContext) -> dict[str, Any]:
+        return {
+            "token": {
+                "methods": ["password"],
+                "user": {"id": ctx.user_id, "name": ctx.user_name, "domain": DEFAULT_DOMAIN,
+                         "password_expires_at": None},
+                "project": {"id": ctx.project_id, "name": ctx.project_name,
+                            "domain": DEFAULT_DOMAIN},
+                "roles": [{"id": ctx.role_ids.get(r, r), "name": r} for r in ctx.roles],
+                "audit_ids": [ctx.audit_id],
+                "issued_at": isotime(ctx.issued_at),
+                "expires_at": isotime(ctx.expires_at),
+                "is_domain": False,
+                "catalog": self.catalog(),
+            }
+        }
+
+
+def _domain_mismatch(domain: str | None) -> bool:
+    return domain is not None and domain.lower() not in ("default",)
+
+
+def _load_token(s: Session, tid: str) -> AuthContext | None:
+    row = s.get(Token, tid)
+    if row is None or row.revoked:
+        return None
+    user = s.get(User, row.user_id)
+    project = s.get(Project, row.project_id)
+    if user is None or project is None or not user.enabled:
+        return None
+    roles = s.exec(
+        select(Role).join(RoleAssignment, RoleAssignment.role_id == Role.id).where(
+            RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
+        )
+    ).all()
+    return AuthContext(user.id, user.name, project.id, project.name,
+                       sorted(r.name for r in roles), row.expires_at, row.issued_at,
+                       row.audit_id, {r.name: r.id for r in roles})

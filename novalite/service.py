@@ -1,0 +1,240 @@
+"""``novalite serve``: one trio nursery running the api, conductor, scheduler and compute actors.
+
+Start order is explicit (``nursery.start``): database, scheduler, conductor,
+every compute host (adopting its guests), then the API listener. A failing
+actor fails the nursery, so the service goes down loudly with the cause.
+SIGINT/SIGTERM stop the listener, give in-flight work ``[api] graceful_timeout``
+seconds, then end the actors; guests keep running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import structlog
+import trio
+
+from novalite import __version__
+from novalite.bus import Bus
+from novalite.config import Config, check_driver_sections
+from novalite.exceptions import ConfigError
+from novalite.virt import registry
+from novalite.virt.driver import Driver, DriverContext
+
+log = structlog.get_logger("novalite.service")
+
+
+def choose_driver(cfg: Config) -> tuple[str, str]:
+    """The driver to run and why: the configured one, or for "auto" kvm, qemu or fake."""
+    if cfg.compute.driver != "auto":
+        return cfg.compute.driver, "configured in [compute] driver"
+    found = registry.discover()
+    kvm, qemu = found.get("kvm"), found.get("qemu")
+    if kvm is not None and kvm.usable:
+        try:
+            from novalite_drivers.qemu import kvm_runs_linux
+
+            check = kvm_runs_linux()
+        except Exception as exc:  # the qemu package may be absent or broken
+            check = None
+            why_kvm = f"cannot tell whether KVM runs Linux guests ({exc})"
+        else:
+            why_kvm = check.reason
+        if check is not None and check.usable:
+            return "kvm", "KVM is usable and runs Linux guests"
+    else:
+        why_kvm = kvm.status if kvm is not None else "kvm driver not installed"
+    if qemu is not None and qemu.usable:
+        return "qemu", f"QEMU is installed; not kvm: {why_kvm}"
+    why_qemu = qemu.status if qemu is not None else "qemu driver not installed"
+    return "fake", f"no usable hypervisor (qemu: {why_qemu}); guests are simulated"
+
+
+class Service:
+    """Everything one ``novalite serve`` owns."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.bus = Bus()
+        self.started_at = time.monotonic()
+        self.driver_name, self.driver_reason = choose_driver(cfg)
+        self.driver_cls: type[Driver] = registry.load_driver(self.driver_name)
+        installed = set(registry.discover())
+        check_driver_sections(self.cfg, installed)
+        self.driver_options = cfg.driver_options(self.driver_name,
+                                                 dict(self.driver_cls.option_defaults))
+        self.ready = trio.Event()
+        self.stopping = trio.Event()
+        self.api_done = trio.Event()
+
+    # -- database and first-start bootstrap --------------------------------------
+    async def open_database(self) -> None:
+        from novalite.db import migrate
+        from novalite.db.engine import Database
+
+        self.db = Database(self.cfg.database.connection)
+        before, head = await trio.to_thread.run_sync(migrate.sync, self.db.engine)
+        if before != head:
+            log.info("database schema ready", revision=head, was=before or "empty")
+
+    async def bootstrap(self) -> None:
+        from novalite import bootstrap
+        from novalite.identity.service import IdentityService
+        from novalite.image.service import ImageService
+
+        self.identity = IdentityService(self.db, self.cfg)
+        self.images = ImageService(self.db, self.cfg)
+        password = await self.identity.bootstrap()
+        clouds = bootstrap.write_clouds_yaml(self.cfg, password)
+        if clouds:
+            log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
+                     hint=f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=novalite")
+        await bootstrap.default_flavors(self.db)
+        await bootstrap.demo_image(self.images, self.driver_name, self.cfg)
+
+    # -- actors ----------------------------------------------------------------------
+    async def run_actor(self, topic: str, handler: Any, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        inbox = self.bus.register(topic)
+        log.info("actor ready", actor=topic)
+        task_status.started()
+        await self.bus.serve(topic, inbox, handler)
+
+    async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                          ) -> None:
+        from novalite.compute.manager import ComputeManager, ImageCache
+
+        cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"))
+        managers = []
+        for host in self.cfg.host_names:
+            context = DriverContext(
+                host=host,
+                state_path=os.path.join(self.cfg.state_path, "drivers", self.driver_name, host),
+                instances_path=os.path.join(self.cfg.state_path, "instances"),
+                options=dict(self.driver_options))
+            driver = self.driver_cls(context)
+            manager = ComputeManager(host, driver, self.bus,
+                                     availability_zone=self.cfg.compute.availability_zone,
+                                     image_cache=cache,
+                                     shutdown_timeout=self.cfg.compute.shutdown_timeout)
+            context.emit_event = manager.emit_event
+            managers.append(manager)
+        self.managers = managers
+        try:
+            async with trio.open_nursery() as nursery:
+                for m in managers:
+                    inbox = self.bus.register(f"compute.{m.host}")
+                    nursery.start_soon(self.bus.serve, f"compute.{m.host}", inbox, m.handle)
+                async with trio.open_nursery() as starting:
+                    for m in managers:
+                        starting.start_soon(m.start)
+                cc = self.cfg.compute
+                for m in managers:
+                    nursery.start_soon(m.periodic, cc.heartbeat_interval, m.report_service)
+                    nursery.start_soon(m.periodic, cc.power_sync_interval, m.sync_all)
+                    nursery.start_soon(m.periodic, cc.resource_update_interval,
+                                       m.report_resources)
+                    nursery.start_soon(m.watch_events)
+                log.info("actor ready", actor="compute", hosts=len(managers),
+                         driver=self.driver_name)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                for m in managers:
+                    try:
+                        await m.driver.cleanup_host()
+                    except Exception:
+                        log.exception("driver cleanup failed", host=m.host)
+
+    async def run_api(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                      ) -> None:
+        from hypercorn.config import Config as HypercornConfig
+        from hypercorn.trio import serve as hypercorn_serve
+
+        from novalite.api.app import build_app
+        from novalite.compute.api import ComputeAPI
+        from novalite.compute.hosts import HostAPI
+
+        compute = ComputeAPI(self.db, self.cfg, self.bus, dict(self.driver_cls.capabilities))
+        hosts = HostAPI(self.db, self.cfg, self.bus)
+        app = build_app(self.identity, self.images, compute, hosts)
+        hc = HypercornConfig()
+        hc.bind = [f"{self.cfg.api.host}:{self.cfg.api.port}"]
+        hc.accesslog = None
+        hc.errorlog = None
+        hc.graceful_timeout = self.cfg.api.graceful_timeout
+        hc.keep_alive_timeout = 75
+        hc.include_server_header = False
+        _check_port(self.cfg.api.host, self.cfg.api.port)
+        try:
+            await hypercorn_serve(app, hc, shutdown_trigger=self.stopping.wait,
+                                  task_status=task_status)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {self.cfg.api.host}:{self.cfg.api.port}: "
+                              f"{exc.strerror or exc}") from None
+        finally:
+            self.api_done.set()
+
+    # -- the whole service ---------------------------------------------------------------
+    async def run(self) -> None:
+        from novalite.conductor.manager import ConductorManager
+        from novalite.scheduler.manager import SchedulerManager
+
+        log.info("novalite starting", version=__version__, config=self.cfg.source,
+                 state_path=self.cfg.state_path, driver=self.driver_name,
+                 why=self.driver_reason, hosts=len(self.cfg.host_names))
+        await self.open_database()
+        await self.bootstrap()
+        scheduler = SchedulerManager(self.db, self.cfg)
+        await scheduler.load()
+        conductor = ConductorManager(self.db, self.cfg, self.bus)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.watch_signals, nursery.cancel_scope)
+                await nursery.start(self.run_actor, "scheduler", scheduler.handle)
+                await nursery.start(self.run_actor, "conductor", conductor.handle)
+                await nursery.start(self.run_compute)
+                await nursery.start(self.run_api)
+                log.info("novalite ready", url=self.cfg.public_url,
+                         seconds=round(time.monotonic() - self.started_at, 3))
+                self.ready.set()
+                await self.api_done.wait()
+                # The listener has drained; give casts in flight a moment, then stop actors.
+                with trio.move_on_after(min(2.0, self.cfg.api.graceful_timeout)):
+                    await trio.sleep(0.2)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.db.close()
+        log.info("novalite stopped; guests keep running")
+
+    async def watch_signals(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self.stopping.is_set():
+                    log.warning("second signal: stopping now")
+                    scope.cancel()
+                    return
+                log.info("signal received; stopping", signal=signal.Signals(signum).name,
+                         graceful_timeout=self.cfg.api.graceful_timeout)
+                self.stopping.set()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with a clear message when the API port is taken (before any actor is disturbed)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(infos[0][4])
+    except OSError as exc:
+        raise ConfigError(f"[api] cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def serve(cfg: Config) -> None:
+    """Run the service until a signal stops it."""
+    trio.run(Service(cfg).run)
