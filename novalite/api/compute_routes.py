@@ -235,6 +235,10 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
         return {"service": out}
 
     async def update_service(call: ApiCall) -> dict[str, Any]:
+        if call.params["service_id"] in ("enable", "disable", "disable-log-reason",
+                                         "force-down"):
+            call.params["action"] = call.params["service_id"]
+            return await update_service_legacy(call)
         require_admin(call.ctx, "os_compute_api:os-services:update")  # type: ignore[arg-type]
         body = call.body if isinstance(call.body, dict) else {}
         values: dict[str, Any] = {}
@@ -367,7 +371,6 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
         ("/v2.1/flavors/{flavor_id}/os-extra_specs", "POST", set_extra_specs),
         ("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "DELETE", delete_extra_spec),
         ("/v2.1/os-services", "GET", list_services),
-        ("/v2.1/os-services/{action}", "PUT", update_service_legacy),
         ("/v2.1/os-services/{service_id}", "PUT", update_service),
         ("/v2.1/os-hypervisors", "GET", list_hypervisors),
         ("/v2.1/os-hypervisors/detail", "GET", detail_hypervisors),

@@ -150,11 +150,6 @@ def _httpx() -> Any:
     return httpx
 
 
-def preload_httpx() -> None:
-    """Import httpx now (lean when allowed), before other threads start importing."""
-    _httpx()
-
-
 def _service_root(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
@@ -172,6 +167,8 @@ class Session:
         self._microversion: str | None | bool = False  # False: not negotiated yet
         self.project_id: str | None = None
         self._token_from_cache = False
+        self._microversion_from_cache = False
+        self._cache_entry: dict[str, Any] = {}
 
     # -- transport --------------------------------------------------------
 
@@ -259,6 +256,18 @@ class Session:
         self.project_id = entry.get("project_id")
         self._endpoints.clear()
         self._token_from_cache = from_cache
+        self._cache_entry = entry
+        if from_cache and "microversion" in entry and self._microversion is False:
+            self._microversion = entry["microversion"]
+            self._microversion_from_cache = True
+
+    def _remember(self, key: str, value: Any) -> None:
+        """Add ``key`` to this token's cache entry (when the token is cached)."""
+        from novalite.cli import nova_token_cache
+
+        if self._cache_entry.get("token") == self._token and self._cache_entry.get(key) != value:
+            self._cache_entry = {**self._cache_entry, key: value}
+            nova_token_cache.save(self.credentials, self._cache_entry)
 
     def _forget_token(self) -> None:
         from novalite.cli import nova_token_cache
@@ -308,8 +317,10 @@ class Session:
     @property
     def microversion(self) -> str | None:
         """The negotiated compute microversion (``None``: the server has none)."""
+        self.authenticate()  # a cached token may bring the microversion with it
         if self._microversion is False:
             self._microversion = self._negotiate()
+            self._remember("microversion", self._microversion)
         return self._microversion  # type: ignore[return-value]
 
     def microversion_at_least(self, major: int, minor: int) -> bool:
@@ -340,15 +351,26 @@ class Session:
         json: Any = None,
         accept: tuple[int, ...] = (),
     ) -> httpx.Response:
-        """A compute API call, ``path`` relative to the catalog URL (``/servers``)."""
-        headers = {}
-        version = self.microversion
-        if version is not None:
-            headers["OpenStack-API-Version"] = f"compute {version}"
-            headers["X-OpenStack-Nova-API-Version"] = version
-        return self._authed(
-            method, "compute", path, headers, params=params, json=json, accept=accept
-        )
+        """A compute API call, ``path`` relative to the catalog URL (``/servers``).
+
+        A 406 to a microversion remembered from an earlier run (the server
+        changed) negotiates again and retries once.
+        """
+        while True:
+            headers = {}
+            version = self.microversion
+            if version is not None:
+                headers["OpenStack-API-Version"] = f"compute {version}"
+                headers["X-OpenStack-Nova-API-Version"] = version
+            try:
+                return self._authed(
+                    method, "compute", path, headers, params=params, json=json, accept=accept
+                )
+            except ApiError as exc:
+                if exc.code != 406 or not self._microversion_from_cache:
+                    raise
+                self._microversion = False
+                self._microversion_from_cache = False
 
     def compute_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(self.compute(method, path, **kwargs))

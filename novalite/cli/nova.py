@@ -12,10 +12,7 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
-from typer.main import get_command
-
-from novalite.cli.nova_app import HELP_OPTIONS, STATE, app, hoist_format_option
-from novalite.cli.nova_params import install_fast_coercion
+from novalite.cli.nova_app import STATE, build_command, hoist_format_option
 
 INTERRUPTED_EXIT = 130
 # Commands are listed in the order they register: server commands first.
@@ -34,9 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     lean_imports()
     args = hoist_format_option(list(sys.argv[1:] if argv is None else argv))
     try:
-        command = get_command(app)
-        install_fast_coercion(command, HELP_OPTIONS)
-        command.main(args=args, prog_name="nova")
+        build_command(args).main(args=args, prog_name="nova")
     except CliError as exc:
         error(exc.render())
         sys.exit(exc.exit_code)

@@ -79,31 +79,7 @@ def session() -> Session:
         from novalite.cli.credentials import load_credentials
 
         STATE.session = Session(load_credentials())
-        if not wants_json():
-            _preload_rich()
     return STATE.session
-
-
-def _preload_rich() -> None:
-    """Import rich's table machinery on a thread while the main thread waits on the network.
-
-    httpx is imported first, so the two threads do not import the same modules;
-    the main thread's later ``import rich...`` simply waits for this one.
-    """
-    import threading
-
-    from novalite.cli.client import preload_httpx
-
-    def load() -> None:
-        try:
-            import rich.console  # noqa: F401
-            import rich.markup  # noqa: F401
-            import rich.table  # noqa: F401
-        except Exception:  # a failure here resurfaces, with its message, at the real import
-            return
-
-    preload_httpx()
-    threading.Thread(target=load, name="preload-rich", daemon=True).start()
 
 
 def wants_json() -> bool:
@@ -118,6 +94,45 @@ def emit(data: Any, render: Any) -> None:
         print_json(data)
     else:
         render()
+
+
+def command_name_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (after the global options), if any."""
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if token in FORMAT_OPTIONS:
+            index += 2
+        elif token.startswith("-"):
+            index += 1
+        else:
+            return token
+    return None
+
+
+def build_command(argv: list[str]) -> Any:
+    """The click command to run ``argv``: only the named subcommand is built when it exists
+    (building all of them costs ~20 ms), with fast value coercion installed."""
+    from copy import copy
+
+    from typer.main import get_command, get_command_name
+
+    from novalite.cli.nova_params import install_fast_coercion
+
+    name = command_name_in(argv)
+    wanted = [
+        info
+        for info in app.registered_commands
+        if info.callback is not None
+        and (info.name or get_command_name(info.callback.__name__)) == name
+    ]
+    target = app
+    if wanted:
+        target = copy(app)
+        target.registered_commands = wanted
+    command = get_command(target)
+    install_fast_coercion(command, HELP_OPTIONS)
+    return command
 
 
 def hoist_format_option(argv: list[str]) -> list[str]:

@@ -14,6 +14,9 @@ cache is kept as carefully as ``clouds.yaml`` itself:
   answered to a cached token drops the entry and logs in again (the client's
   job);
 * ``NOVALITE_TOKEN_CACHE=0`` turns it off.
+
+An entry also remembers the catalog and the negotiated compute microversion
+(the client negotiates again if the server answers 406 to it).
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def _expires(entry: dict[str, Any]) -> datetime | None:
 
 
 def load(creds: Credentials) -> dict[str, Any] | None:
-    """The cached entry for ``creds`` (token, expires_at, catalog, project_id), if usable."""
+    """The cached entry for ``creds`` (token, expires_at, catalog, project_id, microversion)."""
     if not enabled():
         return None
     path = _path(creds)
