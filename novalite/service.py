@@ -168,7 +168,6 @@ class Service:
         hc.graceful_timeout = self.cfg.api.graceful_timeout
         hc.keep_alive_timeout = 75
         hc.include_server_header = False
-        _check_port(self.cfg.api.host, self.cfg.api.port)
         try:
             await hypercorn_serve(app, hc, shutdown_trigger=self.stopping.wait,
                                   task_status=task_status)
@@ -186,6 +185,7 @@ class Service:
         log.info("novalite starting", version=__version__, config=self.cfg.source,
                  state_path=self.cfg.state_path, driver=self.driver_name,
                  why=self.driver_reason, hosts=len(self.cfg.host_names))
+        _check_port(self.cfg.api.host, self.cfg.api.port)
         await self.open_database()
         await self.bootstrap()
         scheduler = SchedulerManager(self.db, self.cfg)

@@ -114,6 +114,7 @@ def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[s
         sections.setdefault(name, {}).update(values)
     config_path = write_config(state_path / "novalite.toml", sections)
     log_path = state_path / "serve.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVALITE_", "OS_"))}
     env.update(extra_env or {})
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the process for its life
@@ -134,7 +135,7 @@ def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[s
         if process.poll() is not None:
             raise RuntimeError(f"novalite serve exited with {process.returncode}:\n"
                                f"{server.log()[-4000:]}")
-        if '"novalite ready"' in server.log():
+        if '"novalite ready"' in server.log()[offset:]:
             return server
         time.sleep(0.05)
     server.stop()
