@@ -11,7 +11,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from novalite.cli.client import CommandError, Session
+from novalite.cli.client import Session
+from novalite.cli.nova_errors import CommandError
 
 # A by-id GET of something that is not an id may answer 404 or (for malformed ids) 400.
 NOT_FOUND = (400, 404)
@@ -65,7 +66,7 @@ def find_image(session: Session, ref: str) -> dict[str, Any]:
 
 def image_name(session: Session, image: Any) -> str | None:
     """The name of a server's image, or ``None`` when it cannot be looked up."""
-    from novalite.cli.client import CliError
+    from novalite.cli.nova_errors import CliError
 
     image_id = image.get("id") if isinstance(image, dict) else None
     if not image_id:

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from novalite.cli.client import CliError, CommandError
 from novalite.cli.nova_app import app, emit, session, wants_json
+from novalite.cli.nova_errors import CliError, CommandError
 from novalite.cli.nova_find import find_flavor, find_image, find_server, get_server, image_name
 from novalite.cli.output import (
     error,

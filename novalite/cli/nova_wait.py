@@ -12,7 +12,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from novalite.cli.client import CliError, Session
+from novalite.cli.client import Session
+from novalite.cli.nova_errors import CliError
 from novalite.cli.output import console, power_state_name
 
 FIRST_INTERVAL = 0.25
