@@ -136,7 +136,7 @@ class QmpClient:
                 try:
                     message = json.loads(line)
                 except ValueError:
-                    raise QmpError(f"malformed QMP message from {self.path}: {line[:200]!r}")
+                    raise QmpError(f"malformed QMP message from {self.path}: {line[:200]!r}") from None
                 if not isinstance(message, dict):
                     raise QmpError(f"unexpected QMP message from {self.path}: {message!r}")
                 return message

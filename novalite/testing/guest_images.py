@@ -28,21 +28,31 @@ from novalite_drivers.qemu.bootsector import make_boot_sector
 
 BOOT_MARKER = "NOVALITE-BOOT-SECTOR-READY"
 LINUX_MARKER = "NOVALITE-GUEST-READY"
+#: Printed by the Linux guest with the address its DHCP lease gave: "<marker> ip/mask ...".
+IP_MARKER = "NOVALITE-GUEST-IP"
+#: Kernel modules the initramfs loads, in this order (ACPI button, then virtio-net).
+GUEST_MODULES = ("evdev", "button", "virtio_ring", "virtio", "virtio_pci_modern_dev",
+                 "virtio_pci_legacy_dev", "virtio_pci", "failover", "net_failover",
+                 "virtio_net")
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX = "/bin/busybox"
 
-_INIT = f"""#!/bin/busybox sh
+_INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mkdir -p /proc /sys /dev /etc/acpi/PWRF
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 for m in /lib/modules/*.ko; do insmod "$m" 2>/dev/null; done
+printf '#!/bin/sh\\n[ "$1" = bound ] && echo "@IP_MARKER@ $ip/$mask router $router" > /dev/ttyS0\\n' > /bin/dhcp-event
+chmod +x /bin/dhcp-event
+ip link set lo up
+ip link set eth0 up 2>/dev/null && udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/dhcp-event >/dev/null 2>&1
 printf '#!/bin/sh\\npoweroff -f\\n' > /etc/acpi/PWRF/00000080
 chmod +x /etc/acpi/PWRF/00000080
 ln -s /etc/acpi/PWRF /etc/acpi/button
 acpid -c /etc/acpi -l /dev/console
-echo {LINUX_MARKER} > /dev/ttyS0
+echo @LINUX_MARKER@ > /dev/ttyS0
 while true; do sleep 60; done
 """
 
@@ -131,23 +141,24 @@ def _kernel_tree(root: str) -> str:
 
 
 def _initramfs(tree: str, dest: str) -> None:
-    """busybox + /init + button.ko/evdev.ko packed as a newc cpio, gzipped."""
+    """busybox + /init + :data:`GUEST_MODULES` packed as a newc cpio, gzipped."""
     with tempfile.TemporaryDirectory() as work:
         for sub in ("bin", "lib/modules", "etc"):
             os.makedirs(os.path.join(work, sub))
         shutil.copy(BUSYBOX, os.path.join(work, "bin", "busybox"))
         os.symlink("busybox", os.path.join(work, "bin", "sh"))
-        for module in ("evdev.ko", "button.ko"):
-            found = glob.glob(os.path.join(tree, "lib/modules/*/kernel/**", module + "*"),
+        for index, name in enumerate(GUEST_MODULES):
+            found = glob.glob(os.path.join(tree, "lib/modules/*/kernel/**", name + ".ko*"),
                               recursive=True)
             for path in found[:1]:
-                target = os.path.join(work, "lib/modules", module)
+                target = os.path.join(work, "lib/modules", f"{index:02d}-{name}.ko")
                 if path.endswith(".xz"):
                     _run(["sh", "-c", f"xz -dc '{path}' > '{target}'"])
                 else:
                     shutil.copy(path, target)
         with open(os.path.join(work, "init"), "w") as f:
-            f.write(_INIT)
+            f.write(_INIT.replace("@LINUX_MARKER@", LINUX_MARKER)
+                    .replace("@IP_MARKER@", IP_MARKER))
         os.chmod(os.path.join(work, "init"), 0o755)
         files = _run(["find", ".", "-print0"], cwd=work)
         packed = subprocess.run(["cpio", "-o", "-H", "newc", "--null", "--quiet"],
@@ -167,7 +178,7 @@ def linux_guest(directory: str | None = None) -> LinuxGuest:
 
     return LinuxGuest(
         kernel=_build_once(os.path.join(root, "vmlinuz-cloud"), kernel),
-        initrd=_build_once(os.path.join(root, "initrd-novalite.gz"),
+        initrd=_build_once(os.path.join(root, "initrd-novalite-v3.gz"),
                            lambda tmp: _initramfs(tree, tmp)),
     )
 

@@ -1,0 +1,551 @@
+"""The qemu (TCG) and kvm drivers: one daemonized ``qemu-system-x86_64`` per guest.
+
+Each guest's QEMU runs in its own session (``-daemonize``), so it outlives novalite
+(even ``kill -9``); :meth:`QemuDriver.init_host` adopts the guests it finds in the
+instance directories (pidfile + ``/proc/<pid>/cmdline``) and listens to their QMP
+events again. Files per guest: see :mod:`novalite_drivers.qemu.process`.
+
+Choices worth knowing:
+
+* SOFT reboot: ACPI ``system_powerdown``; once the guest powers off, QEMU is started
+  again from ``launch.json`` (like Nova's libvirt driver: shutdown, then start). A
+  guest that has not stopped after ``soft_reboot_timeout`` seconds gets a hard reset.
+* HARD reboot: QMP ``system_reset`` (the guest is started if it was off).
+* suspend: ``stop``, migrate the machine state to ``suspend.state`` (``exec:cat``, as
+  QEMU 7.2 has no ``file:`` URI), quit; resume starts QEMU with ``-incoming``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+
+from novalite.virt.driver import (
+    Driver,
+    DriverContext,
+    DriverError,
+    HostCheck,
+    HostResources,
+    ImageInfo,
+    InstanceInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    LifecycleEvent,
+    NetworkInfo,
+    PowerState,
+    SpawnFailed,
+)
+
+from . import disks, hostcheck
+from . import process as proc
+from .qmp import QmpClient, QmpError, qmp_execute
+from .watch import Watchers
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[str, PowerState] = {
+    "running": PowerState.RUNNING,
+    "paused": PowerState.PAUSED,
+    "suspended": PowerState.PAUSED,
+    "inmigrate": PowerState.PAUSED,
+    "postmigrate": PowerState.PAUSED,
+    "finish-migrate": PowerState.PAUSED,
+    "prelaunch": PowerState.PAUSED,
+    "save-vm": PowerState.PAUSED,
+    "restore-vm": PowerState.PAUSED,
+    "io-error": PowerState.PAUSED,
+    "debug": PowerState.PAUSED,
+    "watchdog": PowerState.PAUSED,
+    "colo": PowerState.PAUSED,
+    "shutdown": PowerState.SHUTDOWN,
+    "internal-error": PowerState.CRASHED,
+    "guest-panicked": PowerState.CRASHED,
+}
+
+
+class QemuDriver(Driver):
+    """Guests as QEMU processes under TCG (software emulation): runs anywhere QEMU does.
+
+    Options (``[qemu]``): ``qemu_binary``, ``machine_type`` (``pc``: a 512-byte boot
+    sector boots only from IDE on ``pc``), ``cpu_model`` ("" = QEMU's default, or
+    ``host`` under kvm), ``disk_bus``, ``nic_model``, ``shutdown_timeout`` (seconds
+    destroy/suspend wait for QEMU to exit), ``soft_reboot_timeout``,
+    ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two).
+    """
+
+    name = "qemu"
+    contract_version = "1.0"
+    hypervisor_type = "qemu"
+    accel = "tcg"
+    option_defaults = {
+        "qemu_binary": "qemu-system-x86_64",
+        "machine_type": "pc",
+        "cpu_model": "",
+        "disk_bus": "ide",
+        "nic_model": "virtio-net-pci",
+        "shutdown_timeout": 10.0,
+        "soft_reboot_timeout": 60.0,
+        "console_log_max_bytes": 1048576,
+        "console_ring_bytes": 65536,
+    }
+    capabilities = {
+        "supports_reboot": True,
+        "supports_power_off": True,
+        "supports_pause": True,
+        "supports_suspend": True,
+        "supports_console_output": True,
+        "supports_snapshot": True,
+    }
+
+    def __init__(self, context: DriverContext) -> None:
+        super().__init__(context)
+        opts = {**self.option_defaults, **dict(context.options)}
+        self.options: dict[str, Any] = opts
+        self.binary = str(opts["qemu_binary"])
+        self.console_max = int(opts["console_log_max_bytes"])
+        self._locks: dict[str, trio.Lock] = {}
+        self._console_locks: dict[str, trio.Lock] = {}
+        #: uuid -> wall-clock (start, end or None) of the last driver operation on it.
+        self._busy: dict[str, tuple[float, float | None]] = {}
+        self._watchers = Watchers(self._on_event, self._drain, drain_interval=2.0)
+        self._version: int | None = None
+
+    # -- host ------------------------------------------------------------------------
+    @classmethod
+    def check_host(cls) -> HostCheck:
+        """Usable when qemu-system-x86_64 and qemu-img are on PATH."""
+        return hostcheck.check_qemu()
+
+    async def init_host(self) -> None:
+        """Create the instances directory and adopt every running guest found in it."""
+        os.makedirs(self.context.instances_path, exist_ok=True)
+        for uuid in await self.list_instances():
+            if proc.live_pid(self._dir(uuid), uuid) is not None:
+                log.info("adopting running QEMU guest %s", uuid)
+                self._watchers.start(uuid, self._dir(uuid))
+
+    async def cleanup_host(self) -> None:
+        """Stop listening to guests; the guests keep running."""
+        self._watchers.stop_all()
+
+    async def get_available_resource(self) -> HostResources:
+        """Host CPUs, memory (MemTotal) and the size of the instances' filesystem."""
+        memory_mb = 0
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory_mb = int(line.split()[1]) // 1024
+        usage = shutil.disk_usage(self.context.instances_path)
+        return HostResources(
+            vcpus=os.cpu_count() or 1,
+            memory_mb=memory_mb,
+            local_gb=usage.total // disks.GiB,
+            hypervisor_type=self.hypervisor_type,
+            hypervisor_version=await self._qemu_version(),
+            hypervisor_hostname=self.context.host,
+            cpu_info={"arch": "x86_64", "accel": self.accel},
+            supported_instances=(("x86_64", self.hypervisor_type, "hvm"),),
+        )
+
+    async def _qemu_version(self) -> int:
+        if self._version is None:
+            self._version = 0
+            try:
+                out = await trio.run_process([self.binary, "--version"], capture_stdout=True,
+                                             capture_stderr=True, check=False)
+                words = out.stdout.decode().split()
+                numbers = words[words.index("version") + 1].split(".")
+                major, minor, micro = (int("".join(c for c in n if c.isdigit()) or 0)
+                                       for n in (numbers + ["0", "0"])[:3])
+                self._version = major * 1_000_000 + minor * 1000 + micro
+            except (OSError, ValueError, IndexError):
+                pass
+        return self._version
+
+    # -- helpers ---------------------------------------------------------------------
+    def _dir(self, uuid: str) -> str:
+        return os.path.join(self.context.instances_path, uuid)
+
+    def _exists(self, uuid: str) -> str:
+        directory = self._dir(uuid)
+        if not os.path.isfile(os.path.join(directory, proc.LAUNCH_FILE)):
+            raise InstanceNotFound(f"no QEMU guest {uuid} on host {self.context.host}")
+        return directory
+
+    @contextlib.asynccontextmanager
+    async def _operation(self, uuid: str) -> AsyncIterator[None]:
+        """Serialize operations on one guest; events they cause are not re-emitted."""
+        lock = self._locks.setdefault(uuid, trio.Lock())
+        async with lock:
+            self._busy[uuid] = (time.time(), None)
+            try:
+                yield
+            finally:
+                self._busy[uuid] = (self._busy[uuid][0], time.time())
+
+    def _qmp_path(self, uuid: str) -> str:
+        return os.path.join(self._dir(uuid), proc.QMP_SOCKET)
+
+    async def _qmp(self, uuid: str, command: str, args: dict[str, Any] | None = None,
+                   timeout: float = 10.0) -> Any:
+        try:
+            return await qmp_execute(self._qmp_path(uuid), command, args, timeout)
+        except QmpError as exc:
+            raise DriverError(f"guest {uuid}: {exc}") from None
+
+    async def _status(self, uuid: str) -> str:
+        return str((await self._qmp(uuid, "query-status", timeout=5.0))["status"])
+
+    def _caused_by_us(self, uuid: str, when: float) -> bool:
+        """True when an event at wall-clock ``when`` happened during our own operation."""
+        start, end = self._busy.get(uuid, (0.0, 0.0))
+        return start - 0.05 <= when and (end is None or when <= end + 0.05)
+
+    async def _on_event(self, uuid: str, state: PowerState | None, reason: str,
+                        client: QmpClient | None, when: float) -> None:
+        if state is None or self._caused_by_us(uuid, when):
+            return
+        if state == PowerState.PAUSED and client is not None:
+            status = str((await client.execute("query-status"))["status"])
+            state = _STATUS.get(status, PowerState.PAUSED)
+            if state == PowerState.CRASHED:
+                reason = self._crash_reason(status)
+        elif state == PowerState.SHUTDOWN and os.path.exists(
+                os.path.join(self._dir(uuid), proc.SUSPEND_STATE)):
+            state = PowerState.SUSPENDED
+        self.context.emit_event(LifecycleEvent(uuid, state, reason))
+
+    def _crash_reason(self, status: str) -> str:
+        return f"QEMU stopped the guest: {status}"
+
+    async def _drain(self, uuid: str, client: QmpClient | None = None) -> None:
+        """Move the serial ring buffer's content into the capped console.log."""
+        lock = self._console_locks.setdefault(uuid, trio.Lock())
+        async with lock:
+            args = {"device": proc.CONSOLE_CHARDEV,
+                    "size": int(self.options["console_ring_bytes"]), "format": "base64"}
+            try:
+                if client is not None:
+                    data = await client.execute("ringbuf-read", args, timeout=5.0)
+                else:
+                    data = await qmp_execute(self._qmp_path(uuid), "ringbuf-read", args, 5.0)
+            except QmpError:
+                return
+            raw = base64.b64decode(data or "")
+            if raw:
+                path = os.path.join(self._dir(uuid), proc.CONSOLE_LOG)
+                await trio.to_thread.run_sync(proc.append_capped, path, raw, self.console_max)
+
+    async def _wait_gone(self, uuid: str, pid: int, timeout: float) -> bool:
+        with trio.move_on_after(timeout):
+            while proc.is_our_qemu(pid, uuid):
+                await trio.sleep(0.02)
+            return True
+        return False
+
+    async def _stop_process(self, uuid: str, timeout: float) -> None:
+        """End the guest's QEMU: QMP ``quit``, then SIGKILL; wait until it is gone."""
+        directory = self._dir(uuid)
+        pid = proc.live_pid(directory, uuid)
+        if pid is None:
+            return
+        await self._drain(uuid)
+        with contextlib.suppress(DriverError):
+            await self._qmp(uuid, "quit", timeout=min(timeout, 5.0))
+        if not await self._wait_gone(uuid, pid, timeout):
+            proc.kill_qemu(pid, uuid)
+            if not await self._wait_gone(uuid, pid, 10.0):
+                raise DriverError(f"QEMU process {pid} of guest {uuid} does not exit")
+
+    # -- launching -------------------------------------------------------------------
+    def _check_image(self, image: ImageInfo) -> None:
+        """Refuse up front what this host cannot run (see :class:`KvmDriver`)."""
+
+    def _cpu_model(self) -> str:
+        return str(self.options["cpu_model"])
+
+    async def _launch(self, uuid: str, incoming: str | None = None) -> None:
+        """Start QEMU from launch.json; return once QMP answers (and it runs)."""
+        directory = self._dir(uuid)
+        cfg = proc.LaunchConfig.load(directory)
+        for name in (proc.QMP_SOCKET, proc.EVENTS_SOCKET, proc.PID_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+        argv = proc.build_argv(cfg, directory, incoming)
+        err_path = os.path.join(directory, proc.LAUNCH_ERR)
+        try:
+            with open(err_path, "wb") as err, trio.fail_after(60):
+                result = await trio.run_process(
+                    argv, cwd=directory, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                    check=False, start_new_session=True,
+                )
+        except (OSError, trio.TooSlowError) as exc:
+            raise SpawnFailed(f"cannot start {cfg.binary}: {exc}") from None
+        if result.returncode != 0:
+            message = proc.read_log_tail(directory, proc.LAUNCH_ERR) or proc.read_log_tail(
+                directory, proc.QEMU_LOG)
+            raise SpawnFailed(f"QEMU failed to start guest {uuid} "
+                              f"(exit {result.returncode}): {message or 'no message'}")
+        if incoming is not None:
+            with trio.fail_after(300):
+                while (status := await self._status(uuid)) == "inmigrate":
+                    await trio.sleep(0.05)
+            if status == "paused":
+                await self._qmp(uuid, "cont")
+        status = await self._status(uuid)
+        if status != "running":
+            raise SpawnFailed(f"guest {uuid} is {status!r} instead of running after start: "
+                              f"{proc.read_log_tail(directory, proc.QEMU_LOG)}")
+        self._watchers.start(uuid, directory)
+
+    def _launch_config(self, spec: InstanceSpec, image: ImageInfo,
+                       network: list[NetworkInfo], disk_files: list[proc.DiskConfig],
+                       kernel: str | None, initrd: str | None) -> proc.LaunchConfig:
+        append = image.properties.get("os_command_line")
+        if kernel and not append:
+            append = "console=ttyS0"
+        ring = int(self.options["console_ring_bytes"])
+        if ring <= 0 or ring & (ring - 1):
+            raise SpawnFailed(f"console_ring_bytes must be a power of two, not {ring}")
+        return proc.LaunchConfig(
+            uuid=spec.uuid, name=spec.name, hostname=spec.hostname or spec.name,
+            binary=self.binary, accel=self.accel, machine=str(self.options["machine_type"]),
+            cpu_model=self._cpu_model(), vcpus=max(spec.vcpus, 1),
+            memory_mb=spec.memory_mb, disk_bus=str(self.options["disk_bus"]),
+            nic_model=str(self.options["nic_model"]), console_ring_bytes=ring,
+            disks=disk_files,
+            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, n.mac, n.ssh_host_port)
+                  for n in network],
+            kernel=kernel, initrd=initrd, append=str(append) if kernel and append else None,
+        )
+
+    # -- contract --------------------------------------------------------------------
+    async def list_instances(self) -> list[str]:
+        """Every instance directory holding a ``launch.json``, running or not."""
+        root = self.context.instances_path
+        try:
+            names = os.listdir(root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if os.path.isfile(os.path.join(root, n, proc.LAUNCH_FILE)))
+
+    async def spawn(self, instance: InstanceSpec, image: ImageInfo,
+                    network: list[NetworkInfo]) -> None:
+        """Create the disks, start QEMU and return once QMP reports ``running``.
+
+        Raises SpawnFailed (leaving no process and no directory) when QEMU is missing,
+        the image is unusable, a disk cannot be created or QEMU refuses to start.
+        """
+        uuid = instance.uuid
+        directory = self._dir(uuid)
+        if os.path.exists(directory):
+            raise SpawnFailed(f"guest {uuid} already exists on host {self.context.host}")
+        check = hostcheck.check_qemu(self.binary)
+        if not check.usable:
+            raise SpawnFailed(check.reason)
+        self._check_image(image)
+        async with self._operation(uuid):
+            try:
+                os.makedirs(directory)
+                await disks.create_root_disk(image, os.path.join(directory, proc.ROOT_DISK),
+                                             instance.root_gb)
+                disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
+                if instance.ephemeral_gb:
+                    await disks.create_blank_disk(os.path.join(directory, "disk.eph0"),
+                                                  instance.ephemeral_gb * disks.GiB)
+                    disk_files.append(proc.DiskConfig("disk.eph0"))
+                if instance.swap_mb:
+                    await disks.create_blank_disk(os.path.join(directory, "disk.swap"),
+                                                  instance.swap_mb * 1024 * 1024)
+                    disk_files.append(proc.DiskConfig("disk.swap"))
+                kernel = initrd = None
+                for src, dst in ((image.kernel_path, "kernel"), (image.ramdisk_path, "initrd")):
+                    if src:
+                        await trio.to_thread.run_sync(shutil.copyfile, src,
+                                                      os.path.join(directory, dst))
+                kernel = "kernel" if image.kernel_path else None
+                initrd = "initrd" if image.ramdisk_path else None
+                cfg = self._launch_config(instance, image, network, disk_files, kernel, initrd)
+                cfg.save(directory)
+                await self._launch(uuid)
+            except BaseException as exc:
+                with trio.CancelScope(shield=True):
+                    await self._remove(uuid)
+                if isinstance(exc, SpawnFailed):
+                    raise
+                if isinstance(exc, Exception):
+                    raise SpawnFailed(f"cannot spawn guest {uuid}: {exc}") from exc
+                raise
+
+    async def _remove(self, uuid: str) -> None:
+        self._watchers.stop(uuid)
+        with contextlib.suppress(DriverError):
+            await self._stop_process(uuid, 3.0)
+        pid = proc.read_pid(self._dir(uuid))
+        if pid is not None:
+            proc.kill_qemu(pid, uuid)
+        await trio.to_thread.run_sync(
+            lambda: shutil.rmtree(self._dir(uuid), ignore_errors=True))
+
+    async def destroy(self, uuid: str) -> None:
+        """Kill the guest's QEMU (quit, then SIGKILL) and remove its directory. Idempotent."""
+        if not os.path.exists(self._dir(uuid)):
+            return
+        async with self._operation(uuid):
+            await self._remove(uuid)
+        self._locks.pop(uuid, None)
+        self._console_locks.pop(uuid, None)
+        self._busy.pop(uuid, None)
+
+    async def get_info(self, uuid: str) -> InstanceInfo:
+        """Power state from the process (pid + cmdline) and QMP ``query-status``."""
+        directory = self._exists(uuid)
+        cfg = proc.LaunchConfig.load(directory)
+        pid = proc.live_pid(directory, uuid)
+        if pid is None:
+            suspended = os.path.exists(os.path.join(directory, proc.SUSPEND_STATE))
+            state = PowerState.SUSPENDED if suspended else PowerState.SHUTDOWN
+        else:
+            try:
+                state = _STATUS.get(await self._status(uuid), PowerState.NOSTATE)
+            except DriverError:
+                state = PowerState.NOSTATE
+        return InstanceInfo(state=state, handle=f"pid:{pid}" if pid else "",
+                            vcpus=cfg.vcpus, memory_mb=cfg.memory_mb)
+
+    async def reboot(self, uuid: str, reboot_type: str) -> None:
+        """HARD: ``system_reset``. SOFT: ACPI power-off then start again, hard reset after
+        ``soft_reboot_timeout``. A guest that is off is started. RUNNING on return."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            pid = proc.live_pid(directory, uuid)
+            if pid is None:
+                await self._launch(uuid)
+                return
+            if reboot_type.upper() == "SOFT":
+                await self._qmp(uuid, "system_powerdown")
+                timeout = float(self.options["soft_reboot_timeout"])
+                if await self._wait_gone(uuid, pid, timeout):
+                    self._watchers.stop(uuid)
+                    await self._launch(uuid)
+                    return
+            await self._qmp(uuid, "system_reset")
+            if await self._status(uuid) != "running":
+                await self._qmp(uuid, "cont")
+
+    async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
+        """ACPI ``system_powerdown``; after ``timeout`` seconds ``quit``, then SIGKILL."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            pid = proc.live_pid(directory, uuid)
+            if pid is not None:
+                with contextlib.suppress(DriverError):
+                    await self._qmp(uuid, "system_powerdown")
+                with trio.move_on_after(timeout):
+                    pressed = trio.current_time()
+                    while proc.is_our_qemu(pid, uuid):
+                        await self._drain(uuid)
+                        await trio.sleep(0.1)
+                        if trio.current_time() - pressed > 5:  # as Nova: press again
+                            pressed = trio.current_time()
+                            with contextlib.suppress(DriverError):
+                                await self._qmp(uuid, "system_powerdown")
+                self._watchers.stop(uuid)
+                await self._stop_process(uuid, float(self.options["shutdown_timeout"]))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, proc.SUSPEND_STATE))
+
+    async def power_on(self, uuid: str) -> None:
+        """Start QEMU again from ``launch.json``: same disks, same address. A suspended
+        guest is resumed."""
+        directory = self._exists(uuid)
+        if os.path.exists(os.path.join(directory, proc.SUSPEND_STATE)):
+            await self.resume(uuid)
+            return
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                await self._launch(uuid)
+
+    async def pause(self, uuid: str) -> None:
+        """QMP ``stop``: the guest is frozen in memory."""
+        self._exists(uuid)
+        async with self._operation(uuid):
+            await self._qmp(uuid, "stop")
+
+    async def unpause(self, uuid: str) -> None:
+        """QMP ``cont``."""
+        self._exists(uuid)
+        async with self._operation(uuid):
+            await self._qmp(uuid, "cont")
+
+    async def suspend(self, uuid: str) -> None:
+        """Save the machine state to ``suspend.state`` (migrate to ``exec:cat``), end QEMU."""
+        directory = self._exists(uuid)
+        state = os.path.join(directory, proc.SUSPEND_STATE)
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                raise DriverError(f"guest {uuid} is not running; cannot suspend it")
+            await self._qmp(uuid, "stop")
+            await self._qmp(uuid, "migrate-set-parameters", {"max-bandwidth": 8 * 1024**3})
+            uri = "exec:cat > " + shlex.quote(state + ".tmp")
+            await self._qmp(uuid, "migrate", {"uri": uri})
+            with trio.fail_after(600):
+                while True:
+                    info = await self._qmp(uuid, "query-migrate")
+                    status = info.get("status")
+                    if status == "completed":
+                        break
+                    if status in ("failed", "cancelled"):
+                        await self._qmp(uuid, "cont")
+                        raise DriverError(f"suspend of {uuid} failed: "
+                                          f"{info.get('error-desc', status)}")
+                    await trio.sleep(0.05)
+            self._watchers.stop(uuid)
+            await self._stop_process(uuid, float(self.options["shutdown_timeout"]))
+            os.replace(state + ".tmp", state)
+
+    async def resume(self, uuid: str) -> None:
+        """Start QEMU with ``-incoming`` from ``suspend.state``; RUNNING on return."""
+        directory = self._exists(uuid)
+        state = os.path.join(directory, proc.SUSPEND_STATE)
+        async with self._operation(uuid):
+            if not os.path.exists(state):
+                raise DriverError(f"guest {uuid} is not suspended")
+            await self._launch(uuid, incoming="exec:cat " + shlex.quote(state))
+            os.unlink(state)
+
+    async def get_console_output(self, uuid: str) -> str:
+        """The serial console's tail (drained from QEMU's ring buffer first)."""
+        directory = self._exists(uuid)
+        if proc.live_pid(directory, uuid) is not None:
+            await self._drain(uuid)
+        return proc.read_tail(os.path.join(directory, proc.CONSOLE_LOG), self.console_max)
+
+    async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
+        """Flatten the root disk to a standalone qcow2 (the guest is paused meanwhile)."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            running = (proc.live_pid(directory, uuid) is not None
+                       and await self._status(uuid) == "running")
+            if running:
+                await self._qmp(uuid, "stop")
+            try:
+                await disks.convert_to_qcow2(os.path.join(directory, proc.ROOT_DISK), dest_path)
+            except RuntimeError as exc:
+                raise DriverError(f"snapshot of {uuid} failed: {exc}") from None
+            finally:
+                if running:
+                    with trio.CancelScope(shield=True):
+                        await self._qmp(uuid, "cont")
+        return "qcow2", "bare"
+
