@@ -23,7 +23,6 @@ import logging
 import os
 import shlex
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,31 +45,13 @@ from novalite.virt.driver import (
     SpawnFailed,
 )
 
-from . import disks, hostcheck
+from . import disks, hostcheck, launch
 from . import process as proc
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
 
 log = logging.getLogger(__name__)
 
-_STATUS: dict[str, PowerState] = {
-    "running": PowerState.RUNNING,
-    "paused": PowerState.PAUSED,
-    "suspended": PowerState.PAUSED,
-    "inmigrate": PowerState.PAUSED,
-    "postmigrate": PowerState.PAUSED,
-    "finish-migrate": PowerState.PAUSED,
-    "prelaunch": PowerState.PAUSED,
-    "save-vm": PowerState.PAUSED,
-    "restore-vm": PowerState.PAUSED,
-    "io-error": PowerState.PAUSED,
-    "debug": PowerState.PAUSED,
-    "watchdog": PowerState.PAUSED,
-    "colo": PowerState.PAUSED,
-    "shutdown": PowerState.SHUTDOWN,
-    "internal-error": PowerState.CRASHED,
-    "guest-panicked": PowerState.CRASHED,
-}
 
 
 class QemuDriver(Driver):
@@ -217,12 +198,20 @@ class QemuDriver(Driver):
             return
         if state == PowerState.PAUSED and client is not None:
             status = str((await client.execute("query-status"))["status"])
-            state = _STATUS.get(status, PowerState.PAUSED)
+            state = launch.POWER_STATES.get(status, PowerState.PAUSED)
             if state == PowerState.CRASHED:
                 reason = self._crash_reason(status)
-        elif state == PowerState.SHUTDOWN and os.path.exists(
-                os.path.join(self._dir(uuid), proc.SUSPEND_STATE)):
-            state = PowerState.SUSPENDED
+        elif state == PowerState.SHUTDOWN:
+            directory = self._dir(uuid)
+            pid = proc.live_pid(directory, uuid)
+            if pid is not None and not await self._wait_gone(uuid, pid, 2.0):
+                # The monitor failed but QEMU lives (hung, or busy): listen again.
+                log.warning("QMP events of guest %s lost; reconnecting", uuid)
+                if not self._watchers.watching(uuid):
+                    self._watchers.start(uuid, directory)
+                return
+            if os.path.exists(os.path.join(directory, proc.SUSPEND_STATE)):
+                state = PowerState.SUSPENDED
         self.context.emit_event(LifecycleEvent(uuid, state, reason))
 
     def _crash_reason(self, status: str) -> str:
@@ -244,7 +233,11 @@ class QemuDriver(Driver):
             raw = base64.b64decode(data or "")
             if raw:
                 path = os.path.join(self._dir(uuid), proc.CONSOLE_LOG)
-                await trio.to_thread.run_sync(proc.append_capped, path, raw, self.console_max)
+                try:
+                    await trio.to_thread.run_sync(proc.append_capped, path, raw,
+                                                  self.console_max)
+                except OSError as exc:  # the guest is being destroyed
+                    log.debug("console of %s not saved: %s", uuid, exc)
 
     async def _wait_gone(self, uuid: str, pid: int, timeout: float) -> bool:
         with trio.move_on_after(timeout):
@@ -275,38 +268,9 @@ class QemuDriver(Driver):
         return str(self.options["cpu_model"])
 
     async def _launch(self, uuid: str, incoming: str | None = None) -> None:
-        """Start QEMU from launch.json; return once QMP answers (and it runs)."""
-        directory = self._dir(uuid)
-        cfg = proc.LaunchConfig.load(directory)
-        for name in (proc.QMP_SOCKET, proc.EVENTS_SOCKET, proc.PID_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(directory, name))
-        argv = proc.build_argv(cfg, directory, incoming)
-        err_path = os.path.join(directory, proc.LAUNCH_ERR)
-        try:
-            with open(err_path, "wb") as err, trio.fail_after(60):
-                result = await trio.run_process(
-                    argv, cwd=directory, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                    check=False, start_new_session=True,
-                )
-        except (OSError, trio.TooSlowError) as exc:
-            raise SpawnFailed(f"cannot start {cfg.binary}: {exc}") from None
-        if result.returncode != 0:
-            message = proc.read_log_tail(directory, proc.LAUNCH_ERR) or proc.read_log_tail(
-                directory, proc.QEMU_LOG)
-            raise SpawnFailed(f"QEMU failed to start guest {uuid} "
-                              f"(exit {result.returncode}): {message or 'no message'}")
-        if incoming is not None:
-            with trio.fail_after(300):
-                while (status := await self._status(uuid)) == "inmigrate":
-                    await trio.sleep(0.05)
-            if status == "paused":
-                await self._qmp(uuid, "cont")
-        status = await self._status(uuid)
-        if status != "running":
-            raise SpawnFailed(f"guest {uuid} is {status!r} instead of running after start: "
-                              f"{proc.read_log_tail(directory, proc.QEMU_LOG)}")
-        self._watchers.start(uuid, directory)
+        """Start QEMU from launch.json; return once it runs, then listen to its events."""
+        await launch.start_qemu(self._dir(uuid), uuid, incoming)
+        self._watchers.start(uuid, self._dir(uuid))
 
     def _launch_config(self, spec: InstanceSpec, image: ImageInfo,
                        network: list[NetworkInfo], disk_files: list[proc.DiskConfig],
@@ -324,7 +288,7 @@ class QemuDriver(Driver):
             memory_mb=spec.memory_mb, disk_bus=str(self.options["disk_bus"]),
             nic_model=str(self.options["nic_model"]), console_ring_bytes=ring,
             disks=disk_files,
-            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, n.mac, n.ssh_host_port)
+            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port)
                   for n in network],
             kernel=kernel, initrd=initrd, append=str(append) if kernel and append else None,
         )
@@ -417,7 +381,7 @@ class QemuDriver(Driver):
             state = PowerState.SUSPENDED if suspended else PowerState.SHUTDOWN
         else:
             try:
-                state = _STATUS.get(await self._status(uuid), PowerState.NOSTATE)
+                state = launch.POWER_STATES.get(await self._status(uuid), PowerState.NOSTATE)
             except DriverError:
                 state = PowerState.NOSTATE
         return InstanceInfo(state=state, handle=f"pid:{pid}" if pid else "",
@@ -549,3 +513,13 @@ class QemuDriver(Driver):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
 
+
+def _mac(mac: str) -> str:
+    """``fa:16:3e:0:0:9`` -> ``fa:16:3e:00:00:09``; SpawnFailed when it is no MAC."""
+    try:
+        parts = [int(p, 16) for p in mac.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) != 6 or not all(0 <= p <= 255 for p in parts):
+        raise SpawnFailed(f"invalid MAC address {mac!r}")
+    return ":".join(f"{p:02x}" for p in parts)

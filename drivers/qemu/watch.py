@@ -76,14 +76,14 @@ class Watchers:
     async def _run(self, uuid: str, path: str, scope: trio.CancelScope) -> None:
         try:
             with scope:
-                await self._listen(uuid, path)
+                await self._listen(uuid, path, scope)
         except Exception:  # a system task must never raise
             log.exception("QMP event listener for %s failed", uuid)
         finally:
             if self._scopes.get(uuid) is scope:
                 del self._scopes[uuid]
 
-    async def _listen(self, uuid: str, path: str) -> None:
+    async def _listen(self, uuid: str, path: str, scope: trio.CancelScope) -> None:
         try:
             client = await QmpClient.connect(path, timeout=10.0)
         except QmpError as exc:
@@ -109,4 +109,6 @@ class Watchers:
                     await self._drain(uuid, client)
             except QmpError:
                 pass  # QEMU closed the monitor: the process has exited
+        if self._scopes.get(uuid) is scope:
+            del self._scopes[uuid]  # ended: the handler may start a new listener
         await self._on_event(uuid, PowerState.SHUTDOWN, reason, None, time.time())

@@ -120,6 +120,7 @@ async def test_boot_sector_guest_through_every_lifecycle_action(make_driver, boo
     await driver.power_off(uuid, timeout=0.5)
     assert not qemu_process.is_our_qemu(pid, uuid)
     assert (await driver.get_info(uuid)).state == PowerState.SHUTDOWN
+    assert (await driver.get_console_output(uuid)).count(guest_images.BOOT_MARKER) == 3
     await driver.power_on(uuid)
     pid = qemu_pid(driver, uuid)
     assert "dhcpstart=10.20.0.5" in open(f"/proc/{pid}/cmdline").read()
@@ -273,3 +274,57 @@ async def test_available_resource_reports_the_real_host(make_driver):
     res = await driver.get_available_resource()
     assert res.vcpus == os.cpu_count() and res.memory_mb > 256 and res.local_gb > 0
     assert res.hypervisor_type == "qemu" and res.hypervisor_version >= 7_000_000
+
+
+def test_console_log_stays_under_its_cap(tmp_path):
+    log = str(tmp_path / "console.log")
+    for i in range(200):
+        qemu_process.append_capped(log, f"line {i:04d}\n".encode(), max_bytes=1000)
+        assert os.path.getsize(log) <= 1000
+    assert qemu_process.read_tail(log, 1000).endswith("line 0199\n")
+    qemu_process.append_capped(log, b"x" * 5000, max_bytes=1000)
+    assert os.path.getsize(log) == 500
+
+
+def test_dhcp_leases_exactly_the_allocated_address():
+    nic = qemu_process.NicConfig("10.0.0.3", "10.0.0.0/24", "10.0.0.1", "fa:16:3e:00:00:01", 2222)
+    option = qemu_process.netdev_option(0, nic, "vm1")
+    assert "net=10.0.0.0/24,host=10.0.0.1,dhcpstart=10.0.0.3,dns=10.0.0.2" in option
+    assert option.endswith("hostfwd=tcp:127.0.0.1:2222-10.0.0.3:22")
+
+
+_SPAWN_THEN_DIE = """
+import os, signal, sys, trio
+from novalite.virt.driver import DriverContext, ImageInfo, InstanceSpec, NetworkInfo
+from novalite_drivers.qemu import QemuDriver
+
+async def main():
+    driver = QemuDriver(DriverContext("h", sys.argv[1], sys.argv[2]))
+    await driver.init_host()
+    await driver.spawn(InstanceSpec(sys.argv[3], "vm", "vm", 1, 32, 0),
+                       ImageInfo("i", "i", "raw", "bare", sys.argv[4]),
+                       [NetworkInfo("n", "10.1.0.9", "10.1.0.0/24", "10.1.0.1", "fa:16:3e:0:0:9")])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+trio.run(main)
+"""
+
+
+async def test_guest_survives_kill_9_of_the_service_and_is_adopted(make_driver, boot_sector,
+                                                                  tmp_path):
+    import sys
+
+    driver = make_driver()
+    spec = make_spec()
+    result = await trio.run_process(
+        [sys.executable, "-c", _SPAWN_THEN_DIE, str(tmp_path / "state"),
+         driver.context.instances_path, spec.uuid, boot_sector],
+        check=False, capture_stderr=True,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()
+    await driver.init_host()
+    assert await driver.list_instances() == [spec.uuid]
+    assert (await driver.get_info(spec.uuid)).state == PowerState.RUNNING
+    await wait_console(driver, spec.uuid, guest_images.BOOT_MARKER)
+    await driver.destroy(spec.uuid)
+    assert not os.path.exists(instance_dir(driver, spec.uuid))
