@@ -135,17 +135,8 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
         return {"instanceActions": [views.action_view(call, a) for a in actions]}
 
     async def show_action(call: ApiCall) -> dict[str, Any]:
-        from sqlmodel import select
-
-        from novalite.db.models import InstanceActionEvent
-
-        actions = await compute.actions(call.ctx, call.params["server_id"])  # type: ignore[arg-type]
-        match = [a for a in actions if a.request_id == call.params["request_id"]]
-        if not match:
-            raise NotFound(f"Action {call.params['request_id']} not found")
-        action = match[0]
-        events = await compute.db.read(lambda s: list(s.exec(select(InstanceActionEvent).where(
-            InstanceActionEvent.action_id == action.id).order_by(InstanceActionEvent.id)).all()))  # type: ignore[arg-type]
+        action, events = await compute.action_with_events(
+            call.ctx, call.params["server_id"], call.params["request_id"])  # type: ignore[arg-type]
         return {"instanceAction": views.action_view(call, action, events)}
 
     # -- flavors -----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from novalite.db.models import (
     Image,
     Instance,
     InstanceAction,
+    InstanceActionEvent,
     InstanceFault,
     KeyPair,
     utcnow,
@@ -344,7 +345,7 @@ class ComputeAPI:
                                        f"task_state {inst.task_state}")
         await self.bus.cast(f"compute.{inst.host}", "power_action",
                             _bus_context(ctx, request_id), uuid=inst.uuid,
-                            action=label if label != "reboot" else "reboot",
+                            action=label,
                             reboot_type=reboot_type)
 
     async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
@@ -388,6 +389,17 @@ class ComputeAPI:
         return await self.db.read(lambda s: list(s.exec(
             select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
             .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())).all()))  # type: ignore[attr-defined, union-attr]
+
+    async def action_with_events(self, ctx: AuthContext, server_id: str, request_id: str
+                                 ) -> tuple[InstanceAction, list[InstanceActionEvent]]:
+        match = [a for a in await self.actions(ctx, server_id) if a.request_id == request_id]
+        if not match:
+            raise NotFound(f"Action {request_id} not found")
+        action = match[0]
+        events = await self.db.read(lambda s: list(s.exec(
+            select(InstanceActionEvent).where(InstanceActionEvent.action_id == action.id)
+            .order_by(InstanceActionEvent.id)).all()))  # type: ignore[arg-type]
+        return action, events
 
     # -- flavors ------------------------------------------------------------------
     async def flavor(self, ctx: AuthContext, flavor_id: str) -> tuple[Flavor, dict[str, str]]:
