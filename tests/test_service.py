@@ -1,4 +1,6 @@
-"""The service as a whole: start, stop, restart, configuration errors, the admin CLI."""
+"""The service as a whole: start, stop, restart, configuration errors, the admin CLI.
+
+The restart tests run on each database backend (``db_config``, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from novalite.testing.server import novalite_bin, start, write_config
 from tests.helpers import boot, wait_status
 
 
-def test_restart_keeps_every_record_and_adopts_guests(tmp_path: Path) -> None:
+def test_restart_keeps_every_record_and_adopts_guests(tmp_path: Path, db_config: dict) -> None:
     state = tmp_path / "state"
-    srv = start(state)
+    srv = start(state, config=db_config)
     c = srv.client()
     running = boot(c, "keep-running")
     stopped = boot(c, "keep-stopped")
@@ -25,7 +27,7 @@ def test_restart_keeps_every_record_and_adopts_guests(tmp_path: Path) -> None:
     assert srv.stop(signal.SIGTERM) == 0
     assert "novalite stopped; guests keep running" in srv.log()
 
-    again = start(state, port=int(srv.url.rsplit(":", 1)[1]))
+    again = start(state, port=int(srv.url.rsplit(":", 1)[1]), config=db_config)
     try:
         c2 = again.client()
         assert wait_status(c2, running, "ACTIVE")["addresses"]["private"]
@@ -38,14 +40,14 @@ def test_restart_keeps_every_record_and_adopts_guests(tmp_path: Path) -> None:
         again.stop()
 
 
-def test_kill_9_then_start_adopts(tmp_path: Path) -> None:
+def test_kill_9_then_start_adopts(tmp_path: Path, db_config: dict) -> None:
     state = tmp_path / "state"
-    srv = start(state)
+    srv = start(state, config=db_config)
     c = srv.client()
     sid = boot(c, "survivor")
     wait_status(c, sid, "ACTIVE")
     srv.stop(signal.SIGKILL)
-    again = start(state)
+    again = start(state, config=db_config)
     try:
         assert wait_status(again.client(), sid, "ACTIVE")["OS-EXT-STS:power_state"] == 1
     finally:

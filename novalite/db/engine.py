@@ -3,29 +3,59 @@
 aiosqlite and SQLAlchemy's async engine are asyncio-only (DESIGN.md), so every
 database operation is a plain function ``fn(session) -> result`` that
 :meth:`Database.read` or :meth:`Database.write` runs on a worker thread with
-``trio.to_thread.run_sync``. Writes to SQLite are serialized by a trio lock
-(SQLite has one writer; waiting in trio is cheaper than busy-looping in
-SQLite). SQLite runs in WAL mode with a busy timeout so reads never block on
-the writer. Results are detached from the session (``expire_on_commit=False``).
+``trio.to_thread.run_sync``. Results are detached from the session
+(``expire_on_commit=False``).
+
+Writes behave the same on both backends: each write function runs as if alone.
+
+- SQLite has one writer: writes are serialized by a trio lock (waiting in trio is
+  cheaper than busy-looping in SQLite), in WAL mode with a busy timeout so reads
+  never block on the writer.
+- MySQL/MariaDB runs writes concurrently, at ``SERIALIZABLE`` isolation: a write
+  that reads, then writes what it read ("the lowest free address", "is this state
+  still expected") takes shared locks on what it read, so two such writes that
+  would interleave deadlock instead, and the loser is run again from the start,
+  seeing the winner's rows. Reads keep the default ``REPEATABLE READ`` snapshot.
+
+Deadlocks, lock wait timeouts and lost connections (a restarted server) are
+retried here, and only here: the whole function runs again in a new transaction,
+so it must only touch the session it is given. Connections are checked before
+use (``pool_pre_ping``), so a pool of dead connections after a server restart
+costs one ping each, not an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import re
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
 import trio
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
 from novalite.exceptions import ConfigError
 
 log = structlog.get_logger("novalite.db")
 T = TypeVar("T")
+
+#: Worker threads running database functions at once; the connection pool matches it.
+WORKER_THREADS = 16
+#: Attempts at one database function before its error reaches the caller.
+ATTEMPTS = 10
+EXPECTED = "expected sqlite:///PATH or mysql+pymysql://USER:PASS@HOST[:PORT]/DB"
+# MySQL error codes worth running a function again for.
+_DEADLOCK, _LOCK_WAIT_TIMEOUT = 1213, 1205
+# Gone away, lost, out of sync, killed; and can't connect (a server restarting: the
+# retries' back-off, about two seconds in all, rides over a quick restart).
+_LOST = {2006, 2013, 2014, 2045, 2055, 1927, 2002, 2003}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -37,44 +67,75 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _mysql_session(dbapi_conn: Any, _record: Any) -> None:
+    # TRADITIONAL (as oslo.db sets it): refuse bad values instead of storing them mangled.
+    cur = dbapi_conn.cursor()
+    cur.execute("SET SESSION sql_mode = 'TRADITIONAL'")
+    cur.close()
+
+
+def _bad_url(url: str, why: str) -> ConfigError:
+    return ConfigError(f"[database] connection = {_hide_password(url)!r}: {why}")
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: hide everything between "user:" and the last "@"
+        return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///path`` or ``mysql+pymysql://...``)."""
+    """An engine for ``url`` (``sqlite:///path`` or ``mysql+pymysql://...``).
+
+    Raises :class:`ConfigError` for a URL that cannot work, before any connection.
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            f"[database] connection = {url!r}: not a database URL "
-            "(expected sqlite:///PATH or mysql+pymysql://USER:PASS@HOST/DB)"
-        ) from None
-    if parsed.get_backend_name() == "sqlite":
+        parsed.port  # noqa: B018 - a non-numeric port raises here
+    except (ArgumentError, ValueError):
+        raise _bad_url(url, f"not a database URL ({EXPECTED})") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)
+            directory = os.path.dirname(os.path.abspath(parsed.database))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise _bad_url(url, f"cannot create {directory}: {exc.strerror}") from None
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20,
-            max_overflow=20,
-        )
+            parsed, connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=WORKER_THREADS, max_overflow=4)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "mysql":
-        if parsed.drivername == "mysql":
-            parsed = parsed.set(drivername="mysql+pymysql")
+    if backend in ("mysql", "mariadb"):
+        return _mysql_engine(url, parsed)
+    raise _bad_url(url, f"unsupported database {backend!r} ({EXPECTED})")
+
+
+def _mysql_engine(url: str, parsed: URL) -> Engine:
+    if "+" not in parsed.drivername:  # mysql:// means PyMySQL here, as in nova.conf
+        parsed = parsed.set(drivername=f"{parsed.get_backend_name()}+pymysql")
+    if not parsed.database:
+        raise _bad_url(url, f"no database name ({EXPECTED})")
+    if parsed.get_driver_name() == "pymysql":
         try:
             import pymysql  # noqa: F401
         except ImportError:
-            raise ConfigError(
-                f"[database] connection = {url!r}: MySQL needs PyMySQL "
-                "(pip install 'novalite[mysql]')"
-            ) from None
-        query = dict(parsed.query)
-        query.setdefault("charset", "utf8mb4")
-        return create_engine(
-            parsed.set(query=query), pool_size=20, max_overflow=20, pool_pre_ping=True,
-            pool_recycle=3600,
-        )
-    raise ConfigError(
-        f"[database] connection = {url!r}: unsupported database "
-        f"{parsed.get_backend_name()!r} (expected sqlite or mysql)"
-    )
+            raise _bad_url(url, "MySQL needs PyMySQL (pip install 'novalite[mysql]')") from None
+    query = dict(parsed.query)
+    query.setdefault("charset", "utf8mb4")
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in query:
+        connect_args["connect_timeout"] = 10
+    try:
+        engine = create_engine(
+            parsed.set(query=query), connect_args=connect_args, pool_size=WORKER_THREADS,
+            max_overflow=4, pool_pre_ping=True, pool_recycle=3600, pool_timeout=60)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise _bad_url(url, f"cannot load its database driver: {exc}") from None
+    event.listen(engine, "connect", _mysql_session)
+    return engine
 
 
 class Database:
@@ -84,26 +145,35 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._write_engine = self.engine if self.is_sqlite else \
+            self.engine.execution_options(isolation_level="SERIALIZABLE")
         self._write_lock = trio.Lock()
-        self._limiter = trio.CapacityLimiter(16)
+        self._limiter = trio.CapacityLimiter(WORKER_THREADS)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
     def _run(self, fn: Callable[[Session], T], commit: bool) -> T:
-        attempts = 3
-        for attempt in range(attempts):
-            try:
-                with self.session() as session:
+        engine = self._write_engine if commit else self.engine
+        for attempt in range(1, ATTEMPTS + 1):
+            with Session(engine, expire_on_commit=False) as session:
+                try:
                     result = fn(session)
                     if commit:
                         session.commit()
                     return result
-            except OperationalError as exc:
-                # Lost connections and deadlocks are retried here, never in callers.
-                if attempt + 1 == attempts or not _retryable(exc):
-                    raise
-                log.warning("database operation retried", error=str(exc.orig))
+                except DBAPIError as exc:
+                    why = retry_reason(exc)
+                    if why is None or attempt == ATTEMPTS:
+                        raise
+                    error = str(exc.orig)
+                    # Forget this attempt's new rows, so the next attempt can add them again.
+                    with contextlib.suppress(DBAPIError):
+                        session.rollback()
+            delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+            log.warning("database operation retried", reason=why, attempt=attempt,
+                        error=error, delay=round(delay, 3))
+            time.sleep(delay)  # a worker thread: trio's loop is not blocked
         raise AssertionError("unreachable")
 
     async def read(self, fn: Callable[[Session], T]) -> T:
@@ -111,7 +181,7 @@ class Database:
         return await trio.to_thread.run_sync(self._run, fn, False, limiter=self._limiter)
 
     async def write(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn(session)`` on a worker thread and commit; serialized for SQLite."""
+        """Run ``fn(session)`` on a worker thread and commit, as if no other write ran."""
         if self.is_sqlite:
             async with self._write_lock:
                 return await trio.to_thread.run_sync(self._run, fn, True, limiter=self._limiter)
@@ -121,7 +191,18 @@ class Database:
         self.engine.dispose()
 
 
-def _retryable(exc: OperationalError) -> bool:
-    code = getattr(exc.orig, "args", [None])[0]
-    # MySQL: 1213 deadlock, 1205 lock wait timeout, 2006/2013 server gone / lost connection.
-    return code in (1213, 1205, 2006, 2013) or "database is locked" in str(exc.orig)
+def retry_reason(exc: DBAPIError) -> str | None:
+    """Why ``exc`` is worth running the function again for, or None."""
+    if exc.connection_invalidated:
+        return "lost connection"
+    args = getattr(exc.orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code == _DEADLOCK:
+        return "deadlock"
+    if code == _LOCK_WAIT_TIMEOUT:
+        return "lock wait timeout"
+    if code in _LOST:
+        return "lost connection"
+    if "database is locked" in str(exc.orig):  # SQLite, past its busy timeout
+        return "database locked"
+    return None

@@ -1,5 +1,11 @@
 """The database schema: SQLModel tables. Times are naive UTC; soft-deleted rows keep
-``deleted != 0`` as Nova's do (``deleted`` holds the row's own id once deleted)."""
+``deleted != 0`` as Nova's do (``deleted`` holds the row's own id once deleted).
+
+Column types come from :mod:`novalite.db.types`, so SQLite and MySQL/MariaDB store
+the same values (microseconds, long texts, big byte counts, doubles). String
+lengths are checked at flush on every backend (:class:`ValueTooLong`): MySQL
+refuses a value longer than its column where SQLite would keep it, and a bug
+of that kind must show on SQLite too."""
 
 from __future__ import annotations
 
@@ -8,8 +14,16 @@ import uuid as uuidlib
 from typing import Any
 
 from pydantic import NaiveDatetime
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, event
+from sqlalchemy.orm import Mapper
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from novalite.db.types import BIG_INTEGER, DATETIME, DOUBLE, LONG_TEXT, NAMING_CONVENTION
+from novalite.exceptions import NovaliteError
+
+# Named constraints, the same on every backend (set before any table is declared).
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
 def utcnow() -> dt.datetime:
@@ -31,7 +45,7 @@ class Project(SQLModel, table=True):
     id: str = Field(default_factory=lambda: uuidlib.uuid4().hex, primary_key=True, max_length=64)
     name: str = Field(max_length=64)
     domain_id: str = Field(default="default", max_length=64)
-    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    description: str = Field(default="", sa_column=Column(LONG_TEXT, nullable=False, default=""))
     enabled: bool = True
     __table_args__ = (UniqueConstraint("domain_id", "name"),)
 
@@ -67,8 +81,8 @@ class Token(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     user_id: str = Field(max_length=64)
     project_id: str = Field(max_length=64)
-    issued_at: NaiveDatetime = Field(default_factory=utcnow)
-    expires_at: NaiveDatetime
+    issued_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    expires_at: NaiveDatetime = Field(sa_type=DATETIME)
     audit_id: str = Field(max_length=64)
     revoked: bool = False
 
@@ -84,11 +98,11 @@ class Flavor(SQLModel, table=True):
     root_gb: int = 0
     ephemeral_gb: int = 0
     swap: int = 0
-    rxtx_factor: float = 1.0
+    rxtx_factor: float = Field(default=1.0, sa_type=DOUBLE)
     is_public: bool = True
     disabled: bool = False
-    description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    description: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 class FlavorExtraSpec(SQLModel, table=True):
@@ -106,8 +120,8 @@ class Image(SQLModel, table=True):
     status: str = Field(default="queued", max_length=30)
     disk_format: str | None = Field(default=None, max_length=20)
     container_format: str | None = Field(default=None, max_length=20)
-    size: int | None = None
-    virtual_size: int | None = None
+    size: int | None = Field(default=None, sa_type=BIG_INTEGER)
+    virtual_size: int | None = Field(default=None, sa_type=BIG_INTEGER)
     checksum: str | None = Field(default=None, max_length=32)
     os_hash_algo: str | None = Field(default=None, max_length=64)
     os_hash_value: str | None = Field(default=None, max_length=128)
@@ -118,9 +132,9 @@ class Image(SQLModel, table=True):
     min_ram: int = 0
     properties: dict[str, Any] = _json()
     tags: list[str] = _json(list)
-    path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
-    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+    path: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 # -- compute ------------------------------------------------------------------
@@ -129,7 +143,7 @@ class Instance(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
     display_name: str = Field(max_length=255)
-    display_description: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    display_description: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
     hostname: str = Field(default="", max_length=255)
     project_id: str = Field(max_length=64, index=True)
     user_id: str = Field(max_length=64)
@@ -146,8 +160,8 @@ class Instance(SQLModel, table=True):
     task_state: str | None = Field(default=None, max_length=255)
     power_state: int = 0
     key_name: str | None = Field(default=None, max_length=255)
-    key_data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    user_data: str | None = Field(default=None, sa_column=Column(Text(16777215), nullable=True))
+    key_data: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
+    user_data: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
     metadata_: dict[str, str] = Field(
         default_factory=dict, sa_column=Column("metadata", JSON, nullable=False)
     )
@@ -159,11 +173,11 @@ class Instance(SQLModel, table=True):
     launch_index: int = 0
     reservation_id: str = Field(default="", max_length=255)
     progress: int = 0
-    launched_at: NaiveDatetime | None = None
-    terminated_at: NaiveDatetime | None = None
-    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
-    updated_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
-    deleted_at: NaiveDatetime | None = None
+    launched_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    terminated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, index=True, sa_type=DATETIME)
+    deleted_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     deleted: int = Field(default=0, index=True)
     __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
 
@@ -174,9 +188,9 @@ class InstanceFault(SQLModel, table=True):
     instance_uuid: str = Field(max_length=36, index=True)
     code: int = 500
     message: str = Field(default="", max_length=255)
-    details: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    details: str = Field(default="", sa_column=Column(LONG_TEXT, nullable=False, default=""))
     host: str | None = Field(default=None, max_length=255)
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 class InstanceAction(SQLModel, table=True):
@@ -187,10 +201,10 @@ class InstanceAction(SQLModel, table=True):
     request_id: str = Field(max_length=255, index=True)
     user_id: str = Field(max_length=64)
     project_id: str = Field(max_length=64)
-    start_time: NaiveDatetime = Field(default_factory=utcnow)
-    finish_time: NaiveDatetime | None = None
+    start_time: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    finish_time: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     message: str | None = Field(default=None, max_length=255)
-    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 class InstanceActionEvent(SQLModel, table=True):
@@ -198,12 +212,12 @@ class InstanceActionEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     action_id: int = Field(index=True)
     event: str = Field(max_length=255)
-    start_time: NaiveDatetime = Field(default_factory=utcnow)
-    finish_time: NaiveDatetime | None = None
+    start_time: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    finish_time: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     result: str | None = Field(default=None, max_length=255)
-    traceback: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    traceback: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
     host: str | None = Field(default=None, max_length=255)
-    details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    details: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
 
 
 class Service(SQLModel, table=True):
@@ -218,8 +232,8 @@ class Service(SQLModel, table=True):
     disabled_reason: str | None = Field(default=None, max_length=255)
     forced_down: bool = False
     availability_zone: str = Field(default="nova", max_length=255)
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
-    updated_at: NaiveDatetime | None = None
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     __table_args__ = (UniqueConstraint("host", "binary"),)
 
 
@@ -237,8 +251,8 @@ class ComputeNode(SQLModel, table=True):
     cpu_info: dict[str, Any] = _json()
     supported_instances: list[Any] = _json(list)
     host_ip: str = Field(default="127.0.0.1", max_length=64)
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
-    updated_at: NaiveDatetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 class Allocation(SQLModel, table=True):
@@ -268,7 +282,86 @@ class KeyPair(SQLModel, table=True):
     name: str = Field(max_length=255)
     user_id: str = Field(max_length=64)
     fingerprint: str = Field(max_length=255)
-    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    public_key: str = Field(sa_column=Column(LONG_TEXT, nullable=False))
     type: str = Field(default="ssh", max_length=16)
-    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
     __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+
+class Quota(SQLModel, table=True):
+    """A project's override of one ``[quota]`` default (os-quota-sets update)."""
+
+    __tablename__ = "quotas"
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: str = Field(max_length=64)
+    resource: str = Field(max_length=64)
+    hard_limit: int
+    __table_args__ = (UniqueConstraint("project_id", "resource"),)
+
+
+# -- scheduling: server groups and host aggregates --------------------------------
+class InstanceGroup(SQLModel, table=True):
+    """A server group (os-server-groups): a placement policy for its members."""
+
+    __tablename__ = "instance_groups"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    name: str = Field(max_length=255)
+    project_id: str = Field(max_length=64, index=True)
+    user_id: str = Field(max_length=64)
+    policy: str = Field(max_length=255)
+    rules: dict[str, Any] = _json()
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class InstanceGroupMember(SQLModel, table=True):
+    """An instance's membership of a server group (an instance joins at most one)."""
+
+    __tablename__ = "instance_group_members"
+    instance_uuid: str = Field(primary_key=True, max_length=36)
+    group_id: int = Field(index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class Aggregate(SQLModel, table=True):
+    """A host aggregate (os-aggregates); its availability_zone is also kept as metadata."""
+
+    __tablename__ = "aggregates"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    name: str = Field(max_length=255, unique=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+
+
+class AggregateHost(SQLModel, table=True):
+    __tablename__ = "aggregate_hosts"
+    aggregate_id: int = Field(primary_key=True)
+    host: str = Field(primary_key=True, max_length=255)
+
+
+class AggregateMetadata(SQLModel, table=True):
+    __tablename__ = "aggregate_metadata"
+    aggregate_id: int = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=255)
+    value: str = Field(default="", max_length=255)
+
+
+# -- one rule for string lengths on every backend ----------------------------------
+class ValueTooLong(NovaliteError):
+    """A value is longer than its column holds (MySQL would refuse it; SQLite would not)."""
+
+
+@event.listens_for(SQLModel, "before_insert", propagate=True)
+@event.listens_for(SQLModel, "before_update", propagate=True)
+def _check_string_lengths(mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+        limit = getattr(kind, "length", None)
+        if not limit or not isinstance(kind, String):
+            continue
+        value = getattr(target, prop.key, None)
+        if isinstance(value, str) and len(value) > limit:
+            raise ValueTooLong(f"{mapper.local_table.name}.{column.name}: {len(value)} "
+                               f"characters, the column holds {limit}")

@@ -4,9 +4,16 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import novalite.db.models  # noqa: F401  (registers the tables)
+from novalite.db.migrate import compare_type
 
 config = context.config
 target_metadata = SQLModel.metadata
+
+
+def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+    # compare_type: autogenerate also sees MySQL's DATETIME precision.
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      render_as_batch=True, compare_type=compare_type)
 
 
 def run() -> None:
@@ -16,13 +23,11 @@ def run() -> None:
 
         engine = create_engine(config.get_main_option("sqlalchemy.url"))
         with engine.connect() as connection:
-            context.configure(connection=connection, target_metadata=target_metadata,
-                              render_as_batch=True)
+            _configure(connection)
             with context.begin_transaction():
                 context.run_migrations()
         return
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True)
+    _configure(connection)
     with context.begin_transaction():
         context.run_migrations()
 
