@@ -45,7 +45,7 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.0"
+    contract_version = "1.1"
     hypervisor_type = "fake"
     option_defaults = {
         "vcpus": 16,
@@ -92,6 +92,7 @@ class FakeDriver(Driver):
     def _set(self, uuid: str, state: PowerState, line: str) -> None:
         guest = self._guest(uuid)
         guest["state"] = int(state)
+        guest["reason"] = None if state == PowerState.RUNNING else f"{line} by request"
         guest["console"].append(line)
         del guest["console"][:-200]
         self._save()
@@ -137,6 +138,7 @@ class FakeDriver(Driver):
             handle=f"fake:{uuid[:8]}",
             vcpus=guest["vcpus"],
             memory_mb=guest["memory_mb"],
+            reason=guest.get("reason"),
         )
 
     async def get_available_resource(self) -> HostResources:

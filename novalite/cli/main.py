@@ -69,24 +69,40 @@ def version() -> None:
 @app.command()
 def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table"
             ) -> None:
-    """List installed hypervisor drivers, their versions, and whether each can run here."""
+    """List installed hypervisor drivers and scheduler plugins, their versions, and
+    whether each loads and can run here (and why not)."""
+    from novalite.scheduler import plugins
+    from novalite.virt.driver import CONTRACT_VERSION
     from novalite.virt.registry import discover
 
-    found = discover()
-    rows = [{"name": e.name, "distribution": e.distribution, "version": e.version,
-             "contract": getattr(e.cls, "contract_version", None), "target": e.target,
-             "usable": e.usable, "status": e.status} for e in found.values()]
+    rows = [{"kind": "driver", "name": e.name, "distribution": e.distribution,
+             "version": e.version, "contract": e.contract, "target": e.target,
+             "usable": e.usable, "broken": e.broken, "status": e.status}
+            for e in discover().values()]
+    for kind in ("filter", "weigher"):
+        rows += [{"kind": kind, "name": p.name, "distribution": p.distribution,
+                  "version": p.version, "contract": None, "target": p.target,
+                  "usable": p.error is None, "broken": p.error is not None,
+                  "status": p.status} for p in plugins.discover(kind).values()]
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Driver", "Distribution", "Version", "Contract", "Status")
+    table = Table("Kind", "Name", "Distribution", "Version", "Contract", "Status",
+                  title=f"driver contract {CONTRACT_VERSION}")
     for r in rows:
-        table.add_row(r["name"], r["distribution"], r["version"], r["contract"] or "-",
-                      r["status"])
-    Console().print(table)
+        short = r["status"].split(":", 1)[0]
+        table.add_row(r["kind"], r["name"], r["distribution"], r["version"],
+                      r["contract"] or "-", short)
+    # Piped output keeps whole names (rich would squeeze the table to 80 columns).
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+    # The reasons in full, one line each (a table cell would wrap or cut them).
+    for r in rows:
+        if r["status"] != "usable":
+            typer.echo(f"{r['kind']} {r['name']} ({r['distribution']} {r['version']}): "
+                       f"{r['status']}")
 
 
 @db_app.command("sync")
@@ -132,6 +148,15 @@ def service_list(config: ConfigOpt = None) -> None:
         typer.echo(fmt.format(svc.binary, svc.host, svc.availability_zone,
                               "disabled" if svc.disabled else "enabled", ":-)" if up else "XXX",
                               svc.updated_at.isoformat() if svc.updated_at else "-"))
+
+
+def _register_admin() -> None:
+    from novalite.cli import admin
+
+    admin.register(app)
+
+
+_register_admin()
 
 
 def main() -> None:  # pragma: no cover - console entry

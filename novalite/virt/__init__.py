@@ -2,6 +2,8 @@
 
 from novalite.virt.driver import (
     CAPABILITIES,
+    CAPABILITY_METHODS,
+    CHANGES,
     CONTRACT_VERSION,
     Driver,
     DriverContext,
@@ -22,6 +24,8 @@ from novalite.virt.driver import (
 
 __all__ = [
     "CAPABILITIES",
+    "CAPABILITY_METHODS",
+    "CHANGES",
     "CONTRACT_VERSION",
     "Driver",
     "DriverContext",

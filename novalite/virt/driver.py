@@ -1,10 +1,11 @@
-"""The hypervisor driver contract, version 1.
+"""The hypervisor driver contract, version 1.1.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
 driver below it - the built-in ``fake``, ``qemu``, ``kvm`` and ``lxc`` and any
 third-party plugin - implements the same small async interface. Nothing from
 novalite's internals crosses it: no ORM rows, no configuration objects, no bus.
+The path ``novalite.virt.driver`` (re-exported by ``novalite.virt``) is stable.
 
 A driver is a class registered in the ``novalite.drivers`` entry-point group::
 
@@ -13,28 +14,72 @@ A driver is a class registered in the ``novalite.drivers`` entry-point group::
     mydriver = "mypackage.driver:MyDriver"
 
 The class declares the contract version it implements (``contract_version``,
-major.minor); novalite refuses a driver whose major version differs from
-:data:`CONTRACT_VERSION`'s. It is constructed once per compute host with a
-:class:`DriverContext`; :meth:`Driver.init_host` then runs before any other
-call.
+"major.minor"). novalite refuses a driver whose major version differs from
+:data:`CONTRACT_VERSION`'s, naming the driver, its distribution and both
+versions; minor versions only add optional things (a 1.0 driver runs unchanged
+on a 1.1 novalite). See :data:`CHANGES`.
+
+Life of a driver object, as the compute actor drives it (one object per
+compute host):
+
+1. ``cls.check_host()`` - can this machine run the driver at all?
+2. ``driver = cls(context)`` with a :class:`DriverContext`.
+3. ``await driver.init_host()`` - prepare, and adopt guests a previous run left.
+4. ``await nursery.start(driver.run)`` - the driver's own background work, if any.
+5. any number of :meth:`Driver.spawn`, :meth:`Driver.get_info`, power actions, ...
+   (never two at once for the same uuid; concurrently for different uuids).
+6. at shutdown ``run`` is cancelled, then ``await driver.cleanup_host()``. Guests
+   keep running; the next service run adopts them in step 3.
 
 Every method is a coroutine run under trio. A driver must not block the event
-loop: run blocking work with ``trio.to_thread.run_sync`` or
-``trio.run_process``. Guests must outlive the service: a driver never ties a
-guest's life to novalite's process, and :meth:`Driver.init_host` adopts the
-guests a previous run left behind.
+loop: run blocking work with ``trio.to_thread.run_sync`` or ``trio.run_process``.
+Guests must outlive the service: a driver never ties a guest's life to
+novalite's process (start guests in their own session, never as children that
+die with it).
 
-Example, the smallest useful driver (see ``drivers/fake.py`` for a complete
-one)::
+Errors: raise :class:`InstanceNotFound` for an unknown uuid, :class:`NotSupported`
+for an operation the driver does not implement, :class:`SpawnFailed` when a guest
+cannot be created (novalite may retry on another host), :class:`HostUnusable`
+from ``init_host`` when the host cannot run guests, and :class:`DriverError`
+for anything else; the message is shown to the user as the instance's fault.
+
+Example, the smallest useful driver (``drivers/fake.py`` is a complete one, and
+``plugins/novalite-driver-process`` a real third-party one)::
 
     class EchoDriver(Driver):
         name = "echo"
-        contract_version = "1.0"
+        contract_version = "1.1"
+        hypervisor_type = "echo"
         capabilities = {"supports_console_output": True}
 
+        def __init__(self, context):
+            super().__init__(context)
+            self.guests = {}
+
+        async def list_instances(self):
+            return list(self.guests)
+
         async def spawn(self, instance, image, network):
-            self.guests[instance.uuid] = PowerState.RUNNING
-        ...
+            self.guests[instance.uuid] = f"{instance.hostname} booted {image.name}\\n"
+
+        async def destroy(self, uuid):
+            self.guests.pop(uuid, None)
+
+        async def get_info(self, uuid):
+            if uuid not in self.guests:
+                raise InstanceNotFound(uuid)
+            return InstanceInfo(PowerState.RUNNING)
+
+        async def get_available_resource(self):
+            return HostResources(vcpus=4, memory_mb=4096, local_gb=10,
+                                 hypervisor_type="echo", hypervisor_version=1,
+                                 hypervisor_hostname=self.context.host)
+
+        async def get_console_output(self, uuid):
+            return self.guests[uuid]
+
+(It keeps guests in memory, so they do not survive a restart: a real driver
+keeps what it needs to adopt them under ``context.state_path``.)
 """
 
 from __future__ import annotations
@@ -46,12 +91,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-CONTRACT_VERSION = "1.0"
+import trio
+
+CONTRACT_VERSION = "1.1"
 """The version of this contract: a plugin's major version must equal this one's."""
+
+#: What each minor version added; a driver may rely on what its declared version lists.
+CHANGES: Mapping[str, str] = {
+    "1.0": "the first stable contract",
+    "1.1": "Driver.run (a background task the compute actor runs for the driver's life) "
+           "and InstanceInfo.reason (why a guest is in its state)",
+}
 
 
 class PowerState(enum.IntEnum):
-    """Power state of a guest as the hypervisor sees it (Nova's ``power_state``)."""
+    """Power state of a guest as the hypervisor sees it (Nova's ``power_state``).
+
+    ``NOSTATE`` means "cannot tell right now" (a guest starting or stopping);
+    novalite treats a guest that is gone from the hypervisor as ``NOSTATE`` too.
+    """
 
     NOSTATE = 0
     RUNNING = 1
@@ -63,6 +121,8 @@ class PowerState(enum.IntEnum):
 
 #: Every capability name the compute API consults, with its meaning. A driver's
 #: ``capabilities`` maps a subset of these to True/False; a missing name is False.
+#: The API answers 409 "not supported by this hypervisor" for an action whose
+#: capability is False, without calling the driver.
 CAPABILITIES: Mapping[str, str] = {
     "supports_reboot": "reboot SOFT and HARD",
     "supports_power_off": "stop (power_off) and start (power_on)",
@@ -70,6 +130,18 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_suspend": "suspend and resume (guest state saved to disk)",
     "supports_console_output": "get_console_output returns the guest's console log",
     "supports_snapshot": "snapshot writes the guest's disk or rootfs to a file",
+}
+
+#: The driver methods each capability stands for (the conformance kit checks that
+#: a driver claiming a capability implements them and that the others raise
+#: :class:`NotSupported`).
+CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
+    "supports_reboot": ("reboot",),
+    "supports_power_off": ("power_off", "power_on"),
+    "supports_pause": ("pause", "unpause"),
+    "supports_suspend": ("suspend", "resume"),
+    "supports_console_output": ("get_console_output",),
+    "supports_snapshot": ("snapshot",),
 }
 
 
@@ -102,7 +174,8 @@ class ImageInfo:
 
     ``path`` is a local file that the driver must treat as read-only and shared
     with other guests (use an overlay or a copy). ``properties`` holds the
-    image's Glance properties (``hypervisor_type``, ``os_command_line``, ...).
+    image's Glance properties (``hypervisor_type``, ``os_command_line``, or a
+    driver's own, such as the process driver's ``process_command``).
     """
 
     id: str
@@ -162,11 +235,17 @@ class InstanceInfo:
     handle: str = ""
     vcpus: int = 0
     memory_mb: int = 0
+    #: Why the guest is in this state, when the driver knows (contract 1.1), e.g.
+    #: "process exited with status 3" or "powered off by request"; else None.
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class HostResources:
-    """The host's capacity and identity, reported to the scheduler periodically."""
+    """The host's capacity and identity, reported to the scheduler periodically.
+
+    Plain values only: it crosses the bus as a dict.
+    """
 
     vcpus: int
     memory_mb: int
@@ -175,7 +254,8 @@ class HostResources:
     hypervisor_version: int
     hypervisor_hostname: str
     cpu_info: Mapping[str, Any] = field(default_factory=dict)
-    #: What guests this host can run, e.g. {"hypervisor_type": "qemu", "architecture": "x86_64"}.
+    #: (architecture, hypervisor_type, vm_mode) triples of the guests this host can run,
+    #: e.g. (("x86_64", "qemu", "hvm"),); the ImagePropertiesFilter matches images on them.
     supported_instances: tuple[tuple[str, str, str], ...] = ()
 
 
@@ -205,8 +285,12 @@ class DriverContext:
     """What novalite hands a driver at construction; plain values only.
 
     ``state_path`` is a directory owned by this driver on this host
-    (``<state_path>/<host>/<driver>``); ``instances_path`` holds one directory per
-    guest; ``options`` is the driver's own configuration section as a dict.
+    (``<state_path>/drivers/<driver>/<host>``; it may not exist yet);
+    ``instances_path`` is shared by every host of this service and holds one
+    directory per guest when the driver wants one; ``options`` is the driver's
+    own configuration section (``[<name>]`` in novalite.toml) merged over
+    :attr:`Driver.option_defaults`. ``emit_event`` is safe to call from the trio
+    thread at any time; it never blocks.
     """
 
     host: str
@@ -219,14 +303,15 @@ class DriverContext:
 class Driver(abc.ABC):
     """A hypervisor driver. Subclass it, set the class attributes, implement the methods.
 
-    Methods not overridden raise :class:`NotSupported`; set the matching
-    ``capabilities`` entry to False (or leave it out) so the API answers 409
-    "not supported by this hypervisor" before calling.
+    The five abstract methods are required. The optional ones raise
+    :class:`NotSupported` unless overridden; set the matching ``capabilities``
+    entry to True only for those you implement, so the API answers 409 "not
+    supported by this hypervisor" before calling.
     """
 
     #: Entry-point name users put in ``[compute] driver``.
     name: ClassVar[str] = ""
-    #: The contract version this driver implements ("1.0").
+    #: The contract version this driver implements ("1.1").
     contract_version: ClassVar[str] = CONTRACT_VERSION
     #: Capability name -> bool; see :data:`CAPABILITIES`.
     capabilities: ClassVar[Mapping[str, bool]] = {}
@@ -238,13 +323,18 @@ class Driver(abc.ABC):
     option_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, context: DriverContext) -> None:
+        """Keep the context; do no I/O here (``init_host`` is where work starts)."""
         self.context = context
 
+    # -- host ------------------------------------------------------------------
     @classmethod
     def check_host(cls) -> HostCheck:
         """Say whether this driver can run here (binaries, devices, permissions).
 
-        Must be fast and side-effect free; ``novalite drivers`` prints the reason.
+        Must be fast and side-effect free; never raises (an exception is reported
+        as "not usable"). ``novalite drivers`` prints the reason, and a configured
+        driver that is not usable stops ``novalite serve`` with it.
+
         Example: ``return HostCheck(False, "qemu-system-x86_64 not found on PATH")``.
         """
         return HostCheck(True)
@@ -252,16 +342,67 @@ class Driver(abc.ABC):
     async def init_host(self) -> None:
         """Prepare the host and adopt guests left running by a previous service run.
 
-        Called once, before any other method. Must not start or stop guests.
-        May raise :class:`HostUnusable`, which stops the service with its message.
+        Called once, before any other method. Must not start or stop guests: a guest
+        found running stays running, one found stopped stays stopped, and both are
+        then listed by :meth:`list_instances`.
+
+        Raises :class:`HostUnusable`, which stops the service with its message.
+        Example: ``os.makedirs(self.context.state_path, exist_ok=True)``, then read
+        back the pidfiles/state files of the guests found there.
         """
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The driver's background work for as long as the service runs (contract 1.1).
+
+        The compute actor calls it once, after :meth:`init_host` and before it reports
+        ready, as ``await nursery.start(driver.run)``: call ``task_status.started()``
+        once the work is set up, then keep running (watch the hypervisor's event
+        stream, reap processes, ...) until cancelled at shutdown. Cancellation is the
+        only way it ends normally; an exception escaping it stops the service, so
+        catch and log what you can survive. The default does nothing: it reports
+        started and returns.
+
+        Example, a watcher that reports guests that stop on their own::
+
+            async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+                task_status.started()
+                while True:
+                    for uuid in self.exited_guests():
+                        self.context.emit_event(LifecycleEvent(uuid, PowerState.SHUTDOWN,
+                                                               "process exited"))
+                    await trio.sleep(1)
+        """
+        task_status.started()
+
     async def cleanup_host(self) -> None:
-        """Release the driver's own resources at service shutdown; guests keep running."""
+        """Release the driver's own resources at service shutdown; guests keep running.
+
+        Called once, after :meth:`run` was cancelled. Must not stop guests.
+        Example: close a connection to the hypervisor's management socket.
+        """
 
     @abc.abstractmethod
+    async def get_available_resource(self) -> HostResources:
+        """Return the host's total capacity (not what is free: novalite tracks usage).
+
+        Called at start and periodically. ``hypervisor_type`` should equal the
+        class's ``hypervisor_type``.
+
+        Example: ``return HostResources(vcpus=os.cpu_count(), memory_mb=16384,
+        local_gb=100, hypervisor_type="qemu", hypervisor_version=8002002,
+        hypervisor_hostname=self.context.host)``.
+        """
+
+    # -- guests ----------------------------------------------------------------------
+    @abc.abstractmethod
     async def list_instances(self) -> list[str]:
-        """Return the uuids of every guest this driver has on this host, running or not."""
+        """Return the uuids of every guest this driver has on this host, running or not.
+
+        Includes guests adopted by :meth:`init_host` and guests that are SHUTDOWN;
+        excludes destroyed ones. Order does not matter.
+        Example: ``sorted(os.listdir(self.guests_dir))``.
+        """
 
     @abc.abstractmethod
     async def spawn(
@@ -269,7 +410,15 @@ class Driver(abc.ABC):
     ) -> None:
         """Create and start a guest; return once the hypervisor reports it running.
 
-        Raises :class:`SpawnFailed` (after cleaning up) when the guest cannot start.
+        ``instance`` says what to create (uuid, hostname, flavor sizes, user data),
+        ``image.path`` is the cached image file (read-only, shared), ``network`` the
+        addresses novalite allocated (possibly none). After it returns,
+        :meth:`get_info` reports RUNNING and :meth:`list_instances` includes the uuid.
+
+        Raises :class:`SpawnFailed` (after removing everything it created for the
+        guest) when the guest cannot start on this host; novalite may reschedule.
+        Any other exception puts the instance in ERROR with the message as its fault.
+
         Example: ``await driver.spawn(spec, image, [net])`` then
         ``(await driver.get_info(spec.uuid)).state == PowerState.RUNNING``.
         """
@@ -278,54 +427,100 @@ class Driver(abc.ABC):
     async def destroy(self, uuid: str) -> None:
         """Stop the guest if running and remove everything the driver created for it.
 
+        Works from any state (running, paused, suspended, shut down, half-built).
+        After it returns no process and no file of the guest is left, and
+        :meth:`get_info` raises :class:`InstanceNotFound`.
         Idempotent: destroying an unknown uuid succeeds and does nothing.
+        Raises :class:`DriverError` only when the guest could not be removed.
+
+        Example: ``await driver.destroy(uuid); await driver.destroy(uuid)  # no error``.
         """
 
     @abc.abstractmethod
     async def get_info(self, uuid: str) -> InstanceInfo:
-        """Return the guest's current power state. Raises :class:`InstanceNotFound`."""
+        """Return the guest's current power state (and, optionally, why).
 
-    @abc.abstractmethod
-    async def get_available_resource(self) -> HostResources:
-        """Return the host's total capacity (not what is free: novalite tracks usage)."""
+        Asks the hypervisor every time (novalite's power-state sync relies on it
+        noticing a guest that stopped by itself); must be cheap, it is polled.
+        Raises :class:`InstanceNotFound` for a uuid the driver does not have.
 
+        Example: ``InstanceInfo(PowerState.SHUTDOWN, handle="pid:1234",
+        reason="process exited with status 3")``.
+        """
+
+    # -- optional: each needs its capability --------------------------------------------
     async def reboot(self, uuid: str, reboot_type: str) -> None:
-        """Reboot the guest. ``reboot_type`` is "SOFT" (ask the guest; fall back to
-        hard after a timeout) or "HARD" (reset). The guest is RUNNING on return."""
+        """Reboot the guest (capability ``supports_reboot``).
+
+        ``reboot_type`` is "SOFT" (ask the guest; fall back to hard after a timeout)
+        or "HARD" (reset). The guest is RUNNING on return. Raises
+        :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.reboot(uuid, "HARD")``.
+        """
         raise NotSupported(f"{self.name} does not support reboot")
 
     async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
-        """Shut the guest down, cleanly within ``timeout`` seconds if it cooperates,
-        forcibly after. The guest's disk is kept; it is SHUTDOWN on return."""
+        """Shut the guest down (capability ``supports_power_off``).
+
+        Cleanly within ``timeout`` seconds if it cooperates, forcibly after. The
+        guest's disk is kept and it stays listed; it is SHUTDOWN on return. Raises
+        :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.power_off(uuid, timeout=30)``.
+        """
         raise NotSupported(f"{self.name} does not support power off")
 
     async def power_on(self, uuid: str) -> None:
-        """Start a SHUTDOWN guest again from the same disk, with the same address."""
+        """Start a SHUTDOWN guest again from the same disk, with the same address
+        (capability ``supports_power_off``). It is RUNNING on return. Raises
+        :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.power_on(uuid)``.
+        """
         raise NotSupported(f"{self.name} does not support power on")
 
     async def pause(self, uuid: str) -> None:
-        """Freeze the guest in memory (PAUSED)."""
+        """Freeze the guest in memory; PAUSED on return (capability ``supports_pause``).
+        Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.pause(uuid)``.
+        """
         raise NotSupported(f"{self.name} does not support pause")
 
     async def unpause(self, uuid: str) -> None:
-        """Resume a PAUSED guest (RUNNING)."""
+        """Resume a PAUSED guest; RUNNING on return (capability ``supports_pause``).
+        Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.unpause(uuid)``.
+        """
         raise NotSupported(f"{self.name} does not support unpause")
 
     async def suspend(self, uuid: str) -> None:
-        """Save the guest's state to disk and release its memory (SUSPENDED)."""
+        """Save the guest's state to disk and release its memory; SUSPENDED on return
+        (capability ``supports_suspend``). Raises :class:`InstanceNotFound`,
+        :class:`DriverError`. Example: ``await driver.suspend(uuid)``.
+        """
         raise NotSupported(f"{self.name} does not support suspend")
 
     async def resume(self, uuid: str) -> None:
-        """Restore a SUSPENDED guest (RUNNING)."""
+        """Restore a SUSPENDED guest; RUNNING on return (capability ``supports_suspend``).
+        Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.resume(uuid)``.
+        """
         raise NotSupported(f"{self.name} does not support resume")
 
     async def get_console_output(self, uuid: str) -> str:
-        """Return the guest's console log (the tail is enough; novalite trims to ``length``)."""
+        """Return the guest's console log as text (capability ``supports_console_output``).
+
+        The tail is enough (novalite trims to the ``length`` the user asks for);
+        keep it bounded. Works while the guest is shut down too (the log of its
+        last run). Raises :class:`InstanceNotFound`.
+        Example: ``"Booting...\\nvm1 login: "``.
+        """
         raise NotSupported(f"{self.name} does not support console output")
 
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
-        """Write the guest's disk (or root filesystem) to ``dest_path``.
+        """Write the guest's disk (or root filesystem) to ``dest_path``
+        (capability ``supports_snapshot``); the guest keeps its power state.
 
-        Returns ``(disk_format, container_format)`` of what was written.
+        Returns ``(disk_format, container_format)`` of what was written, as Glance
+        names them. Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.snapshot(uuid, "/tmp/snap") == ("qcow2", "bare")``.
         """
         raise NotSupported(f"{self.name} does not support snapshots")

@@ -24,6 +24,8 @@ class DriverEntry:
     version: str
     target: str
     cls: type[Driver] | None = None
+    #: The contract version the driver class declares (None when it did not import).
+    contract: str | None = None
     error: str | None = None
     check: HostCheck | None = None
 
@@ -32,35 +34,52 @@ class DriverEntry:
         return self.cls is not None and self.check is not None and self.check.usable
 
     @property
+    def broken(self) -> bool:
+        return self.error is not None
+
+    @property
     def status(self) -> str:
         if self.error:
             return f"broken: {self.error}"
         assert self.check is not None
-        return "usable" if self.check.usable else f"not usable here: {self.check.reason}"
+        if self.check.usable:
+            return f"usable ({self.check.reason})" if self.check.reason else "usable"
+        return f"not usable here: {self.check.reason}"
 
 
 def _major(version: str) -> str:
     return str(version).split(".", 1)[0]
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or repr(exc)
+
+
+def origin(ep: EntryPoint) -> tuple[str, str]:
+    """(distribution name, version) of an entry point, "?" when unknown."""
+    dist = ep.dist
+    return (dist.name if dist else "?"), (dist.version if dist else "?")
+
+
 def _load(ep: EntryPoint) -> DriverEntry:
-    dist = ep.dist.name if ep.dist else "?"
-    version = ep.dist.version if ep.dist else "?"
+    dist, version = origin(ep)
     entry = DriverEntry(ep.name, dist, version, ep.value)
+    where = f"driver {ep.name!r} from distribution {dist} {version}"
     try:
         cls = ep.load()
-    except Exception as exc:  # a plugin may fail in any way on import
-        entry.error = f"cannot import {ep.value}: {type(exc).__name__}: {exc}"
+    except (Exception, SystemExit) as exc:  # a plugin may fail in any way on import
+        entry.error = (f"{where}: cannot import {ep.value}: {type(exc).__name__}: "
+                       f"{_one_line(exc)}")
         return entry
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        entry.error = f"{ep.value} is not a novalite.virt.Driver subclass"
+        entry.error = f"{where}: {ep.value} is not a subclass of novalite.virt.Driver"
         return entry
-    declared = getattr(cls, "contract_version", None) or "?"
+    declared = str(getattr(cls, "contract_version", None) or "?")
+    entry.contract = declared
     if _major(declared) != _major(CONTRACT_VERSION):
         entry.error = (
-            f"driver {ep.name!r} from distribution {dist} {version} implements driver "
-            f"contract {declared}, but this novalite provides {CONTRACT_VERSION} "
-            f"(major versions must match)"
+            f"{where} implements driver contract {declared}, but this novalite provides "
+            f"contract {CONTRACT_VERSION} (major versions must match)"
         )
         return entry
     entry.cls = cls
@@ -90,7 +109,7 @@ def load_driver(name: str) -> type[Driver]:
         )
     entry = _load(eps[0])
     if entry.error:
-        raise ConfigError(f"[compute] driver = {name!r}: {entry.error}")
+        raise ConfigError(f"[compute] driver = {name!r} cannot be loaded: {entry.error}")
     assert entry.cls is not None and entry.check is not None
     if not entry.check.usable:
         raise ConfigError(f"[compute] driver = {name!r} cannot run here: {entry.check.reason}")

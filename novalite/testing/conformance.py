@@ -1,0 +1,562 @@
+"""The driver conformance kit: a pytest suite every novalite driver must pass.
+
+Point it at a driver by subclassing :class:`DriverConformance` in a test module
+and overriding two fixtures (pytest and pytest-trio must be installed)::
+
+    # tests/test_conformance.py of a plugin
+    import pytest
+    from novalite.testing.conformance import DriverConformance
+    from novalite.virt import ImageInfo
+
+    from mydriver import MyDriver
+
+
+    class TestMyDriver(DriverConformance):
+        console_marker = "login:"          # text the console shows once booted
+
+        @pytest.fixture
+        def driver_factory(self):
+            return MyDriver                # any callable DriverContext -> Driver
+
+        @pytest.fixture
+        def guest_image(self, tmp_path):
+            path = tmp_path / "image.img"
+            path.write_bytes(b"...")       # something your driver boots
+            return ImageInfo(id="img", name="image", disk_format="raw",
+                             container_format="bare", path=str(path))
+
+Then ``pytest -v``. Every test builds the driver the way novalite does (a fresh
+:class:`~novalite.virt.driver.DriverContext` on a private directory, options =
+the class's ``option_defaults`` updated with the ``driver_options`` fixture),
+calls ``init_host``, starts ``run`` in a nursery, and at the end destroys what
+is left, cancels ``run`` and calls ``cleanup_host``.
+
+What it checks, each a test below: the declared name, contract version and
+capabilities; resource reporting; spawn, ``get_info`` and ``list_instances``;
+each power action the driver claims in ``capabilities`` (and a clean
+:class:`NotSupported` for the rest); console output; snapshots; adoption of
+running and stopped guests by a new driver object on the same directories
+(after the first one's ``run`` was cancelled and ``cleanup_host`` called);
+idempotent ``destroy`` from every state; a failed spawn that leaves nothing
+behind; and, after every ``destroy``, no leaked processes or files.
+
+"Processes of a guest" are found without the driver's help: every process whose
+command line, control group, environment or working directory carries the
+guest's uuid (QEMU's ``-uuid``, an LXC container's cgroup, a process driver's
+working directory, ...). Override :meth:`DriverConformance.guest_processes` if
+your guests carry none of these. "Files of a guest" are paths under the
+driver's ``state_path`` and ``instances_path`` whose name contains the uuid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import uuid as uuidlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from novalite.virt.driver import (
+    CAPABILITIES,
+    CAPABILITY_METHODS,
+    CONTRACT_VERSION,
+    Driver,
+    DriverContext,
+    DriverError,
+    HostResources,
+    ImageInfo,
+    InstanceInfo,
+    InstanceNotFound,
+    InstanceSpec,
+    LifecycleEvent,
+    NetworkInfo,
+    NotSupported,
+    PowerState,
+    SpawnFailed,
+)
+
+__all__ = ["DriverConformance", "DriverFactory", "Harness", "guest_files", "guest_processes"]
+
+#: Builds a driver from a context, as novalite does: usually the driver class itself.
+DriverFactory = Callable[[DriverContext], Driver]
+
+#: The address the kit hands to every spawn (override ``networks`` to hand none).
+TEST_NETWORK = NetworkInfo(network="private", address="10.20.0.5", cidr="10.20.0.0/24",
+                           gateway="10.20.0.1", mac="fa:16:3e:00:00:05")
+
+
+def guest_processes(uuid: str) -> dict[int, str]:
+    """Live processes that carry ``uuid`` in their cmdline, cgroup, environment or cwd.
+
+    Returns ``{pid: "<where> <command line>"}``. Zombies and this process are skipped.
+    """
+    found: dict[int, str] = {}
+    me = os.getpid()
+    needle = uuid.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        where = None
+        for part in ("cmdline", "cgroup", "environ"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as f:
+                    if needle in f.read():
+                        where = part
+                        break
+            except OSError:
+                continue
+        if where is None:
+            try:
+                if uuid in os.readlink(f"/proc/{pid}/cwd"):
+                    where = "cwd"
+            except OSError:
+                pass
+        if where is None:
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                    continue  # a zombie holds no resources but its pid
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # it ended meanwhile
+        found[pid] = f"{where}: {cmd[:200]}"
+    return found
+
+
+def guest_files(roots: list[str], uuid: str) -> list[str]:
+    """Paths under ``roots`` whose name contains ``uuid``."""
+    hits: list[str] = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                if uuid in name:
+                    hits.append(os.path.join(dirpath, name))
+    return hits
+
+
+class Harness:
+    """One test's driver: builds it, runs it, restarts it, and cleans up after it.
+
+    ``driver`` is the live driver object, ``context`` the context it was built with,
+    ``events`` the :class:`LifecycleEvent` objects it emitted, ``uuids`` every guest
+    the test spawned.
+    """
+
+    def __init__(self, kit: DriverConformance, factory: DriverFactory,
+                 context: DriverContext, image: ImageInfo) -> None:
+        self.kit = kit
+        self.factory = factory
+        self.context = context
+        self.image = image
+        self.events: list[LifecycleEvent] = []
+        self.uuids: list[str] = []
+        #: Where ``run`` lives; set by the fixture before :meth:`start`.
+        self.nursery: trio.Nursery | None = None
+        self._run_scope: trio.CancelScope | None = None
+        self._run_done: trio.Event | None = None
+        self.driver: Driver = self.build()
+
+    def build(self) -> Driver:
+        """A new driver object on the same directories and options (as a restart does)."""
+        context = dataclasses.replace(self.context, emit_event=self.events.append)
+        driver = self.factory(context)
+        assert isinstance(driver, Driver), f"driver_factory returned {driver!r}, not a Driver"
+        return driver
+
+    async def start(self) -> None:
+        """``init_host``, then ``run`` started in the nursery (as the compute actor does)."""
+        with trio.fail_after(self.kit.step_timeout):
+            await self.driver.init_host()
+        scope, done = trio.CancelScope(), trio.Event()
+        self._run_scope, self._run_done = scope, done
+
+        async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                with scope:
+                    await self.driver.run(task_status=task_status)
+            finally:
+                done.set()
+
+        assert self.nursery is not None
+        with trio.fail_after(self.kit.step_timeout):
+            await self.nursery.start(run)
+
+    async def stop(self) -> None:
+        """Cancel ``run`` and call ``cleanup_host`` (as a service shutdown does)."""
+        if self._run_scope is not None and self._run_done is not None:
+            self._run_scope.cancel()
+            with trio.fail_after(self.kit.step_timeout):
+                await self._run_done.wait()
+            self._run_scope = self._run_done = None
+            with trio.fail_after(self.kit.step_timeout):
+                await self.driver.cleanup_host()
+
+    async def restart(self) -> Driver:
+        """Stop this driver object and start a new one on the same state: adoption."""
+        await self.stop()
+        self.driver = self.build()
+        await self.start()
+        return self.driver
+
+    def spec(self, **overrides: Any) -> InstanceSpec:
+        uuid = str(uuidlib.uuid4())
+        fields: dict[str, Any] = dict(
+            uuid=uuid, name=f"conformance-{uuid[:8]}", hostname=f"guest-{uuid[:8]}",
+            vcpus=self.kit.vcpus, memory_mb=self.kit.memory_mb, root_gb=self.kit.root_gb,
+            flavor_name="conformance", metadata={"purpose": "conformance"})
+        fields.update(overrides)
+        return InstanceSpec(**fields)
+
+    async def spawn(self, image: ImageInfo | None = None, **overrides: Any) -> str:
+        """Spawn a guest of the kit's flavor from the test image; return its uuid."""
+        spec = self.spec(**overrides)
+        self.uuids.append(spec.uuid)
+        with trio.fail_after(self.kit.step_timeout):
+            await self.driver.spawn(spec, image or self.image, list(self.kit.networks))
+        return spec.uuid
+
+    async def state(self, uuid: str) -> PowerState:
+        with trio.fail_after(self.kit.step_timeout):
+            info = await self.driver.get_info(uuid)
+        assert isinstance(info, InstanceInfo), f"get_info returned {info!r}"
+        return PowerState(info.state)
+
+    async def console(self, uuid: str, marker: str | None = None) -> str:
+        """The console output; with ``marker``, wait (``boot_timeout``) until it shows."""
+        with trio.fail_after(self.kit.boot_timeout):
+            while True:
+                text = await self.driver.get_console_output(uuid)
+                assert isinstance(text, str), f"get_console_output returned {type(text)}"
+                if marker is None or marker in text:
+                    return text
+                await trio.sleep(0.1)
+
+    async def destroy(self, uuid: str) -> None:
+        with trio.fail_after(self.kit.step_timeout):
+            await self.driver.destroy(uuid)
+
+    async def assert_gone(self, uuid: str) -> None:
+        """Nothing of the guest is left: not listed, not found, no process, no file."""
+        assert uuid not in await self.driver.list_instances()
+        with pytest.raises(InstanceNotFound):
+            await self.driver.get_info(uuid)
+        with trio.move_on_after(self.kit.leak_grace):
+            while self.kit.guest_processes(self.context, uuid):
+                await trio.sleep(0.1)
+        left = self.kit.guest_processes(self.context, uuid)
+        assert not left, f"destroy left processes of guest {uuid} running: {left}"
+        files = guest_files([self.context.state_path, self.context.instances_path], uuid)
+        assert not files, f"destroy left files of guest {uuid}: {files}"
+
+    async def cleanup(self) -> None:
+        """Destroy every guest that is left, stop the driver, then the kit's last resort."""
+        with trio.CancelScope(shield=True):
+            try:
+                try:
+                    listed = await self.driver.list_instances()
+                except Exception:
+                    listed = []
+                for uuid in dict.fromkeys([*self.uuids, *listed]):
+                    with trio.move_on_after(self.kit.step_timeout):
+                        try:
+                            await self.driver.destroy(uuid)
+                        except Exception:
+                            pass
+                await self.stop()
+            finally:
+                self.kit.force_cleanup(self.context)
+
+
+class DriverConformance:
+    """Subclass as ``Test<YourDriver>`` and override the fixtures marked *override*.
+
+    Class attributes tune the kit to the driver's guests.
+    """
+
+    pytestmark = pytest.mark.trio
+
+    #: Flavor of every test guest.
+    vcpus: int = 1
+    memory_mb: int = 64
+    root_gb: int = 1
+    #: Text the console shows once a guest has booted; None only checks it is text.
+    console_marker: str | None = None
+    #: Seconds a guest may take to show ``console_marker``.
+    boot_timeout: float = 60.0
+    #: Seconds any single driver call may take before the test fails.
+    step_timeout: float = 120.0
+    #: ``timeout`` given to ``power_off``: keep it short for guests that ignore ACPI.
+    power_off_timeout: float = 5.0
+    #: Seconds a guest's processes may take to vanish after ``destroy`` returns.
+    leak_grace: float = 5.0
+    #: The addresses handed to every spawn.
+    networks: tuple[NetworkInfo, ...] = (TEST_NETWORK,)
+
+    # -- fixtures and hooks to override ------------------------------------------------
+    @pytest.fixture
+    def driver_factory(self) -> DriverFactory:
+        """*Override*: return a callable ``factory(context) -> Driver`` (the class is one)."""
+        pytest.fail("override the driver_factory fixture: return your Driver class")
+
+    @pytest.fixture
+    def guest_image(self, tmp_path: Path) -> ImageInfo:
+        """*Override*: an :class:`ImageInfo` whose ``path`` your driver boots."""
+        pytest.fail("override the guest_image fixture: return an ImageInfo your driver boots")
+
+    @pytest.fixture
+    def driver_options(self) -> Mapping[str, Any]:
+        """Options over the driver's ``option_defaults`` (its novalite.toml section)."""
+        return {}
+
+    def guest_processes(self, context: DriverContext, uuid: str) -> dict[int, str]:
+        """The guest's live processes (see the module docstring); override if needed."""
+        return guest_processes(uuid)
+
+    def force_cleanup(self, context: DriverContext) -> None:
+        """Last resort after each test, after ``destroy``: remove what a buggy driver left
+        (kill its processes by pid, never by name). The kit's own checks run before."""
+
+    # -- the kit's fixtures -------------------------------------------------------------
+    @pytest.fixture
+    def driver_context(self, tmp_path: Path, driver_factory: DriverFactory,
+                       driver_options: Mapping[str, Any]) -> DriverContext:
+        defaults = dict(getattr(driver_factory, "option_defaults", {}) or {})
+        return DriverContext(host="conformance-host", state_path=str(tmp_path / "state"),
+                             instances_path=str(tmp_path / "instances"),
+                             options={**defaults, **dict(driver_options)})
+
+    @pytest.fixture
+    async def harness(self, driver_factory: DriverFactory, driver_context: DriverContext,
+                      guest_image: ImageInfo) -> AsyncIterator[Harness]:
+        h = Harness(self, driver_factory, driver_context, guest_image)
+        check = type(h.driver).check_host()
+        if not check.usable:
+            pytest.skip(f"driver {type(h.driver).name!r} cannot run here: {check.reason}")
+        async with trio.open_nursery() as nursery:
+            h.nursery = nursery
+            try:
+                await h.start()
+                yield h
+            finally:
+                await h.cleanup()
+                nursery.cancel_scope.cancel()
+
+    # -- the contract's declarations ------------------------------------------------------
+    async def test_declares_name_contract_version_and_capabilities(self, harness: Harness
+                                                                   ) -> None:
+        cls = type(harness.driver)
+        assert cls.name and isinstance(cls.name, str), "set the class attribute `name`"
+        assert cls.hypervisor_type, "set the class attribute `hypervisor_type`"
+        major = str(cls.contract_version).split(".", 1)[0]
+        assert major == CONTRACT_VERSION.split(".", 1)[0], (
+            f"contract_version {cls.contract_version} is not compatible with "
+            f"{CONTRACT_VERSION}")
+        unknown = set(cls.capabilities) - set(CAPABILITIES)
+        assert not unknown, f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}"
+        assert all(isinstance(v, bool) for v in cls.capabilities.values())
+        check = cls.check_host()
+        assert check.usable and isinstance(check.reason, str)
+        json.dumps(dict(cls.option_defaults))  # options are plain data
+
+    async def test_reports_host_resources_as_plain_data(self, harness: Harness) -> None:
+        with trio.fail_after(self.step_timeout):
+            res = await harness.driver.get_available_resource()
+        assert isinstance(res, HostResources)
+        assert res.vcpus > 0 and res.memory_mb > 0 and res.local_gb >= 0
+        assert res.hypervisor_type == type(harness.driver).hypervisor_type
+        assert isinstance(res.hypervisor_version, int)
+        assert res.hypervisor_hostname and isinstance(res.hypervisor_hostname, str)
+        for triple in res.supported_instances:
+            assert len(triple) == 3 and all(isinstance(x, str) for x in triple), triple
+        json.dumps(dataclasses.asdict(res))  # crosses the bus as JSON
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def test_spawn_runs_a_guest_and_destroy_removes_everything(self, harness: Harness
+                                                                     ) -> None:
+        assert await harness.driver.list_instances() == []
+        uuid = await harness.spawn()
+        assert await harness.state(uuid) == PowerState.RUNNING
+        assert await harness.driver.list_instances() == [uuid]
+        await harness.destroy(uuid)
+        await harness.assert_gone(uuid)
+
+    async def test_get_info_is_consistent_and_unknown_uuids_are_not_found(
+            self, harness: Harness) -> None:
+        uuid = await harness.spawn()
+        first = await harness.driver.get_info(uuid)
+        second = await harness.driver.get_info(uuid)
+        for info in (first, second):
+            assert isinstance(info, InstanceInfo) and isinstance(info.state, int)
+            assert info.state == PowerState.RUNNING
+            assert isinstance(info.handle, str)
+            assert info.reason is None or isinstance(info.reason, str)
+            assert info.vcpus in (0, self.vcpus) and info.memory_mb in (0, self.memory_mb)
+        assert (first.vcpus, first.memory_mb) == (second.vcpus, second.memory_mb)
+        with pytest.raises(InstanceNotFound):
+            await harness.driver.get_info(str(uuidlib.uuid4()))
+
+    async def test_list_instances_lists_every_guest(self, harness: Harness) -> None:
+        first = await harness.spawn()
+        second = await harness.spawn()
+        listed = await harness.driver.list_instances()
+        assert isinstance(listed, list) and all(isinstance(u, str) for u in listed)
+        assert sorted(listed) == sorted([first, second])
+        await harness.destroy(first)
+        assert await harness.driver.list_instances() == [second]
+        assert await harness.state(second) == PowerState.RUNNING
+
+    async def test_destroy_is_idempotent(self, harness: Harness) -> None:
+        await harness.destroy(str(uuidlib.uuid4()))  # never existed: no error
+        uuid = await harness.spawn()
+        await harness.destroy(uuid)
+        await harness.destroy(uuid)
+        await harness.assert_gone(uuid)
+
+    async def test_failed_spawn_raises_spawn_failed_and_leaves_nothing(
+            self, harness: Harness, tmp_path: Path) -> None:
+        missing = dataclasses.replace(harness.image, id="missing-image",
+                                      path=str(tmp_path / "no-such-image"))
+        spec = harness.spec()
+        try:
+            with trio.fail_after(self.step_timeout):
+                await harness.driver.spawn(spec, missing, list(self.networks))
+        except SpawnFailed as exc:
+            assert str(exc), "SpawnFailed needs a message: the user sees it as the fault"
+        except DriverError as exc:  # allowed, but novalite will not reschedule
+            pytest.fail(f"a missing image should raise SpawnFailed, got {exc!r}")
+        else:  # this driver does not read image data (like fake): nothing to check
+            harness.uuids.append(spec.uuid)
+            await harness.destroy(spec.uuid)
+        await harness.assert_gone(spec.uuid)
+
+    # -- optional actions: each capability ----------------------------------------------------
+    @pytest.mark.parametrize("capability", list(CAPABILITY_METHODS))
+    async def test_capability_works_when_claimed_and_is_cleanly_refused_otherwise(
+            self, harness: Harness, capability: str, tmp_path: Path) -> None:
+        driver = harness.driver
+        uuid = await harness.spawn()
+        if not type(driver).capabilities.get(capability, False):
+            for method in CAPABILITY_METHODS[capability]:
+                with pytest.raises(NotSupported) as caught:
+                    await _call(driver, method, uuid, tmp_path, self.power_off_timeout)
+                assert str(caught.value), f"{method}: NotSupported needs a message"
+            assert await harness.state(uuid) == PowerState.RUNNING
+            await harness.destroy(uuid)
+            await harness.assert_gone(uuid)
+            return
+        check = getattr(self, f"_check_{capability}")
+        await check(harness, uuid, tmp_path)
+        await harness.destroy(uuid)  # from whatever state the check left the guest in
+        await harness.assert_gone(uuid)
+
+    async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        for kind in ("HARD", "SOFT"):
+            with trio.fail_after(self.step_timeout):
+                await h.driver.reboot(uuid, kind)
+            assert await h.state(uuid) == PowerState.RUNNING, f"not RUNNING after {kind} reboot"
+
+    async def _check_supports_power_off(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        with trio.fail_after(self.step_timeout + self.power_off_timeout):
+            await h.driver.power_off(uuid, self.power_off_timeout)
+        assert await h.state(uuid) == PowerState.SHUTDOWN
+        assert uuid in await h.driver.list_instances(), "a SHUTDOWN guest stays listed"
+        info = await h.driver.get_info(uuid)
+        assert info.reason is None or isinstance(info.reason, str)
+        with trio.fail_after(self.step_timeout):
+            await h.driver.power_on(uuid)
+        assert await h.state(uuid) == PowerState.RUNNING
+        with trio.fail_after(self.step_timeout + self.power_off_timeout):
+            await h.driver.power_off(uuid, self.power_off_timeout)
+        assert await h.state(uuid) == PowerState.SHUTDOWN  # destroyed in this state
+
+    async def _check_supports_pause(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        with trio.fail_after(self.step_timeout):
+            await h.driver.pause(uuid)
+        assert await h.state(uuid) == PowerState.PAUSED
+        with trio.fail_after(self.step_timeout):
+            await h.driver.unpause(uuid)
+        assert await h.state(uuid) == PowerState.RUNNING
+        with trio.fail_after(self.step_timeout):
+            await h.driver.pause(uuid)
+        assert await h.state(uuid) == PowerState.PAUSED  # destroyed in this state
+
+    async def _check_supports_suspend(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        with trio.fail_after(self.step_timeout):
+            await h.driver.suspend(uuid)
+        assert await h.state(uuid) == PowerState.SUSPENDED
+        with trio.fail_after(self.step_timeout):
+            await h.driver.resume(uuid)
+        assert await h.state(uuid) == PowerState.RUNNING
+        with trio.fail_after(self.step_timeout):
+            await h.driver.suspend(uuid)
+        assert await h.state(uuid) == PowerState.SUSPENDED  # destroyed in this state
+
+    async def _check_supports_console_output(self, h: Harness, uuid: str, tmp_path: Path
+                                             ) -> None:
+        text = await h.console(uuid, self.console_marker)
+        assert isinstance(text, str)
+        with pytest.raises(InstanceNotFound):
+            await h.driver.get_console_output(str(uuidlib.uuid4()))
+
+    async def _check_supports_snapshot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        dest = tmp_path / "snapshot"
+        with trio.fail_after(self.step_timeout):
+            formats = await h.driver.snapshot(uuid, str(dest))
+        assert isinstance(formats, tuple) and len(formats) == 2, formats
+        assert all(isinstance(f, str) and f for f in formats), formats
+        assert dest.is_file() and dest.stat().st_size > 0, "snapshot wrote nothing"
+        assert await h.state(uuid) == PowerState.RUNNING, "snapshot changed the power state"
+
+    # -- adoption ------------------------------------------------------------------------------
+    async def test_new_driver_object_adopts_running_and_stopped_guests(self, harness: Harness
+                                                                       ) -> None:
+        caps = type(harness.driver).capabilities
+        running = await harness.spawn()
+        if caps.get("supports_console_output") and self.console_marker:
+            await harness.console(running, self.console_marker)
+        stopped = None
+        if caps.get("supports_power_off"):
+            stopped = await harness.spawn()
+            with trio.fail_after(self.step_timeout + self.power_off_timeout):
+                await harness.driver.power_off(stopped, self.power_off_timeout)
+        before = self.guest_processes(harness.context, running)
+
+        driver = await harness.restart()  # run cancelled, cleanup_host, new object, init_host
+
+        if before:  # guests outlive the driver object: the very same processes
+            after = self.guest_processes(harness.context, running)
+            assert set(before) <= set(after), (
+                f"guest processes changed across the restart: {before} -> {after}")
+        listed = set(await driver.list_instances())
+        assert listed == {u for u in (running, stopped) if u}, listed
+        assert await harness.state(running) == PowerState.RUNNING
+        if stopped:
+            assert await harness.state(stopped) == PowerState.SHUTDOWN
+            with trio.fail_after(self.step_timeout):
+                await driver.power_on(stopped)
+            assert await harness.state(stopped) == PowerState.RUNNING
+        if caps.get("supports_console_output"):
+            await harness.console(running, self.console_marker)
+        for uuid in (running, stopped):
+            if uuid:
+                await harness.destroy(uuid)
+                await harness.assert_gone(uuid)
+
+
+async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
+                power_off_timeout: float) -> Any:
+    if method == "reboot":
+        return await driver.reboot(uuid, "HARD")
+    if method == "power_off":
+        return await driver.power_off(uuid, power_off_timeout)
+    if method == "snapshot":
+        return await driver.snapshot(uuid, str(tmp_path / "snapshot"))
+    return await getattr(driver, method)(uuid)
