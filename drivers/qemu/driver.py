@@ -7,9 +7,15 @@ events again. Files per guest: see :mod:`novalite_drivers.qemu.process`.
 
 Choices worth knowing:
 
-* SOFT reboot: ACPI ``system_powerdown``; once the guest powers off, QEMU is started
-  again from ``launch.json`` (like Nova's libvirt driver: shutdown, then start). A
-  guest that has not stopped after ``soft_reboot_timeout`` seconds gets a hard reset.
+* stop and SOFT reboot press the ACPI power button (``system_powerdown``), again every
+  5 s as Nova does. QEMU drops a press the guest OS has not enabled (see :mod:`.acpi`),
+  so the driver presses only once the guest has enabled its button, and goes hard at
+  once when a guest that has been up ``power_button_grace`` seconds has not: it has no
+  ACPI support (a real-mode boot sector) and would only make the caller wait the whole
+  timeout.
+* SOFT reboot: once the guest powers off, QEMU is started again from ``launch.json``
+  (like Nova's libvirt driver: shutdown, then start). A guest that has not stopped
+  after ``soft_reboot_timeout`` seconds (or has no ACPI) gets a hard reset.
 * HARD reboot: QMP ``system_reset`` (the guest is started if it was off).
 * suspend: ``stop``, migrate the machine state to ``suspend.state`` (``exec:cat``, as
   QEMU 7.2 has no ``file:`` URI), quit; resume starts QEMU with ``-incoming``.
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import logging
 import os
 import shlex
 import shutil
@@ -27,6 +32,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
 import trio
 
 from novalite.virt.driver import (
@@ -45,13 +51,15 @@ from novalite.virt.driver import (
     SpawnFailed,
 )
 
-from . import disks, hostcheck, launch
+from . import acpi, disks, hostcheck, launch
 from . import process as proc
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("novalite.drivers.qemu")
 
+#: Seconds between presses of the ACPI power button while waiting for a shutdown.
+REPRESS_INTERVAL = 5.0
 
 
 class QemuDriver(Driver):
@@ -61,7 +69,9 @@ class QemuDriver(Driver):
     sector boots only from IDE on ``pc``), ``cpu_model`` ("" = QEMU's default, or
     ``host`` under kvm), ``disk_bus``, ``nic_model``, ``shutdown_timeout`` (seconds
     destroy/suspend wait for QEMU to exit), ``soft_reboot_timeout``,
-    ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two).
+    ``power_button_grace`` (seconds of guest uptime after which a guest that has not
+    enabled its ACPI power button is taken to have none: stop and SOFT reboot then go
+    hard at once), ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two).
     """
 
     name = "qemu"
@@ -76,6 +86,7 @@ class QemuDriver(Driver):
         "nic_model": "virtio-net-pci",
         "shutdown_timeout": 10.0,
         "soft_reboot_timeout": 60.0,
+        "power_button_grace": 10.0,
         "console_log_max_bytes": 1048576,
         "console_ring_bytes": 65536,
     }
@@ -98,7 +109,10 @@ class QemuDriver(Driver):
         self._console_locks: dict[str, trio.Lock] = {}
         #: uuid -> wall-clock (start, end or None) of the last driver operation on it.
         self._busy: dict[str, tuple[float, float | None]] = {}
-        self._watchers = Watchers(self._on_event, self._drain, drain_interval=2.0)
+        #: uuid -> trio.current_time() of the guest's last reset (it booted again then).
+        self._reset_at: dict[str, float] = {}
+        self._watchers = Watchers(self._on_event, self._drain, drain_interval=2.0,
+                                  on_reset=self._on_reset)
         self._version: int | None = None
 
     # -- host ------------------------------------------------------------------------
@@ -112,7 +126,7 @@ class QemuDriver(Driver):
         os.makedirs(self.context.instances_path, exist_ok=True)
         for uuid in await self.list_instances():
             if proc.live_pid(self._dir(uuid), uuid) is not None:
-                log.info("adopting running QEMU guest %s", uuid)
+                log.info("adopting running QEMU guest", instance=uuid)
                 self._watchers.start(uuid, self._dir(uuid))
 
     async def cleanup_host(self) -> None:
@@ -206,13 +220,52 @@ class QemuDriver(Driver):
             pid = proc.live_pid(directory, uuid)
             if pid is not None and not await self._wait_gone(uuid, pid, 2.0):
                 # The monitor failed but QEMU lives (hung, or busy): listen again.
-                log.warning("QMP events of guest %s lost; reconnecting", uuid)
+                log.warning("QMP events of guest lost; reconnecting", instance=uuid)
                 if not self._watchers.watching(uuid):
                     self._watchers.start(uuid, directory)
                 return
             if os.path.exists(os.path.join(directory, proc.SUSPEND_STATE)):
                 state = PowerState.SUSPENDED
         self.context.emit_event(LifecycleEvent(uuid, state, reason))
+
+    def _on_reset(self, uuid: str) -> None:
+        self._reset_at[uuid] = trio.current_time()
+
+    def _guest_uptime(self, uuid: str, pid: int) -> float:
+        """Seconds since the guest last booted: its QEMU started, or it was reset."""
+        age = proc.process_age(pid) or 0.0
+        reset = self._reset_at.get(uuid)
+        if reset is not None:
+            age = min(age, trio.current_time() - reset)
+        return age
+
+    async def _acpi_power_off(self, uuid: str, pid: int, timeout: float) -> bool:
+        """Press the ACPI power button until the guest's QEMU exits: True once it has,
+        False after ``timeout`` or as soon as the guest shows it has no ACPI button."""
+        grace = float(self.options["power_button_grace"])
+        pressed: float | None = None
+        with trio.move_on_after(timeout):
+            while proc.is_our_qemu(pid, uuid):
+                try:
+                    async with await QmpClient.connect(self._qmp_path(uuid), 5.0) as qmp:
+                        enabled = await acpi.power_button_enabled(qmp)
+                        if enabled is False:
+                            uptime = self._guest_uptime(uuid, pid)
+                            if uptime >= grace:
+                                log.info("guest has not enabled its ACPI power button: "
+                                         "no ACPI; stopping it hard", instance=uuid,
+                                         uptime=round(uptime, 1))
+                                return False
+                        elif (pressed is None
+                              or trio.current_time() - pressed >= REPRESS_INTERVAL):
+                            await qmp.execute("system_powerdown")
+                            pressed = trio.current_time()
+                except QmpError:
+                    pass  # QEMU is exiting (or hung: the timeout ends the wait)
+                await self._drain(uuid)
+                await trio.sleep(0.1)
+            return True
+        return False
 
     def _crash_reason(self, status: str) -> str:
         return f"QEMU stopped the guest: {status}"
@@ -237,7 +290,7 @@ class QemuDriver(Driver):
                     await trio.to_thread.run_sync(proc.append_capped, path, raw,
                                                   self.console_max)
                 except OSError as exc:  # the guest is being destroyed
-                    log.debug("console of %s not saved: %s", uuid, exc)
+                    log.debug("console not saved", instance=uuid, error=str(exc))
 
     async def _wait_gone(self, uuid: str, pid: int, timeout: float) -> bool:
         with trio.move_on_after(timeout):
@@ -335,7 +388,7 @@ class QemuDriver(Driver):
                 kernel = initrd = None
                 for src, dst in ((image.kernel_path, "kernel"), (image.ramdisk_path, "initrd")):
                     if src:
-                        await trio.to_thread.run_sync(shutil.copyfile, src,
+                        await trio.to_thread.run_sync(_link_or_copy, src,
                                                       os.path.join(directory, dst))
                 kernel = "kernel" if image.kernel_path else None
                 initrd = "initrd" if image.ramdisk_path else None
@@ -370,6 +423,7 @@ class QemuDriver(Driver):
         self._locks.pop(uuid, None)
         self._console_locks.pop(uuid, None)
         self._busy.pop(uuid, None)
+        self._reset_at.pop(uuid, None)
 
     async def get_info(self, uuid: str) -> InstanceInfo:
         """Power state from the process (pid + cmdline) and QMP ``query-status``."""
@@ -397,33 +451,24 @@ class QemuDriver(Driver):
                 await self._launch(uuid)
                 return
             if reboot_type.upper() == "SOFT":
-                await self._qmp(uuid, "system_powerdown")
                 timeout = float(self.options["soft_reboot_timeout"])
-                if await self._wait_gone(uuid, pid, timeout):
+                if await self._acpi_power_off(uuid, pid, timeout):
                     self._watchers.stop(uuid)
                     await self._launch(uuid)
                     return
             await self._qmp(uuid, "system_reset")
+            self._on_reset(uuid)
             if await self._status(uuid) != "running":
                 await self._qmp(uuid, "cont")
 
     async def power_off(self, uuid: str, timeout: float = 60.0) -> None:
-        """ACPI ``system_powerdown``; after ``timeout`` seconds ``quit``, then SIGKILL."""
+        """ACPI power button (see :meth:`_acpi_power_off`); after ``timeout`` seconds, or
+        at once for a guest without ACPI, ``quit``, then SIGKILL."""
         directory = self._exists(uuid)
         async with self._operation(uuid):
             pid = proc.live_pid(directory, uuid)
             if pid is not None:
-                with contextlib.suppress(DriverError):
-                    await self._qmp(uuid, "system_powerdown")
-                with trio.move_on_after(timeout):
-                    pressed = trio.current_time()
-                    while proc.is_our_qemu(pid, uuid):
-                        await self._drain(uuid)
-                        await trio.sleep(0.1)
-                        if trio.current_time() - pressed > 5:  # as Nova: press again
-                            pressed = trio.current_time()
-                            with contextlib.suppress(DriverError):
-                                await self._qmp(uuid, "system_powerdown")
+                await self._acpi_power_off(uuid, pid, timeout)
                 self._watchers.stop(uuid)
                 await self._stop_process(uuid, float(self.options["shutdown_timeout"]))
             with contextlib.suppress(FileNotFoundError):
@@ -512,6 +557,15 @@ class QemuDriver(Driver):
                     with trio.CancelScope(shield=True):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link ``src`` (the cached, never rewritten kernel or ramdisk) to ``dst``; copy
+    it when they are on different filesystems. The guest keeps its files either way."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def _mac(mac: str) -> str:

@@ -24,8 +24,12 @@ class KvmDriver(QemuDriver):
 
     @classmethod
     def check_host(cls) -> HostCheck:
-        """Usable when QEMU is installed and /dev/kvm can be opened read-write."""
-        return hostcheck.check_kvm()
+        """Usable when QEMU is installed and /dev/kvm can be opened read-write; on a
+        nested ``kvm_pvm`` host usable with a reason: real-mode guests only."""
+        check = hostcheck.check_kvm()
+        if check.usable and hostcheck.is_kvm_pvm():
+            return HostCheck(True, f"real-mode guests only: {hostcheck.PVM_REASON}")
+        return check
 
     def _cpu_model(self) -> str:
         model = str(self.options["cpu_model"])

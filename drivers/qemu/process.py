@@ -195,6 +195,18 @@ def live_pid(directory: str, uuid: str) -> int | None:
     return None
 
 
+def process_age(pid: int) -> float | None:
+    """Seconds since process ``pid`` started, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            start_ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+
+
 def kill_qemu(pid: int, uuid: str) -> None:
     """SIGKILL ``pid`` only if it is still this guest's QEMU."""
     if is_our_qemu(pid, uuid):

@@ -11,19 +11,19 @@ buffer every ``drain_interval`` seconds.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 import trio
 
 from novalite.virt.driver import PowerState
 
 from .qmp import QmpClient, QmpError
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger("novalite.drivers.qemu")
 
 #: Called with (uuid, state, reason, client, wall-clock time of the event); client is
 #: None once QEMU has exited.
@@ -31,6 +31,8 @@ EventHandler = Callable[
     [str, "PowerState | None", str, "QmpClient | None", float], Awaitable[None]
 ]
 Drainer = Callable[[str, QmpClient], Awaitable[None]]
+#: Called with the uuid when the guest was reset (it boots again from its firmware).
+ResetHandler = Callable[[str], None]
 
 _EVENT_STATES: dict[str, PowerState | None] = {
     "RESET": None,  # a reboot: still running (SeaBIOS resets again by itself after one)
@@ -44,8 +46,10 @@ _EVENT_STATES: dict[str, PowerState | None] = {
 class Watchers:
     """The running listeners, one per guest uuid."""
 
-    def __init__(self, on_event: EventHandler, drain: Drainer, drain_interval: float) -> None:
+    def __init__(self, on_event: EventHandler, drain: Drainer, drain_interval: float,
+                 on_reset: ResetHandler | None = None) -> None:
         self._on_event = on_event
+        self._on_reset = on_reset
         self._drain = drain
         self._interval = drain_interval
         self._scopes: dict[str, trio.CancelScope] = {}
@@ -78,7 +82,7 @@ class Watchers:
             with scope:
                 await self._listen(uuid, path, scope)
         except Exception:  # a system task must never raise
-            log.exception("QMP event listener for %s failed", uuid)
+            log.exception("QMP event listener failed", instance=uuid)
         finally:
             if self._scopes.get(uuid) is scope:
                 del self._scopes[uuid]
@@ -87,7 +91,7 @@ class Watchers:
         try:
             client = await QmpClient.connect(path, timeout=10.0)
         except QmpError as exc:
-            log.warning("cannot listen to guest %s: %s", uuid, exc)
+            log.warning("cannot listen to guest", instance=uuid, error=str(exc))
             return
         reason = "qemu process exited"
         async with client:
@@ -98,6 +102,8 @@ class Watchers:
                         event = await client.next_event()
                     if event is not None:
                         name = str(event.get("event"))
+                        if name == "RESET" and self._on_reset is not None:
+                            self._on_reset(uuid)
                         if name == "SHUTDOWN":
                             data = event.get("data") or {}
                             reason = f"guest shut down ({data.get('reason', 'unknown')})"

@@ -69,6 +69,16 @@ def qemu_pids() -> Iterator[PidTracker]:
         tracker.kill_all()
 
 
+@pytest.fixture(scope="module")
+def module_qemu_pids() -> Iterator[PidTracker]:
+    """A :class:`PidTracker` for a module's services (their ``instances`` dirs)."""
+    tracker = PidTracker()
+    try:
+        yield tracker
+    finally:
+        tracker.kill_all()
+
+
 DriverFactory = Callable[..., QemuDriver]
 
 

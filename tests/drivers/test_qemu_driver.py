@@ -12,10 +12,10 @@ import uuid as uuidlib
 
 import pytest
 import trio
-from novalite_drivers.qemu import KvmDriver, hostcheck, make_boot_sector
+from novalite_drivers.qemu import KvmDriver, acpi, hostcheck, make_boot_sector
 from novalite_drivers.qemu import process as qemu_process
 from novalite_drivers.qemu.disks import qemu_img
-from novalite_drivers.qemu.qmp import QmpError, qmp_execute
+from novalite_drivers.qemu.qmp import QmpClient, QmpError, qmp_execute
 
 from novalite.testing import guest_images
 from novalite.virt.driver import (
@@ -69,6 +69,12 @@ async def qmp_status(driver, uuid: str) -> str:
     return (await qmp_execute(path, "query-status"))["status"]
 
 
+async def power_button(driver, uuid: str) -> bool | None:
+    path = os.path.join(instance_dir(driver, uuid), qemu_process.QMP_SOCKET)
+    async with await QmpClient.connect(path) as qmp:
+        return await acpi.power_button_enabled(qmp)
+
+
 def assert_gone(driver, uuid: str, pid: int) -> None:
     assert not qemu_process.is_our_qemu(pid, uuid)
     assert not os.path.exists(f"/proc/{pid}") or not os.path.exists(instance_dir(driver, uuid))
@@ -84,7 +90,7 @@ def test_boot_sector_is_512_bytes_with_signature():
 
 async def test_boot_sector_guest_through_every_lifecycle_action(make_driver, boot_sector,
                                                                 tmp_path):
-    driver = make_driver(soft_reboot_timeout=0.5)
+    driver = make_driver(soft_reboot_timeout=30, power_button_grace=0.5)
     await driver.init_host()
     spec = make_spec(root_gb=1, ephemeral_gb=1, swap_mb=16)
     await driver.spawn(spec, disk_image(boot_sector), [NET])
@@ -106,8 +112,12 @@ async def test_boot_sector_guest_through_every_lifecycle_action(make_driver, boo
 
     await driver.reboot(uuid, "HARD")
     await wait_console(driver, uuid, guest_images.BOOT_MARKER, count=2)
-    # The boot sector ignores ACPI: SOFT falls back to a reset after the timeout.
+    # The boot sector never enables the ACPI power button, so a press would be lost:
+    # SOFT reboot resets it once it has been up power_button_grace, not after 30 s.
+    assert await power_button(driver, uuid) is False
+    began = trio.current_time()
     await driver.reboot(uuid, "SOFT")
+    assert trio.current_time() - began < 5
     await wait_console(driver, uuid, guest_images.BOOT_MARKER, count=3)
     assert qemu_pid(driver, uuid) == pid
 
@@ -117,7 +127,9 @@ async def test_boot_sector_guest_through_every_lifecycle_action(make_driver, boo
     assert "backing file" not in await qemu_img("info", snap)
     assert await qmp_status(driver, uuid) == "running"
 
-    await driver.power_off(uuid, timeout=0.5)
+    began = trio.current_time()
+    await driver.power_off(uuid, timeout=30)
+    assert trio.current_time() - began < 5, "no ACPI: stopped hard without waiting 30 s"
     assert not qemu_process.is_our_qemu(pid, uuid)
     assert (await driver.get_info(uuid)).state == PowerState.SHUTDOWN
     assert (await driver.get_console_output(uuid)).count(guest_images.BOOT_MARKER) == 3
@@ -218,6 +230,8 @@ async def test_linux_guest_boots_and_powers_itself_off_on_acpi(make_driver, linu
     # DHCP handed the guest exactly the address novalite allocated.
     assert f"{guest_images.IP_MARKER} 10.20.0.5/24 router 10.20.0.1" in console
     pid = qemu_pid(driver, spec.uuid)
+    # The init loads the ACPI button driver before it prints the marker.
+    assert await power_button(driver, spec.uuid) is True
     # The ACPI power button pressed behind the driver's back: the guest powers off,
     # and the driver notices without polling.
     path = os.path.join(instance_dir(driver, spec.uuid), qemu_process.QMP_SOCKET)
