@@ -193,16 +193,20 @@ class LxcDriver(Driver):
         return status.state, status.pid
 
     async def _start(self, uuid: str) -> None:
-        """lxc-start -d and wait for RUNNING; DriverError with LXC's own reason if not."""
+        """lxc-start -d, which returns once the container is RUNNING (no lxc-wait needed);
+        DriverError with LXC's own reason if it fails or takes over ``start_timeout``."""
         cdir = self._dir(uuid)
         try:
-            await self.lxc.start(uuid, cdir.lxc_log)
-            ok = await self.lxc.wait(uuid, "RUNNING", self.start_timeout)
-        except (LxcCommandError, trio.TooSlowError) as exc:
+            await self.lxc.start(uuid, cdir.lxc_log, self.start_timeout)
+        except LxcCommandError as exc:
             detail = cdir.log_errors() or str(exc)
             raise DriverError(f"container {uuid} failed to start: {detail}") from None
-        if not ok:
-            raise DriverError(f"container {uuid} did not reach RUNNING in {self.start_timeout:g}s")
+        except trio.TooSlowError:
+            detail = cdir.log_errors()
+            raise DriverError(
+                f"container {uuid} did not reach RUNNING in {self.start_timeout:g}s"
+                + (f": {detail}" if detail else "")
+            ) from None
 
     async def _kill(self, uuid: str, state: str) -> None:
         """Stop at once (SIGKILL to init), thawing a frozen container first."""

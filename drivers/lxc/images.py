@@ -14,8 +14,8 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import trio
 
@@ -222,12 +222,35 @@ async def merged_view(rootfs_path: str, scratch: str) -> AsyncIterator[str]:
             await trio.to_thread.run_sync(lambda: shutil.rmtree(target, ignore_errors=True))
 
 
-async def pack_tarball(root: str, dest_path: str) -> None:
-    """Pack ``root`` into a gzip'd tarball at ``dest_path`` (written atomically)."""
-    parent = os.path.dirname(os.path.abspath(dest_path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".tar.gz", dir=parent)
+@contextmanager
+def tarball_destination(dest_path: str | os.PathLike[str]) -> Iterator[str]:
+    """Yield a temporary path next to ``dest_path`` for a tarball to be written to.
+
+    When the block succeeds the file is made world-readable and renamed over
+    ``dest_path`` (atomic: readers and concurrent writers never see a partial
+    tarball); when it fails, or is cancelled, the file is removed. Used for
+    snapshots here and by :mod:`novalite.testing.rootfs` for test images.
+    """
+    dest = os.path.abspath(dest_path)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(dest)}.", suffix=".part", dir=os.path.dirname(dest)
+    )
     os.close(fd)
     try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+async def pack_tarball(root: str, dest_path: str) -> None:
+    """Pack ``root`` into a gzip'd tarball at ``dest_path`` (written atomically)."""
+    with tarball_destination(dest_path) as tmp:
         rc, _ = await run(
             [
                 "tar",
@@ -248,11 +271,3 @@ async def pack_tarball(root: str, dest_path: str) -> None:
         )
         if rc not in (0, 1):  # 1: "file changed as we read it", harmless here
             raise LxcCommandError(["tar"], rc, "cannot pack the container's root filesystem")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

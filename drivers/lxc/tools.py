@@ -83,11 +83,15 @@ class Lxc:
     def _argv(self, tool: str, name: str, *extra: str) -> list[str]:
         return [tool, "-P", self.path, "-n", name, *extra]
 
-    async def start(self, name: str, log_file: str) -> None:
+    async def start(self, name: str, log_file: str, timeout: float = 120.0) -> None:
         """``lxc-start -d``: the monitor daemonizes, so the container outlives us.
 
-        Returns once LXC reports the container RUNNING (lxc-start waits for it)."""
-        await run(self._argv("lxc-start", name, "-d", "-o", log_file, "-l", "WARN"))
+        Returns once the container is RUNNING: ``lxc-start -d`` waits for the
+        monitor to report RUNNING and exits non-zero for any other state, so no
+        ``lxc-wait`` is needed after it. ``trio.TooSlowError`` after ``timeout`` s."""
+        await run(
+            self._argv("lxc-start", name, "-d", "-o", log_file, "-l", "WARN"), timeout=timeout
+        )
 
     async def stop(self, name: str, timeout: float) -> None:
         """Ask init to halt (``lxc.signal.halt``); kill after ``timeout`` seconds."""

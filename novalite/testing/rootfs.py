@@ -29,8 +29,9 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 from pathlib import Path
+
+from novalite_drivers.lxc.images import tarball_destination
 
 __all__ = [
     "HALT_MARKER",
@@ -227,20 +228,11 @@ def build_busybox_rootfs(
     if dest.is_file() and dest.stat().st_size > 0:
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _write_tarball(busybox, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)  # atomic: concurrent builders produce the same content
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # Atomic: concurrent builders produce the same content; readers never see half.
+    with tarball_destination(dest) as tmp, open(tmp, "wb") as out:
+        _write_tarball(busybox, out)
+        out.flush()
+        os.fsync(out.fileno())
     return str(dest)
 
 
