@@ -48,6 +48,10 @@ class Forbidden(NovaliteError):
     title = "forbidden"
 
 
+class QuotaExceeded(Forbidden):
+    """Quota exceeded."""
+
+
 class NotFound(NovaliteError):
     """Resource could not be found."""
 

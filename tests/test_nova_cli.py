@@ -345,3 +345,30 @@ def test_nova_list_wall_time(env: dict[str, str]) -> None:
         ok("list", env=env)
         times.append(time.perf_counter() - started)
     print(f"\nnova list wall time: median {statistics.median(times):.3f}s, min {min(times):.3f}s")
+
+
+def test_keypairs_quotas_and_limits(env: dict[str, str], tmp_path: Path) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = unique("key")
+    ok("keypair-add", name, "--pub-key", str(key.with_suffix(".pub")), env=env)
+    listed = ok("keypair-list", "-f", "json", env=env).json()
+    assert name in [k["name"] for k in listed]
+    assert name in ok("keypair-list", env=env).stdout  # the table
+    shown = ok("keypair-show", name, "-f", "json", env=env).json()
+    assert shown["public_key"].split()[1] in key.with_suffix(".pub").read_text()
+    generated = ok("keypair-add", unique("gen"), env=env).stdout
+    assert "PRIVATE KEY" in generated
+    missing = fails("keypair-add", unique("x"), "--pub-key", str(tmp_path / "none.pub"), env=env)
+    assert "none.pub" in missing.stderr
+    bad = tmp_path / "bad.pub"
+    bad.write_text("ssh-rsa AAAA\n")
+    assert "Keypair data is invalid" in fails("keypair-add", unique("bad"), "--pub-key",
+                                              str(bad), env=env).stderr
+    ok("keypair-delete", name, env=env)
+    assert "not found" in fails("keypair-show", name, env=env).stderr
+    quotas = ok("quota-show", "-f", "json", env=env).json()
+    assert quotas["instances"] != 0 and "cores" in quotas  # -1: unlimited
+    limits = ok("limits", env=env).stdout
+    assert "Instances" in limits and "RAM" in limits
+    assert "at least one quota" in fails("quota-update", "someproject", env=env).stderr

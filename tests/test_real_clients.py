@@ -95,3 +95,39 @@ print("sdk ok")
 def test_openstacksdk_create_wait_delete(server: RunningServer) -> None:
     out = run(server, str(CLIENTS / "python"), "-c", SDK_SCRIPT)
     assert "sdk ok" in out
+
+
+def test_openstackclient_projects_users_roles_keypairs_quotas(server: RunningServer,
+                                                              tmp_path: Path) -> None:
+    tag = os.urandom(3).hex()
+    project = json.loads(osc(server, "project", "create", "-f", "json", f"osc-proj-{tag}"))
+    assert project["name"] == f"osc-proj-{tag}" and project["domain_id"] == "default"
+    user = json.loads(osc(server, "user", "create", "-f", "json", "--project", project["id"],
+                          "--password", "osc-pass-1", f"osc-user-{tag}"))
+    osc(server, "role", "add", "--project", f"osc-proj-{tag}", "--user", f"osc-user-{tag}",
+        "member")
+    listed = json.loads(osc(server, "role", "assignment", "list", "--user", user["id"],
+                            "-f", "json"))
+    assert [a["Project"] for a in listed] == [project["id"]]
+    osc(server, "quota", "set", "--instances", "3", "--cores", "6", project["id"])
+    shown = json.loads(osc(server, "quota", "show", "-f", "json", project["id"]))
+    quota = ({row["Resource"]: row["Limit"] for row in shown} if isinstance(shown, list)
+             else shown)  # newer clients print rows, older a mapping
+    assert quota["instances"] == 3 and quota["cores"] == 6
+    # the new user signs in to the new project, and sees its own limits
+    member = RunningServer(server.url, server.state_path, server.config_path,
+                           server.log_path, server.process)
+    member.env = {**server.env, "OS_USERNAME": f"osc-user-{tag}",
+                  "OS_PASSWORD": "osc-pass-1", "OS_PROJECT_NAME": f"osc-proj-{tag}"}
+    limits = json.loads(osc(member, "limits", "show", "--absolute", "-f", "json"))
+    assert {"Name": "instances", "Value": 3} in limits
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    osc(member, "keypair", "create", "--public-key", str(key.with_suffix(".pub")), "osc-key")
+    keys = json.loads(osc(member, "keypair", "list", "-f", "json"))
+    assert [k["Name"] for k in keys] == ["osc-key"]
+    assert json.loads(osc(server, "keypair", "list", "-f", "json")) == [] or all(
+        k["Name"] != "osc-key" for k in json.loads(osc(server, "keypair", "list", "-f", "json")))
+    osc(member, "keypair", "delete", "osc-key")
+    osc(server, "user", "delete", user["id"])
+    osc(server, "project", "delete", project["id"])

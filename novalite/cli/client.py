@@ -291,6 +291,13 @@ class Session:
                 self._microversion = False
                 self._microversion_from_cache = False
 
+    def compute_at(self, version: str, method: str, path: str, json: Any = None
+                   ) -> dict[str, Any]:
+        """A compute call at microversion ``version`` (for behaviour a later one removed)."""
+        headers = {"OpenStack-API-Version": f"compute {version}",
+                   "X-OpenStack-Nova-API-Version": version}
+        return _json(self._authed(method, "compute", path, headers, json=json))
+
     def compute_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return _json(self.compute(method, path, **kwargs))
 

@@ -11,22 +11,25 @@ from novalite.bus import Bus
 from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import ComputeNode, Flavor, FlavorExtraSpec, Instance, Service, utcnow
-from novalite.exceptions import BadRequest, Forbidden, NotFound
+from novalite.exceptions import BadRequest, NotFound
 from novalite.identity.service import AuthContext
+from novalite.policy import authorize
 
 
 def require_admin(ctx: AuthContext, rule: str) -> None:
-    if not ctx.is_admin:
-        raise Forbidden(f"Policy doesn't allow {rule} to be performed.")
+    """Forbidden unless ``ctx`` passes ``rule`` (an admin rule of novalite.policy)."""
+    authorize(ctx, rule)
 
 
 class HostAPI:
     """Services, hypervisors, flavors listing and limits."""
 
-    def __init__(self, db: Database, cfg: Config, bus: Bus) -> None:
+    def __init__(self, db: Database, cfg: Config, bus: Bus,
+                 flavor_cache: dict[str, Any] | None = None) -> None:
         self.db = db
         self.cfg = cfg
         self.bus = bus
+        self.flavor_cache = flavor_cache if flavor_cache is not None else {}
 
     def is_up(self, svc: Service) -> bool:
         if svc.forced_down or svc.updated_at is None:
@@ -144,7 +147,10 @@ class HostAPI:
             s.add(flavor)
             return flavor
 
-        return await self.db.write(work), {}
+        try:
+            return await self.db.write(work), {}
+        finally:
+            self.flavor_cache.clear()
 
     async def delete_flavor(self, flavor_id: str) -> None:
         def work(s: Session) -> bool:
@@ -157,7 +163,9 @@ class HostAPI:
             s.delete(flavor)
             return True
 
-        if not await self.db.write(work):
+        found = await self.db.write(work)
+        self.flavor_cache.clear()  # after the commit: no boot re-caches the old row
+        if not found:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
 
     async def set_extra_specs(self, flavor: Flavor, specs: dict[str, str]) -> None:
@@ -166,6 +174,7 @@ class HostAPI:
                 s.merge(FlavorExtraSpec(flavor_id=flavor.id or 0, key=key, value=str(value)))
 
         await self.db.write(work)
+        self.flavor_cache.clear()
 
     async def delete_extra_spec(self, flavor: Flavor, key: str) -> None:
         def work(s: Session) -> bool:
@@ -175,7 +184,9 @@ class HostAPI:
             s.delete(row)
             return True
 
-        if not await self.db.write(work):
+        found = await self.db.write(work)
+        self.flavor_cache.clear()
+        if not found:
             raise NotFound(f"Flavor {flavor.flavorid} has no extra specs with key {key}.")
 
 

@@ -10,6 +10,8 @@ from starlette.routing import Route
 
 from novalite.api.framework import ApiCall, Reply, make_route
 from novalite.exceptions import BadRequest, NovaliteError, Unauthorized
+from novalite.identity import admin_routes
+from novalite.identity.admin import IdentityAdmin
 from novalite.identity.service import IdentityService
 
 VERSION_ID = "v3.14"
@@ -109,4 +111,5 @@ def routes(identity: IdentityService) -> list[Route]:
         make_route("/v3/auth/tokens", "GET", check, authenticate=authenticate, **kw),
         Route("/v3/auth/tokens", head_check, methods=["HEAD"]),
         make_route("/v3/auth/tokens", "DELETE", revoke, authenticate=authenticate, **kw),
+        *admin_routes.routes(IdentityAdmin(identity), authenticate, base),
     ]

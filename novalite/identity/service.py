@@ -194,6 +194,10 @@ class IdentityService:
             raise Unauthorized("The request you have made requires authentication.")
         return ctx
 
+    def forget_cached_tokens(self) -> None:
+        """Drop every cached validation: the next request re-reads roles and revocations."""
+        self._cache.clear()
+
     async def revoke(self, token: str) -> None:
         tid = _token_id(token)
         self._cache.pop(tid, None)
@@ -263,6 +267,8 @@ def _load_token(s: Session, tid: str) -> AuthContext | None:
             RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
         )
     ).all()
+    if not roles or not project.enabled:
+        return None  # access taken away since the token was issued
     return AuthContext(user.id, user.name, project.id, project.name,
                        sorted(r.name for r in roles), row.expires_at, row.issued_at,
                        row.audit_id, {r.name: r.id for r in roles})

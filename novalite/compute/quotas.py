@@ -1,0 +1,142 @@
+"""Nova's counted quotas: limits per project, usage counted from the records.
+
+A limit is the project's override (``os-quota-sets`` update) or the ``[quota]``
+default; -1 is unlimited. Usage is counted, never stored, so it cannot drift:
+instances, cores and ram from the project's live instances; key pairs per user.
+A boot's check and its insert run under one lock per project in this process,
+the only writer of the database, so concurrent boots cannot pass a limit together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from typing import Any
+
+import trio
+from sqlmodel import Session, func, select
+
+from novalite.config import QuotaSection
+from novalite.db.engine import Database
+from novalite.db.models import Instance, InstanceGroup, InstanceGroupMember, KeyPair, Quota
+from novalite.exceptions import BadRequest, QuotaExceeded
+
+RESOURCES = tuple(asdict(QuotaSection()))
+#: The names os-quota-sets shows at each microversion (2.36 drops the network proxies,
+#: 2.57 drops injected files).
+LEGACY = {"fixed_ips": -1, "floating_ips": -1, "security_group_rules": -1,
+          "security_groups": -1}
+INJECTED = {"injected_file_content_bytes": 10240, "injected_file_path_bytes": 255,
+            "injected_files": 5}
+
+
+def usage(s: Session, project_id: str) -> dict[str, int]:
+    """What the project uses now: instances, cores, ram (live instances)."""
+    count, cores, ram = s.exec(select(
+        func.count(), func.coalesce(func.sum(Instance.vcpus), 0),
+        func.coalesce(func.sum(Instance.memory_mb), 0),
+    ).where(Instance.project_id == project_id, Instance.deleted == 0)).one()
+    return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+
+
+class QuotaAPI:
+    def __init__(self, db: Database, defaults: QuotaSection) -> None:
+        self.db = db
+        self.defaults = asdict(defaults)
+        self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+
+    def limits_in(self, s: Session, project_id: str) -> dict[str, int]:
+        limits = dict(self.defaults)
+        for row in s.exec(select(Quota).where(Quota.project_id == project_id)).all():
+            limits[row.resource] = row.hard_limit
+        return limits
+
+    async def limits(self, project_id: str) -> dict[str, int]:
+        return await self.db.read(lambda s: self.limits_in(s, project_id))
+
+    async def usage(self, project_id: str, user_id: str | None = None) -> dict[str, int]:
+        def work(s: Session) -> dict[str, int]:
+            used = usage(s, project_id)
+            used["key_pairs"] = 0
+            if user_id is not None:
+                used["key_pairs"] = int(s.exec(select(func.count()).select_from(KeyPair)
+                                               .where(KeyPair.user_id == user_id)).one())
+            used["server_groups"] = int(s.exec(select(func.count()).select_from(
+                InstanceGroup).where(InstanceGroup.project_id == project_id)).one())
+            # Members are limited per group; "in use" is the fullest group's count.
+            sizes = s.exec(select(func.count()).select_from(InstanceGroupMember).join(
+                InstanceGroup, InstanceGroup.id == InstanceGroupMember.group_id).where(
+                InstanceGroup.project_id == project_id).group_by(InstanceGroup.id)).all()
+            used.update(metadata_items=0, server_group_members=max(sizes, default=0))
+            return used
+
+        return await self.db.read(work)
+
+    async def update(self, project_id: str, values: dict[str, Any]) -> dict[str, int]:
+        clean: dict[str, int] = {}
+        for key, value in values.items():
+            if key in LEGACY or key in INJECTED or key == "force":
+                continue
+            if key not in RESOURCES:
+                raise BadRequest(f"Invalid input for field/attribute quota_set. Value: "
+                                 f"{key}. Additional properties are not allowed")
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. "
+                                 f"{value!r} is not of type 'integer'") from None
+            if number < -1:
+                raise BadRequest(f"Quota limit {number} for {key} must be -1 or greater.")
+            clean[key] = number
+
+        def work(s: Session) -> dict[str, int]:
+            for key, number in clean.items():
+                row = s.exec(select(Quota).where(Quota.project_id == project_id,
+                                                 Quota.resource == key)).first()
+                row = row or Quota(project_id=project_id, resource=key, hard_limit=number)
+                row.hard_limit = number
+                s.add(row)
+            s.flush()
+            return self.limits_in(s, project_id)
+
+        return await self.db.write(work)
+
+    async def reset(self, project_id: str) -> None:
+        def work(s: Session) -> None:
+            for row in s.exec(select(Quota).where(Quota.project_id == project_id)).all():
+                s.delete(row)
+
+        await self.db.write(work)
+
+    @asynccontextmanager
+    async def reserving(self, project_id: str) -> AsyncIterator[None]:
+        """Hold while checking and writing the project's new instances."""
+        async with self._locks[project_id]:
+            yield
+
+    def allowed_count(self, s: Session, project_id: str, vcpus: int, ram: int,
+                      min_count: int, max_count: int, metadata: int) -> int:
+        """How many of ``max_count`` instances fit (>= min_count), else QuotaExceeded."""
+        limits = self.limits_in(s, project_id)
+        if 0 <= limits["metadata_items"] < metadata:
+            raise QuotaExceeded("Quota exceeded for metadata_items: Requested "
+                                f"{metadata}, but already used 0 of "
+                                f"{limits['metadata_items']} metadata_items")
+        used = usage(s, project_id)
+        per = {"instances": 1, "cores": vcpus, "ram": ram}
+        fits = max_count
+        for resource, each in per.items():
+            limit = limits[resource]
+            if limit < 0 or each == 0:
+                continue
+            fits = min(fits, (limit - used[resource]) // each)
+        if fits < min_count:
+            for resource, each in per.items():
+                limit = limits[resource]
+                if limit >= 0 and used[resource] + each * min_count > limit:
+                    raise QuotaExceeded(
+                        f"Quota exceeded for {resource}: Requested {each * min_count}, "
+                        f"but already used {used[resource]} of {limit} {resource}")
+        return max(fits, min_count)

@@ -1,0 +1,134 @@
+"""Who may do what: one table, Nova's and Keystone's default rules.
+
+Roles imply each other as Keystone's defaults do: ``admin`` implies ``member``,
+``member`` implies ``reader``. A rule names the least role that passes it and
+whether the target must be in the caller's project:
+
+* ``admin_api`` - admins only (service and hypervisor administration, flavor
+  management, identity administration, other projects' quotas, ``all_tenants``);
+* ``project_member`` - members (and admins) acting on their project's resources;
+* ``project_reader`` - readers (and up) reading their project's resources.
+
+Whether a resource is "in the caller's project" is decided where the resource is
+loaded (another project's server is a 404, never a 403: Nova does not reveal it
+exists); this table decides only whether the caller's role passes. ``novalite
+policy`` prints it.
+"""
+
+from __future__ import annotations
+
+from novalite.exceptions import Forbidden
+
+#: Roles in the order each implies the next.
+ROLE_ORDER = ("admin", "member", "reader")
+
+#: The least role each kind of rule needs.
+KINDS = {"admin_api": "admin", "project_member": "member", "project_reader": "reader"}
+
+#: rule -> kind. Names are Nova's (``os_compute_api:...``) and Keystone's (``identity:...``).
+RULES: dict[str, str] = {
+    # servers
+    "os_compute_api:servers:index": "project_reader",
+    "os_compute_api:servers:detail": "project_reader",
+    "os_compute_api:servers:show": "project_reader",
+    "os_compute_api:servers:index:get_all_tenants": "admin_api",
+    "os_compute_api:servers:create": "project_member",
+    "os_compute_api:servers:update": "project_member",
+    "os_compute_api:servers:delete": "project_member",
+    "os_compute_api:servers:action": "project_member",
+    "os_compute_api:os-console-output": "project_member",
+    "os_compute_api:os-instance-actions:list": "project_reader",
+    "os_compute_api:os-instance-actions:show": "project_reader",
+    # flavors
+    "os_compute_api:flavors:index": "project_reader",
+    "os_compute_api:os-flavor-manage:create": "admin_api",
+    "os_compute_api:os-flavor-manage:delete": "admin_api",
+    "os_compute_api:os-flavor-extra-specs:index": "project_reader",
+    "os_compute_api:os-flavor-extra-specs:create": "admin_api",
+    "os_compute_api:os-flavor-extra-specs:delete": "admin_api",
+    # keypairs (per user)
+    "os_compute_api:os-keypairs:index": "project_reader",
+    "os_compute_api:os-keypairs:show": "project_reader",
+    "os_compute_api:os-keypairs:create": "project_member",
+    "os_compute_api:os-keypairs:delete": "project_member",
+    "os_compute_api:os-keypairs:other_user": "admin_api",
+    # quotas and limits
+    "os_compute_api:limits": "project_reader",
+    "os_compute_api:os-quota-sets:show": "project_reader",
+    "os_compute_api:os-quota-sets:defaults": "project_reader",
+    "os_compute_api:os-quota-sets:show:other_project": "admin_api",
+    "os_compute_api:os-quota-sets:update": "admin_api",
+    "os_compute_api:os-quota-sets:delete": "admin_api",
+    # administration
+    "os_compute_api:os-services:list": "admin_api",
+    "os_compute_api:os-services:update": "admin_api",
+    "os_compute_api:os-hypervisors:list": "admin_api",
+    "os_compute_api:os-hypervisors:show": "admin_api",
+    "os_compute_api:os-hypervisors:statistics": "admin_api",
+    "os_compute_api:os-availability-zone:list": "project_reader",
+    "os_compute_api:os-availability-zone:detail": "admin_api",
+    # server groups
+    "os_compute_api:os-server-groups:index": "project_reader",
+    "os_compute_api:os-server-groups:index:all_projects": "admin_api",
+    "os_compute_api:os-server-groups:show": "project_reader",
+    "os_compute_api:os-server-groups:create": "project_member",
+    "os_compute_api:os-server-groups:delete": "project_member",
+    # host aggregates
+    "os_compute_api:os-aggregates:index": "admin_api",
+    "os_compute_api:os-aggregates:create": "admin_api",
+    "os_compute_api:os-aggregates:show": "admin_api",
+    "os_compute_api:os-aggregates:update": "admin_api",
+    "os_compute_api:os-aggregates:delete": "admin_api",
+    "os_compute_api:os-aggregates:add_host": "admin_api",
+    "os_compute_api:os-aggregates:remove_host": "admin_api",
+    "os_compute_api:os-aggregates:set_metadata": "admin_api",
+    # images
+    "image:get_images": "project_reader",
+    "image:get_image": "project_reader",
+    "image:download_image": "project_reader",
+    "image:add_image": "project_member",
+    "image:upload_image": "project_member",
+    "image:delete_image": "project_member",
+    "image:modify_image": "project_member",
+    "image:import_image": "project_member",
+    # identity administration
+    "identity:list_projects": "admin_api",
+    "identity:create_project": "admin_api",
+    "identity:delete_project": "admin_api",
+    "identity:list_users": "admin_api",
+    "identity:create_user": "admin_api",
+    "identity:delete_user": "admin_api",
+    "identity:list_roles": "admin_api",
+    "identity:create_grant": "admin_api",
+    "identity:revoke_grant": "admin_api",
+    "identity:list_grants": "admin_api",
+}
+
+
+def effective_roles(roles: list[str] | tuple[str, ...] | set[str]) -> set[str]:
+    """The roles a user holds, with the ones they imply (admin -> member -> reader)."""
+    have = set(roles)
+    for i, role in enumerate(ROLE_ORDER):
+        if role in have:
+            have.update(ROLE_ORDER[i + 1:])
+    return have
+
+
+def allowed(roles: list[str] | tuple[str, ...] | set[str], rule: str) -> bool:
+    return KINDS[RULES[rule]] in effective_roles(roles)
+
+
+def authorize(ctx: object, rule: str) -> None:
+    """Raise Forbidden (Nova's message) unless ``ctx``'s roles pass ``rule``."""
+    if not allowed(getattr(ctx, "roles", ()), rule):
+        raise Forbidden(f"Policy doesn't allow {rule} to be performed.")
+
+
+def table() -> list[tuple[str, str, str]]:
+    """(rule, kind, roles that pass) for every rule, sorted by rule."""
+    out = []
+    for rule, kind in sorted(RULES.items()):
+        least = KINDS[kind]
+        who = ", ".join(ROLE_ORDER[: ROLE_ORDER.index(least) + 1])
+        out.append((rule, kind, who))
+    return out
