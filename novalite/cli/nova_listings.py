@@ -1,4 +1,4 @@
-"""Listing commands of `nova`: flavors, images, compute services and hypervisors."""
+"""Listing commands of `nova`: flavors, compute services and hypervisors."""
 
 from __future__ import annotations
 
@@ -50,23 +50,6 @@ def flavor_list(
     if s.microversion_at_least(2, 55):
         columns.append(("Description", "description"))
     _show(flavors, columns)
-
-
-@app.command("image-list")
-def image_list() -> None:
-    """List images (from the image service, Glance v2)."""
-    images = session().image_list()
-    _show(
-        images,
-        [
-            ("ID", "id"),
-            ("Name", "name"),
-            ("Status", "status"),
-            ("Visibility", "visibility"),
-            ("Disk Format", "disk_format"),
-            ("Size", "size"),
-        ],
-    )
 
 
 @app.command("service-list")

@@ -1,19 +1,26 @@
-"""HTTP routes of the embedded Glance v2 subset, mounted at ``/image``."""
+"""HTTP routes of the embedded Glance v2 subset, mounted at ``/image``.
+
+Each route authenticates, checks its policy rule (:mod:`novalite.policy`), calls
+:class:`~novalite.image.service.ImageService` and answers errors in Glance's
+shape (:func:`novalite.image.errors.glance_error`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from novalite.api.framework import ApiCall, Authenticator, Reply, make_route
-from novalite.exceptions import NotFound
-from novalite.image.service import ImageService
-
-FILTERS = ("name", "status", "visibility", "disk_format", "id", "limit", "marker", "owner")
+from novalite.exceptions import NotFound, NovaliteError
+from novalite.image import patch
+from novalite.image.errors import UnsupportedMediaType, glance_error
+from novalite.image.service import IMPORT_METHODS, ImageService
+from novalite.image.store import DataStore
+from novalite.policy import authorize
 
 
 def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
@@ -26,47 +33,112 @@ def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
         ]}, status_code=300)
 
     async def list_images(call: ApiCall) -> dict[str, Any]:
-        filters = {k: v for k, v in call.query.items() if k in FILTERS}
-        found = await images.list(call.ctx, filters)  # type: ignore[arg-type]
-        return {"images": [images.view(i) for i in found], "first": "/v2/images",
-                "schema": "/v2/schemas/images"}
+        query = {key: call.query.getlist(key) for key in call.query.keys()}
+        found, marker = await images.list(call.ctx, query)
+        out: dict[str, Any] = {"images": [images.view(i) for i in found],
+                               "first": "/v2/images", "schema": "/v2/schemas/images"}
+        if marker:
+            params = [(k, v) for k, values in query.items() if k != "marker" for v in values]
+            out["next"] = "/v2/images?" + urlencode([*params, ("marker", marker)])
+        return out
 
     async def create(call: ApiCall) -> Reply:
         image = await images.create(call.ctx, call.body or {})
-        return Reply(201, images.view(image))
+        return Reply(201, images.view(image),
+                     {"Location": f"{base}/image/v2/images/{image.id}"})
 
     async def show(call: ApiCall) -> dict[str, Any]:
         return images.view(await images.get(call.ctx, call.params["image_id"]))
 
+    async def update(call: ApiCall) -> dict[str, Any]:
+        media = call.request.headers.get("content-type", "").split(";")[0].strip()
+        if media not in patch.MEDIA_TYPES:
+            raise UnsupportedMediaType(f"Content type {media or '(none)'} is not supported; "
+                                       f"send {patch.MEDIA_TYPES[0]}")
+        image = await images.update(call.ctx, call.params["image_id"], call.body)
+        return images.view(image)
+
     async def delete(call: ApiCall) -> Reply:
-        await images.delete(call.ctx, call.params["image_id"])  # type: ignore[arg-type]
+        await images.delete(call.ctx, call.params["image_id"])
+        return Reply(204)
+
+    async def add_tag(call: ApiCall) -> Reply:
+        await images.add_tag(call.ctx, call.params["image_id"], call.params["tag"])
+        return Reply(204)
+
+    async def remove_tag(call: ApiCall) -> Reply:
+        await images.remove_tag(call.ctx, call.params["image_id"], call.params["tag"])
         return Reply(204)
 
     async def upload(call: ApiCall) -> Reply:
-        await images.upload(call.ctx, call.params["image_id"], call.request.stream())
+        headers = call.request.headers
+        length = headers.get("content-length")
+        try:
+            await images.upload(call.ctx, call.params["image_id"], call.request.stream(),
+                                declared_size=int(length) if length and length.isdigit()
+                                else None, content_md5=headers.get("content-md5"))
+        except ClientDisconnect:
+            return Reply(400)  # nobody is listening; the image went back to queued
         return Reply(204)
 
     async def download(call: ApiCall) -> Response:
         image = await images.get(call.ctx, call.params["image_id"])
         if image.status != "active" or not image.path:
-            raise NotFound(f"Image {image.id} has no data")
-        path = image.path
-
-        async def body() -> AsyncIterator[bytes]:
-            with open(path, "rb") as f:
-                while data := f.read(1 << 20):
-                    yield data
-
+            raise NotFound(f"Image {image.id} has no data (status {image.status})")
         headers = {"Content-MD5": image.checksum or "", "Content-Length": str(image.size or 0)}
-        return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
+        return StreamingResponse(DataStore.read(image.path, image.checksum),
+                                 media_type="application/octet-stream", headers=headers)
 
-    auth: dict[str, Any] = {"authenticate": authenticate}
+    async def import_info(call: ApiCall) -> dict[str, Any]:
+        return {"import-methods": {"description": "Import methods available.",
+                                   "type": "array", "value": list(IMPORT_METHODS)}}
+
+    async def import_image(call: ApiCall) -> Reply:
+        await images.import_image(call.ctx, call.params["image_id"], call.body)
+        return Reply(202)
+
+    def guard(rule: str | None, handler: Any) -> Any:
+        """Authenticate, check ``rule``, run ``handler``; errors in Glance's shape."""
+
+        async def checked(call: ApiCall) -> Any:
+            try:
+                call.ctx = await authenticate(call.request)
+                if rule:
+                    authorize(call.ctx, rule)
+                return await handler(call)
+            except NovaliteError as exc:
+                return glance_error(exc)
+
+        return checked
+
+    def route(path: str, method: str, rule: str | None, handler: Any,
+              parse_body: bool = True) -> Route:
+        return make_route(path, method, guard(rule, handler), authenticate=None,
+                          parse_body=parse_body)
+
+    image = "/v2/images/{image_id}"
     return [
         Route("/", versions, methods=["GET"]),
-        make_route("/v2/images", "GET", list_images, **auth),
-        make_route("/v2/images", "POST", create, **auth),
-        make_route("/v2/images/{image_id}", "GET", show, **auth),
-        make_route("/v2/images/{image_id}", "DELETE", delete, **auth),
-        make_route("/v2/images/{image_id}/file", "PUT", upload, parse_body=False, **auth),
-        make_route("/v2/images/{image_id}/file", "GET", download, **auth),
+        route("/v2/images", "GET", "image:get_images", list_images),
+        route("/v2/images", "POST", "image:add_image", create),
+        route(image, "GET", "image:get_image", show),
+        route(image, "PATCH", "image:modify_image", update),
+        route(image, "DELETE", "image:delete_image", delete),
+        route(image + "/tags/{tag}", "PUT", "image:modify_image", add_tag),
+        route(image + "/tags/{tag}", "DELETE", "image:modify_image", remove_tag),
+        route(image + "/file", "PUT", "image:upload_image", upload, parse_body=False),
+        route(image + "/file", "GET", "image:download_image", download),
+        route(image + "/import", "POST", "image:import_image", import_image),
+        route("/v2/info/import", "GET", "image:get_images", import_info),
     ]
+
+
+
+def _larger_socket_reads() -> None:
+    """Let Hypercorn read request bodies 1 MiB at a time instead of 64 KiB."""
+    import hypercorn.trio.tcp_server as tcp_server
+
+    tcp_server.MAX_RECV = max(tcp_server.MAX_RECV, 1 << 20)
+
+
+_larger_socket_reads()

@@ -1,60 +1,174 @@
-"""The embedded Glance v2 subset: image records and their data files.
+"""The embedded Glance v2 subset: image records, their data, quotas and imports.
 
-Image data lives in ``<state_path>/images/<id>``. Uploads stream to a temporary
-file beside it while md5 and sha512 are computed, and are renamed into place
-only when complete, so an interrupted upload never leaves an ``active`` image
-or a half-written file.
+Status follows Glance's: ``queued`` (a record without data) -> ``saving`` (data
+streaming in) or ``importing`` (web-download running) -> ``active``. A failed or
+interrupted upload or import goes back to ``queued`` with its partial data
+removed; at start (:meth:`ImageService.recover`) images a crash left ``saving``
+or ``importing`` go back to ``queued`` and stray ``.part`` files are deleted.
+Data handling (hashing, format checks, files) is :mod:`novalite.image.store`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
+import binascii
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 import trio
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import Image, utcnow
-from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound
+from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound, NovaliteError
 from novalite.identity.service import AuthContext
+from novalite.image import patch
+from novalite.image.errors import DataRejected, QuotaExceeded413
+from novalite.image.store import DataStore, Received, file_chunks
 
 log = structlog.get_logger("novalite.image")
 
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+VISIBILITIES = ("public", "private", "shared", "community")
 CORE = {
     "id", "name", "status", "disk_format", "container_format", "size", "virtual_size",
     "checksum", "os_hash_algo", "os_hash_value", "visibility", "protected", "owner",
     "min_disk", "min_ram", "tags", "created_at", "updated_at", "self", "file", "schema",
-    "locations", "direct_url", "os_hidden",
+    "locations", "direct_url", "os_hidden", "stores",
 }
-READ_ONLY = {"id", "status", "size", "virtual_size", "checksum", "os_hash_algo",
-             "os_hash_value", "created_at", "updated_at", "self", "file", "schema", "owner"}
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at",
+             "updated_at", "visibility", "owner", "min_disk", "min_ram", "virtual_size")
+#: Snapshot properties that describe the snapshot itself, never copied from its source.
+NOT_INHERITED_PREFIXES = ("os_glance", "owner_specified.", "img_signature")
+NOT_INHERITED = {"image_type", "instance_uuid", "base_image_ref", "image_location",
+                 "image_state", "owner_id", "user_id", "cache_in_nova"}
+IMPORT_METHODS = ("web-download",)
+#: Seconds between two writes of an import's progress to its image.
+PROGRESS_INTERVAL = 0.5
 
 
 def isotime(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class Gone(NovaliteError):
+    """The image was deleted while its data was being uploaded."""
+
+    code = 410
+    title = "gone"
+
+
+def _int_field(body: Mapping[str, Any], key: str) -> int:
+    value = body.get(key, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"Invalid value for '{key}': {value!r} is not a non-negative integer")
+    return value
+
+
+def _check_fields(body: Mapping[str, Any]) -> None:
+    """Validate the core fields present in ``body`` (create and patch alike)."""
+    for key, allowed in (("disk_format", DISK_FORMATS), ("container_format", CONTAINER_FORMATS)):
+        if body.get(key) is not None and body[key] not in allowed:
+            raise BadRequest(f"Invalid value '{body[key]}' for '{key}': expected one of "
+                             f"{', '.join(allowed)}")
+    if "visibility" in body and body["visibility"] not in VISIBILITIES:
+        raise BadRequest(f"Invalid visibility value: {body['visibility']}")
+    if "protected" in body and not isinstance(body["protected"], bool):
+        raise BadRequest(f"Invalid value for 'protected': {body['protected']!r} is not a "
+                         "boolean")
+    for key in ("min_disk", "min_ram"):
+        if key in body:
+            _int_field(body, key)
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 255):
+        raise BadRequest("Invalid value for 'name': a string of at most 255 characters")
+    tags = body.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 255
+                                              for t in tags):
+        raise BadRequest("Invalid value for 'tags': a list of strings of 1-255 characters")
+    for key, value in body.items():
+        if key in CORE:
+            continue
+        if len(key) > 255:
+            raise BadRequest(f"Property name too long: {key[:40]}...")
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"Invalid value for property '{key}': {value!r} is not of type "
+                             "'string'")
+
+
+def _parse_md5(value: str) -> str:
+    """A Content-MD5 header (hex, as Glance's clients send, or RFC 1864 base64) as hex."""
+    value = value.strip()
+    if len(value) == 32 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 16:
+        raise BadRequest(f"Invalid Content-MD5 header {value!r}: expected 32 hex digits or "
+                         "the base64 of 16 bytes")
+    return raw.hex()
+
+
 class ImageService:
-    """Create, upload, list, show and delete images."""
+    """Create, upload, import, list, show, patch, tag and delete images."""
 
     def __init__(self, db: Database, cfg: Config) -> None:
         self.db = db
         self.cfg = cfg
-        self.store = os.path.join(cfg.state_path, "images")
+        self.data = DataStore(os.path.join(cfg.state_path, "images"))
+        #: Where web-download imports run (set by the service at start; None: no imports).
+        self.nursery: trio.Nursery | None = None
 
-    # -- visibility ------------------------------------------------------------
+    @property
+    def store(self) -> str:
+        return self.data.path
+
+    # -- start -------------------------------------------------------------------
+    async def recover(self) -> int:
+        """Return images a crash left mid-upload to ``queued``; delete partial data."""
+
+        def work(s: Session) -> list[str]:
+            rows = s.exec(select(Image).where(Image.status.in_(  # type: ignore[attr-defined]
+                ("saving", "importing")))).all()
+            for row in rows:
+                row.status = "queued"
+                row.updated_at = utcnow()
+                if row.properties.get("os_glance_import_method"):
+                    row.properties = {**row.properties, "os_glance_failed_import":
+                                      row.properties["os_glance_import_method"],
+                                      "os_glance_import_error": "the service stopped "
+                                      "during the import"}
+                s.add(row)
+            return [r.id for r in rows]
+
+        ids = await self.db.write(work)
+        removed = await trio.to_thread.run_sync(self.data.remove_partials)
+        if ids or removed:
+            log.warning("interrupted uploads reset to queued", images=ids,
+                        partial_files_removed=len(removed))
+        return len(ids)
+
+    # -- visibility ----------------------------------------------------------------
     @staticmethod
     def _visible(image: Image, ctx: AuthContext | None) -> bool:
         if ctx is None or ctx.is_admin:
             return True
         return image.visibility in ("public", "community") or image.owner == ctx.project_id
+
+    @staticmethod
+    def _check_owner(image: Image, ctx: AuthContext | None, doing: str) -> None:
+        if ctx is not None and not ctx.is_admin and image.owner != ctx.project_id:
+            raise Forbidden(f"You are not permitted to {doing} this image.")
 
     async def get(self, ctx: AuthContext | None, image_id: str) -> Image:
         image = await self.db.read(lambda s: s.get(Image, image_id))
@@ -62,75 +176,166 @@ class ImageService:
             raise NotFound(f"No image found with ID {image_id}")
         return image
 
-    async def list(self, ctx: AuthContext, filters: dict[str, str]) -> list[Image]:
-        def work(s: Session) -> list[Image]:
-            q = select(Image)
-            if "name" in filters:
-                q = q.where(Image.name == filters["name"])
-            if "status" in filters:
-                q = q.where(Image.status == filters["status"])
-            if "visibility" in filters:
-                q = q.where(Image.visibility == filters["visibility"])
-            if "disk_format" in filters:
-                q = q.where(Image.disk_format == filters["disk_format"])
-            ids = filters.get("id", "")
-            if ids.startswith("in:"):
-                q = q.where(Image.id.in_([i.strip('"') for i in ids[3:].split(",")]))  # type: ignore[union-attr]
-            elif ids:
-                q = q.where(Image.id == ids)
-            return list(s.exec(q.order_by(Image.created_at.desc())).all())  # type: ignore[attr-defined]
+    # -- list ------------------------------------------------------------------------
+    async def list(self, ctx: AuthContext | None, query: Mapping[str, Sequence[str]]
+                   ) -> tuple[list[Image], str | None]:
+        """Images matching Glance's filters, sorted and paged; returns (page, next marker)."""
 
-        images = [i for i in await self.db.read(work) if self._visible(i, ctx)]
-        marker = filters.get("marker")
-        if marker:
-            ids = [i.id for i in images]
-            if marker not in ids:
-                raise BadRequest(f"marker {marker} not found")
-            images = images[ids.index(marker) + 1 :]
-        if "limit" in filters:
+        def one(key: str) -> str | None:
+            values = query.get(key) or []
+            return values[-1] if values else None
+
+        sort = _sort_spec(query)
+        limit_text = one("limit")
+        limit = self.cfg.image.list_limit
+        if limit_text is not None:
             try:
-                images = images[: max(0, int(filters["limit"]))]
+                limit = int(limit_text)
+                if limit < 0:
+                    raise ValueError
             except ValueError:
                 raise BadRequest("limit param must be an integer") from None
-        return images
+        limit = min(limit, 1000)
 
-    # -- create / update / delete ------------------------------------------------
+        def work(s: Session) -> list[Image]:
+            q = select(Image)
+            for key in ("name", "status", "disk_format", "container_format", "owner"):
+                value = one(key)
+                if value is not None:
+                    q = q.where(getattr(Image, key) == value)
+            ids = one("id")
+            if ids is not None and ids.startswith("in:"):
+                wanted = [i.strip().strip('"') for i in ids[3:].split(",") if i.strip()]
+                q = q.where(Image.id.in_(wanted))  # type: ignore[union-attr]
+            elif ids is not None:
+                q = q.where(Image.id == ids)
+            return list(s.exec(q).all())
+
+        rows = await self.db.read(work)
+        visibility = one("visibility")
+        if visibility is not None and visibility not in (*VISIBILITIES, "all"):
+            raise BadRequest(f"Invalid visibility value: {visibility}")
+        protected = one("protected")
+        if protected is not None and protected not in ("true", "false"):
+            raise BadRequest(f"Invalid value for protected: {protected}")
+        tags = list(query.get("tag") or [])
+        found = []
+        for image in rows:
+            if not self._visible(image, ctx):
+                continue
+            if visibility in VISIBILITIES and image.visibility != visibility:
+                continue
+            if visibility is None and image.visibility == "community" and not (
+                    ctx is None or image.owner == ctx.project_id):
+                continue  # Glance lists community images only when asked for them
+            if protected is not None and image.protected != (protected == "true"):
+                continue
+            if tags and not set(tags) <= set(image.tags):
+                continue
+            for key in ("size_min", "size_max"):
+                bound = one(key)
+                if bound is not None:
+                    try:
+                        number = int(bound)
+                    except ValueError:
+                        raise BadRequest(f"Invalid value for {key}: {bound}") from None
+                    size = image.size or 0
+                    if (key == "size_min" and size < number) or (key == "size_max"
+                                                                  and size > number):
+                        break
+            else:
+                found.append(image)
+        for key, direction in reversed(sort):
+            found.sort(key=lambda i, k=key: _sort_value(getattr(i, k)),  # type: ignore[misc]
+                       reverse=direction == "desc")
+        marker = one("marker")
+        if marker:
+            ids = [i.id for i in found]
+            if marker not in ids:
+                raise BadRequest(f"marker {marker} not found")
+            found = found[ids.index(marker) + 1:]
+        page = found[:limit]
+        more = len(found) > limit and limit > 0
+        return page, (page[-1].id if more and page else None)
+
+    # -- create / update / delete -------------------------------------------------------
     async def create(self, ctx: AuthContext | None, body: dict[str, Any]) -> Image:
         if not isinstance(body, dict):
             raise BadRequest("Image create body must be a JSON object")
-        bad = sorted(k for k in body if k in READ_ONLY and k != "id")
-        if bad:
-            raise Forbidden(f"Attribute '{bad[0]}' is read-only.")
-        for key, allowed in (("disk_format", DISK_FORMATS),
-                             ("container_format", CONTAINER_FORMATS)):
-            if body.get(key) is not None and body[key] not in allowed:
-                raise BadRequest(f"Invalid value '{body[key]}' for '{key}': expected one of "
-                                 f"{', '.join(allowed)}")
+        for key in body:
+            if key in patch.READ_ONLY and key != "id":
+                raise Forbidden(f"Attribute '{key}' is read-only.")
+            if key in patch.RESERVED or key.startswith("os_glance"):
+                raise Forbidden(f"Attribute '{key}' is reserved.")
+        _check_fields(body)
         visibility = body.get("visibility", "shared")
-        if visibility not in ("public", "private", "shared", "community"):
-            raise BadRequest(f"Invalid visibility value: {visibility}")
         if visibility == "public" and ctx is not None and not ctx.is_admin:
             raise Forbidden("You are not authorized to create public images")
-        props = {k: v for k, v in body.items() if k not in CORE}
+        props = {k: v for k, v in body.items() if k not in CORE and v is not None}
         image = Image(
             name=body.get("name"), disk_format=body.get("disk_format"),
             container_format=body.get("container_format"), visibility=visibility,
             protected=bool(body.get("protected", False)),
             owner=ctx.project_id if ctx else None,
-            min_disk=int(body.get("min_disk", 0) or 0), min_ram=int(body.get("min_ram", 0) or 0),
-            properties=props, tags=list(body.get("tags", [])),
+            min_disk=_int_field(body, "min_disk"), min_ram=_int_field(body, "min_ram"),
+            properties=props, tags=sorted(set(body.get("tags") or [])),
         )
         if body.get("id"):
             image.id = str(body["id"])
+            if await self.db.read(lambda s: s.get(Image, image.id)) is not None:
+                raise Conflict(f"Image with identifier {image.id} already exists!")
         await self.db.write(lambda s: s.add(image))
+        log.info("image created", image=image.id, name=image.name)
         return image
 
-    async def delete(self, ctx: AuthContext, image_id: str) -> None:
+    async def update(self, ctx: AuthContext | None, image_id: str, ops: Any) -> Image:
+        """Apply a JSON Patch (:mod:`novalite.image.patch`)."""
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "modify")
+        current = {"name": image.name, "visibility": image.visibility,
+                   "protected": image.protected, "min_disk": image.min_disk,
+                   "min_ram": image.min_ram, "disk_format": image.disk_format,
+                   "container_format": image.container_format, "tags": list(image.tags),
+                   "os_hidden": False, **image.properties}
+        result = patch.apply(current, ops)
+        _check_fields(result)
+        if result["visibility"] == "public" and image.visibility != "public" and (
+                ctx is not None and not ctx.is_admin):
+            raise Forbidden("You are not authorized to make images public")
+        for key in ("disk_format", "container_format"):
+            if result[key] != getattr(image, key) and image.status != "queued":
+                raise Forbidden(f"Attribute {key} can be only replaced for a queued image.")
+        props = {k: v for k, v in result.items()
+                 if k not in CORE and v is not None}
+        # reserved properties the service itself keeps (import status) stay as they are
+        props.update({k: v for k, v in image.properties.items() if k.startswith("os_glance")})
+        return await self._set(image_id, name=result["name"], visibility=result["visibility"],
+                               protected=result["protected"], min_disk=result["min_disk"] or 0,
+                               min_ram=result["min_ram"] or 0,
+                               disk_format=result["disk_format"],
+                               container_format=result["container_format"],
+                               tags=sorted(set(result["tags"])), properties=props)
+
+    async def add_tag(self, ctx: AuthContext | None, image_id: str, tag: str) -> None:
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "modify")
+        if not 0 < len(tag) <= 255:
+            raise BadRequest("A tag is 1 to 255 characters long")
+        if tag not in image.tags:
+            await self._set(image_id, tags=sorted({*image.tags, tag}))
+
+    async def remove_tag(self, ctx: AuthContext | None, image_id: str, tag: str) -> None:
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "modify")
+        if tag not in image.tags:
+            raise NotFound(f"Tag {tag} not found on image {image_id}")
+        await self._set(image_id, tags=[t for t in image.tags if t != tag])
+
+    async def delete(self, ctx: AuthContext | None, image_id: str) -> None:
         image = await self.get(ctx, image_id)
         if image.protected:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-        if not ctx.is_admin and image.owner != ctx.project_id:
-            raise Forbidden("You are not permitted to delete this image.")
+        self._check_owner(image, ctx, "delete")
 
         def work(s: Session) -> None:
             row = s.get(Image, image_id)
@@ -140,41 +345,138 @@ class ImageService:
         await self.db.write(work)
         if image.path and os.path.exists(image.path):
             os.unlink(image.path)
+        log.info("image deleted", image=image_id)
 
-    # -- data --------------------------------------------------------------------
+    async def _set(self, image_id: str, expect_status: Sequence[str] | None = None,
+                   **values: Any) -> Image:
+        def work(s: Session) -> Image:
+            row = s.get(Image, image_id)
+            if row is None:
+                raise NotFound(f"No image found with ID {image_id}")
+            if expect_status is not None and row.status not in expect_status:
+                raise Conflict(f"Image {image_id} is {row.status}; expected "
+                               f"{' or '.join(expect_status)}")
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            s.add(row)
+            return row
+
+        return await self.db.write(work)
+
+    # -- quota ---------------------------------------------------------------------
+    async def usage(self, project_id: str | None) -> int:
+        """Bytes of image data the project stores."""
+        if project_id is None:
+            return 0
+        total = await self.db.read(lambda s: s.exec(
+            select(func.coalesce(func.sum(Image.size), 0)).where(Image.owner == project_id)
+        ).one())
+        return int(total or 0)
+
+    async def remaining(self, project_id: str | None) -> int | None:
+        """Bytes the project may still upload (None: unlimited)."""
+        quota = self.cfg.image.storage_quota_mb
+        if quota < 0 or project_id is None:
+            return None
+        return max(0, quota * 1024 * 1024 - await self.usage(project_id))
+
+    # -- data ----------------------------------------------------------------------
     async def upload(self, ctx: AuthContext | None, image_id: str,
-                     chunks: AsyncIterator[bytes]) -> Image:
+                     chunks: AsyncIterator[bytes], *, declared_size: int | None = None,
+                     content_md5: str | None = None) -> Image:
+        """``PUT /v2/images/{id}/file``: stream the data in; the image becomes active."""
         image = await self.get(ctx, image_id)
-        if image.status not in ("queued",):
-            raise Conflict(f"Image {image_id} is {image.status}: data can be uploaded only "
-                           "to a queued image")
+        self._check_owner(image, ctx, "upload data to")
+        expected_md5 = _parse_md5(content_md5) if content_md5 else None
+        try:
+            self._check_uploadable(image)
+            limit = await self.remaining(image.owner)
+            if limit is not None and declared_size is not None and declared_size > limit:
+                raise QuotaExceeded413(limit)
+        except NovaliteError:
+            async for _ in chunks:  # let the client finish sending, then answer
+                pass
+            raise
+        return await self._receive(image, chunks, status="saving", limit=limit,
+                                   declared_size=declared_size, expected_md5=expected_md5,
+                                   drain=True)
+
+    def _check_uploadable(self, image: Image) -> None:
+        if image.status != "queued":
+            raise Conflict(f"Image status transition from {image.status} to saving is not "
+                           "allowed: data can be uploaded only to a queued image")
         if not image.disk_format or not image.container_format:
             raise BadRequest("Properties disk_format and container_format must be set prior "
                              "to uploading image data.")
-        await self._set(image_id, status="saving")
-        os.makedirs(self.store, exist_ok=True)
-        final = os.path.join(self.store, image_id)
-        tmp = final + ".part"
-        md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha512()
-        size = 0
+
+    async def _receive(self, image: Image, chunks: AsyncIterator[bytes], *, status: str,
+                       limit: int | None, declared_size: int | None = None,
+                       expected_md5: str | None = None, drain: bool = True,
+                       progress: Callable[[int], Any] | None = None) -> Image:
+        """The data path shared by upload, web-download and snapshots."""
+        image_id = image.id
+        # saving starts from queued (so two uploads never race); importing was set already
+        await self._set(image_id, expect_status=("queued",) if status == "saving" else (status,),
+                        status=status)
+        seen = [0]
+
+        async def track(size: int) -> None:
+            seen[0] = size
+            if progress is not None:
+                await progress(size)
+
+        received: Received | None = None
+        final: str | None = None
         try:
-            async with await trio.open_file(tmp, "wb") as f:
-                async for chunk in chunks:
-                    if not chunk:
-                        continue
-                    md5.update(chunk)
-                    sha.update(chunk)
-                    size += len(chunk)
-                    await f.write(chunk)
-            os.replace(tmp, final)
-        except BaseException:
+            received = await self.data.receive(image_id, image.disk_format or "raw", chunks,
+                                               limit=limit, drain_on_error=drain,
+                                               progress=track)
+            if declared_size is not None and received.size != declared_size:
+                raise DataRejected(f"declared size (Content-Length) is {declared_size} bytes "
+                                   f"but {received.size} bytes were received")
+            if expected_md5 is not None and received.md5 != expected_md5:
+                raise DataRejected(f"Content-MD5 mismatch: the request declared "
+                                   f"{expected_md5} but the data received has md5 "
+                                   f"{received.md5}")
+            from novalite.image.formats import virtual_size
+
+            vsize = virtual_size(image.disk_format or "raw", received.size, received.inspection)
+            final = self.data.install(image_id, received)
+            try:
+                active = await self._set(
+                    image_id, expect_status=(status,), status="active", size=received.size,
+                    virtual_size=vsize, checksum=received.md5, os_hash_algo="sha512",
+                    os_hash_value=received.sha512, path=final)
+            except (NotFound, Conflict):
+                raise Gone(f"Image {image_id} was deleted during the upload; its data was "
+                           "discarded") from None
+        except BaseException as exc:
             with trio.CancelScope(shield=True):
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                await self._set(image_id, status="queued")
+                await self._fail_receive(image_id, status, received, final, exc, seen[0])
             raise
-        return await self._set(image_id, status="active", size=size, checksum=md5.hexdigest(),
-                               os_hash_algo="sha512", os_hash_value=sha.hexdigest(), path=final)
+        log.info("image data stored", image=image_id, size=received.size,
+                 disk_format=image.disk_format, virtual_size=vsize)
+        return active
+
+    async def _fail_receive(self, image_id: str, status: str, received: Received | None,
+                            final: str | None, exc: BaseException, seen: int) -> None:
+        for path in (received.tmp_path if received else None, final,
+                     self.data.part_path(image_id)):
+            if path and os.path.exists(path):
+                os.unlink(path)
+        reason = exc.message if isinstance(exc, NovaliteError) else (
+            f"{type(exc).__name__}: the data stream ended early (client disconnected or "
+            f"connection lost) after about {seen} bytes")
+        if isinstance(exc, Gone):
+            return
+        try:
+            await self._set(image_id, expect_status=(status,), status="queued", size=None,
+                            checksum=None, os_hash_algo=None, os_hash_value=None, path=None)
+        except (NotFound, Conflict):
+            pass
+        log.warning("image data not stored; image left queued, partial data removed",
+                    image=image_id, reason=reason)
 
     async def register_file(self, name: str, path: str, disk_format: str,
                             container_format: str, properties: dict[str, Any],
@@ -186,28 +488,102 @@ class ImageService:
         if image_id:
             body["id"] = image_id
         image = await self.create(None, body)
+        return await self.upload(None, image.id, file_chunks(path))
 
-        async def chunks() -> AsyncIterator[bytes]:
-            with open(path, "rb") as f:
-                while data := f.read(1 << 20):
-                    yield data
+    async def store_snapshot(self, image_id: str, path: str, disk_format: str,
+                             container_format: str) -> Image:
+        """Make a driver's snapshot file the data of the queued snapshot image ``image_id``.
 
-        return await self.upload(None, image.id, chunks())
+        The file is streamed in like an upload (hashes, format check, the owner's
+        quota) and removed afterwards.
+        """
+        image = await self._set(image_id, expect_status=("queued",), disk_format=disk_format,
+                                container_format=container_format)
+        try:
+            return await self._receive(image, file_chunks(path), status="saving",
+                                       limit=await self.remaining(image.owner), drain=False)
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
 
-    async def _set(self, image_id: str, **values: Any) -> Image:
-        def work(s: Session) -> Image:
-            row = s.get(Image, image_id)
-            if row is None:
-                raise NotFound(f"No image found with ID {image_id}")
-            for k, v in values.items():
-                setattr(row, k, v)
-            row.updated_at = utcnow()
-            s.add(row)
-            return row
+    # -- web-download import ----------------------------------------------------------
+    async def import_image(self, ctx: AuthContext | None, image_id: str, body: Any) -> None:
+        """``POST /v2/images/{id}/import``: start a web-download; the image shows progress."""
+        method = body.get("method") if isinstance(body, dict) else None
+        if not isinstance(method, dict) or not method.get("name"):
+            raise BadRequest("Import request requires a 'method' object with a 'name'")
+        if method["name"] not in IMPORT_METHODS:
+            raise BadRequest(f"Import method {method['name']} is not supported; this cloud "
+                             f"supports: {', '.join(IMPORT_METHODS)}")
+        uri = method.get("uri")
+        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+            raise BadRequest(f"URI for web-download must be an http or https URL, not {uri!r}")
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "import data to")
+        self._check_uploadable(image)
+        if self.nursery is None:
+            raise Conflict("Image import is not available while the service is starting")
+        limit = await self.remaining(image.owner)
+        props = {k: v for k, v in image.properties.items()
+                 if k not in ("os_glance_failed_import", "os_glance_import_error")}
+        props.update({"os_glance_import_method": "web-download",
+                      "os_glance_import_bytes": "0", "os_glance_import_total": ""})
+        image = await self._set(image_id, expect_status=("queued",), status="importing",
+                                properties=props)
+        self.nursery.start_soon(self._web_download, image, uri, limit)
+        log.info("image import started", image=image_id, method="web-download", uri=uri)
 
-        return await self.db.write(work)
+    async def _web_download(self, image: Image, uri: str, limit: int | None) -> None:
+        import httpx
 
-    # -- views -------------------------------------------------------------------
+        image_id = image.id
+        last = [0.0]
+
+        async def set_props(**values: str) -> None:
+            def work(s: Session) -> None:
+                row = s.get(Image, image_id)
+                if row is not None:
+                    row.properties = {**row.properties, **values}
+                    s.add(row)
+
+            await self.db.write(work)
+
+        async def progress(size: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL:
+                last[0] = now
+                await set_props(os_glance_import_bytes=str(size))
+
+        try:
+            timeout = httpx.Timeout(60.0, connect=10.0)
+            async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client, \
+                    client.stream("GET", uri) as response:
+                if response.status_code != 200:
+                    raise BadRequest(f"GET {uri} answered HTTP {response.status_code}")
+                total = response.headers.get("content-length")
+                await set_props(os_glance_import_total=total or "")
+                declared = int(total) if total and total.isdigit() else None
+                if limit is not None and declared is not None and declared > limit:
+                    raise QuotaExceeded413(limit)
+                active = await self._receive(image, response.aiter_raw(1 << 20),
+                                             status="importing", limit=limit,
+                                             declared_size=declared, drain=False,
+                                             progress=progress)
+            await set_props(os_glance_import_bytes=str(active.size))
+            log.info("image import finished", image=image_id, size=active.size)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, NovaliteError) else (
+                f"{type(exc).__name__}: {exc}")
+            log.warning("image import failed", image=image_id, uri=uri, error=message)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self._set(image_id, expect_status=("importing",), status="queued")
+                except (NotFound, Conflict):
+                    pass
+                await set_props(os_glance_failed_import="web-download",
+                                os_glance_import_error=message[:1000])
+
+    # -- views ---------------------------------------------------------------------
     def view(self, image: Image) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": image.id, "name": image.name, "status": image.status,
@@ -224,3 +600,60 @@ class ImageService:
         for k, v in image.properties.items():
             body.setdefault(k, v)
         return body
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    return (0, "") if value is None else (1, value)
+
+
+def _sort_spec(query: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """[(key, asc|desc)] from ``sort=k:dir,...`` or ``sort_key``/``sort_dir``, id last."""
+    keys = list(query.get("sort_key") or [])
+    dirs = list(query.get("sort_dir") or [])
+    sort = (query.get("sort") or [None])[-1]
+    if sort and (keys or dirs):
+        raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or "
+                         "'sort_dir'")
+    spec: list[tuple[str, str]] = []
+    if sort:
+        for item in sort.split(","):
+            key, _, direction = item.strip().partition(":")
+            spec.append((key, direction or "desc"))
+    else:
+        if len(dirs) > 1 and len(dirs) != len(keys):
+            raise BadRequest("Number of sort dirs does not match the number of sort keys")
+        for i, key in enumerate(keys):
+            spec.append((key, dirs[i] if len(dirs) > 1 else (dirs[0] if dirs else "desc")))
+        if not keys:
+            spec.append(("created_at", dirs[0] if dirs else "desc"))
+    for key, direction in spec:
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid sort key: {key}. It should be one of the following: "
+                             f"{', '.join(SORT_KEYS)}.")
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction: {direction}")
+    if "id" not in {k for k, _ in spec}:
+        spec.append(("id", spec[-1][1]))
+    return spec
+
+
+def snapshot_image(source: Image | None, *, name: str, instance_uuid: str, image_ref: str,
+                   project_id: str, user_id: str, root_gb: int,
+                   metadata: Mapping[str, str]) -> Image:
+    """A queued image record for a snapshot of an instance booted from ``source``.
+
+    It inherits the source image's properties (``hypervisor_type``, ``architecture``,
+    ``hw_*``, ``kernel_id``, ... so it boots on the same kind of host), minus those
+    describing the source itself, and gets Nova's ``image_type=snapshot``,
+    ``instance_uuid``, ``base_image_ref``, ``owner_id`` and ``user_id``.
+    """
+    props: dict[str, Any] = {}
+    if source is not None:
+        props = {k: v for k, v in source.properties.items()
+                 if k not in NOT_INHERITED and not k.startswith(NOT_INHERITED_PREFIXES)}
+    props.update({str(k): str(v) for k, v in metadata.items()})
+    props.update({"image_type": "snapshot", "instance_uuid": instance_uuid,
+                  "base_image_ref": image_ref, "owner_id": project_id, "user_id": user_id})
+    return Image(name=name, visibility="private", owner=project_id,
+                 min_disk=max(root_gb, source.min_disk if source else 0),
+                 min_ram=source.min_ram if source else 0, properties=props)
