@@ -82,18 +82,55 @@ class ComputeSection:
 
 @dataclass
 class SchedulerSection:
-    """``[scheduler]`` (nova.conf's [filter_scheduler] merged in)."""
+    """``[scheduler]`` (nova.conf's [filter_scheduler] merged in).
+
+    Filters and weighers are named as in Nova and loaded through the
+    ``novalite.scheduler.filters`` / ``novalite.scheduler.weighers`` entry points.
+    A weigher's multiplier: positive spreads (more free resource wins), negative
+    packs. Per-host allocation ratios: aggregate metadata ``cpu_allocation_ratio``,
+    ``ram_allocation_ratio``, ``disk_allocation_ratio`` override these for the
+    aggregate's hosts.
+    """
 
     enabled_filters: list[str] = field(
         default_factory=lambda: [
             "ComputeFilter",
             "AvailabilityZoneFilter",
             "ResourceFilter",
+            "ComputeCapabilitiesFilter",
             "ImagePropertiesFilter",
+            "ServerGroupAntiAffinityFilter",
+            "ServerGroupAffinityFilter",
+            "SameHostFilter",
+            "DifferentHostFilter",
         ]
     )
-    weighers: list[str] = field(default_factory=lambda: ["RAMWeigher"])
+    weighers: list[str] = field(
+        default_factory=lambda: [
+            "RAMWeigher",
+            "CPUWeigher",
+            "DiskWeigher",
+            "NumInstancesWeigher",
+            "ServerGroupSoftAffinityWeigher",
+            "ServerGroupSoftAntiAffinityWeigher",
+            "BuildFailureWeigher",
+        ]
+    )
     ram_weight_multiplier: float = 1.0
+    cpu_weight_multiplier: float = 1.0
+    disk_weight_multiplier: float = 1.0
+    num_instances_weight_multiplier: float = 0.0
+    soft_affinity_weight_multiplier: float = 1.0
+    soft_anti_affinity_weight_multiplier: float = 1.0
+    build_failure_weight_multiplier: float = 1000000.0
+    #: Choose at random among the best N weighed hosts (1: always the best).
+    host_subset_size: int = 1
+    #: NumInstancesFilter's limit.
+    max_instances_per_host: int = 50
+    #: IsolatedHostsFilter: these hosts run only these images (image ids).
+    isolated_hosts: list[str] = field(default_factory=list)
+    isolated_images: list[str] = field(default_factory=list)
+    restrict_isolated_hosts_to_isolated_images: bool = True
     max_attempts: int = 3
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
@@ -111,11 +148,60 @@ class IdentitySection:
 
 
 @dataclass
+class KeystoneAuthtokenSection:
+    """``[keystone_authtoken]``: validate tokens against an external Keystone.
+
+    With ``auth_url`` set, the embedded identity is off: ``/identity`` is not
+    served, and each token is checked with that Keystone (as keystonemiddleware
+    does) using these service credentials.
+    """
+
+    auth_url: str = ""
+    username: str = "nova"
+    password: str = ""
+    project_name: str = "service"
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    #: Seconds a validated token is trusted before Keystone is asked again.
+    cache_seconds: float = 30.0
+
+
+@dataclass
 class NetworkSection:
     """``[network]``: the default network that ``networks: "auto"`` allocates from."""
 
     name: str = "private"
     cidr: str = "10.0.0.0/24"
+
+
+@dataclass
+class QuotaSection:
+    """``[quota]``: each project's default limits (Nova's defaults; -1 is unlimited).
+
+    Admins override them per project through ``os-quota-sets``.
+    """
+
+    instances: int = 10
+    cores: int = 20
+    ram: int = 51200
+    key_pairs: int = 100
+    metadata_items: int = 128
+    server_groups: int = 10
+    server_group_members: int = 10
+
+
+@dataclass
+class ImageSection:
+    """``[image]``: the embedded image service (Glance v2) and the compute hosts' image cache."""
+
+    #: Total bytes of image data each project may store, in MiB (-1: unlimited).
+    storage_quota_mb: int = -1
+    #: Seconds an image unused by any guest stays in a compute host's cache.
+    cache_max_age: float = 86400.0
+    #: Seconds between two prunes of the compute hosts' image cache.
+    cache_prune_interval: float = 600.0
+    #: Images per page of ``GET /v2/images`` when no ``limit`` is given (Glance's 25).
+    list_limit: int = 25
 
 
 @dataclass
@@ -134,7 +220,10 @@ SECTIONS: dict[str, type] = {
     "compute": ComputeSection,
     "scheduler": SchedulerSection,
     "identity": IdentitySection,
+    "keystone_authtoken": KeystoneAuthtokenSection,
     "network": NetworkSection,
+    "quota": QuotaSection,
+    "image": ImageSection,
     "logging": LoggingSection,
 }
 
@@ -149,7 +238,11 @@ class Config:
     compute: ComputeSection = field(default_factory=ComputeSection)
     scheduler: SchedulerSection = field(default_factory=SchedulerSection)
     identity: IdentitySection = field(default_factory=IdentitySection)
+    keystone_authtoken: KeystoneAuthtokenSection = field(
+        default_factory=KeystoneAuthtokenSection)
     network: NetworkSection = field(default_factory=NetworkSection)
+    quota: QuotaSection = field(default_factory=QuotaSection)
+    image: ImageSection = field(default_factory=ImageSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     #: Driver sections ([fake], [qemu], ...) as given, checked by :meth:`driver_options`.
     drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -277,6 +370,16 @@ def _validate(cfg: Config) -> None:
         if getattr(cfg.scheduler, key) <= 0:
             raise ConfigError(
                 f"[scheduler] {key} = {getattr(cfg.scheduler, key)!r}: expected a positive number"
+            )
+    for key in ("host_subset_size", "max_instances_per_host"):
+        if getattr(cfg.scheduler, key) < 1:
+            raise ConfigError(
+                f"[scheduler] {key} = {getattr(cfg.scheduler, key)!r}: expected at least 1"
+            )
+    for key in ("soft_affinity_weight_multiplier", "soft_anti_affinity_weight_multiplier"):
+        if getattr(cfg.scheduler, key) < 0:
+            raise ConfigError(
+                f"[scheduler] {key} = {getattr(cfg.scheduler, key)!r}: expected a number >= 0"
             )
     if cfg.scheduler.max_attempts < 1:
         raise ConfigError(

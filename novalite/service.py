@@ -62,7 +62,13 @@ class Service:
         self.started_at = time.monotonic()
         self.driver_name, self.driver_reason = choose_driver(cfg)
         self.driver_cls: type[Driver] = registry.load_driver(self.driver_name)
-        installed = set(registry.discover())
+        found = registry.discover()
+        for entry in found.values():  # broken plugins other than ours: say so, carry on
+            if entry.broken and entry.name != self.driver_name:
+                log.warning("driver plugin is broken; not loaded", driver=entry.name,
+                            distribution=entry.distribution, version=entry.version,
+                            error=entry.error, hint="novalite drivers")
+        installed = set(found)
         check_driver_sections(self.cfg, installed)
         self.driver_options = cfg.driver_options(self.driver_name,
                                                  dict(self.driver_cls.option_defaults))
@@ -85,13 +91,20 @@ class Service:
         from novalite.identity.service import IdentityService
         from novalite.image.service import ImageService
 
-        self.identity = IdentityService(self.db, self.cfg)
         self.images = ImageService(self.db, self.cfg)
-        password = await self.identity.bootstrap()
-        clouds = bootstrap.write_clouds_yaml(self.cfg, password)
-        if clouds:
-            log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
-                     hint=f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=novalite")
+        await self.images.recover()  # uploads a crash interrupted: back to queued, no .part
+        if self.cfg.keystone_authtoken.auth_url:
+            from novalite.identity.external import ExternalIdentity
+
+            self.identity = ExternalIdentity(self.cfg)
+            await self.identity.bootstrap()
+        else:
+            self.identity = IdentityService(self.db, self.cfg)
+            password = await self.identity.bootstrap()
+            clouds = bootstrap.write_clouds_yaml(self.cfg, password)
+            if clouds:
+                log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
+                         hint=f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=novalite")
         await bootstrap.default_flavors(self.db)
         await bootstrap.demo_image(self.images, self.driver_name, self.cfg)
 
@@ -105,10 +118,13 @@ class Service:
 
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
+        from novalite.compute.fleet import ComputeFleet
         from novalite.compute.manager import ComputeManager, ImageCache
 
-        cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"))
+        cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
+                           max_age=self.cfg.image.cache_max_age)
         managers = []
+        events_send, events_recv = trio.open_memory_channel[Any](1000)
         for host in self.cfg.host_names:
             context = DriverContext(
                 host=host,
@@ -119,7 +135,8 @@ class Service:
             manager = ComputeManager(host, driver, self.bus,
                                      availability_zone=self.cfg.compute.availability_zone,
                                      image_cache=cache,
-                                     shutdown_timeout=self.cfg.compute.shutdown_timeout)
+                                     shutdown_timeout=self.cfg.compute.shutdown_timeout,
+                                     events=events_send)
             context.emit_event = manager.emit_event
             managers.append(manager)
         self.managers = managers
@@ -128,16 +145,15 @@ class Service:
                 for m in managers:
                     inbox = self.bus.register(f"compute.{m.host}")
                     nursery.start_soon(self.bus.serve, f"compute.{m.host}", inbox, m.handle)
-                async with trio.open_nursery() as starting:
-                    for m in managers:
-                        starting.start_soon(m.start)
-                cc = self.cfg.compute
-                for m in managers:
-                    nursery.start_soon(m.periodic, cc.heartbeat_interval, m.report_service)
-                    nursery.start_soon(m.periodic, cc.power_sync_interval, m.sync_all)
-                    nursery.start_soon(m.periodic, cc.resource_update_interval,
-                                       m.report_resources)
-                    nursery.start_soon(m.watch_events)
+                # Periodic tasks run batched for all hosts: thousands of hosts stay light.
+                fleet = ComputeFleet(managers, self.bus, self.cfg.compute, events_recv)
+                await fleet.start()
+                for m in managers:  # the drivers' own background tasks (Driver.run)
+                    await nursery.start(m.run_driver)
+                nursery.start_soon(fleet.run)
+                if managers:  # one cache shared by this process's hosts: one pruner
+                    nursery.start_soon(managers[0].periodic, self.cfg.image.cache_prune_interval,
+                                       cache.prune)
                 log.info("actor ready", actor="compute", hosts=len(managers),
                          driver=self.driver_name)
                 task_status.started()
@@ -159,7 +175,7 @@ class Service:
         from novalite.compute.hosts import HostAPI
 
         compute = ComputeAPI(self.db, self.cfg, self.bus, dict(self.driver_cls.capabilities))
-        hosts = HostAPI(self.db, self.cfg, self.bus)
+        hosts = HostAPI(self.db, self.cfg, self.bus, flavor_cache=compute.flavors)
         app = build_app(self.identity, self.images, compute, hosts)
         hc = HypercornConfig()
         hc.bind = [f"{self.cfg.api.host}:{self.cfg.api.port}"]
@@ -197,6 +213,7 @@ class Service:
                 await nursery.start(self.run_actor, "scheduler", scheduler.handle)
                 await nursery.start(self.run_actor, "conductor", conductor.handle)
                 await nursery.start(self.run_compute)
+                self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)
                 log.info("novalite ready", url=self.cfg.public_url,
                          seconds=round(time.monotonic() - self.started_at, 3))

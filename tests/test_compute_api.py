@@ -164,6 +164,12 @@ def test_list_filters(c: httpx.Client) -> None:
     rest = c.get("/compute/v2.1/servers", params={"marker": page["servers"][0]["id"],
                                                    "name": "^filt-"}).json()["servers"]
     assert len(rest) == 1
+    bogus = c.get("/compute/v2.1/servers", params={"status": "BOGUS"})
+    assert bogus.status_code == 400
+    assert bogus.json()["badRequest"]["message"] == "Invalid status value"
+    old = c.get("/compute/v2.1/servers", params={"status": "BOGUS"},
+                headers={"OpenStack-API-Version": "compute 2.37"})
+    assert old.status_code == 200 and old.json()["servers"] == []
     for sid in (a, b):
         c.delete(f"/compute/v2.1/servers/{sid}")
 

@@ -67,8 +67,11 @@ def build_app(identity: IdentityService, images: ImageService, compute: ComputeA
         return await identity.validate(request.headers.get("x-auth-token"))
 
     max_version = parse_version(compute.cfg.api.max_microversion)
+    # With an external Keystone ([keystone_authtoken]) the embedded identity is not served.
+    own_identity = [] if getattr(identity, "external", False) else [
+        Mount("/identity", routes=identity_routes.routes(identity))]
     app = Starlette(routes=[
-        Mount("/identity", routes=identity_routes.routes(identity)),
+        *own_identity,
         Mount("/image", routes=image_routes.routes(images, authenticate)),
         Mount("/compute", routes=compute_routes.routes(compute, hosts, authenticate,
                                                        max_version)),

@@ -12,13 +12,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from novalite.api import schemas, views
+from novalite.api import keypair_routes, quota_routes, scheduler_routes, schemas, views
 from novalite.api.framework import ApiCall, Authenticator, Reply, Version, make_route
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI, require_admin, service_time
 from novalite.exceptions import BadRequest, NotFound
+from novalite.policy import authorize
 
 VERSION_UPDATED = "2013-07-23T11:33:21Z"
+
+
+def guarded(rule: str, handler: Any) -> Any:
+    """``handler`` behind the policy ``rule`` (novalite.policy)."""
+
+    async def checked(call: ApiCall) -> Any:
+        authorize(call.ctx, rule)
+        return await handler(call)
+
+    return checked
 
 
 def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
@@ -40,13 +51,15 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
 
     # -- servers -------------------------------------------------------------------
     async def list_servers(call: ApiCall) -> dict[str, Any]:
-        records = await compute.list(call.ctx, dict(call.query))  # type: ignore[arg-type]
+        records = await compute.list(call.ctx, dict(call.query),  # type: ignore[arg-type]
+                                     strict_status=call.mv("2.38"))
         out: dict[str, Any] = {"servers": [views.server_brief(base, r) for r in records]}
         _next_link(call, out, "servers", [r.instance.uuid for r in records])
         return out
 
     async def detail_servers(call: ApiCall) -> dict[str, Any]:
-        records = await compute.list(call.ctx, dict(call.query))  # type: ignore[arg-type]
+        records = await compute.list(call.ctx, dict(call.query),  # type: ignore[arg-type]
+                                     strict_status=call.mv("2.38"))
         out: dict[str, Any] = {"servers": [views.server_detail(call, base, r) for r in records]}
         _next_link(call, out, "servers/detail", [r.instance.uuid for r in records])
         return out
@@ -69,8 +82,9 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
             networks = "auto"  # friendlier than Nova's 400 (CLIENTS.md §4)
         elif isinstance(networks, list):
             networks = "auto" if networks else "none"
+        hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         instances, admin_pass = await compute.create(
-            call.ctx, call.request_id, server, networks)  # type: ignore[arg-type]
+            call.ctx, call.request_id, server, networks, hints)  # type: ignore[arg-type]
         if str(server.get("return_reservation_id", "")).lower() in ("true", "1"):
             return Reply(202, {"reservation_id": instances[0].reservation_id})
         first = instances[0]
@@ -113,6 +127,20 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
             reason = (args or {}).get("locked_reason") if isinstance(args, dict) else None
             await compute.set_lock(ctx, rid, sid, name == "lock", reason)  # type: ignore[arg-type]
             return Reply(202)
+        if name == "createImage":
+            if not isinstance(args, dict) or not isinstance(args.get("name"), str) \
+                    or not args["name"].strip() or len(args["name"]) > 255:
+                raise BadRequest("Invalid input for field/attribute name: createImage needs "
+                                 "a 'name' of 1-255 characters")
+            metadata = args.get("metadata") or {}
+            if not isinstance(metadata, dict) or not all(
+                    isinstance(v, str) for v in metadata.values()):
+                raise BadRequest("Invalid input for field/attribute metadata: expected an "
+                                 "object of strings")
+            image_id = await compute.snapshot(ctx, rid, sid, args["name"], metadata)  # type: ignore[arg-type]
+            if call.mv("2.45"):
+                return Reply(202, {"image_id": image_id})
+            return Reply(202, headers={"Location": f"{base}/image/v2/images/{image_id}"})
         if name == "os-getConsoleOutput":
             length = (args or {}).get("length") if isinstance(args, dict) else None
             if length is not None:
@@ -322,58 +350,38 @@ def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,
         totals["disk_available_least"] = totals["free_disk_gb"]
         return {"hypervisor_statistics": totals}
 
-    async def availability_zones(call: ApiCall) -> dict[str, Any]:
-        return {"availabilityZoneInfo": [{"zoneName": compute.cfg.compute.availability_zone,
-                                          "zoneState": {"available": True}, "hosts": None}]}
-
-    async def limits(call: ApiCall) -> dict[str, Any]:
-        used = await hosts.project_usage(call.ctx.project_id)  # type: ignore[union-attr]
-        absolute: dict[str, int] = {
-            "maxTotalInstances": -1, "maxTotalCores": -1, "maxTotalRAMSize": -1,
-            "maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
-            "maxTotalKeypairs": 100, "maxServerGroups": 10, "maxServerGroupMembers": 10,
-            "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
-            "totalRAMUsed": used["ram"], "totalServerGroupsUsed": 0,
-        }
-        if not call.mv("2.36"):
-            absolute.update({"maxTotalFloatingIps": -1, "maxSecurityGroups": -1,
-                             "maxSecurityGroupRules": -1, "totalFloatingIpsUsed": 0,
-                             "totalSecurityGroupsUsed": 0})
-        if call.mv("2.57"):
-            absolute.pop("maxPersonality")
-            absolute.pop("maxPersonalitySize")
-        return {"limits": {"rate": [], "absolute": absolute}}
-
     kw: dict[str, Any] = {"authenticate": authenticate, "max_version": max_version}
     table = [
-        ("/v2.1/servers", "GET", list_servers), ("/v2.1/servers", "POST", create_server),
-        ("/v2.1/servers/detail", "GET", detail_servers),
-        ("/v2.1/servers/{server_id}", "GET", show_server),
-        ("/v2.1/servers/{server_id}", "PUT", update_server),
-        ("/v2.1/servers/{server_id}", "DELETE", delete_server),
-        ("/v2.1/servers/{server_id}/action", "POST", server_action),
-        ("/v2.1/servers/{server_id}/os-instance-actions", "GET", list_actions),
-        ("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET", show_action),
-        ("/v2.1/flavors", "GET", list_flavors), ("/v2.1/flavors", "POST", create_flavor),
-        ("/v2.1/flavors/detail", "GET", detail_flavors),
-        ("/v2.1/flavors/{flavor_id}", "GET", show_flavor),
-        ("/v2.1/flavors/{flavor_id}", "DELETE", delete_flavor),
-        ("/v2.1/flavors/{flavor_id}/os-extra_specs", "GET", get_extra_specs),
-        ("/v2.1/flavors/{flavor_id}/os-extra_specs", "POST", set_extra_specs),
-        ("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "DELETE", delete_extra_spec),
-        ("/v2.1/os-services", "GET", list_services),
-        ("/v2.1/os-services/{service_id}", "PUT", update_service),
-        ("/v2.1/os-hypervisors", "GET", list_hypervisors),
-        ("/v2.1/os-hypervisors/detail", "GET", detail_hypervisors),
-        ("/v2.1/os-hypervisors/statistics", "GET", hypervisor_stats),
-        ("/v2.1/os-hypervisors/{hypervisor_id}", "GET", show_hypervisor),
-        ("/v2.1/os-availability-zone", "GET", availability_zones),
-        ("/v2.1/os-availability-zone/detail", "GET", availability_zones),
-        ("/v2.1/limits", "GET", limits),
+        ("/v2.1/servers", "GET", list_servers, "os_compute_api:servers:index"), ("/v2.1/servers", "POST", create_server, "os_compute_api:servers:create"),
+        ("/v2.1/servers/detail", "GET", detail_servers, "os_compute_api:servers:detail"),
+        ("/v2.1/servers/{server_id}", "GET", show_server, "os_compute_api:servers:show"),
+        ("/v2.1/servers/{server_id}", "PUT", update_server, "os_compute_api:servers:update"),
+        ("/v2.1/servers/{server_id}", "DELETE", delete_server, "os_compute_api:servers:delete"),
+        ("/v2.1/servers/{server_id}/action", "POST", server_action, "os_compute_api:servers:action"),
+        ("/v2.1/servers/{server_id}/os-instance-actions", "GET", list_actions, "os_compute_api:os-instance-actions:list"),
+        ("/v2.1/servers/{server_id}/os-instance-actions/{request_id}", "GET", show_action, "os_compute_api:os-instance-actions:show"),
+        ("/v2.1/flavors", "GET", list_flavors, "os_compute_api:flavors:index"), ("/v2.1/flavors", "POST", create_flavor, "os_compute_api:os-flavor-manage:create"),
+        ("/v2.1/flavors/detail", "GET", detail_flavors, "os_compute_api:flavors:index"),
+        ("/v2.1/flavors/{flavor_id}", "GET", show_flavor, "os_compute_api:flavors:index"),
+        ("/v2.1/flavors/{flavor_id}", "DELETE", delete_flavor, "os_compute_api:os-flavor-manage:delete"),
+        ("/v2.1/flavors/{flavor_id}/os-extra_specs", "GET", get_extra_specs, "os_compute_api:os-flavor-extra-specs:index"),
+        ("/v2.1/flavors/{flavor_id}/os-extra_specs", "POST", set_extra_specs, "os_compute_api:os-flavor-extra-specs:create"),
+        ("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", "DELETE", delete_extra_spec, "os_compute_api:os-flavor-extra-specs:delete"),
+        ("/v2.1/os-services", "GET", list_services, "os_compute_api:os-services:list"),
+        ("/v2.1/os-services/{service_id}", "PUT", update_service, "os_compute_api:os-services:update"),
+        ("/v2.1/os-hypervisors", "GET", list_hypervisors, "os_compute_api:os-hypervisors:list"),
+        ("/v2.1/os-hypervisors/detail", "GET", detail_hypervisors, "os_compute_api:os-hypervisors:list"),
+        ("/v2.1/os-hypervisors/statistics", "GET", hypervisor_stats, "os_compute_api:os-hypervisors:statistics"),
+        ("/v2.1/os-hypervisors/{hypervisor_id}", "GET", show_hypervisor, "os_compute_api:os-hypervisors:show"),
     ]
     out = [Route("/", root, methods=["GET"]), Route("/v2.1", v21, methods=["GET"]), Route("/v2.1/", v21, methods=["GET"])]
-    out += [make_route(path, method, handler, **kw) for path, method, handler in table]
+    table += keypair_routes.table(compute.keypairs) + quota_routes.table(compute.quotas)
+    table += scheduler_routes.table(compute.groups, compute.aggregates, compute.cfg.compute.availability_zone)
+    # Every route passes its policy rule (novalite.policy) before its handler runs.
+    out += [make_route(path, method, guarded(rule, handler), **kw)
+            for path, method, handler, rule in table]
     # novaclient may use URLs with the project id after v2.1 (CLIENTS.md §7).
-    out += [make_route(path.replace("/v2.1/", "/v2.1/{project_id}/", 1), method, handler, **kw)
-            for path, method, handler in table]
+    out += [make_route(path.replace("/v2.1/", "/v2.1/{project_id}/", 1), method,
+                       guarded(rule, handler), **kw)
+            for path, method, handler, rule in table]
     return out

@@ -20,6 +20,8 @@ from sqlmodel import Session, select
 
 from novalite import states
 from novalite.bus import Bus, RemoteError
+from novalite.compute.keypairs import KeypairAPI
+from novalite.compute.quotas import QuotaAPI
 from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import (
@@ -42,6 +44,8 @@ from novalite.exceptions import (
 )
 from novalite.identity.service import AuthContext
 from novalite.network import Network
+from novalite.scheduler.aggregates import AggregateAPI
+from novalite.scheduler.groups import ServerGroupAPI
 
 log = structlog.get_logger("novalite.compute.api")
 
@@ -60,17 +64,43 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], str | None]] =
     "unpause": ((states.PAUSED,), (None,), "supports_pause"),
     "suspend": ((states.ACTIVE,), (None,), "supports_suspend"),
     "resume": ((states.SUSPENDED,), (None,), "supports_suspend"),
+    "createImage": ((states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED), (None,),
+                    "supports_snapshot"),
 }
 #: action -> task_state set while the compute host works on it
 TASK_FOR = {
     "stop": states.POWERING_OFF, "start": states.POWERING_ON, "reboot_soft": states.REBOOTING,
     "reboot_hard": states.REBOOTING_HARD, "pause": states.PAUSING,
     "unpause": states.UNPAUSING, "suspend": states.SUSPENDING, "resume": states.RESUMING,
+    "createImage": states.IMAGE_SNAPSHOT,
 }
 
 
 def is_uuid(value: str) -> bool:
     return bool(_UUID_RE.match(value))
+
+
+def _hints(hints: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
+    """(group, same_host, different_host) of ``os:scheduler_hints``; 400 when malformed."""
+    if not isinstance(hints, dict):
+        raise BadRequest("Invalid input for field/attribute os:scheduler_hints: expected an "
+                         "object")
+    group = hints.get("group")
+    if isinstance(group, list) and len(group) == 1:
+        group = group[0]
+    if group is not None and not (isinstance(group, str) and is_uuid(group)):
+        raise BadRequest(f"Invalid input for field/attribute group. Value: {group}. "
+                         f"'{group}' is not a 'uuid'")
+    out: list[list[str]] = []
+    for key in ("same_host", "different_host"):
+        value = hints.get(key) or []
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and is_uuid(v)
+                                                  for v in value):
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. "
+                             "expected an instance uuid or a list of them")
+        out.append([str(v) for v in value])
+    return group, out[0], out[1]
 
 
 def hostname_for(name: str) -> str:
@@ -95,6 +125,13 @@ class ComputeAPI:
         self.cfg = cfg
         self.bus = bus
         self.capabilities = capabilities
+        #: Enabled flavors by flavorid, with extra specs, as boots look them up; every
+        #: flavor write (HostAPI) clears it. One process owns the database's flavors.
+        self.flavors: dict[str, tuple[Flavor, dict[str, str]]] = {}
+        self.quotas = QuotaAPI(db, cfg.quota)
+        self.keypairs = KeypairAPI(db, self.quotas)
+        self.groups = ServerGroupAPI(db, self.quotas)
+        self.aggregates = AggregateAPI(db, cfg, bus)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -114,7 +151,10 @@ class ComputeAPI:
             raise NotFound(f"Instance {server_id} could not be found.")
         return record
 
-    async def list(self, ctx: AuthContext, query: dict[str, str]) -> list[ServerRecord]:
+    async def list(self, ctx: AuthContext, query: dict[str, str], *,
+                   strict_status: bool = True) -> list[ServerRecord]:
+        """The servers ``query`` selects (Nova's filters); an unknown ``status`` is a 400
+        when ``strict_status`` (microversion 2.38 and later), else matches nothing."""
         all_tenants = _truthy(query.get("all_tenants"))
         if (all_tenants or "host" in query) and not ctx.is_admin:
             if "host" in query:
@@ -125,13 +165,17 @@ class ComputeAPI:
         name_re = None
         if query.get("name"):
             try:
-                name_re = re.compile(query["name"])
+                name_re = re.compile(query["name"], re.IGNORECASE)
             except re.error as exc:
                 raise BadRequest(f"Invalid regular expression for name: {exc}") from None
         changes_since = _parse_time(query.get("changes-since"), "changes-since")
         vm_states_wanted = None
         if query.get("status"):
             vm_states_wanted = states.states_for_status(query["status"])
+            if not vm_states_wanted:
+                if strict_status:
+                    raise BadRequest("Invalid status value")
+                return []
         limit = _int_param(query.get("limit"), "limit")
 
         def work(s: Session) -> list[ServerRecord]:
@@ -169,11 +213,28 @@ class ComputeAPI:
 
     # -- create -------------------------------------------------------------------
     async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
-                     networks: str) -> tuple[list[Instance], str]:
-        """Record the servers and cast their builds; returns (instances, admin password)."""
-        flavor, extra_specs = await self.flavor(ctx, str(server["flavorRef"]))
+                     networks: str, hints: dict[str, Any] | None = None
+                     ) -> tuple[list[Instance], str]:
+        """Record the servers and cast their builds; returns (instances, admin password).
+
+        ``hints`` are ``os:scheduler_hints``: ``group`` (a server group the servers
+        join), ``same_host`` / ``different_host`` (instance uuids). Several servers
+        (``min_count``/``max_count``) are placed by one scheduler call, all or none.
+        """
+        group_id, same_host, different_host = _hints(hints or {})
         image_ref = _image_ref(server)
-        image = await self.db.read(lambda s: s.get(Image, image_ref))
+        flavor_ref = str(server["flavorRef"])
+        found = self.flavors.get(flavor_ref)
+        if found is None:
+            found, image = await self.db.read(  # one worker-thread hop for both lookups
+                lambda s: (_flavor_with_specs(s, flavor_ref), s.get(Image, image_ref)))
+            if found is not None:
+                self.flavors[flavor_ref] = found
+        else:
+            image = await self.db.read(lambda s: s.get(Image, image_ref))
+        if found is None:
+            raise NotFound(f"Flavor {flavor_ref} could not be found.")
+        flavor, extra_specs = found
         if image is None or (not ctx.is_admin and image.visibility not in ("public",
                                                                              "community")
                              and image.owner != ctx.project_id):
@@ -185,7 +246,8 @@ class ComputeAPI:
         if flavor.root_gb and flavor.root_gb < image.min_disk:
             raise BadRequest("Flavor's disk is too small for requested image.")
         az = server.get("availability_zone") or None
-        if az and az != self.cfg.compute.availability_zone:
+        if az and az != self.cfg.compute.availability_zone \
+                and az not in await self.aggregates.zone_names():
             raise BadRequest(f"The requested availability zone is not available: {az}")
         key_data = None
         if server.get("key_name"):
@@ -210,40 +272,66 @@ class ComputeAPI:
             "ephemeral_gb": flavor.ephemeral_gb, "swap": flavor.swap,
             "extra_specs": extra_specs,
         }
+        metadata = dict(server.get("metadata") or {})
         reservation = f"r-{secrets.token_hex(4)}"
         name = server["name"]
         instances = []
-        for index in range(max_count):
-            display = f"{name}-{index + 1}" if max_count > 1 else name
-            instances.append(Instance(
-                display_name=display, display_description=server.get("description"),
-                hostname=hostname_for(display), project_id=ctx.project_id,
-                user_id=ctx.user_id, availability_zone=az or self.cfg.compute.availability_zone,
-                image_ref=image.id, flavor=flavor_snapshot, vcpus=flavor.vcpus,
-                memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
-                ephemeral_gb=flavor.ephemeral_gb, vm_state=states.BUILDING,
-                task_state=states.SCHEDULING, key_name=server.get("key_name"),
-                key_data=key_data, user_data=user_data,
-                metadata_=dict(server.get("metadata") or {}), launch_index=index,
-                reservation_id=reservation, config_drive="",
-            ))
+        group: dict[str, Any] = {}
+
+        def build(count: int) -> list[Instance]:
+            instances.clear()  # the write may be retried (deadlock, lost connection)
+            for index in range(count):
+                suffix = f"-{index + 1}" if count > 1 else ""
+                display = name[: 255 - len(suffix)] + suffix  # the column holds 255
+                instances.append(Instance(
+                    display_name=display, display_description=server.get("description"),
+                    hostname=hostname_for(display), project_id=ctx.project_id,
+                    user_id=ctx.user_id,
+                    availability_zone=az or self.cfg.compute.availability_zone,
+                    image_ref=image.id, flavor=flavor_snapshot, vcpus=flavor.vcpus,
+                    memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+                    ephemeral_gb=flavor.ephemeral_gb, vm_state=states.BUILDING,
+                    task_state=states.SCHEDULING, key_name=server.get("key_name"),
+                    key_data=key_data, user_data=user_data,
+                    metadata_=dict(metadata), launch_index=index,
+                    reservation_id=reservation, config_drive="",
+                ))
+            return instances
 
         def work(s: Session) -> None:
-            for inst in instances:
+            # The quota check and the insert are one step (QuotaAPI.reserving).
+            count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
+                                              flavor.memory_mb, min_count, max_count,
+                                              len(metadata))
+            for inst in build(count):
                 s.add(inst)
                 s.add(InstanceAction(instance_uuid=inst.uuid, action="create",
                                      request_id=request_id, user_id=ctx.user_id,
                                      project_id=ctx.project_id))
+            group.clear()
+            if group_id:
+                group.update(self.groups.join(s, ctx, group_id, [i.uuid for i in instances]))
 
-        await self.db.write(work)
+        async with self.quotas.reserving(ctx.project_id):
+            await self.db.write(work)
         context = _bus_context(ctx, request_id)
+        builds = []
         for inst in instances:
             spec = {"instance_uuid": inst.uuid, "vcpus": flavor.vcpus,
                     "memory_mb": flavor.memory_mb,
                     "disk_gb": flavor.root_gb + flavor.ephemeral_gb + (flavor.swap + 1023) // 1024,
-                    "availability_zone": az, "image_properties": dict(image.properties)}
+                    "availability_zone": az, "image_properties": dict(image.properties),
+                    "image_id": image.id, "extra_specs": dict(extra_specs),
+                    "group": dict(group) or None, "same_host": same_host,
+                    "different_host": different_host, "project_id": ctx.project_id}
+            builds.append({"instance_uuid": inst.uuid, "spec": spec})
+        if len(builds) == 1:
             await self.bus.cast("conductor", "schedule_and_build", context,
-                                instance_uuid=inst.uuid, spec=spec, networks=networks)
+                                instance_uuid=builds[0]["instance_uuid"],
+                                spec=builds[0]["spec"], networks=networks)
+        else:  # a multi-create: placed by one scheduler call, all or none
+            await self.bus.cast("conductor", "schedule_and_build_instances", context,
+                                builds=builds, networks=networks)
         log.info("servers accepted", count=len(instances), ids=[i.uuid for i in instances])
         return instances, secrets.token_urlsafe(9)
 
@@ -348,6 +436,42 @@ class ComputeAPI:
                             action=label,
                             reboot_type=reboot_type)
 
+    async def snapshot(self, ctx: AuthContext, request_id: str, server_id: str, name: str,
+                       metadata: dict[str, str]) -> str:
+        """createImage: record a queued snapshot image, set task_state image_snapshot and
+        cast the snapshot to the instance's host; returns the new image's id."""
+        from novalite.image.service import snapshot_image
+
+        inst = (await self.get(ctx, server_id)).instance
+        self._check_lock(ctx, inst)
+        self._check_state(inst, "createImage", "createImage")
+        vm_ok, task_ok, _ = ACTIONS["createImage"]
+
+        def work(s: Session) -> str | None:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return None
+            image = snapshot_image(s.get(Image, row.image_ref), name=name,
+                                   instance_uuid=row.uuid, image_ref=row.image_ref,
+                                   project_id=row.project_id, user_id=ctx.user_id,
+                                   root_gb=row.root_gb, metadata=metadata)
+            s.add(image)
+            row.task_state = TASK_FOR["createImage"]
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="createImage",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            return image.id
+
+        image_id = await self.db.write(work)
+        if image_id is None:
+            raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
+                                       f"is in task_state {inst.task_state}")
+        await self.bus.cast(f"compute.{inst.host}", "snapshot_instance",
+                            _bus_context(ctx, request_id), uuid=inst.uuid, image_id=image_id)
+        return image_id
+
     async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
                        reason: str | None = None) -> None:
         record = await self.get(ctx, server_id)
@@ -403,18 +527,19 @@ class ComputeAPI:
 
     # -- flavors ------------------------------------------------------------------
     async def flavor(self, ctx: AuthContext, flavor_id: str) -> tuple[Flavor, dict[str, str]]:
-        def work(s: Session) -> tuple[Flavor, dict[str, str]] | None:
-            flavor = s.exec(select(Flavor).where(Flavor.flavorid == flavor_id)).first()
-            if flavor is None or flavor.disabled:
-                return None
-            specs = s.exec(select(FlavorExtraSpec).where(
-                FlavorExtraSpec.flavor_id == flavor.id)).all()
-            return flavor, {e.key: e.value for e in specs}
-
-        found = await self.db.read(work)
+        found = await self.db.read(lambda s: _flavor_with_specs(s, flavor_id))
         if found is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return found
+
+
+def _flavor_with_specs(s: Session, flavor_id: str) -> tuple[Flavor, dict[str, str]] | None:
+    """An enabled flavor by its flavorid, with its extra specs; None if there is none."""
+    flavor = s.exec(select(Flavor).where(Flavor.flavorid == flavor_id)).first()
+    if flavor is None or flavor.disabled:
+        return None
+    specs = s.exec(select(FlavorExtraSpec).where(FlavorExtraSpec.flavor_id == flavor.id)).all()
+    return flavor, {e.key: e.value for e in specs}
 
 
 def _image_ref(server: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ their states with the records.
 from __future__ import annotations
 
 import os
-import shutil
+import random
 import traceback
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -26,6 +26,7 @@ import trio
 
 from novalite import states
 from novalite.bus import Bus, Message
+from novalite.image.cache import ImageCache
 from novalite.virt.driver import (
     Driver,
     DriverError,
@@ -52,41 +53,12 @@ _DONE = {
 }
 
 
-class ImageCache:
-    """One base copy per image on this host, shared by every guest booted from it."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
-
-    async def fetch(self, image: dict[str, Any]) -> str:
-        """Return a local path for the image's data, fetching it once per image."""
-        dest = os.path.join(self.path, image["id"])
-        async with self._locks[image["id"]]:
-            if os.path.exists(dest):
-                return dest
-            src = image.get("path")
-            if not src or not os.path.exists(src):
-                raise SpawnFailed(f"image {image['id']} has no data to boot from")
-            os.makedirs(self.path, exist_ok=True)
-
-            def copy() -> None:
-                tmp = dest + ".part"
-                try:
-                    os.link(src, tmp)
-                except OSError:
-                    shutil.copyfile(src, tmp)
-                os.replace(tmp, dest)
-
-            await trio.to_thread.run_sync(copy)
-        return dest
-
-
 class ComputeManager:
     """Handles the ``compute.<host>`` topic."""
 
     def __init__(self, host: str, driver: Driver, bus: Bus, *, availability_zone: str,
-                 image_cache: ImageCache, shutdown_timeout: float) -> None:
+                 image_cache: ImageCache, shutdown_timeout: float,
+                 events: trio.MemorySendChannel[LifecycleEvent] | None = None) -> None:
         self.host = host
         self.driver = driver
         self.bus = bus
@@ -94,7 +66,12 @@ class ComputeManager:
         self.cache = image_cache
         self.shutdown_timeout = shutdown_timeout
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
-        self._events_send, self._events_recv = trio.open_memory_channel[LifecycleEvent](1000)
+        # Many hosts in one process share one event queue (novalite.compute.fleet).
+        if events is None:
+            self._events_send, self._events_recv = trio.open_memory_channel[
+                LifecycleEvent](1000)
+        else:
+            self._events_send = events
 
     # -- plumbing ----------------------------------------------------------------
     async def conductor(self, method: str, context: dict[str, Any] | None = None,
@@ -132,12 +109,24 @@ class ComputeManager:
         await self.report_resources()
         await self.adopt()
 
-    async def adopt(self) -> None:
-        """Reconcile the records of this host's instances with what the driver finds."""
-        records = await self.conductor("instances_on_host", host=self.host)
+    async def run_driver(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                         ) -> None:
+        """The driver's background task (``Driver.run``), for the life of this actor.
+
+        Started with ``nursery.start`` after :meth:`start`, before the actor reports
+        ready; cancelled at shutdown, before ``cleanup_host``.
+        """
+        await self.driver.run(task_status=task_status)
+
+    async def adopt(self, records: list[dict[str, Any]] | None = None) -> None:
+        """Reconcile the records of this host's instances (fetched when not given)
+        with what the driver finds."""
+        if records is None:
+            records = await self.conductor("instances_on_host", host=self.host)
         guests = set(await self.driver.list_instances())
         known = {r["uuid"] for r in records}
         for record in records:
+            self.cache.adopt(record.get("image_ref"), record["uuid"])
             await self.sync_power_state(record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
@@ -156,15 +145,17 @@ class ComputeManager:
 
     # -- periodic tasks ------------------------------------------------------------
     async def periodic(self, interval: float, fn: Any) -> None:
+        # Hosts start together; a random phase keeps N hosts' tasks from firing at once.
+        await trio.sleep(random.uniform(0, interval))
         while True:
-            await trio.sleep(interval)
             try:
                 await fn()
             except Exception:
                 log.exception("periodic task failed", host=self.host, task=fn.__name__)
+            await trio.sleep(interval)
 
     async def sync_all(self) -> None:
-        for record in await self.conductor("instances_on_host", host=self.host):
+        for record in await self.conductor("instances_on_host", host=self.host, brief=True):
             await self.sync_power_state(record)
 
     async def sync_power_state(self, record: dict[str, Any], adopting: bool = False) -> None:
@@ -179,8 +170,10 @@ class ComputeManager:
                                      message="The service stopped while this instance was "
                                      "being built")
             return
+        reason = None
         try:
-            power = (await self.driver.get_info(uuid)).state
+            info = await self.driver.get_info(uuid)
+            power, reason = info.state, getattr(info, "reason", None)
         except InstanceNotFound:
             power = PowerState.NOSTATE
         values: dict[str, Any] = {}
@@ -202,6 +195,10 @@ class ComputeManager:
             log.info("power state synced", instance=uuid, power_state=int(power),
                      **{k: v for k, v in values.items() if k == "vm_state"})
             await self.update({}, uuid, **values)
+            if power == PowerState.CRASHED and values.get("vm_state") == states.STOPPED:
+                # A guest that died on its own: the driver's reason is the server's fault.
+                await self.conductor("instance_fault", uuid=uuid, host=self.host,
+                                     message=f"The guest crashed: {reason or 'no reason given'}")
 
     async def watch_events(self) -> None:
         async for event in self._events_recv:
@@ -222,36 +219,44 @@ class ComputeManager:
                                          ramdisk: dict[str, Any] | None, spec: dict[str, Any],
                                          tried: list[str], networks: str) -> None:
         uuid = instance["uuid"]
+        # The action event rides on the state updates: one conductor write per step.
+        event = {"event": "compute_build_and_run_instance", "host": self.host}
         async with self._locks[uuid]:
             try:
-                async with self.event(context, uuid, "compute_build_and_run_instance"):
-                    current = await self.update(context, uuid, task_state=states.SPAWNING)
-                    if current is None or current["deleted"]:
-                        raise SpawnFailed("instance was deleted during the build")
-                    await self._spawn(instance, image, kernel, ramdisk)
+                current = await self.conductor("instance_update", context, uuid=uuid, values={
+                    "task_state": states.SPAWNING}, event={**event, "phase": "start"})
+                if current is None or current["deleted"]:
+                    raise SpawnFailed("instance was deleted during the build")
+                await self._spawn(instance, image, kernel, ramdisk)
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 if not isinstance(exc, DriverError):
                     log.exception("spawn crashed", instance=uuid)
                 with trio.CancelScope(shield=True):
+                    await self.conductor("action_event", context, uuid=uuid, **event,
+                                         result="Error",
+                                         details=f"{type(exc).__name__}: {exc}")
                     await self.driver.destroy(uuid)
+                    self.cache.release(uuid)
                     await self.conductor("build_failed", context, instance_uuid=uuid,
                                          host=self.host, reason=str(exc) or type(exc).__name__,
                                          spec=spec, tried=tried, networks=networks,
                                          reschedule=reschedule)
                 return
             info = await self.driver.get_info(uuid)
-            await self.update(context, uuid, vm_state=states.ACTIVE, task_state=None,
-                              power_state=int(info.state), launched_at="now")
+            await self.conductor("instance_update", context, uuid=uuid, values={
+                "vm_state": states.ACTIVE, "task_state": None, "power_state": int(info.state),
+                "launched_at": "now"}, event={**event, "result": "Success"})
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
                      kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None) -> None:
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
-        path = await self.cache.fetch(image)
-        kernel_path = await self.cache.fetch(kernel) if kernel else None
-        ramdisk_path = await self.cache.fetch(ramdisk) if ramdisk else None
+        uuid = instance["uuid"]
+        path = await self.cache.fetch(image, uuid)
+        kernel_path = await self.cache.fetch(kernel, uuid) if kernel else None
+        ramdisk_path = await self.cache.fetch(ramdisk, uuid) if ramdisk else None
         image_info = ImageInfo(id=image["id"], name=image["name"],
                                disk_format=image["disk_format"],
                                container_format=image["container_format"], path=path,
@@ -273,6 +278,7 @@ class ComputeManager:
                                      message=f"Failed to delete the guest: {exc}")
                 return
             await self.conductor("instance_destroyed", context, uuid=uuid, host=self.host)
+        self.cache.release(uuid)
         self._locks.pop(uuid, None)
         log.info("instance deleted", instance=uuid)
 
@@ -313,6 +319,33 @@ class ComputeManager:
             return (await self.driver.get_info(uuid)).state
         except DriverError:
             return None
+
+    async def rpc_snapshot_instance(self, context: dict[str, Any], uuid: str,
+                                    image_id: str) -> None:
+        """createImage: the driver writes the guest's disk (or rootfs) to a file, which the
+        conductor stores as the data of the queued image ``image_id``."""
+        dest = self.cache.snapshot_path(image_id)
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_snapshot_instance"):
+                    disk_format, container_format = await self.driver.snapshot(uuid, dest)
+                    await self.bus.call("conductor", "snapshot_store", context, timeout=3600,
+                                        image_id=image_id, path=dest,
+                                        disk_format=disk_format,
+                                        container_format=container_format)
+            except Exception as exc:
+                log.warning("snapshot failed", instance=uuid, image=image_id, error=str(exc))
+                with trio.CancelScope(shield=True):
+                    if os.path.exists(dest):
+                        os.unlink(dest)
+                    await self.conductor("snapshot_failed", context, image_id=image_id)
+                    await self.update(context, uuid, task_state=None)
+                    await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
+                                         message=f"Snapshot failed: {exc}"[:255],
+                                         details=traceback.format_exc())
+                return
+            await self.update(context, uuid, task_state=None)
+            log.info("snapshot stored", instance=uuid, image=image_id)
 
     async def rpc_get_console_output(self, context: dict[str, Any], uuid: str) -> str:
         return await self.driver.get_console_output(uuid)

@@ -10,6 +10,9 @@ import datetime as dt
 from typing import Any
 
 import structlog
+import trio
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlmodel import Session, select
 
 from novalite import states
@@ -17,6 +20,7 @@ from novalite.bus import Bus, Message, RemoteError
 from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import (
+    Allocation,
     ComputeNode,
     Image,
     Instance,
@@ -56,7 +60,8 @@ def image_payload(image: Image | None) -> dict[str, Any] | None:
         return None
     return {"id": image.id, "name": image.name or "", "disk_format": image.disk_format or "raw",
             "container_format": image.container_format or "bare", "size": image.size or 0,
-            "path": image.path, "checksum": image.checksum, "properties": dict(image.properties)}
+            "path": image.path, "checksum": image.checksum, "properties": dict(image.properties),
+            "os_hash_algo": image.os_hash_algo, "os_hash_value": image.os_hash_value}
 
 
 class ConductorManager:
@@ -88,19 +93,50 @@ class ConductorManager:
             return
         spec = {**spec, "ignore_hosts": tried}
         try:
-            dest = await self.bus.call("scheduler", "select_destinations", context, spec=spec)
+            dest = await self.bus.call("scheduler", "select_destinations", context, spec=spec,
+                                       persist=False)
         except RemoteError as exc:
             message = exc.message if exc.exc_type == "NoValidHost" else str(exc)
             if tried and exc.exc_type == "NoValidHost":
                 message = f"{message} Last build error: {last_error}"
             await self._build_error(instance_uuid, context, message, None)
             return
+        await self._build_on(context, instance_uuid, spec, dest, tried, networks)
+
+    async def rpc_schedule_and_build_instances(self, context: dict[str, Any],
+                                               builds: list[dict[str, Any]],
+                                               networks: str = "auto") -> None:
+        """Place a multi-create with one scheduler call, all or none, then build each."""
+        specs = [{**b["spec"], "ignore_hosts": []} for b in builds]
+        try:
+            dests = await self.bus.call("scheduler", "select_destinations", context,
+                                        specs=specs, persist=False)
+        except RemoteError as exc:
+            message = exc.message if exc.exc_type == "NoValidHost" else str(exc)
+            for b in builds:
+                await self._build_error(b["instance_uuid"], context, message, None)
+            return
+        for spec, dest in zip(specs, dests, strict=True):
+            try:
+                await self._build_on(context, spec["instance_uuid"], spec, dest, [], networks)
+            except Exception as exc:  # this one's claim is released; the others go on
+                log.exception("build failed before reaching its host",
+                              instance=spec["instance_uuid"])
+                await self._build_error(spec["instance_uuid"], context,
+                                        f"{type(exc).__name__}: {exc}", None)
+
+    async def _build_on(self, context: dict[str, Any], instance_uuid: str,
+                        spec: dict[str, Any], dest: dict[str, Any], tried: list[str],
+                        networks: str) -> None:
+        """Record the scheduler's choice (host and allocation) and cast the build there."""
         host = dest["host"]
 
         def work(s: Session) -> tuple[Instance, Image | None, list[Image | None]] | None:
             inst = s.exec(select(Instance).where(Instance.uuid == instance_uuid)).first()
             if inst is None or inst.deleted or inst.task_state == states.DELETING:
                 return None
+            # The scheduler claimed in memory; the claim's row lands with the host choice.
+            s.merge(Allocation(**dest["allocation"]))
             inst.host, inst.node = host, host
             inst.task_state = states.NETWORKING
             if not inst.addresses and networks == "auto":
@@ -115,7 +151,13 @@ class ConductorManager:
                     extras.append(s.get(Image, ref) if ref else None)
             return inst, image, extras
 
-        found = await self.db.write(work)
+        try:
+            found = await self.db.write(work)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.bus.call("scheduler", "release", context,
+                                    instance_uuid=instance_uuid)
+            raise
         if found is None:  # deleted while scheduling
             await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
             return
@@ -130,6 +172,7 @@ class ConductorManager:
                                reason: str, spec: dict[str, Any], tried: list[str],
                                networks: str, reschedule: bool) -> None:
         await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
+        await self.bus.cast("scheduler", "build_result", context, host=host, success=False)
         await self._fault(instance_uuid, reason, host, "")
         if reschedule:
             log.info("rescheduling build", instance=instance_uuid, failed_host=host,
@@ -165,12 +208,24 @@ class ConductorManager:
     # -- instance records for compute --------------------------------------------
     async def rpc_instance_update(self, context: dict[str, Any], uuid: str,
                                   values: dict[str, Any],
-                                  expected_task_state: list[str | None] | None = None
+                                  expected_task_state: list[str | None] | None = None,
+                                  event: dict[str, Any] | None = None,
                                   ) -> dict[str, Any] | None:
+        """Set ``values`` on the record; ``event`` (as for ``action_event``: ``event``,
+        ``host``, ``phase``, ``result``, ``details``) is recorded in the same transaction."""
+        request_id = context.get("request_id", "")
+        built_on: list[str] = []
+
         def work(s: Session) -> dict[str, Any] | None:
+            built_on.clear()
             inst = s.exec(select(Instance).where(Instance.uuid == uuid)).first()
             if inst is None:
                 return None
+            if event is not None:
+                _record_event(s, uuid, request_id, **event)
+                if event.get("event") == "compute_build_and_run_instance" \
+                        and event.get("result") == "Success" and event.get("host"):
+                    built_on.append(event["host"])
             if expected_task_state is not None and inst.task_state not in expected_task_state:
                 return instance_payload(inst)
             for key, value in values.items():
@@ -181,7 +236,10 @@ class ConductorManager:
             s.add(inst)
             return instance_payload(inst)
 
-        return await self.db.write(work)
+        result = await self.db.write(work)
+        for host in built_on:  # a build succeeded: the host's failure count starts over
+            await self.bus.cast("scheduler", "build_result", context, host=host, success=True)
+        return result
 
     async def rpc_instance_get(self, context: dict[str, Any], uuid: str) -> dict[str, Any] | None:
         def work(s: Session) -> dict[str, Any] | None:
@@ -190,9 +248,18 @@ class ConductorManager:
 
         return await self.db.read(work)
 
-    async def rpc_instances_on_host(self, context: dict[str, Any], host: str
-                                    ) -> list[dict[str, Any]]:
+    async def rpc_instances_on_host(self, context: dict[str, Any], host: str,
+                                    brief: bool = False) -> list[dict[str, Any]]:
+        """The host's live instances; ``brief``: only the state columns power sync needs."""
+
         def work(s: Session) -> list[dict[str, Any]]:
+            if brief:
+                cols = (Instance.uuid, Instance.vm_state, Instance.task_state,
+                        Instance.power_state)
+                rows = s.exec(select(*cols).where(Instance.host == host,  # type: ignore[call-overload]
+                                                  Instance.deleted == 0)).all()
+                return [dict(zip(("uuid", "vm_state", "task_state", "power_state"), r,
+                                 strict=True)) for r in rows]
             rows = s.exec(select(Instance).where(Instance.host == host,
                                                  Instance.deleted == 0)).all()
             return [instance_payload(i) for i in rows]
@@ -226,19 +293,32 @@ class ConductorManager:
                                details: str | None = None, phase: str = "finish") -> None:
         request_id = context.get("request_id", "")
 
-        def work(s: Session) -> None:
-            if phase == "start":
-                action = _action(s, uuid, request_id)
-                if action is not None:
-                    s.add(InstanceActionEvent(action_id=action.id or 0, event=event, host=host))
-            else:
-                _event(s, uuid, request_id, event, host, result or "Success", details)
-
-        await self.db.write(work)
+        await self.db.write(lambda s: _record_event(s, uuid, request_id, event, host, phase,
+                                                    result, details))
 
     async def rpc_instance_fault(self, context: dict[str, Any], uuid: str, message: str,
                                  host: str | None, details: str = "") -> None:
         await self._fault(uuid, message, host, details)
+
+    # -- snapshots -----------------------------------------------------------------
+    async def rpc_snapshot_store(self, context: dict[str, Any], image_id: str, path: str,
+                                 disk_format: str, container_format: str) -> dict[str, Any]:
+        """Store a driver's snapshot file as the data of the queued image ``image_id``."""
+        from novalite.image.service import ImageService
+
+        image = await ImageService(self.db, self.cfg).store_snapshot(
+            image_id, path, disk_format, container_format)
+        return {"id": image.id, "size": image.size, "status": image.status}
+
+    async def rpc_snapshot_failed(self, context: dict[str, Any], image_id: str) -> None:
+        """A snapshot failed: delete its image record (and any data), as Nova does."""
+        from novalite.image.service import ImageService
+
+        images = ImageService(self.db, self.cfg)
+        try:
+            await images.delete(None, image_id)
+        except Exception as exc:  # already gone, or protected meanwhile
+            log.warning("snapshot image not deleted", image=image_id, error=str(exc))
 
     # -- hosts -------------------------------------------------------------------
     async def rpc_service_report(self, context: dict[str, Any], host: str, binary: str,
@@ -261,6 +341,96 @@ class ConductorManager:
                                 disabled=result["disabled"] or result["forced_down"],
                                 availability_zone=availability_zone)
         return result
+
+    # -- hosts, batched (novalite.compute.fleet: thousands of hosts in one process) -----
+    async def rpc_service_report_many(self, context: dict[str, Any],
+                                      reports: list[dict[str, Any]]) -> None:
+        """The heartbeats of many hosts in one transaction (bulk updates, no row objects)."""
+        now = utcnow()
+
+        def work(s: Session) -> dict[str, tuple[bool, bool]]:
+            known = {row[0] for row in s.execute(
+                sa_select(Service.host).where(Service.binary == "nova-compute"))}
+            by_zone: dict[tuple[str, str], list[str]] = {}
+            for r in reports:
+                if r["host"] in known:
+                    by_zone.setdefault((r["binary"], r["availability_zone"]), []).append(
+                        r["host"])
+                else:
+                    s.add(Service(host=r["host"], binary=r["binary"],
+                                  topic=r["binary"].removeprefix("nova-"), report_count=1,
+                                  availability_zone=r["availability_zone"], updated_at=now))
+            for (binary, zone), hosts in by_zone.items():
+                for i in range(0, len(hosts), 500):
+                    s.execute(sa_update(Service).where(
+                        Service.binary == binary,
+                        Service.host.in_(hosts[i:i + 500]))  # type: ignore[attr-defined]
+                        .values(report_count=Service.report_count + 1, updated_at=now,
+                                availability_zone=zone))
+            s.flush()
+            return {h: (bool(d), bool(f)) for h, d, f in s.execute(
+                sa_select(Service.host, Service.disabled, Service.forced_down)
+                .where(Service.binary == "nova-compute"))}
+
+        flags = await self.db.write(work)
+        updates = [{"host": r["host"], "heartbeat": True,
+                    "disabled": any(flags.get(r["host"], (False, False))),
+                    "availability_zone": r["availability_zone"]}
+                   for r in reports if r["binary"] == "nova-compute"]
+        if updates:
+            await self.bus.cast("scheduler", "hosts_update", context, updates=updates)
+
+    async def rpc_compute_node_update_many(self, context: dict[str, Any],
+                                           nodes: list[dict[str, Any]]) -> None:
+        """Many hosts' capacity reports (``host``, ``resources``) in one transaction."""
+
+        def work(s: Session) -> None:
+            hosts = [n["host"] for n in nodes]
+            existing: dict[str, ComputeNode] = {}
+            for i in range(0, len(hosts), 500):
+                for node in s.exec(select(ComputeNode).where(
+                        ComputeNode.host.in_(hosts[i:i + 500]))).all():  # type: ignore[attr-defined]
+                    existing[node.host] = node
+            for item in nodes:
+                r = item["resources"]
+                node = existing.get(item["host"]) or ComputeNode(
+                    host=item["host"], hypervisor_hostname=r["hypervisor_hostname"],
+                    hypervisor_type=r["hypervisor_type"])
+                for key in ("hypervisor_hostname", "hypervisor_type", "hypervisor_version",
+                            "vcpus", "memory_mb", "local_gb", "cpu_info",
+                            "supported_instances"):
+                    setattr(node, key, r[key])
+                node.updated_at = utcnow()
+                s.add(node)
+
+        await self.db.write(work)
+        await self.bus.cast("scheduler", "hosts_update", context, updates=[
+            {"host": n["host"], "resources": n["resources"]} for n in nodes])
+
+    async def rpc_instances_on_hosts(self, context: dict[str, Any], hosts: list[str],
+                                     brief: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Live instances of many hosts by host (``brief``: the power-sync columns)."""
+        wanted = set(hosts)
+
+        def work(s: Session) -> dict[str, list[dict[str, Any]]]:
+            out: dict[str, list[dict[str, Any]]] = {}
+            if brief:
+                cols = (Instance.host, Instance.uuid, Instance.vm_state, Instance.task_state,
+                        Instance.power_state)
+                for host, *rest in s.execute(sa_select(*cols).where(
+                        Instance.host.is_not(None), Instance.deleted == 0)):  # type: ignore[union-attr]
+                    if host in wanted:
+                        out.setdefault(host, []).append(dict(zip(
+                            ("uuid", "vm_state", "task_state", "power_state"), rest,
+                            strict=True)))
+                return out
+            for inst in s.exec(select(Instance).where(Instance.host.is_not(None),  # type: ignore[union-attr]
+                                                      Instance.deleted == 0)).all():
+                if inst.host in wanted:
+                    out.setdefault(inst.host, []).append(instance_payload(inst))
+            return out
+
+        return await self.db.read(work)
 
     async def rpc_compute_node_update(self, context: dict[str, Any], host: str,
                                       resources: dict[str, Any]) -> None:
@@ -308,3 +478,15 @@ def _event(s: Session, uuid: str, request_id: str, event: str, host: str | None,
 
 
 __all__ = ["ConductorManager", "image_payload", "instance_payload"]
+
+
+def _record_event(s: Session, uuid: str, request_id: str, event: str, host: str | None,
+                  phase: str = "finish", result: str | None = None,
+                  details: str | None = None) -> None:
+    """Start (``phase="start"``) or finish an instance action event."""
+    if phase == "start":
+        action = _action(s, uuid, request_id)
+        if action is not None:
+            s.add(InstanceActionEvent(action_id=action.id or 0, event=event, host=host))
+    else:
+        _event(s, uuid, request_id, event, host, result or "Success", details)
