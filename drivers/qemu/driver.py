@@ -97,6 +97,7 @@ class QemuDriver(Driver):
         "supports_suspend": True,
         "supports_console_output": True,
         "supports_snapshot": True,
+        "supports_ssh_forward": True,
     }
 
     def __init__(self, context: DriverContext) -> None:

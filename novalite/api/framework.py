@@ -8,6 +8,7 @@ returns a :class:`Reply` or a Starlette response. Errors are exceptions from
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -62,7 +63,10 @@ class Version:
         return a < b
 
 
+@functools.lru_cache(maxsize=256)
 def parse_version(text: str) -> Version:
+    """``"2.N"`` -> Version (cached: views compare against constants many times a request;
+    a bad string raises each time, exceptions are not cached)."""
     m = _MV_RE.match(text.strip())
     if not m:
         raise BadRequest(f"API Version String {text} is of invalid format. Must be of format "

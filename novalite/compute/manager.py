@@ -227,7 +227,7 @@ class ComputeManager:
                     "task_state": states.SPAWNING}, event={**event, "phase": "start"})
                 if current is None or current["deleted"]:
                     raise SpawnFailed("instance was deleted during the build")
-                await self._spawn(instance, image, kernel, ramdisk)
+                ssh_port = await self._spawn(instance, image, kernel, ramdisk)
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 if not isinstance(exc, DriverError):
@@ -244,13 +244,19 @@ class ComputeManager:
                                          reschedule=reschedule)
                 return
             info = await self.driver.get_info(uuid)
-            await self.conductor("instance_update", context, uuid=uuid, values={
-                "vm_state": states.ACTIVE, "task_state": None, "power_state": int(info.state),
-                "launched_at": "now"}, event={**event, "result": "Success"})
+            values: dict[str, Any] = {"vm_state": states.ACTIVE, "task_state": None,
+                                      "power_state": int(info.state), "launched_at": "now"}
+            if ssh_port is not None:  # shown as server metadata: ssh -p PORT 127.0.0.1
+                values["metadata_"] = {**(current or {}).get("metadata", {}),
+                                       "ssh_host_port": str(ssh_port)}
+            await self.conductor("instance_update", context, uuid=uuid, values=values,
+                                 event={**event, "result": "Success"})
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
-                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None) -> None:
+                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None
+                     ) -> int | None:
+        """Fetch the images and spawn; returns the host port forwarded to port 22, if any."""
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
         uuid = instance["uuid"]
@@ -262,10 +268,27 @@ class ComputeManager:
                                container_format=image["container_format"], path=path,
                                size=image["size"], properties=image["properties"],
                                kernel_path=kernel_path, ramdisk_path=ramdisk_path)
+        ssh_port = self._ssh_forward_port(instance)
         network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
-                               gateway=a["gateway"], mac=a["mac"])
-                   for a in instance["addresses"]]
+                               gateway=a["gateway"], mac=a["mac"],
+                               ssh_host_port=ssh_port if i == 0 else None)
+                   for i, a in enumerate(instance["addresses"])]
         await self.driver.spawn(spec_from_payload(instance), image_info, network)
+        return ssh_port
+
+    def _ssh_forward_port(self, instance: dict[str, Any]) -> int | None:
+        """A free host port for the guest's port 22, when its metadata asks
+        (``ssh_forward=true``), it has an address and the driver can forward."""
+        wanted = str((instance.get("metadata") or {}).get("ssh_forward", "")).lower()
+        if wanted not in ("1", "true", "yes", "on") or not instance["addresses"]:
+            return None
+        if not self.driver.capabilities.get("supports_ssh_forward"):
+            return None
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
 
     async def rpc_terminate_instance(self, context: dict[str, Any], uuid: str) -> None:
         async with self._locks[uuid]:

@@ -457,6 +457,28 @@ class DriverConformance:
         await harness.destroy(uuid)  # from whatever state the check left the guest in
         await harness.assert_gone(uuid)
 
+    async def _check_supports_ssh_forward(self, h: Harness, uuid: str,
+                                          tmp_path: Path) -> None:
+        """A guest spawned with ``ssh_host_port`` has that port listening on 127.0.0.1."""
+        import dataclasses
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        nics = [dataclasses.replace(n, ssh_host_port=port if i == 0 else None)
+                for i, n in enumerate(self.networks)]
+        assert nics, "supports_ssh_forward: the kit's networks must hold an interface"
+        spec = h.spec()
+        h.uuids.append(spec.uuid)
+        with trio.fail_after(self.step_timeout):
+            await h.driver.spawn(spec, h.image, nics)
+        with trio.fail_after(self.step_timeout):
+            await trio.to_thread.run_sync(
+                lambda: socket.create_connection(("127.0.0.1", port), timeout=5).close())
+        await h.destroy(spec.uuid)
+        await h.assert_gone(spec.uuid)
+
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):
             with trio.fail_after(self.step_timeout):

@@ -130,6 +130,8 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_suspend": "suspend and resume (guest state saved to disk)",
     "supports_console_output": "get_console_output returns the guest's console log",
     "supports_snapshot": "snapshot writes the guest's disk or rootfs to a file",
+    "supports_ssh_forward": "spawn forwards NetworkInfo.ssh_host_port (127.0.0.1) to the "
+                            "guest's port 22",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -142,6 +144,7 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_suspend": ("suspend", "resume"),
     "supports_console_output": ("get_console_output",),
     "supports_snapshot": ("snapshot",),
+    "supports_ssh_forward": (),  # a property of spawn, not a method of its own
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,8 +86,8 @@ class Cloud:
         return self.upload(name, root, "ami", "ami", kernel_id=kernel, ramdisk_id=ramdisk,
                            os_command_line=linux.append)
 
-    def boot(self, name: str, image: str) -> str:
-        body = {"server": {"name": name, "imageRef": image, "flavorRef": FLAVOR}}
+    def boot(self, name: str, image: str, **extra: Any) -> str:
+        body = {"server": {"name": name, "imageRef": image, "flavorRef": FLAVOR, **extra}}
         r = self.c.post("/compute/v2.1/servers", json=body)
         assert r.status_code == 202, r.text
         return str(r.json()["server"]["id"])
@@ -171,7 +172,7 @@ def linux_server(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> str:
     root = tmp_path_factory.mktemp("root-disk") / "root.img"
     root.write_bytes(bytes(1024 * 1024))
     image = cloud.upload_linux(linux, str(root), "linux-test")
-    return cloud.boot("linux-1", image)
+    return cloud.boot("linux-1", image, metadata={"ssh_forward": "true"})
 
 
 def test_linux_guest_boots_through_the_api(cloud: Cloud, linux_server: str) -> None:
@@ -188,6 +189,11 @@ def test_linux_guest_boots_through_the_api(cloud: Cloud, linux_server: str) -> N
     console = cloud.wait_console(sid, guest_images.LINUX_MARKER)
     # The guest's DHCP lease is the address the API shows.
     assert f"{guest_images.IP_MARKER} {address}/24" in console
+    # ssh_forward=true: a host port forwarded to the guest's port 22, shown as metadata,
+    # listening on 127.0.0.1 (QEMU's user network accepts for the guest).
+    port = int(server["metadata"]["ssh_host_port"])
+    assert f"hostfwd=tcp:127.0.0.1:{port}-{address}:22" in ",".join(cmdline)
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_lifecycle_actions_act_on_the_real_qemu(cloud: Cloud, linux_server: str) -> None:
