@@ -16,9 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import structlog
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as _StarletteJSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
@@ -106,14 +108,27 @@ class ApiCall:
     request_id: str
     params: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    _mv_cache: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
     def query(self) -> Any:
         return self.request.query_params
 
     def mv(self, text: str) -> bool:
-        """True when the negotiated microversion is at least ``text``."""
-        return self.version >= parse_version(text)
+        """True when the negotiated microversion is at least ``text`` (memoized: a list
+        view asks the same questions for every item)."""
+        known = self._mv_cache.get(text)
+        if known is None:
+            known = self._mv_cache[text] = self.version >= parse_version(text)
+        return known
+
+
+class JSONResponse(_StarletteJSONResponse):
+    """Starlette's JSONResponse, rendered by orjson (a 1,000-server detail list is
+    about 2 MB of JSON; the standard encoder spends several times longer on it)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 @dataclass

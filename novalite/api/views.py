@@ -17,7 +17,8 @@ from novalite.db.models import Flavor, InstanceAction, InstanceActionEvent
 
 
 def iso(value: dt.datetime | None) -> str | None:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+    # isoformat is C code; strftime costs several times more per call.
+    return value.replace(microsecond=0).isoformat() + "Z" if value else None
 
 
 def iso_usec(value: dt.datetime | None) -> str | None:

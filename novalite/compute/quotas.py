@@ -46,11 +46,19 @@ class QuotaAPI:
         self.db = db
         self.defaults = asdict(defaults)
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+        #: Each project's limits as last read; this process writes every override
+        #: (update/reset drop the entry after their commit).
+        self._limits: dict[str, dict[str, int]] = {}
 
-    def limits_in(self, s: Session, project_id: str) -> dict[str, int]:
+    def limits_in(self, s: Session, project_id: str, fresh: bool = False) -> dict[str, int]:
+        cached = None if fresh else self._limits.get(project_id)
+        if cached is not None:
+            return dict(cached)
         limits = dict(self.defaults)
         for row in s.exec(select(Quota).where(Quota.project_id == project_id)).all():
             limits[row.resource] = row.hard_limit
+        if not fresh:
+            self._limits[project_id] = dict(limits)
         return limits
 
     async def limits(self, project_id: str) -> dict[str, int]:
@@ -99,16 +107,22 @@ class QuotaAPI:
                 row.hard_limit = number
                 s.add(row)
             s.flush()
-            return self.limits_in(s, project_id)
+            return self.limits_in(s, project_id, fresh=True)
 
-        return await self.db.write(work)
+        try:
+            return await self.db.write(work)
+        finally:
+            self._limits.pop(project_id, None)
 
     async def reset(self, project_id: str) -> None:
         def work(s: Session) -> None:
             for row in s.exec(select(Quota).where(Quota.project_id == project_id)).all():
                 s.delete(row)
 
-        await self.db.write(work)
+        try:
+            await self.db.write(work)
+        finally:
+            self._limits.pop(project_id, None)
 
     @asynccontextmanager
     async def reserving(self, project_id: str) -> AsyncIterator[None]:
@@ -124,8 +138,10 @@ class QuotaAPI:
             raise QuotaExceeded("Quota exceeded for metadata_items: Requested "
                                 f"{metadata}, but already used 0 of "
                                 f"{limits['metadata_items']} metadata_items")
-        used = usage(s, project_id)
         per = {"instances": 1, "cores": vcpus, "ram": ram}
+        if all(limits[r] < 0 for r in per):
+            return max_count  # unlimited: nothing to count
+        used = usage(s, project_id)
         fits = max_count
         for resource, each in per.items():
             limit = limits[resource]

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 import structlog
 import trio
 from sqlalchemy import event
@@ -85,6 +86,16 @@ def _hide_password(url: str) -> str:
         return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+#: JSON columns (flavor snapshot, metadata, addresses, properties) through orjson:
+#: the same documents, read and written several times faster than by the json module.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps,
+                              "json_deserializer": orjson.loads}
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` (``sqlite:///path`` or ``mysql+pymysql://...``).
 
@@ -105,7 +116,7 @@ def make_engine(url: str) -> Engine:
                 raise _bad_url(url, f"cannot create {directory}: {exc.strerror}") from None
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=WORKER_THREADS, max_overflow=4)
+            pool_size=WORKER_THREADS, max_overflow=4, **JSON_CODEC)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend in ("mysql", "mariadb"):
@@ -131,7 +142,8 @@ def _mysql_engine(url: str, parsed: URL) -> Engine:
     try:
         engine = create_engine(
             parsed.set(query=query), connect_args=connect_args, pool_size=WORKER_THREADS,
-            max_overflow=4, pool_pre_ping=True, pool_recycle=3600, pool_timeout=60)
+            max_overflow=4, pool_pre_ping=True, pool_recycle=3600, pool_timeout=60,
+            **JSON_CODEC)
     except (ImportError, NoSuchModuleError) as exc:
         raise _bad_url(url, f"cannot load its database driver: {exc}") from None
     event.listen(engine, "connect", _mysql_session)
