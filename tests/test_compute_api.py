@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import pytest
 
-from novalite.testing.server import RunningServer, wait_for
+from novalite.testing.server import RunningServer, start, wait_for
 from tests.helpers import boot, demo_image, wait_gone, wait_status
 
 
@@ -249,3 +250,23 @@ def test_disabled_host_gets_no_new_servers(c: httpx.Client) -> None:
     finally:
         c.put(f"/compute/v2.1/os-services/{b['id']}", json={"status": "enabled"},
               headers={"OpenStack-API-Version": "compute 2.53"})
+
+
+@pytest.mark.backends("sqlite")
+def test_address_pool_exhausted_ends_in_error_not_stuck_in_build(tmp_path: Path) -> None:
+    srv = start(tmp_path / "state", config={"network": {"cidr": "10.9.0.0/30"}})  # 1 address
+    try:
+        c = srv.client()
+        first = boot(c, "net-1")
+        assert wait_status(c, first, "ACTIVE")["addresses"]["private"][0]["addr"] == "10.9.0.2"
+        second = boot(c, "net-2")
+        server = wait_status(c, second, "ERROR")
+        assert "No more IP addresses available on network private" in server["fault"]["message"]
+        hypervisors = c.get("/compute/v2.1/os-hypervisors/detail",
+                            headers={"OpenStack-API-Version": "compute 2.87"}).json()
+        # only the first server is on a host; the failed build left nothing behind
+        assert sum(h["running_vms"] for h in hypervisors["hypervisors"]) == 1
+        c.delete(f"/compute/v2.1/servers/{second}")
+        wait_gone(c, second)
+    finally:
+        srv.stop()

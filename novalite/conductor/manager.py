@@ -101,7 +101,12 @@ class ConductorManager:
                 message = f"{message} Last build error: {last_error}"
             await self._build_error(instance_uuid, context, message, None)
             return
-        await self._build_on(context, instance_uuid, spec, dest, tried, networks)
+        try:
+            await self._build_on(context, instance_uuid, spec, dest, tried, networks)
+        except Exception as exc:  # its claim is released; the server must not stay BUILD
+            log.exception("build failed before reaching its host", instance=instance_uuid)
+            await self._build_error(instance_uuid, context, f"{type(exc).__name__}: {exc}",
+                                    None)
 
     async def rpc_schedule_and_build_instances(self, context: dict[str, Any],
                                                builds: list[dict[str, Any]],
