@@ -18,8 +18,9 @@ from novalite.api.framework import ApiCall, Authenticator, Reply, make_route
 from novalite.exceptions import NotFound, NovaliteError
 from novalite.image import patch
 from novalite.image.errors import UnsupportedMediaType, glance_error
-from novalite.image.service import IMPORT_METHODS, ImageService
+from novalite.image.service import ImageService
 from novalite.image.store import DataStore
+from novalite.image.web_download import IMPORT_METHODS
 from novalite.policy import authorize
 
 

@@ -10,10 +10,7 @@ Data handling (hashing, format checks, files) is :mod:`novalite.image.store`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -29,33 +26,20 @@ from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound, Noval
 from novalite.identity.service import AuthContext
 from novalite.image import patch
 from novalite.image.errors import DataRejected, QuotaExceeded413
+from novalite.image.fields import (
+    CORE,
+    VISIBILITIES,
+    check_fields,
+    int_field,
+    isotime,
+    parse_md5,
+    sort_spec,
+    sort_value,
+)
 from novalite.image.store import DataStore, Received, file_chunks
+from novalite.image.web_download import WebDownload
 
 log = structlog.get_logger("novalite.image")
-
-DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
-CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
-VISIBILITIES = ("public", "private", "shared", "community")
-CORE = {
-    "id", "name", "status", "disk_format", "container_format", "size", "virtual_size",
-    "checksum", "os_hash_algo", "os_hash_value", "visibility", "protected", "owner",
-    "min_disk", "min_ram", "tags", "created_at", "updated_at", "self", "file", "schema",
-    "locations", "direct_url", "os_hidden", "stores",
-}
-SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at",
-             "updated_at", "visibility", "owner", "min_disk", "min_ram", "virtual_size")
-#: Snapshot properties that describe the snapshot itself, never copied from its source.
-NOT_INHERITED_PREFIXES = ("os_glance", "owner_specified.", "img_signature")
-NOT_INHERITED = {"image_type", "instance_uuid", "base_image_ref", "image_location",
-                 "image_state", "owner_id", "user_id", "cache_in_nova"}
-IMPORT_METHODS = ("web-download",)
-#: Seconds between two writes of an import's progress to its image.
-PROGRESS_INTERVAL = 0.5
-
-
-def isotime(value: Any) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 class Gone(NovaliteError):
     """The image was deleted while its data was being uploaded."""
@@ -64,62 +48,7 @@ class Gone(NovaliteError):
     title = "gone"
 
 
-def _int_field(body: Mapping[str, Any], key: str) -> int:
-    value = body.get(key, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"Invalid value for '{key}': {value!r} is not a non-negative integer")
-    return value
-
-
-def _check_fields(body: Mapping[str, Any]) -> None:
-    """Validate the core fields present in ``body`` (create and patch alike)."""
-    for key, allowed in (("disk_format", DISK_FORMATS), ("container_format", CONTAINER_FORMATS)):
-        if body.get(key) is not None and body[key] not in allowed:
-            raise BadRequest(f"Invalid value '{body[key]}' for '{key}': expected one of "
-                             f"{', '.join(allowed)}")
-    if "visibility" in body and body["visibility"] not in VISIBILITIES:
-        raise BadRequest(f"Invalid visibility value: {body['visibility']}")
-    if "protected" in body and not isinstance(body["protected"], bool):
-        raise BadRequest(f"Invalid value for 'protected': {body['protected']!r} is not a "
-                         "boolean")
-    for key in ("min_disk", "min_ram"):
-        if key in body:
-            _int_field(body, key)
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 255):
-        raise BadRequest("Invalid value for 'name': a string of at most 255 characters")
-    tags = body.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t) <= 255
-                                              for t in tags):
-        raise BadRequest("Invalid value for 'tags': a list of strings of 1-255 characters")
-    for key, value in body.items():
-        if key in CORE:
-            continue
-        if len(key) > 255:
-            raise BadRequest(f"Property name too long: {key[:40]}...")
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"Invalid value for property '{key}': {value!r} is not of type "
-                             "'string'")
-
-
-def _parse_md5(value: str) -> str:
-    """A Content-MD5 header (hex, as Glance's clients send, or RFC 1864 base64) as hex."""
-    value = value.strip()
-    if len(value) == 32 and all(c in "0123456789abcdefABCDEF" for c in value):
-        return value.lower()
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 16:
-        raise BadRequest(f"Invalid Content-MD5 header {value!r}: expected 32 hex digits or "
-                         "the base64 of 16 bytes")
-    return raw.hex()
-
-
-class ImageService:
+class ImageService(WebDownload):
     """Create, upload, import, list, show, patch, tag and delete images."""
 
     def __init__(self, db: Database, cfg: Config) -> None:
@@ -185,7 +114,7 @@ class ImageService:
             values = query.get(key) or []
             return values[-1] if values else None
 
-        sort = _sort_spec(query)
+        sort = sort_spec(query)
         limit_text = one("limit")
         limit = self.cfg.image.list_limit
         if limit_text is not None:
@@ -246,7 +175,7 @@ class ImageService:
             else:
                 found.append(image)
         for key, direction in reversed(sort):
-            found.sort(key=lambda i, k=key: _sort_value(getattr(i, k)),  # type: ignore[misc]
+            found.sort(key=lambda i, k=key: sort_value(getattr(i, k)),  # type: ignore[misc]
                        reverse=direction == "desc")
         marker = one("marker")
         if marker:
@@ -267,7 +196,7 @@ class ImageService:
                 raise Forbidden(f"Attribute '{key}' is read-only.")
             if key in patch.RESERVED or key.startswith("os_glance"):
                 raise Forbidden(f"Attribute '{key}' is reserved.")
-        _check_fields(body)
+        check_fields(body)
         visibility = body.get("visibility", "shared")
         if visibility == "public" and ctx is not None and not ctx.is_admin:
             raise Forbidden("You are not authorized to create public images")
@@ -277,7 +206,7 @@ class ImageService:
             container_format=body.get("container_format"), visibility=visibility,
             protected=bool(body.get("protected", False)),
             owner=ctx.project_id if ctx else None,
-            min_disk=_int_field(body, "min_disk"), min_ram=_int_field(body, "min_ram"),
+            min_disk=int_field(body, "min_disk"), min_ram=int_field(body, "min_ram"),
             properties=props, tags=sorted(set(body.get("tags") or [])),
         )
         if body.get("id"):
@@ -298,7 +227,7 @@ class ImageService:
                    "container_format": image.container_format, "tags": list(image.tags),
                    "os_hidden": False, **image.properties}
         result = patch.apply(current, ops)
-        _check_fields(result)
+        check_fields(result)
         if result["visibility"] == "public" and image.visibility != "public" and (
                 ctx is not None and not ctx.is_admin):
             raise Forbidden("You are not authorized to make images public")
@@ -388,7 +317,7 @@ class ImageService:
         """``PUT /v2/images/{id}/file``: stream the data in; the image becomes active."""
         image = await self.get(ctx, image_id)
         self._check_owner(image, ctx, "upload data to")
-        expected_md5 = _parse_md5(content_md5) if content_md5 else None
+        expected_md5 = parse_md5(content_md5) if content_md5 else None
         try:
             self._check_uploadable(image)
             limit = await self.remaining(image.owner)
@@ -506,83 +435,6 @@ class ImageService:
             if os.path.exists(path):
                 os.unlink(path)
 
-    # -- web-download import ----------------------------------------------------------
-    async def import_image(self, ctx: AuthContext | None, image_id: str, body: Any) -> None:
-        """``POST /v2/images/{id}/import``: start a web-download; the image shows progress."""
-        method = body.get("method") if isinstance(body, dict) else None
-        if not isinstance(method, dict) or not method.get("name"):
-            raise BadRequest("Import request requires a 'method' object with a 'name'")
-        if method["name"] not in IMPORT_METHODS:
-            raise BadRequest(f"Import method {method['name']} is not supported; this cloud "
-                             f"supports: {', '.join(IMPORT_METHODS)}")
-        uri = method.get("uri")
-        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
-            raise BadRequest(f"URI for web-download must be an http or https URL, not {uri!r}")
-        image = await self.get(ctx, image_id)
-        self._check_owner(image, ctx, "import data to")
-        self._check_uploadable(image)
-        if self.nursery is None:
-            raise Conflict("Image import is not available while the service is starting")
-        limit = await self.remaining(image.owner)
-        props = {k: v for k, v in image.properties.items()
-                 if k not in ("os_glance_failed_import", "os_glance_import_error")}
-        props.update({"os_glance_import_method": "web-download",
-                      "os_glance_import_bytes": "0", "os_glance_import_total": ""})
-        image = await self._set(image_id, expect_status=("queued",), status="importing",
-                                properties=props)
-        self.nursery.start_soon(self._web_download, image, uri, limit)
-        log.info("image import started", image=image_id, method="web-download", uri=uri)
-
-    async def _web_download(self, image: Image, uri: str, limit: int | None) -> None:
-        import httpx
-
-        image_id = image.id
-        last = [0.0]
-
-        async def set_props(**values: str) -> None:
-            def work(s: Session) -> None:
-                row = s.get(Image, image_id)
-                if row is not None:
-                    row.properties = {**row.properties, **values}
-                    s.add(row)
-
-            await self.db.write(work)
-
-        async def progress(size: int) -> None:
-            now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL:
-                last[0] = now
-                await set_props(os_glance_import_bytes=str(size))
-
-        try:
-            timeout = httpx.Timeout(60.0, connect=10.0)
-            async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client, \
-                    client.stream("GET", uri) as response:
-                if response.status_code != 200:
-                    raise BadRequest(f"GET {uri} answered HTTP {response.status_code}")
-                total = response.headers.get("content-length")
-                await set_props(os_glance_import_total=total or "")
-                declared = int(total) if total and total.isdigit() else None
-                if limit is not None and declared is not None and declared > limit:
-                    raise QuotaExceeded413(limit)
-                active = await self._receive(image, response.aiter_raw(1 << 20),
-                                             status="importing", limit=limit,
-                                             declared_size=declared, drain=False,
-                                             progress=progress)
-            await set_props(os_glance_import_bytes=str(active.size))
-            log.info("image import finished", image=image_id, size=active.size)
-        except Exception as exc:
-            message = exc.message if isinstance(exc, NovaliteError) else (
-                f"{type(exc).__name__}: {exc}")
-            log.warning("image import failed", image=image_id, uri=uri, error=message)
-            with trio.CancelScope(shield=True):
-                try:
-                    await self._set(image_id, expect_status=("importing",), status="queued")
-                except (NotFound, Conflict):
-                    pass
-                await set_props(os_glance_failed_import="web-download",
-                                os_glance_import_error=message[:1000])
-
     # -- views ---------------------------------------------------------------------
     def view(self, image: Image) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -600,60 +452,3 @@ class ImageService:
         for k, v in image.properties.items():
             body.setdefault(k, v)
         return body
-
-
-def _sort_value(value: Any) -> tuple[int, Any]:
-    return (0, "") if value is None else (1, value)
-
-
-def _sort_spec(query: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
-    """[(key, asc|desc)] from ``sort=k:dir,...`` or ``sort_key``/``sort_dir``, id last."""
-    keys = list(query.get("sort_key") or [])
-    dirs = list(query.get("sort_dir") or [])
-    sort = (query.get("sort") or [None])[-1]
-    if sort and (keys or dirs):
-        raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or "
-                         "'sort_dir'")
-    spec: list[tuple[str, str]] = []
-    if sort:
-        for item in sort.split(","):
-            key, _, direction = item.strip().partition(":")
-            spec.append((key, direction or "desc"))
-    else:
-        if len(dirs) > 1 and len(dirs) != len(keys):
-            raise BadRequest("Number of sort dirs does not match the number of sort keys")
-        for i, key in enumerate(keys):
-            spec.append((key, dirs[i] if len(dirs) > 1 else (dirs[0] if dirs else "desc")))
-        if not keys:
-            spec.append(("created_at", dirs[0] if dirs else "desc"))
-    for key, direction in spec:
-        if key not in SORT_KEYS:
-            raise BadRequest(f"Invalid sort key: {key}. It should be one of the following: "
-                             f"{', '.join(SORT_KEYS)}.")
-        if direction not in ("asc", "desc"):
-            raise BadRequest(f"Invalid sort direction: {direction}")
-    if "id" not in {k for k, _ in spec}:
-        spec.append(("id", spec[-1][1]))
-    return spec
-
-
-def snapshot_image(source: Image | None, *, name: str, instance_uuid: str, image_ref: str,
-                   project_id: str, user_id: str, root_gb: int,
-                   metadata: Mapping[str, str]) -> Image:
-    """A queued image record for a snapshot of an instance booted from ``source``.
-
-    It inherits the source image's properties (``hypervisor_type``, ``architecture``,
-    ``hw_*``, ``kernel_id``, ... so it boots on the same kind of host), minus those
-    describing the source itself, and gets Nova's ``image_type=snapshot``,
-    ``instance_uuid``, ``base_image_ref``, ``owner_id`` and ``user_id``.
-    """
-    props: dict[str, Any] = {}
-    if source is not None:
-        props = {k: v for k, v in source.properties.items()
-                 if k not in NOT_INHERITED and not k.startswith(NOT_INHERITED_PREFIXES)}
-    props.update({str(k): str(v) for k, v in metadata.items()})
-    props.update({"image_type": "snapshot", "instance_uuid": instance_uuid,
-                  "base_image_ref": image_ref, "owner_id": project_id, "user_id": user_id})
-    return Image(name=name, visibility="private", owner=project_id,
-                 min_disk=max(root_gb, source.min_disk if source else 0),
-                 min_ram=source.min_ram if source else 0, properties=props)

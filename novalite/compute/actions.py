@@ -1,0 +1,202 @@
+"""The actions on a server: power and lock actions, snapshots, console output, history.
+
+:class:`ServerActions` is one half of :class:`~novalite.compute.api.ComputeAPI` (the
+other: create, list, show, update, delete); ``ACTIONS`` is the state table that
+decides, as Nova's ``check_instance_state``, which action a server may take when.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+
+from novalite import states
+from novalite.bus import Bus, RemoteError
+from novalite.config import Config
+from novalite.db.engine import Database
+from novalite.db.models import Image, Instance, InstanceAction, InstanceActionEvent, utcnow
+from novalite.exceptions import Conflict, InstanceInvalidState, NotFound
+from novalite.identity.service import AuthContext
+
+if TYPE_CHECKING:
+    from novalite.compute.api import ServerRecord
+
+#: action -> (allowed vm_states, allowed task_states, driver capability)
+ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], str | None]] = {
+    "stop": ((states.ACTIVE, states.ERROR), (None,), "supports_power_off"),
+    "start": ((states.STOPPED,), (None,), "supports_power_off"),
+    "reboot_soft": ((states.ACTIVE,), (None, states.REBOOTING), "supports_reboot"),
+    "reboot_hard": ((states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED,
+                     states.ERROR), (None, states.REBOOTING, states.REBOOTING_HARD),
+                    "supports_reboot"),
+    "pause": ((states.ACTIVE,), (None,), "supports_pause"),
+    "unpause": ((states.PAUSED,), (None,), "supports_pause"),
+    "suspend": ((states.ACTIVE,), (None,), "supports_suspend"),
+    "resume": ((states.SUSPENDED,), (None,), "supports_suspend"),
+    "createImage": ((states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED), (None,),
+                    "supports_snapshot"),
+}
+#: action -> task_state set while the compute host works on it
+TASK_FOR = {
+    "stop": states.POWERING_OFF, "start": states.POWERING_ON, "reboot_soft": states.REBOOTING,
+    "reboot_hard": states.REBOOTING_HARD, "pause": states.PAUSING,
+    "unpause": states.UNPAUSING, "suspend": states.SUSPENDING, "resume": states.RESUMING,
+    "createImage": states.IMAGE_SNAPSHOT,
+}
+
+
+def bus_context(ctx: AuthContext, request_id: str) -> dict[str, Any]:
+    return {"request_id": request_id, "user_id": ctx.user_id, "project_id": ctx.project_id,
+            "roles": ctx.roles}
+
+
+
+class ServerActions:
+    """Actions on existing servers; mixed into ComputeAPI, which provides ``get``."""
+
+    db: Database
+    cfg: Config
+    bus: Bus
+    capabilities: dict[str, bool]
+
+    async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
+        raise NotImplementedError
+
+    def _check_lock(self, ctx: AuthContext, inst: Instance) -> None:
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {inst.uuid} is locked")
+
+    def _check_state(self, inst: Instance, action: str, label: str) -> None:
+        vm_ok, task_ok, capability = ACTIONS[action]
+        if inst.vm_state not in vm_ok:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"vm_state {inst.vm_state}")
+        if inst.task_state not in task_ok:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"task_state {inst.task_state}")
+        if capability and not self.capabilities.get(capability):
+            raise Conflict(f"Action '{label}' is not supported by this hypervisor "
+                           f"(driver {self.cfg.compute.driver})")
+        if not inst.host:
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid}: it has no host")
+
+    async def power_action(self, ctx: AuthContext, request_id: str, server_id: str,
+                           action: str, reboot_type: str = "SOFT") -> None:
+        """stop, start, reboot_soft, reboot_hard, pause, unpause, suspend, resume."""
+        record = await self.get(ctx, server_id)
+        inst = record.instance
+        label = "reboot" if action.startswith("reboot") else action
+        self._check_lock(ctx, inst)
+        self._check_state(inst, action, label)
+        nova_action = {"reboot_soft": "reboot", "reboot_hard": "reboot"}.get(action, action)
+        vm_ok, task_ok, _ = ACTIONS[action]
+
+        def work(s: Session) -> bool:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return False
+            row.task_state = TASK_FOR[action]
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action=nova_action,
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            return True
+
+        if not await self.db.write(work):
+            raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
+                                       f"task_state {inst.task_state}")
+        await self.bus.cast(f"compute.{inst.host}", "power_action",
+                            bus_context(ctx, request_id), uuid=inst.uuid,
+                            action=label,
+                            reboot_type=reboot_type)
+
+    async def snapshot(self, ctx: AuthContext, request_id: str, server_id: str, name: str,
+                       metadata: dict[str, str]) -> str:
+        """createImage: record a queued snapshot image, set task_state image_snapshot and
+        cast the snapshot to the instance's host; returns the new image's id."""
+        from novalite.image.fields import snapshot_image
+
+        inst = (await self.get(ctx, server_id)).instance
+        self._check_lock(ctx, inst)
+        self._check_state(inst, "createImage", "createImage")
+        vm_ok, task_ok, _ = ACTIONS["createImage"]
+
+        def work(s: Session) -> str | None:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return None
+            image = snapshot_image(s.get(Image, row.image_ref), name=name,
+                                   instance_uuid=row.uuid, image_ref=row.image_ref,
+                                   project_id=row.project_id, user_id=ctx.user_id,
+                                   root_gb=row.root_gb, metadata=metadata)
+            s.add(image)
+            row.task_state = TASK_FOR["createImage"]
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="createImage",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            return image.id
+
+        image_id = await self.db.write(work)
+        if image_id is None:
+            raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
+                                       f"is in task_state {inst.task_state}")
+        await self.bus.cast(f"compute.{inst.host}", "snapshot_instance",
+                            bus_context(ctx, request_id), uuid=inst.uuid, image_id=image_id)
+        return image_id
+
+    async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
+                       reason: str | None = None) -> None:
+        record = await self.get(ctx, server_id)
+
+        def work(s: Session) -> None:
+            row = s.exec(select(Instance).where(Instance.uuid == record.instance.uuid)).one()
+            row.locked = locked
+            row.locked_by = ("admin" if ctx.is_admin else "owner") if locked else None
+            row.locked_reason = reason if locked else None
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="lock" if locked else "unlock",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+
+        await self.db.write(work)
+
+    async def console_output(self, ctx: AuthContext, server_id: str, length: int | None) -> str:
+        inst = (await self.get(ctx, server_id)).instance
+        if not inst.host or inst.vm_state == states.BUILDING:
+            raise InstanceInvalidState(f"Instance {inst.uuid} is not ready: it is in vm_state "
+                                       f"{inst.vm_state}")
+        if not self.capabilities.get("supports_console_output"):
+            raise Conflict("Console output is not supported by this hypervisor")
+        try:
+            output = await self.bus.call(f"compute.{inst.host}", "get_console_output",
+                                         {}, timeout=30, uuid=inst.uuid)
+        except RemoteError as exc:
+            if exc.exc_type == "InstanceNotFound":
+                raise Conflict(f"Guest of instance {inst.uuid} is not running") from None
+            raise Conflict(f"Cannot get console output: {exc.message}") from None
+        if length is not None:
+            lines = output.splitlines()
+            output = "\n".join(lines[-length:] if length else []) + ("\n" if length else "")
+        return output
+
+    async def actions(self, ctx: AuthContext, server_id: str) -> list[InstanceAction]:
+        inst = (await self.get(ctx, server_id)).instance
+        return await self.db.read(lambda s: list(s.exec(
+            select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
+            .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())).all()))  # type: ignore[attr-defined, union-attr]
+
+    async def action_with_events(self, ctx: AuthContext, server_id: str, request_id: str
+                                 ) -> tuple[InstanceAction, list[InstanceActionEvent]]:
+        match = [a for a in await self.actions(ctx, server_id) if a.request_id == request_id]
+        if not match:
+            raise NotFound(f"Action {request_id} not found")
+        action = match[0]
+        events = await self.db.read(lambda s: list(s.exec(
+            select(InstanceActionEvent).where(InstanceActionEvent.action_id == action.id)
+            .order_by(InstanceActionEvent.id)).all()))  # type: ignore[arg-type]
+        return action, events
