@@ -13,23 +13,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from novalite.api import keypair_routes, quota_routes, scheduler_routes, schemas, views
-from novalite.api.framework import ApiCall, Authenticator, Reply, Version, make_route
+from novalite.api.framework import (
+    ApiCall,
+    Authenticator,
+    Reply,
+    Version,
+    guarded,
+    make_route,
+)
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI, require_admin, service_time
 from novalite.exceptions import BadRequest, NotFound
-from novalite.policy import authorize
 
 VERSION_UPDATED = "2013-07-23T11:33:21Z"
 
 
-def guarded(rule: str, handler: Any) -> Any:
-    """``handler`` behind the policy ``rule`` (novalite.policy)."""
-
-    async def checked(call: ApiCall) -> Any:
-        authorize(call.ctx, rule)
-        return await handler(call)
-
-    return checked
 
 
 def routes(compute: ComputeAPI, hosts: HostAPI, authenticate: Authenticator,

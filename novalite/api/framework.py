@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
 from novalite.identity.service import AuthContext
+from novalite.policy import authorize
 
 log = structlog.get_logger("novalite.api")
 
@@ -217,3 +218,14 @@ def make_route(
         return response
 
     return Route(path, endpoint, methods=[method])
+
+
+def guarded(rule: str, handler: Handler) -> Handler:
+    """``handler`` behind the policy ``rule`` (:mod:`novalite.policy`): a caller whose
+    roles do not pass it gets 403 with Nova's message before the handler runs."""
+
+    async def checked(call: ApiCall) -> Any:
+        authorize(call.ctx, rule)
+        return await handler(call)
+
+    return checked

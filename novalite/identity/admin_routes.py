@@ -11,12 +11,11 @@ from typing import Any
 
 from starlette.routing import Route
 
-from novalite.api.framework import ApiCall, Authenticator, Reply, make_route
+from novalite.api.framework import ApiCall, Authenticator, Reply, guarded, make_route
 from novalite.db.models import Project, Role, User
 from novalite.exceptions import BadRequest, NotFound
 from novalite.identity.admin import IdentityAdmin
 from novalite.identity.service import DEFAULT_DOMAIN
-from novalite.policy import authorize
 
 
 def routes(admin: IdentityAdmin, authenticate: Authenticator, base: str) -> list[Route]:
@@ -53,13 +52,6 @@ def routes(admin: IdentityAdmin, authenticate: Authenticator, base: str) -> list
         if not isinstance(call.body, dict) or not isinstance(call.body.get(key), dict):
             raise BadRequest(f"Invalid input: '{key}' is a required property")
         return call.body[key]  # type: ignore[no-any-return]
-
-    def guard(rule: str, handler: Any) -> Any:
-        async def checked(call: ApiCall) -> Any:
-            authorize(call.ctx, rule)
-            return await handler(call)
-
-        return checked
 
     # -- projects ----------------------------------------------------------------
     async def list_projects(call: ApiCall) -> dict[str, Any]:
@@ -182,6 +174,6 @@ def routes(admin: IdentityAdmin, authenticate: Authenticator, base: str) -> list
         ("/v3/domains", "GET", list_domains, None),
         ("/v3/domains/{id}", "GET", show_domain, None),
     ]
-    return [make_route(path, method, guard(rule, handler) if rule else handler,
+    return [make_route(path, method, guarded(rule, handler) if rule else handler,
                        authenticate=authenticate, style="keystone")
             for path, method, handler, rule in table]
