@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import traceback
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -284,8 +285,6 @@ class ComputeManager:
             return None
         if not self.driver.capabilities.get("supports_ssh_forward"):
             return None
-        import socket
-
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return int(sock.getsockname()[1])
