@@ -167,6 +167,14 @@ class KeystoneAuthtokenSection:
 
 
 @dataclass
+class GlanceSection:
+    """``[glance]``: an external Glance to use instead of the embedded image service."""
+
+    #: Glance endpoints, e.g. ["http://glance.example:9292"]; empty: the embedded one.
+    api_servers: list[str] = field(default_factory=list)
+
+
+@dataclass
 class NetworkSection:
     """``[network]``: the default network that ``networks: "auto"`` allocates from."""
 
@@ -221,6 +229,7 @@ SECTIONS: dict[str, type] = {
     "scheduler": SchedulerSection,
     "identity": IdentitySection,
     "keystone_authtoken": KeystoneAuthtokenSection,
+    "glance": GlanceSection,
     "network": NetworkSection,
     "quota": QuotaSection,
     "image": ImageSection,
@@ -240,6 +249,7 @@ class Config:
     identity: IdentitySection = field(default_factory=IdentitySection)
     keystone_authtoken: KeystoneAuthtokenSection = field(
         default_factory=KeystoneAuthtokenSection)
+    glance: GlanceSection = field(default_factory=GlanceSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     quota: QuotaSection = field(default_factory=QuotaSection)
     image: ImageSection = field(default_factory=ImageSection)
@@ -338,14 +348,13 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
         if name == "compute" and key == "hosts":
             if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
                 pass
-            elif isinstance(value, list) and value and all(
-                isinstance(v, str) and v for v in value
-            ):
+            elif isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+                # [] is the default: this machine's name.
                 if len(set(value)) != len(value):
                     raise ConfigError(f"[compute] hosts = {value!r}: host names must be unique")
             else:
                 raise ConfigError(
-                    f"[compute] hosts = {value!r}: expected a non-empty list of host names "
+                    f"[compute] hosts = {value!r}: expected a list of host names "
                     "or a positive number"
                 )
         else:
