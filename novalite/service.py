@@ -106,7 +106,11 @@ class Service:
                 log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
                          hint=f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=novalite")
         await bootstrap.default_flavors(self.db)
-        await bootstrap.demo_image(self.images, self.driver_name, self.cfg)
+        if self.cfg.glance.api_servers:
+            log.info("images are served by an external Glance; no demo image registered",
+                     glance=self.cfg.glance.api_servers[0])
+        else:
+            await bootstrap.demo_image(self.images, self.driver_name, self.cfg)
 
     # -- actors ----------------------------------------------------------------------
     async def run_actor(self, topic: str, handler: Any, *,

@@ -72,7 +72,8 @@ def build_app(identity: IdentityService, images: ImageService, compute: ComputeA
         Mount("/identity", routes=identity_routes.routes(identity))]
     app = Starlette(routes=[
         *own_identity,
-        Mount("/image", routes=image_routes.routes(images, authenticate)),
+        *([] if compute.cfg.glance.api_servers else [  # an external Glance serves images
+            Mount("/image", routes=image_routes.routes(images, authenticate))]),
         Mount("/compute", routes=compute_routes.routes(compute, hosts, authenticate,
                                                        max_version)),
     ])

@@ -118,6 +118,9 @@ class ServerActions:
         cast the snapshot to the instance's host; returns the new image's id."""
         from novalite.image.fields import snapshot_image
 
+        if getattr(self, "glance", None) is not None:
+            raise Conflict("createImage is not available with an external Glance "
+                           "([glance] api_servers): snapshot with the embedded image service")
         inst = (await self.get(ctx, server_id)).instance
         self._check_lock(ctx, inst)
         self._check_state(inst, "createImage", "createImage")

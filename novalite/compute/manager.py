@@ -228,7 +228,8 @@ class ComputeManager:
                     "task_state": states.SPAWNING}, event={**event, "phase": "start"})
                 if current is None or current["deleted"]:
                     raise SpawnFailed("instance was deleted during the build")
-                ssh_port = await self._spawn(instance, image, kernel, ramdisk)
+                ssh_port = await self._spawn(instance, image, kernel, ramdisk,
+                                             token=context.get("auth_token", ""))
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 if not isinstance(exc, DriverError):
@@ -255,15 +256,15 @@ class ComputeManager:
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
-                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None
-                     ) -> int | None:
+                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
+                     token: str = "") -> int | None:
         """Fetch the images and spawn; returns the host port forwarded to port 22, if any."""
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
         uuid = instance["uuid"]
-        path = await self.cache.fetch(image, uuid)
-        kernel_path = await self.cache.fetch(kernel, uuid) if kernel else None
-        ramdisk_path = await self.cache.fetch(ramdisk, uuid) if ramdisk else None
+        path = await self.cache.fetch(image, uuid, token)
+        kernel_path = await self.cache.fetch(kernel, uuid, token) if kernel else None
+        ramdisk_path = await self.cache.fetch(ramdisk, uuid, token) if ramdisk else None
         image_info = ImageInfo(id=image["id"], name=image["name"],
                                disk_format=image["disk_format"],
                                container_format=image["container_format"], path=path,

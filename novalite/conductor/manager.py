@@ -167,10 +167,13 @@ class ConductorManager:
             await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
             return
         inst, image, extras = found
+        images = spec.get("glance_images") or {  # an external Glance's, or our own records
+            "image": image_payload(image),
+            "kernel": image_payload(extras[0]) if extras else None,
+            "ramdisk": image_payload(extras[1]) if len(extras) > 1 else None}
         await self.bus.cast(f"compute.{host}", "build_and_run_instance", context,
-                            instance=instance_payload(inst), image=image_payload(image),
-                            kernel=image_payload(extras[0]) if extras else None,
-                            ramdisk=image_payload(extras[1]) if len(extras) > 1 else None,
+                            instance=instance_payload(inst), image=images["image"],
+                            kernel=images["kernel"], ramdisk=images["ramdisk"],
                             spec=spec, tried=tried + [host], networks=networks)
 
     async def rpc_build_failed(self, context: dict[str, Any], instance_uuid: str, host: str,

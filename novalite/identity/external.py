@@ -107,6 +107,7 @@ class ExternalIdentity:
             raise KeystoneUnavailable(f"Keystone at {self.auth_url} answered HTTP "
                                       f"{r.status_code} to a token validation")
         ctx = self._context(r.json()["token"])
+        ctx.token = token
         if ctx.expires_at <= _utcnow():
             raise Unauthorized("The request you have made requires authentication.")
         self._cache[key] = (now + self.section.cache_seconds, ctx)

@@ -68,6 +68,8 @@ class AuthContext:
     issued_at: dt.datetime
     audit_id: str
     role_ids: dict[str, str] = field(default_factory=dict)
+    #: The token itself, to call other services as the caller (an external Glance).
+    token: str = field(default="", repr=False)
 
     @property
     def is_admin(self) -> bool:
@@ -175,6 +177,7 @@ class IdentityService:
             return token, ctx
 
         token, ctx = await self.db.write(work)
+        ctx.token = token
         self._cache[_token_id(token)] = ctx
         return token, ctx
 
@@ -188,6 +191,7 @@ class IdentityService:
             ctx = await self.db.read(lambda s: _load_token(s, tid))
             if ctx is None:
                 raise Unauthorized("The request you have made requires authentication.")
+            ctx.token = token
             self._cache[tid] = ctx
         if ctx.expires_at <= utcnow():
             self._cache.pop(tid, None)
@@ -229,7 +233,7 @@ class IdentityService:
         return [
             entry("identity", "keystone", f"{base}/identity"),
             entry("compute", "nova", f"{base}/compute/v2.1"),
-            entry("image", "glance", f"{base}/image"),
+            entry("image", "glance", (self.cfg.glance.api_servers or [f"{base}/image"])[0]),
         ]
 
     def token_body(self, ctx: AuthContext) -> dict[str, Any]:

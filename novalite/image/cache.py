@@ -52,7 +52,8 @@ class ImageCache:
         os.makedirs(directory, exist_ok=True)
         return os.path.join(directory, image_id)
 
-    async def fetch(self, image: dict[str, Any], instance_uuid: str | None = None) -> str:
+    async def fetch(self, image: dict[str, Any], instance_uuid: str | None = None,
+                    token: str = "") -> str:
         """A local path to the image's data, fetched and verified once per image.
 
         With ``instance_uuid`` the guest takes a reference on the image. Raises
@@ -62,15 +63,17 @@ class ImageCache:
         dest = self.image_path(image_id)
         async with self._locks[image_id]:
             if not os.path.exists(dest):
-                await self._fetch(image, dest)
+                await self._fetch(image, dest, token)
             if instance_uuid:
                 self._refs[image_id].add(instance_uuid)
             os.utime(dest)  # last used: now
         return dest
 
-    async def _fetch(self, image: dict[str, Any], dest: str) -> None:
+    async def _fetch(self, image: dict[str, Any], dest: str, token: str = "") -> None:
         src = image.get("path")
-        if not src or not os.path.exists(src):
+        if image.get("url") and not src:  # an external Glance's image: download it
+            src = ""
+        elif not src or not os.path.exists(src):
             raise SpawnFailed(f"image {image['id']} has no data to boot from")
         if image.get("os_hash_value") and image.get("os_hash_algo") in hashlib.algorithms_available:
             algo, expected = str(image["os_hash_algo"]), str(image["os_hash_value"])
@@ -98,7 +101,16 @@ class ImageCache:
             return digest.hexdigest()
 
         try:
-            got = await trio.to_thread.run_sync(copy_and_verify)
+            if src:
+                got = await trio.to_thread.run_sync(copy_and_verify)
+            else:
+                from novalite.image.glance_client import download
+
+                try:
+                    got = await download(image["url"], token, tmp, algo)
+                except Exception as exc:
+                    raise SpawnFailed(f"image {image['id']} could not be downloaded from "
+                                      f"{image['url']}: {exc}") from None
             if algo and got != expected:
                 raise SpawnFailed(f"image {image['id']} failed verification: its data has "
                                   f"{algo} {got}, the image record says {expected}")
