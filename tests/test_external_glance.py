@@ -3,7 +3,7 @@
 The external Keystone and Glance are a second, real ``novalite serve`` (its
 embedded Keystone v3 and Glance v2 over HTTP); the service under test keeps no
 image records, looks images up there with the caller's token and its compute
-host downloads the data, verifying the checksum.
+host downloads the data, verifying the checksum; snapshots are uploaded there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from novalite.testing.server import ADMIN_PASSWORD, RunningServer, start
+from novalite.testing.server import ADMIN_PASSWORD, RunningServer, start, wait_for
 from tests.helpers import wait_gone, wait_status
 
 
@@ -57,9 +57,18 @@ def test_boots_from_the_external_glance_and_serves_no_images_itself(
         missing = api.post("/compute/v2.1/servers", json={"server": {
             "name": "x", "flavorRef": "1", "imageRef": "0b9d3f7e-0000-4000-8000-000000000000"}})
         assert missing.status_code == 400 and "could not be found" in missing.text
+        # createImage: the snapshot lands in the external Glance, inheriting properties
         snap = api.post(f"/compute/v2.1/servers/{sid}/action",
-                        json={"createImage": {"name": "s"}})
-        assert snap.status_code == 409 and "external Glance" in snap.text
+                        json={"createImage": {"name": "snap-ext", "metadata": {"k": "v"}}})
+        assert snap.status_code == 202, snap.text
+        snap_id = snap.json()["image_id"]
+        shown = wait_for(lambda: (lambda i: i if i["status"] == "active" else None)(
+            c.get(f"/image/v2/images/{snap_id}").json()))
+        assert shown["image_type"] == "snapshot" and shown["instance_uuid"] == sid
+        assert shown["base_image_ref"] == image and shown["k"] == "v"
+        assert c.get(f"/image/v2/images/{snap_id}/file").content  # the data arrived
+        wait_status(api, sid, "ACTIVE")  # task_state cleared
+        c.delete(f"/image/v2/images/{snap_id}")
         assert api.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
         wait_gone(api, sid)
     finally:

@@ -118,37 +118,53 @@ class ServerActions:
         cast the snapshot to the instance's host; returns the new image's id."""
         from novalite.image.fields import snapshot_image
 
-        if getattr(self, "glance", None) is not None:
-            raise Conflict("createImage is not available with an external Glance "
-                           "([glance] api_servers): snapshot with the embedded image service")
+        glance = getattr(self, "glance", None)
         inst = (await self.get(ctx, server_id)).instance
         self._check_lock(ctx, inst)
         self._check_state(inst, "createImage", "createImage")
         vm_ok, task_ok, _ = ACTIONS["createImage"]
+        external_id = None
+        context = bus_context(ctx, request_id)
+        if glance is not None:  # the record is made in the external Glance, as the caller
+            source = await glance.get(inst.image_ref, ctx.token)
+            record = snapshot_image(source, name=name, instance_uuid=inst.uuid,  # type: ignore[arg-type]
+                                    image_ref=inst.image_ref, project_id=inst.project_id,
+                                    user_id=ctx.user_id, root_gb=inst.root_gb,
+                                    metadata=metadata)
+            external_id = await glance.create_image(ctx.token, {
+                "name": name, "visibility": "private", "min_disk": record.min_disk,
+                "min_ram": record.min_ram, **record.properties})
+            context["auth_token"] = ctx.token
 
         def work(s: Session) -> str | None:
             row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
             if row.vm_state not in vm_ok or row.task_state not in task_ok:
                 return None
-            image = snapshot_image(s.get(Image, row.image_ref), name=name,
-                                   instance_uuid=row.uuid, image_ref=row.image_ref,
-                                   project_id=row.project_id, user_id=ctx.user_id,
-                                   root_gb=row.root_gb, metadata=metadata)
-            s.add(image)
+            if external_id is not None:
+                image_id = external_id
+            else:
+                image = snapshot_image(s.get(Image, row.image_ref), name=name,
+                                       instance_uuid=row.uuid, image_ref=row.image_ref,
+                                       project_id=row.project_id, user_id=ctx.user_id,
+                                       root_gb=row.root_gb, metadata=metadata)
+                s.add(image)
+                image_id = image.id
             row.task_state = TASK_FOR["createImage"]
             row.updated_at = utcnow()
             s.add(row)
             s.add(InstanceAction(instance_uuid=row.uuid, action="createImage",
                                  request_id=request_id, user_id=ctx.user_id,
                                  project_id=ctx.project_id))
-            return image.id
+            return image_id
 
         image_id = await self.db.write(work)
         if image_id is None:
+            if external_id is not None:
+                await glance.delete(ctx.token, external_id)
             raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
                                        f"is in task_state {inst.task_state}")
-        await self.bus.cast(f"compute.{inst.host}", "snapshot_instance",
-                            bus_context(ctx, request_id), uuid=inst.uuid, image_id=image_id)
+        await self.bus.cast(f"compute.{inst.host}", "snapshot_instance", context,
+                            uuid=inst.uuid, image_id=image_id)
         return image_id
 
     async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,

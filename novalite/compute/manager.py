@@ -356,6 +356,8 @@ class ComputeManager:
                                         image_id=image_id, path=dest,
                                         disk_format=disk_format,
                                         container_format=container_format)
+                if os.path.exists(dest):  # uploaded elsewhere (an external Glance)
+                    os.unlink(dest)
             except Exception as exc:
                 log.warning("snapshot failed", instance=uuid, image=image_id, error=str(exc))
                 with trio.CancelScope(shield=True):

@@ -314,6 +314,12 @@ class ConductorManager:
         """Store a driver's snapshot file as the data of the queued image ``image_id``."""
         from novalite.image.service import ImageService
 
+        if self.cfg.glance.api_servers:  # uploaded to the external Glance as the caller
+            from novalite.image.glance_client import GlanceClient
+
+            await GlanceClient(self.cfg.glance.api_servers[0]).store(
+                context.get("auth_token", ""), image_id, path, disk_format, container_format)
+            return {"id": image_id, "status": "active"}
         image = await ImageService(self.db, self.cfg).store_snapshot(
             image_id, path, disk_format, container_format)
         return {"id": image.id, "size": image.size, "status": image.status}
@@ -321,6 +327,16 @@ class ConductorManager:
     async def rpc_snapshot_failed(self, context: dict[str, Any], image_id: str) -> None:
         """A snapshot failed: delete its image record (and any data), as Nova does."""
         from novalite.image.service import ImageService
+
+        if self.cfg.glance.api_servers:
+            from novalite.image.glance_client import GlanceClient
+
+            try:
+                await GlanceClient(self.cfg.glance.api_servers[0]).delete(
+                    context.get("auth_token", ""), image_id)
+            except Exception as exc:
+                log.warning("snapshot image not deleted", image=image_id, error=str(exc))
+            return
 
         images = ImageService(self.db, self.cfg)
         try:

@@ -3,8 +3,9 @@
 novalite then serves no ``/image`` of its own and keeps no image records: a boot
 looks its image up in that Glance with the caller's token (as Nova does), the
 image payloads ride with the build to the compute host, and the host's image
-cache downloads the data with the same token, verifying its checksum. The
-catalog of the embedded Keystone (if it is in use) points ``image`` there.
+cache downloads the data with the same token, verifying its checksum; a
+snapshot is created there as the caller and its data uploaded by the conductor.
+The catalog of the embedded Keystone (if it is in use) points ``image`` there.
 """
 
 from __future__ import annotations
@@ -98,6 +99,42 @@ class GlanceClient:
                                      "be found.")
                 out[slot] = self.payload(extra)
         return out
+
+
+    async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0)) as http:
+                r = await http.request(method, f"{self.url}{path}", headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GlanceUnavailable(f"Glance at {self.url} cannot be reached: {exc}") from None
+        if r.status_code >= 400:
+            raise GlanceUnavailable(f"{method} {self.url}{path} answered HTTP "
+                                    f"{r.status_code}: {r.text[:200]}")
+        return r
+
+    async def create_image(self, token: str, body: dict[str, Any]) -> str:
+        """A new queued image (a snapshot's record); returns its id."""
+        return str((await self._call("POST", "/v2/images", token, json=body)).json()["id"])
+
+    async def store(self, token: str, image_id: str, path: str, disk_format: str,
+                    container_format: str) -> None:
+        """Set the formats of queued ``image_id`` and upload ``path`` as its data."""
+        await self._call("PATCH", f"/v2/images/{image_id}", token, json=[
+            {"op": "replace", "path": "/disk_format", "value": disk_format},
+            {"op": "replace", "path": "/container_format", "value": container_format}],
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+
+        async def chunks() -> Any:
+            with open(path, "rb") as f:
+                while data := f.read(1 << 20):
+                    yield data
+
+        await self._call("PUT", f"/v2/images/{image_id}/file", token, content=chunks(),
+                         headers={"Content-Type": "application/octet-stream"})
+
+    async def delete(self, token: str, image_id: str) -> None:
+        await self._call("DELETE", f"/v2/images/{image_id}", token)
 
 
 async def download(url: str, token: str, dest: str, algo: str) -> str:
