@@ -32,6 +32,7 @@ from novalite.db.models import (
     Instance,
     InstanceAction,
     InstanceFault,
+    InstanceRow,
     KeyPair,
     utcnow,
 )
@@ -82,14 +83,6 @@ def _hints(hints: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
 def hostname_for(name: str) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
     return host or "server"
-
-
-class InstanceRow:
-    """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
-
-    def __init__(self, mapping: Any) -> None:
-        self.__dict__.update(mapping)
-        self.metadata_ = mapping["metadata"]  # the model's name for the "metadata" column
 
 
 @dataclass

@@ -182,6 +182,14 @@ class Instance(SQLModel, table=True):
     __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
 
 
+class InstanceRow:
+    """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
+
+    def __init__(self, mapping: Any) -> None:
+        self.__dict__.update(mapping)
+        self.metadata_ = mapping["metadata"]  # the model's name for the "metadata" column
+
+
 class InstanceFault(SQLModel, table=True):
     __tablename__ = "instance_faults"
     id: int | None = Field(default=None, primary_key=True)
