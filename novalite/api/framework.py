@@ -139,14 +139,24 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: HTTP reason phrases, for Keystone's and Glance's error bodies.
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+          409: "Conflict", 410: "Gone", 413: "Request Entity Too Large",
+          415: "Unsupported Media Type", 500: "Internal Server Error",
+          503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
 def error_response(exc: NovaliteError, style: str = "nova") -> JSONResponse:
+    """``exc`` in the error body of the API answering: ``nova`` (``{"itemNotFound":
+    {"code", "message"}}``), ``keystone`` (``{"error": {...}}``) or ``glance``
+    (webob's ``{"code": "404 Not Found", "title", "message"}``)."""
     message = exc.message
+    title = TITLES.get(exc.code, "Error")
+    body: dict[str, Any]
     if style == "keystone":
-        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-                  404: "Not Found", 409: "Conflict"}
-        body: dict[str, Any] = {"error": {"code": exc.code,
-                                          "title": titles.get(exc.code, "Error"),
-                                          "message": message}}
+        body = {"error": {"code": exc.code, "title": title, "message": message}}
+    elif style == "glance":
+        body = {"code": f"{exc.code} {title}", "title": title, "message": message}
     else:
         body = {exc.title: {"code": exc.code, "message": message}}
     headers = {}

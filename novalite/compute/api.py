@@ -207,22 +207,24 @@ class ComputeAPI(ServerActions):
         group_id, same_host, different_host = _hints(hints or {})
         image_ref = _image_ref(server)
         flavor_ref = str(server["flavorRef"])
+        local_images = self.glance is None  # else the external Glance has the image
         found = self.flavors.get(flavor_ref)
         if found is None:
             found, image = await self.db.read(  # one worker-thread hop for both lookups
-                lambda s: (_flavor_with_specs(s, flavor_ref), s.get(Image, image_ref)))
+                lambda s: (_flavor_with_specs(s, flavor_ref),
+                           s.get(Image, image_ref) if local_images else None))
             if found is not None:
                 self.flavors[flavor_ref] = found
-        elif self.glance is None:
+        elif local_images:
             image = await self.db.read(lambda s: s.get(Image, image_ref))
         if found is None:
             raise NotFound(f"Flavor {flavor_ref} could not be found.")
         flavor, extra_specs = found
         glance_images = None
-        if self.glance is not None:  # an external Glance decides what the caller may see
-            image = await self.glance.get(image_ref, ctx.token)
+        if not local_images:  # the external Glance decides what the caller may see
+            image = await self.glance.get(image_ref, ctx.token)  # type: ignore[union-attr]
             if image is not None:
-                glance_images = await self.glance.payloads(image, ctx.token)
+                glance_images = await self.glance.payloads(image, ctx.token)  # type: ignore[union-attr]
         elif image is not None and not ctx.is_admin and image.visibility not in (
                 "public", "community") and image.owner != ctx.project_id:
             image = None

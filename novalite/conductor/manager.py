@@ -316,17 +316,25 @@ class ConductorManager:
         await self._fault(uuid, message, host, details)
 
     # -- snapshots -----------------------------------------------------------------
+    def _glance(self) -> Any:
+        """The external Glance client ([glance] api_servers), or None."""
+        if not self.cfg.glance.api_servers:
+            return None
+        from novalite.image.glance_client import GlanceClient
+
+        return GlanceClient(self.cfg.glance.api_servers[0])
+
     async def rpc_snapshot_store(self, context: dict[str, Any], image_id: str, path: str,
                                  disk_format: str, container_format: str) -> dict[str, Any]:
-        """Store a driver's snapshot file as the data of the queued image ``image_id``."""
+        """Store a driver's snapshot file as the data of the queued image ``image_id``
+        (in the external Glance, as the caller, when there is one)."""
+        glance = self._glance()
+        if glance is not None:
+            await glance.store(context.get("auth_token", ""), image_id, path, disk_format,
+                               container_format)
+            return {"id": image_id, "status": "active"}
         from novalite.image.service import ImageService
 
-        if self.cfg.glance.api_servers:  # uploaded to the external Glance as the caller
-            from novalite.image.glance_client import GlanceClient
-
-            await GlanceClient(self.cfg.glance.api_servers[0]).store(
-                context.get("auth_token", ""), image_id, path, disk_format, container_format)
-            return {"id": image_id, "status": "active"}
         image = await ImageService(self.db, self.cfg).store_snapshot(
             image_id, path, disk_format, container_format)
         return {"id": image.id, "size": image.size, "status": image.status}
@@ -335,19 +343,12 @@ class ConductorManager:
         """A snapshot failed: delete its image record (and any data), as Nova does."""
         from novalite.image.service import ImageService
 
-        if self.cfg.glance.api_servers:
-            from novalite.image.glance_client import GlanceClient
-
-            try:
-                await GlanceClient(self.cfg.glance.api_servers[0]).delete(
-                    context.get("auth_token", ""), image_id)
-            except Exception as exc:
-                log.warning("snapshot image not deleted", image=image_id, error=str(exc))
-            return
-
-        images = ImageService(self.db, self.cfg)
+        glance = self._glance()
         try:
-            await images.delete(None, image_id)
+            if glance is not None:
+                await glance.delete(context.get("auth_token", ""), image_id)
+            else:
+                await ImageService(self.db, self.cfg).delete(None, image_id)
         except Exception as exc:  # already gone, or protected meanwhile
             log.warning("snapshot image not deleted", image=image_id, error=str(exc))
 

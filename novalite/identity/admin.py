@@ -8,7 +8,8 @@ so it takes effect on the next request.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -17,10 +18,31 @@ from novalite.db.models import Project, Role, RoleAssignment, Token, User
 from novalite.exceptions import BadRequest, Conflict, NotFound
 from novalite.identity.service import IdentityService, hash_password
 
+Named = TypeVar("Named", Project, User, Role)
+
 
 def _domain_ok(domain_id: Any) -> None:
     if domain_id not in (None, "default", "Default"):
         raise BadRequest(f"Only the Default domain exists here, not {domain_id!r}.")
+
+
+def _list(model: type[Named], name: str | None) -> Callable[[Session], list[Named]]:
+    def work(s: Session) -> list[Named]:
+        q = select(model)
+        if name is not None:
+            q = q.where(model.name == name)  # type: ignore[attr-defined]
+        return list(s.exec(q.order_by(model.name)).all())  # type: ignore[attr-defined]
+
+    return work
+
+
+def _find(model: type[Named], ref: str) -> Callable[[Session], Named | None]:
+    """By id, or by name (as clients look them up)."""
+    def work(s: Session) -> Named | None:
+        return s.get(model, ref) or s.exec(select(model).where(
+            model.name == ref)).first()  # type: ignore[attr-defined]
+
+    return work
 
 
 class IdentityAdmin:
@@ -33,21 +55,10 @@ class IdentityAdmin:
 
     # -- projects --------------------------------------------------------------
     async def list_projects(self, name: str | None = None) -> list[Project]:
-        def work(s: Session) -> list[Project]:
-            q = select(Project)
-            if name is not None:
-                q = q.where(Project.name == name)
-            return list(s.exec(q.order_by(Project.name)).all())  # type: ignore[arg-type]
-
-        return await self.db.read(work)
+        return await self.db.read(_list(Project, name))
 
     async def get_project(self, ref: str) -> Project:
-        """A project by id, or by name (as clients look them up)."""
-        def work(s: Session) -> Project | None:
-            return s.get(Project, ref) or s.exec(select(Project).where(
-                Project.name == ref)).first()
-
-        found = await self.db.read(work)
+        found = await self.db.read(_find(Project, ref))
         if found is None:
             raise NotFound(f"Could not find project: {ref}.")
         return found
@@ -93,19 +104,10 @@ class IdentityAdmin:
 
     # -- users -----------------------------------------------------------------
     async def list_users(self, name: str | None = None) -> list[User]:
-        def work(s: Session) -> list[User]:
-            q = select(User)
-            if name is not None:
-                q = q.where(User.name == name)
-            return list(s.exec(q.order_by(User.name)).all())  # type: ignore[arg-type]
-
-        return await self.db.read(work)
+        return await self.db.read(_list(User, name))
 
     async def get_user(self, ref: str) -> User:
-        def work(s: Session) -> User | None:
-            return s.get(User, ref) or s.exec(select(User).where(User.name == ref)).first()
-
-        found = await self.db.read(work)
+        found = await self.db.read(_find(User, ref))
         if found is None:
             raise NotFound(f"Could not find user: {ref}.")
         return found
@@ -177,19 +179,10 @@ class IdentityAdmin:
 
     # -- roles -----------------------------------------------------------------
     async def list_roles(self, name: str | None = None) -> list[Role]:
-        def work(s: Session) -> list[Role]:
-            q = select(Role)
-            if name is not None:
-                q = q.where(Role.name == name)
-            return list(s.exec(q.order_by(Role.name)).all())  # type: ignore[arg-type]
-
-        return await self.db.read(work)
+        return await self.db.read(_list(Role, name))
 
     async def get_role(self, ref: str) -> Role:
-        def work(s: Session) -> Role | None:
-            return s.get(Role, ref) or s.exec(select(Role).where(Role.name == ref)).first()
-
-        found = await self.db.read(work)
+        found = await self.db.read(_find(Role, ref))
         if found is None:
             raise NotFound(f"Could not find role: {ref}.")
         return found

@@ -1,23 +1,14 @@
 """Errors of the image API and Glance's error body.
 
 Glance answers errors through webob: ``{"code": "404 Not Found", "title": "Not
-Found", "message": "..."}``. The image routes map every
-:class:`~novalite.exceptions.NovaliteError` to that shape (the compute API keeps
-Nova's ``{"itemNotFound": {...}}``).
+Found", "message": "..."}``: the image routes are made with ``style="glance"``
+(:func:`novalite.api.framework.error_response`); the compute API keeps Nova's
+``{"itemNotFound": {...}}``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from starlette.responses import JSONResponse
-
 from novalite.exceptions import BadRequest, NovaliteError
-
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          409: "Conflict", 410: "Gone", 413: "Request Entity Too Large",
-          415: "Unsupported Media Type", 500: "Internal Server Error",
-          503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class DataRejected(BadRequest):
@@ -43,12 +34,3 @@ class UnsupportedMediaType(NovaliteError):
 
     code = 415
     title = "unsupportedMediaType"
-
-
-def glance_error(exc: NovaliteError) -> JSONResponse:
-    """Glance's JSON error body for ``exc``."""
-    title = TITLES.get(exc.code, "Error")
-    body: dict[str, Any] = {"code": f"{exc.code} {title}", "title": title,
-                            "message": exc.message}
-    headers = {"WWW-Authenticate": 'Keystone uri="/identity"'} if exc.code == 401 else {}
-    return JSONResponse(body, status_code=exc.code, headers=headers)

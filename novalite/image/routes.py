@@ -2,7 +2,7 @@
 
 Each route authenticates, checks its policy rule (:mod:`novalite.policy`), calls
 :class:`~novalite.image.service.ImageService` and answers errors in Glance's
-shape (:func:`novalite.image.errors.glance_error`).
+shape (``style="glance"`` of :func:`novalite.api.framework.error_response`).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from novalite.api.framework import ApiCall, Authenticator, Reply, make_route
-from novalite.exceptions import NotFound, NovaliteError
+from novalite.api.framework import ApiCall, Authenticator, Reply, guarded, make_route
+from novalite.exceptions import NotFound
 from novalite.image import patch
-from novalite.image.errors import UnsupportedMediaType, glance_error
+from novalite.image.errors import UnsupportedMediaType
 from novalite.image.service import ImageService
 from novalite.image.store import DataStore
 from novalite.image.web_download import IMPORT_METHODS
-from novalite.policy import authorize
 
 
 def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
@@ -98,24 +97,10 @@ def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
         await images.import_image(call.ctx, call.params["image_id"], call.body)
         return Reply(202)
 
-    def guard(rule: str | None, handler: Any) -> Any:
-        """Authenticate, check ``rule``, run ``handler``; errors in Glance's shape."""
-
-        async def checked(call: ApiCall) -> Any:
-            try:
-                call.ctx = await authenticate(call.request)
-                if rule:
-                    authorize(call.ctx, rule)
-                return await handler(call)
-            except NovaliteError as exc:
-                return glance_error(exc)
-
-        return checked
-
-    def route(path: str, method: str, rule: str | None, handler: Any,
+    def route(path: str, method: str, rule: str, handler: Any,
               parse_body: bool = True) -> Route:
-        return make_route(path, method, guard(rule, handler), authenticate=None,
-                          parse_body=parse_body)
+        return make_route(path, method, guarded(rule, handler), authenticate=authenticate,
+                          style="glance", parse_body=parse_body)
 
     image = "/v2/images/{image_id}"
     return [
