@@ -103,7 +103,7 @@ async def boot_all(server: RunningServer, boots: int, clients: int) -> dict[str,
                                        params={"status": "BUILD"})).json()["servers"]
             if not building:
                 break
-            await trio.sleep(0.2)
+            await trio.sleep(0.5)
         detail = (await http.get("/compute/v2.1/servers/detail")).json()["servers"]
         latencies, last = [], 0.0
         errors = 0

@@ -24,16 +24,17 @@ from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.quotas import QuotaAPI
 from novalite.config import Config
+from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
     Flavor,
     FlavorExtraSpec,
-    Image,
     Instance,
     InstanceAction,
     InstanceFault,
     InstanceRow,
     KeyPair,
+    row_values,
     utcnow,
 )
 from novalite.exceptions import (
@@ -197,7 +198,7 @@ class ComputeAPI(ServerActions):
     # -- create -------------------------------------------------------------------
     async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
                      networks: str, hints: dict[str, Any] | None = None
-                     ) -> tuple[list[Instance], str]:
+                     ) -> tuple[list[InstanceRow], str]:
         """Record the servers and cast their builds; returns (instances, admin password).
 
         ``hints`` are ``os:scheduler_hints``: ``group`` (a server group the servers
@@ -210,32 +211,19 @@ class ComputeAPI(ServerActions):
         local_images = self.glance is None  # else the external Glance has the image
         found = self.flavors.get(flavor_ref)
         if found is None:
-            found, image = await self.db.read(  # one worker-thread hop for both lookups
-                lambda s: (_flavor_with_specs(s, flavor_ref),
-                           s.get(Image, image_ref) if local_images else None))
+            found = await self.db.read(lambda s: _flavor_with_specs(s, flavor_ref))
             if found is not None:
                 self.flavors[flavor_ref] = found
-        elif local_images:
-            image = await self.db.read(lambda s: s.get(Image, image_ref))
         if found is None:
             raise NotFound(f"Flavor {flavor_ref} could not be found.")
         flavor, extra_specs = found
         glance_images = None
+        image: Any = None
         if not local_images:  # the external Glance decides what the caller may see
             image = await self.glance.get(image_ref, ctx.token)  # type: ignore[union-attr]
             if image is not None:
                 glance_images = await self.glance.payloads(image, ctx.token)  # type: ignore[union-attr]
-        elif image is not None and not ctx.is_admin and image.visibility not in (
-                "public", "community") and image.owner != ctx.project_id:
-            image = None
-        if image is None:
-            raise BadRequest(f"Image {image_ref} could not be found.")
-        if image.status != "active":
-            raise Conflict(f"Image {image_ref} is not active.")
-        if flavor.memory_mb < image.min_ram:
-            raise BadRequest("Flavor's memory is too small for requested image.")
-        if flavor.root_gb and flavor.root_gb < image.min_disk:
-            raise BadRequest("Flavor's disk is too small for requested image.")
+            _check_image(ctx, image, image_ref, flavor, local=False)
         az = server.get("availability_zone") or None
         if az and az != self.cfg.compute.availability_zone \
                 and az not in await self.aggregates.zone_names():
@@ -266,16 +254,25 @@ class ComputeAPI(ServerActions):
         metadata = dict(server.get("metadata") or {})
         reservation = f"r-{secrets.token_hex(4)}"
         name = server["name"]
-        instances = []
+        instances: list[InstanceRow] = []
         group: dict[str, Any] = {}
 
-        def build(count: int) -> list[Instance]:
-            instances.clear()  # the write may be retried (deadlock, lost connection)
+        def work(s: Session) -> None:
+            nonlocal image
+            if local_images:  # read in the insert's transaction: one database hop a boot
+                image = _check_image(ctx, queries.image(s, image_ref), image_ref, flavor,
+                                     local=True)
+            # The quota check and the insert are one step (QuotaAPI.reserving).
+            count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
+                                              flavor.memory_mb, min_count, max_count,
+                                              len(metadata))
+            rows, actions = [], []
             for index in range(count):
                 suffix = f"-{index + 1}" if count > 1 else ""
                 display = name[: 255 - len(suffix)] + suffix  # the column holds 255
-                instances.append(Instance(
-                    display_name=display, display_description=server.get("description"),
+                rows.append(row_values(
+                    Instance, display_name=display,
+                    display_description=server.get("description"),
                     hostname=hostname_for(display), project_id=ctx.project_id,
                     user_id=ctx.user_id,
                     availability_zone=az or self.cfg.compute.availability_zone,
@@ -283,22 +280,15 @@ class ComputeAPI(ServerActions):
                     memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
                     ephemeral_gb=flavor.ephemeral_gb, vm_state=states.BUILDING,
                     task_state=states.SCHEDULING, key_name=server.get("key_name"),
-                    key_data=key_data, user_data=user_data,
-                    metadata_=dict(metadata), launch_index=index,
-                    reservation_id=reservation, config_drive="",
-                ))
-            return instances
-
-        def work(s: Session) -> None:
-            # The quota check and the insert are one step (QuotaAPI.reserving).
-            count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
-                                              flavor.memory_mb, min_count, max_count,
-                                              len(metadata))
-            for inst in build(count):
-                s.add(inst)
-                s.add(InstanceAction(instance_uuid=inst.uuid, action="create",
-                                     request_id=request_id, user_id=ctx.user_id,
-                                     project_id=ctx.project_id))
+                    key_data=key_data, user_data=user_data, metadata_=dict(metadata),
+                    launch_index=index, reservation_id=reservation, config_drive=""))
+                actions.append(row_values(
+                    InstanceAction, instance_uuid=rows[-1]["uuid"], action="create",
+                    request_id=request_id, user_id=ctx.user_id, project_id=ctx.project_id))
+            if rows:
+                queries.insert_instances(s, rows)
+                queries.insert_actions(s, actions)
+            instances[:] = [InstanceRow(r) for r in rows]  # the write may be retried
             group.clear()
             if group_id:
                 group.update(self.groups.join(s, ctx, group_id, [i.uuid for i in instances]))
@@ -387,6 +377,23 @@ class ComputeAPI(ServerActions):
         if found is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return found
+
+
+def _check_image(ctx: AuthContext, image: Any, image_ref: str, flavor: Flavor, *,
+                 local: bool) -> Any:
+    """``image`` if the caller may boot it with ``flavor``; else Nova's error."""
+    if local and image is not None and not ctx.is_admin and image.visibility not in (
+            "public", "community") and image.owner != ctx.project_id:
+        image = None  # another project's private image: as if there were none
+    if image is None:
+        raise BadRequest(f"Image {image_ref} could not be found.")
+    if image.status != "active":
+        raise Conflict(f"Image {image_ref} is not active.")
+    if flavor.memory_mb < image.min_ram:
+        raise BadRequest("Flavor's memory is too small for requested image.")
+    if flavor.root_gb and flavor.root_gb < image.min_disk:
+        raise BadRequest("Flavor's disk is too small for requested image.")
+    return image
 
 
 def _flavor_with_specs(s: Session, flavor_id: str) -> tuple[Flavor, dict[str, str]] | None:

@@ -18,16 +18,15 @@ from sqlmodel import Session, select
 from novalite import states
 from novalite.bus import Bus, Message, RemoteError
 from novalite.config import Config
+from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
-    Allocation,
     ComputeNode,
     Image,
     Instance,
-    InstanceAction,
-    InstanceActionEvent,
     InstanceFault,
     InstanceRow,
+    Row,
     Service,
     utcnow,
 )
@@ -40,7 +39,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def instance_payload(inst: Instance) -> dict[str, Any]:
+def instance_payload(inst: Instance | InstanceRow) -> dict[str, Any]:
     """The plain-data form of an instance that crosses the bus."""
     return {
         "uuid": inst.uuid, "name": inst.display_name, "hostname": inst.hostname,
@@ -56,7 +55,7 @@ def instance_payload(inst: Instance) -> dict[str, Any]:
     }
 
 
-def image_payload(image: Image | None) -> dict[str, Any] | None:
+def image_payload(image: Image | Row | None) -> dict[str, Any] | None:
     if image is None:
         return None
     return {"id": image.id, "name": image.name or "", "disk_format": image.disk_format or "raw",
@@ -137,25 +136,23 @@ class ConductorManager:
         """Record the scheduler's choice (host and allocation) and cast the build there."""
         host = dest["host"]
 
-        def work(s: Session) -> tuple[Instance, Image | None, list[Image | None]] | None:
-            inst = s.exec(select(Instance).where(Instance.uuid == instance_uuid)).first()
-            if inst is None or inst.deleted or inst.task_state == states.DELETING:
+        def work(s: Session) -> tuple[InstanceRow, Row | None, list[Row | None]] | None:
+            row = queries.instance(s, instance_uuid)
+            if row is None or row["deleted"] or row["task_state"] == states.DELETING:
                 return None
             # The scheduler claimed in memory; the claim's row lands with the host choice.
-            s.merge(Allocation(**dest["allocation"]))
-            inst.host, inst.node = host, host
-            inst.task_state = states.NETWORKING
-            if not inst.addresses and networks == "auto":
-                inst.addresses = [self.network.allocate(s, instance_uuid)]
-            inst.updated_at = utcnow()
-            s.add(inst)
-            image = s.get(Image, inst.image_ref)
+            queries.put_allocation(s, dest["allocation"])
+            changes: dict[str, Any] = {"host": host, "node": host,
+                                       "task_state": states.NETWORKING, "updated_at": utcnow()}
+            if not row["addresses"] and networks == "auto":
+                changes["addresses"] = [self.network.allocate(s, instance_uuid)]
+            queries.update_instance(s, instance_uuid, changes)
+            image = queries.image(s, row["image_ref"])
             extras = []
             if image is not None:
                 for key in ("kernel_id", "ramdisk_id"):
-                    ref = image.properties.get(key)
-                    extras.append(s.get(Image, ref) if ref else None)
-            return inst, image, extras
+                    extras.append(queries.image(s, image.properties.get(key)))
+            return InstanceRow({**row, **changes}), image, extras
 
         try:
             found = await self.db.write(work)
@@ -204,8 +201,9 @@ class ConductorManager:
             s.add(inst)
             s.add(InstanceFault(instance_uuid=uuid, code=500, message=message[:255],
                                 details=message, host=host))
-            _event(s, uuid, context.get("request_id", ""), "conductor_schedule_and_build_instances",
-                   host, "Error", message)
+            queries.record_event(s, uuid, context.get("request_id", ""),
+                                 "conductor_schedule_and_build_instances", host,
+                                 result="Error", details=message)
 
         await self.db.write(work)
 
@@ -225,17 +223,14 @@ class ConductorManager:
         request_id = context.get("request_id", "")
         built_on: list[str] = []
 
-        table = Instance.__table__  # type: ignore[attr-defined]
-
         def work(s: Session) -> dict[str, Any] | None:
             # Statements on the table, not the ORM: the hottest write of every boot.
             built_on.clear()
-            row = s.connection().execute(
-                sa_select(table).where(table.c.uuid == uuid)).mappings().first()
+            row = queries.instance(s, uuid)
             if row is None:
                 return None
             if event is not None:
-                _record_event(s, uuid, request_id, **event)
+                queries.record_event(s, uuid, request_id, **event)
                 if event.get("event") == "compute_build_and_run_instance" \
                         and event.get("result") == "Success" and event.get("host"):
                     built_on.append(event["host"])
@@ -247,8 +242,7 @@ class ConductorManager:
                     value = utcnow()
                 changes["metadata" if key == "metadata_" else key] = value
             changes["updated_at"] = utcnow()
-            s.connection().execute(
-                sa_update(table).where(table.c.uuid == uuid).values(changes))
+            queries.update_instance(s, uuid, changes)
             return instance_payload(InstanceRow({**row, **changes}))  # type: ignore[arg-type]
 
         result = await self.db.write(work)
@@ -297,8 +291,8 @@ class ConductorManager:
                 inst.terminated_at = inst.deleted_at = inst.updated_at = now
                 inst.deleted = inst.id or 1
                 s.add(inst)
-            _event(s, uuid, context.get("request_id", ""), "compute_terminate_instance", host,
-                   "Success", None)
+            queries.record_event(s, uuid, context.get("request_id", ""),
+                                 "compute_terminate_instance", host, result="Success")
 
         await self.db.write(work)
         await self.bus.call("scheduler", "release", context, instance_uuid=uuid)
@@ -308,8 +302,8 @@ class ConductorManager:
                                details: str | None = None, phase: str = "finish") -> None:
         request_id = context.get("request_id", "")
 
-        await self.db.write(lambda s: _record_event(s, uuid, request_id, event, host, phase,
-                                                    result, details))
+        await self.db.write(lambda s: queries.record_event(s, uuid, request_id, event, host,
+                                                           phase, result, details))
 
     async def rpc_instance_fault(self, context: dict[str, Any], uuid: str, message: str,
                                  host: str | None, details: str = "") -> None:
@@ -481,44 +475,4 @@ class ConductorManager:
         await self.bus.cast("scheduler", "host_update", context, host=host, resources=resources)
 
 
-def _action(s: Session, uuid: str, request_id: str) -> InstanceAction | None:
-    return s.exec(select(InstanceAction).where(InstanceAction.instance_uuid == uuid,
-                                               InstanceAction.request_id == request_id)).first()
-
-
-def _event(s: Session, uuid: str, request_id: str, event: str, host: str | None, result: str,
-           details: str | None) -> None:
-    action = _action(s, uuid, request_id)
-    if action is None:
-        return
-    row = s.exec(select(InstanceActionEvent).where(
-        InstanceActionEvent.action_id == action.id, InstanceActionEvent.event == event,
-        InstanceActionEvent.finish_time.is_(None))).first()  # type: ignore[union-attr]
-    now = utcnow()
-    if row is None:
-        row = InstanceActionEvent(action_id=action.id or 0, event=event, start_time=now,
-                                  host=host)
-    row.finish_time = now
-    row.result = result
-    if result == "Error":
-        row.traceback = details
-        action.message = "Error"
-        s.add(action)
-    row.details = details if result == "Error" else None
-    action.updated_at = now
-    s.add(row)
-
-
 __all__ = ["ConductorManager", "image_payload", "instance_payload"]
-
-
-def _record_event(s: Session, uuid: str, request_id: str, event: str, host: str | None,
-                  phase: str = "finish", result: str | None = None,
-                  details: str | None = None) -> None:
-    """Start (``phase="start"``) or finish an instance action event."""
-    if phase == "start":
-        action = _action(s, uuid, request_id)
-        if action is not None:
-            s.add(InstanceActionEvent(action_id=action.id or 0, event=event, host=host))
-    else:
-        _event(s, uuid, request_id, event, host, result or "Success", details)

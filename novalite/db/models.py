@@ -14,6 +14,7 @@ import uuid as uuidlib
 from typing import Any
 
 from pydantic import NaiveDatetime
+from pydantic_core import PydanticUndefined
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapper
 from sqlalchemy.types import TypeDecorator
@@ -360,14 +361,74 @@ class ValueTooLong(NovaliteError):
     """A value is longer than its column holds (MySQL would refuse it; SQLite would not)."""
 
 
+_LIMITS: dict[str, dict[str, int]] = {}
+
+
+def string_limits(table: Any) -> dict[str, int]:
+    """``{column name: length}`` of ``table``'s bounded string columns."""
+    limits = _LIMITS.get(table.name)
+    if limits is None:
+        limits = {}
+        for column in table.columns:
+            kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
+            length = getattr(kind, "length", None)
+            if length and isinstance(kind, String):
+                limits[column.name] = length
+        _LIMITS[table.name] = limits
+    return limits
+
+
+def check_lengths(table: Any, values: dict[str, Any]) -> None:
+    """Raise :class:`ValueTooLong` if a value of ``values`` (by column name) is longer
+    than its column of ``table`` holds: the rule of ORM flushes, for Core statements."""
+    limits = string_limits(table)
+    for name, value in values.items():
+        limit = limits.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            raise ValueTooLong(f"{table.name}.{name}: {len(value)} characters, the column "
+                               f"holds {limit}")
+
+
+def row_values(model: type[SQLModel], **given: Any) -> dict[str, Any]:
+    """A full row of ``model``'s table for a Core INSERT: ``given`` (by attribute name)
+    over the model's defaults, keyed by column name; lengths checked. The same row
+    the model would flush, without building (and validating) a model object."""
+    table = model.__table__  # type: ignore[attr-defined]
+    row: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in given:
+            value = given[name]
+        elif field.default_factory is not None:
+            value = field.default_factory()  # type: ignore[call-arg]
+        else:
+            value = field.default
+            if value is PydanticUndefined:
+                raise TypeError(f"{model.__name__}.{name} has no default")
+        if value is None and name == "id":
+            continue  # autoincrement
+        row[_COLUMN_NAMES.get(name, name)] = value
+    check_lengths(table, row)
+    return row
+
+
+#: Attributes whose column has another name.
+_COLUMN_NAMES = {"metadata_": "metadata"}
+
+
+class Row:
+    """A row read with a Core statement, its columns as attributes."""
+
+    def __init__(self, mapping: Any) -> None:
+        self.__dict__.update(mapping)
+
+
 @event.listens_for(SQLModel, "before_insert", propagate=True)
 @event.listens_for(SQLModel, "before_update", propagate=True)
 def _check_string_lengths(mapper: Mapper[Any], _connection: Any, target: Any) -> None:
     for prop in mapper.column_attrs:
         column = prop.columns[0]
-        kind = column.type.impl if isinstance(column.type, TypeDecorator) else column.type
-        limit = getattr(kind, "length", None)
-        if not limit or not isinstance(kind, String):
+        limit = string_limits(mapper.local_table).get(column.name)
+        if not limit:
             continue
         value = getattr(target, prop.key, None)
         if isinstance(value, str) and len(value) > limit:
