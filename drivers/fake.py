@@ -80,7 +80,7 @@ class FakeDriver(Driver):
         os.makedirs(self.context.state_path, exist_ok=True)
         tmp = self._file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump(self.guests, f)
+            f.write(json.dumps(self.guests))  # one C call; json.dump writes piece by piece
         os.replace(tmp, self._file)
 
     def _guest(self, uuid: str) -> dict[str, Any]:

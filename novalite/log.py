@@ -13,9 +13,16 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
 get_logger = structlog.get_logger
+
+
+def _json(event: dict[str, Any], **_kw: Any) -> str:
+    # orjson: several times faster than json.dumps for a log line; anything it cannot
+    # encode is shown as its str(), as structlog's own fallback does.
+    return orjson.dumps(event, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
@@ -30,7 +37,8 @@ def setup(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
     if pretty:
         processors.append(structlog.dev.ConsoleRenderer(colors=stream.isatty()))
     else:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors += [structlog.processors.format_exc_info,
+                       structlog.processors.JSONRenderer(serializer=_json)]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
