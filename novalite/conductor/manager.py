@@ -55,6 +55,12 @@ def instance_payload(inst: Instance | InstanceRow) -> dict[str, Any]:
     }
 
 
+def _state(row: dict[str, Any]) -> dict[str, Any]:
+    """The state an instance_update reports (plain data: ``deleted`` as a bool)."""
+    return {name: bool(row[name]) if name == "deleted" else row[name]
+            for name in queries.STATE_COLUMNS}
+
+
 def image_payload(image: Image | Row | None) -> dict[str, Any] | None:
     if image is None:
         return None
@@ -219,14 +225,19 @@ class ConductorManager:
                                   event: dict[str, Any] | None = None,
                                   ) -> dict[str, Any] | None:
         """Set ``values`` on the record; ``event`` (as for ``action_event``: ``event``,
-        ``host``, ``phase``, ``result``, ``details``) is recorded in the same transaction."""
+        ``host``, ``phase``, ``result``, ``details``) is recorded in the same transaction.
+
+        Returns the instance's state after the change (``uuid``, ``vm_state``,
+        ``task_state``, ``power_state``, ``deleted``, ``metadata``), None if there is
+        no such instance; with ``expected_task_state`` given and not met, nothing
+        changes and the state is returned as it is."""
         request_id = context.get("request_id", "")
         built_on: list[str] = []
 
         def work(s: Session) -> dict[str, Any] | None:
             # Statements on the table, not the ORM: the hottest write of every boot.
             built_on.clear()
-            row = queries.instance(s, uuid)
+            row = queries.instance_state(s, uuid)
             if row is None:
                 return None
             if event is not None:
@@ -235,7 +246,7 @@ class ConductorManager:
                         and event.get("result") == "Success" and event.get("host"):
                     built_on.append(event["host"])
             if expected_task_state is not None and row["task_state"] not in expected_task_state:
-                return instance_payload(InstanceRow(row))  # type: ignore[arg-type]
+                return _state(row)
             changes: dict[str, Any] = {}
             for key, value in values.items():
                 if key in ("launched_at", "terminated_at") and value == "now":
@@ -243,7 +254,7 @@ class ConductorManager:
                 changes["metadata" if key == "metadata_" else key] = value
             changes["updated_at"] = utcnow()
             queries.update_instance(s, uuid, changes)
-            return instance_payload(InstanceRow({**row, **changes}))  # type: ignore[arg-type]
+            return _state({**row, **changes})
 
         result = await self.db.write(work)
         for host in built_on:  # a build succeeded: the host's failure count starts over

@@ -34,8 +34,16 @@ EVENTS = InstanceActionEvent.__table__  # type: ignore[attr-defined]
 ALLOCATIONS = Allocation.__table__  # type: ignore[attr-defined]
 
 # Statements are built once: building one costs more than running it on SQLite.
-_IMAGE = select(IMAGES).where(IMAGES.c.id == bindparam("w_id"))
+#: What a boot reads of its image (the checks of the API, the payload for compute).
+_IMAGE = select(*(IMAGES.c[name] for name in (
+    "id", "name", "status", "disk_format", "container_format", "size", "checksum",
+    "os_hash_algo", "os_hash_value", "visibility", "owner", "min_disk", "min_ram",
+    "properties", "path"))).where(IMAGES.c.id == bindparam("w_id"))
 _INSTANCE = select(INSTANCES).where(INSTANCES.c.uuid == bindparam("w_uuid"))
+#: The columns of an instance that state changes look at and report.
+STATE_COLUMNS = ("uuid", "vm_state", "task_state", "power_state", "deleted", "metadata")
+_INSTANCE_STATE = select(*(INSTANCES.c[name] for name in STATE_COLUMNS)).where(
+    INSTANCES.c.uuid == bindparam("w_uuid"))
 _INSERT_INSTANCES = insert(INSTANCES)
 _INSERT_ACTIONS = insert(ACTIONS)
 _INSERT_EVENT = insert(EVENTS)
@@ -43,9 +51,13 @@ _INSERT_ALLOCATION = insert(ALLOCATIONS)
 _DELETE_ALLOCATION = delete(ALLOCATIONS).where(ALLOCATIONS.c.instance_uuid == bindparam("w_uuid"))
 _ACTION_ID = select(ACTIONS.c.id).where(ACTIONS.c.request_id == bindparam("w_request"),
                                         ACTIONS.c.instance_uuid == bindparam("w_uuid")).limit(1)
-_OPEN_EVENT = select(EVENTS.c.id).where(EVENTS.c.action_id == bindparam("w_action"),
-                                        EVENTS.c.event == bindparam("w_event"),
-                                        EVENTS.c.finish_time.is_(None)).limit(1)
+#: The action of a request on an instance, and its open (started) event of a name.
+_ACTION_AND_OPEN_EVENT = select(ACTIONS.c.id, EVENTS.c.id).select_from(
+    ACTIONS.outerjoin(EVENTS, (EVENTS.c.action_id == ACTIONS.c.id)
+                      & (EVENTS.c.event == bindparam("w_event"))
+                      & EVENTS.c.finish_time.is_(None))).where(
+    ACTIONS.c.request_id == bindparam("w_request"),
+    ACTIONS.c.instance_uuid == bindparam("w_uuid")).limit(1)
 _UPDATES: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
 
@@ -85,6 +97,12 @@ def instance(s: Session, uuid: str) -> dict[str, Any] | None:
     return dict(found) if found is not None else None
 
 
+def instance_state(s: Session, uuid: str) -> dict[str, Any] | None:
+    """The :data:`STATE_COLUMNS` of the instance ``uuid``, or None."""
+    found = _conn(s).execute(_INSTANCE_STATE, {"w_uuid": uuid}).mappings().first()
+    return dict(found) if found is not None else None
+
+
 def update_instance(s: Session, uuid: str, changes: dict[str, Any]) -> None:
     """Set ``changes`` (by column name) on the instance ``uuid``."""
     check_lengths(INSTANCES, changes)
@@ -115,20 +133,23 @@ def record_event(s: Session, uuid: str, request_id: str, event: str, host: str |
     on instance ``uuid`` (Nova's wrap_instance_event); a finish without a start
     records both at once. Nothing when the request recorded no action."""
     conn = _conn(s)
-    action_id = conn.execute(_ACTION_ID, {"w_request": request_id, "w_uuid": uuid}).scalar()
-    if action_id is None:
-        return
     now = utcnow()
     if phase == "start":
-        conn.execute(_INSERT_EVENT, row_values(InstanceActionEvent, action_id=action_id,
-                                               event=event, host=host, start_time=now))
+        action_id = conn.execute(_ACTION_ID, {"w_request": request_id, "w_uuid": uuid}).scalar()
+        if action_id is not None:
+            conn.execute(_INSERT_EVENT, row_values(InstanceActionEvent, action_id=action_id,
+                                                   event=event, host=host, start_time=now))
         return
+    found = conn.execute(_ACTION_AND_OPEN_EVENT, {"w_request": request_id, "w_uuid": uuid,
+                                                  "w_event": event}).first()
+    if found is None:
+        return
+    action_id, open_id = found
     result = result or "Success"
     failed = result == "Error"
     finish = {"finish_time": now, "result": result, "traceback": details if failed else None,
               "details": details if failed else None}
     check_lengths(EVENTS, finish)
-    open_id = conn.execute(_OPEN_EVENT, {"w_action": action_id, "w_event": event}).scalar()
     if open_id is None:
         conn.execute(_INSERT_EVENT, row_values(InstanceActionEvent, action_id=action_id,
                                                event=event, host=host, start_time=now,
