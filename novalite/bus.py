@@ -99,6 +99,16 @@ class Message:
         return self.context.get("request_id", "")
 
 
+class _Waiting:
+    """A call waiting for its reply (lighter than a memory channel per call)."""
+
+    __slots__ = ("data", "done")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.done = trio.Event()
+
+
 @dataclass
 class _Topic:
     send: trio.MemorySendChannel[bytes]
@@ -111,7 +121,7 @@ class Bus:
 
     inbox_size: int = INBOX_SIZE
     _topics: dict[str, _Topic] = field(default_factory=dict)
-    _pending: dict[int, trio.MemorySendChannel[bytes]] = field(default_factory=dict)
+    _pending: dict[int, _Waiting] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def register(self, topic: str) -> trio.MemoryReceiveChannel[bytes]:
@@ -151,8 +161,7 @@ class Bus:
         after ``timeout`` seconds, :class:`UnknownTopic` if nobody listens.
         """
         reply_id = next(self._ids)
-        send, receive = trio.open_memory_channel[bytes](1)
-        self._pending[reply_id] = send
+        waiting = self._pending[reply_id] = _Waiting()
         try:
             with trio.move_on_after(timeout) as scope:
                 await self._deliver(
@@ -160,24 +169,22 @@ class Bus:
                     {"method": method, "args": args, "context": context or {},
                      "reply_id": reply_id},
                 )
-                data = await receive.receive()
+                await waiting.done.wait()
             if scope.cancelled_caught:
                 raise CallTimeout(f"{topic}.{method} got no reply within {timeout:g} s")
         finally:
             self._pending.pop(reply_id, None)
-        reply = decode(data)
+        reply = decode(waiting.data)
         if "error" in reply:
             raise RemoteError(reply["error"]["type"], reply["error"]["message"])
         return reply["result"]
 
-    def _reply(self, reply_id: int, payload: dict[str, Any]) -> None:
-        send = self._pending.get(reply_id)
-        if send is None:  # the caller timed out and left
-            return
-        try:
-            send.send_nowait(encode(payload))
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+    def _reply(self, reply_id: int, data: bytes) -> None:
+        """Hand the encoded reply to its caller (gone if it timed out)."""
+        waiting = self._pending.get(reply_id)
+        if waiting is not None and not waiting.done.is_set():
+            waiting.data = data
+            waiting.done.set()
 
     async def serve(
         self,
@@ -204,15 +211,15 @@ class Bus:
                     log.exception("cast failed", topic=topic, method=msg.method)
                 else:
                     log.debug("call failed", topic=topic, method=msg.method, error=str(exc))
-                    self._reply(msg.reply_id, {"error": {"type": type(exc).__name__,
-                                                         "message": str(exc)}})
+                    self._reply(msg.reply_id, encode({"error": {
+                        "type": type(exc).__name__, "message": str(exc)}}))
             else:
                 if msg.reply_id is not None:
                     try:
                         payload = encode({"result": result})
                     except BusError as exc:
                         payload = encode({"error": {"type": "BusError", "message": str(exc)}})
-                    self._reply(msg.reply_id, decode(payload))
+                    self._reply(msg.reply_id, payload)
             finally:
                 limiter.release_on_behalf_of(token)
 

@@ -461,9 +461,9 @@ def test_image_cache_fetches_once_verifies_and_prunes(tmp_path: Path, db_config:
             assert len(servers) == 4
             for s in servers:
                 wait_status(c, s["id"], "ACTIVE")
-            fetched = [line for line in srv.log().splitlines()
-                       if "image fetched into cache" in line and image["id"] in line]
-            assert len(fetched) == 1 and '"verified": "sha512"' in fetched[0]
+            fetched = [e for e in srv.log_events()
+                       if e["event"] == "image fetched into cache" and e["image"] == image["id"]]
+            assert len(fetched) == 1 and fetched[0]["verified"] == "sha512"
             time.sleep(2.0)  # older than cache_max_age, but in use: kept
             assert (cache / image["id"]).exists()
             for s in servers:

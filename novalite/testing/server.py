@@ -6,6 +6,7 @@ SIGTERM by its PID (never by name), and leaves nothing outside its directory.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -84,6 +85,17 @@ class RunningServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_events(self) -> list[dict[str, Any]]:
+        """The service's JSON log lines, parsed (lines that are not JSON are left out)."""
+        events = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
+        return events
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         """Signal the process (by PID) and wait for it; returns its exit code."""
