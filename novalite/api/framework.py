@@ -215,17 +215,15 @@ def make_route(
             response.headers.update(extra)
             return response
         if isinstance(result, Response):
-            response = result
-        elif isinstance(result, Reply):
+            result.headers.update(extra)
+            return result
+        # Headers given at construction: setting them one by one afterwards rescans the list.
+        if isinstance(result, Reply):
+            headers = {**result.headers, **extra}
             if result.body is None:
-                response = Response(status_code=result.status, headers=result.headers)
-            else:
-                response = JSONResponse(result.body, status_code=result.status,
-                                        headers=result.headers)
-        else:
-            response = JSONResponse(result)
-        response.headers.update(extra)
-        return response
+                return Response(status_code=result.status, headers=headers)
+            return JSONResponse(result.body, status_code=result.status, headers=headers)
+        return JSONResponse(result, headers=extra)
 
     return Route(path, endpoint, methods=[method])
 
