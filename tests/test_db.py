@@ -23,10 +23,11 @@ import trio
 from sqlalchemy import text
 from sqlmodel import select
 
-from novalite.db import migrate
+from novalite.db import migrate, queries
 from novalite.db.engine import Database, make_engine
-from novalite.db.models import FixedIP, Image, Role, ValueTooLong
+from novalite.db.models import FixedIP, Image, Instance, Quota, Role, ValueTooLong, row_values
 from novalite.db.types import mysql_collation
+from novalite.exceptions import Conflict
 from novalite.network import Network
 from novalite.testing.server import (
     RunningServer,
@@ -176,6 +177,67 @@ async def test_concurrent_read_then_write_functions_never_interleave(
                 nursery.start_soon(allocate, i)
         rows = await db.read(lambda s: s.exec(select(FixedIP)).all())
         assert len(set(got)) == 20 and {r.address for r in rows} == set(got)
+    finally:
+        db.close()
+
+
+async def test_a_write_that_fails_among_concurrent_ones_leaves_nothing_and_the_rest_commit(
+        backend: str, fresh_database: Any, tmp_path: Path) -> None:
+    """Thirty concurrent writes (on SQLite, committed together); every third one raises
+    after writing its row: each caller gets its own outcome, only the others' rows stay."""
+    db = Database(fresh_database(tmp_path))
+    try:
+        await trio.to_thread.run_sync(migrate.sync, db.engine)
+        outcomes: dict[int, Any] = {}
+
+        async def write(i: int) -> None:
+            def work(s: Any) -> int:
+                s.add(Quota(project_id="p", resource=f"r{i}", hard_limit=i))
+                s.flush()
+                if i % 3 == 0:
+                    raise Conflict(f"refused {i}")
+                return i
+
+            try:
+                outcomes[i] = await db.write(work)
+            except Conflict as exc:
+                outcomes[i] = exc.message
+
+        async with trio.open_nursery() as nursery:
+            for i in range(30):
+                nursery.start_soon(write, i)
+        assert outcomes == {i: f"refused {i}" if i % 3 == 0 else i for i in range(30)}
+        rows = await db.read(lambda s: s.exec(select(Quota)).all())
+        assert sorted(r.hard_limit for r in rows) == [i for i in range(30) if i % 3]
+    finally:
+        db.close()
+
+
+async def test_boot_path_statements_store_what_the_models_read(
+        backend: str, fresh_database: Any, tmp_path: Path) -> None:
+    """The boot path writes with prebuilt statements (novalite.db.queries): the rows read
+    back through the models exactly, and an over-long value is refused as by the ORM."""
+    db = Database(fresh_database(tmp_path))
+    try:
+        await trio.to_thread.run_sync(migrate.sync, db.engine)
+        when = dt.datetime(2030, 1, 2, 3, 4, 5, 678901)
+        row = row_values(Instance, display_name="ü" * 255, project_id="p", user_id="u",
+                         flavor={"extra_specs": {"hw:cpu": "2"}}, metadata_={"k": "v"},
+                         locked=True, launched_at=when)
+        await db.write(lambda s: queries.insert_instances(s, [row]))
+        await db.write(lambda s: queries.update_instance(
+            s, row["uuid"], {"task_state": "spawning", "addresses": [{"address": "10.0.0.2"}]}))
+        got = await db.read(lambda s: s.exec(select(Instance)).one())
+        assert (got.display_name, got.flavor, got.metadata_, got.locked, got.launched_at,
+                got.created_at, got.task_state, got.addresses) == (
+            "ü" * 255, {"extra_specs": {"hw:cpu": "2"}}, {"k": "v"}, True, when,
+            row["created_at"], "spawning", [{"address": "10.0.0.2"}])
+        state = await db.read(lambda s: queries.instance_state(s, row["uuid"]))
+        assert state == {"uuid": row["uuid"], "vm_state": "building", "task_state": "spawning",
+                         "power_state": 0, "deleted": 0, "metadata": {"k": "v"}}
+        with pytest.raises(ValueTooLong, match=r"instances\.host: 256 characters"):
+            await db.write(lambda s: queries.update_instance(s, row["uuid"], {"host": "h" * 256}))
+        assert (await db.read(lambda s: queries.instance(s, row["uuid"])))["host"] is None
     finally:
         db.close()
 

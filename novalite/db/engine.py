@@ -236,9 +236,13 @@ class Database:
                     try:
                         await trio.to_thread.run_sync(self._run_batch, batch,
                                                       limiter=self._limiter)
+                    except Exception as exc:  # nothing of the batch committed
+                        for other in batch:
+                            if other.error is None:
+                                other.error = exc
                     finally:
-                        for done in batch:
-                            done.done.set()
+                        for other in batch:
+                            other.done.set()
         except trio.Cancelled:
             if job in self._queue:  # never started: it will not run
                 self._queue.remove(job)
@@ -268,9 +272,9 @@ class Database:
         """Run ``jobs`` and commit; the first job that raised (nothing committed), or None."""
         for attempt in range(1, ATTEMPTS + 1):
             with Session(self._write_engine, expire_on_commit=False) as session:
-                session.info["connection"] = session.connection()
                 results = []
                 try:
+                    session.info["connection"] = session.connection()  # BEGIN IMMEDIATE
                     for job in jobs:
                         try:
                             results.append(job.fn(session))
