@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import trio
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from novalite.api.framework import ApiCall, Authenticator, Reply, guarded, make_route
 from novalite.exceptions import NotFound
@@ -85,9 +87,7 @@ def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
         image = await images.get(call.ctx, call.params["image_id"])
         if image.status != "active" or not image.path:
             raise NotFound(f"Image {image.id} has no data (status {image.status})")
-        headers = {"Content-MD5": image.checksum or "", "Content-Length": str(image.size or 0)}
-        return StreamingResponse(DataStore.read(image.path, image.checksum),
-                                 media_type="application/octet-stream", headers=headers)
+        return ImageDataResponse(image.path, image.checksum, image.size or 0)
 
     async def import_info(call: ApiCall) -> dict[str, Any]:
         return {"import-methods": {"description": "Import methods available.",
@@ -118,6 +118,50 @@ def routes(images: ImageService, authenticate: Authenticator) -> list[Route]:
         route("/v2/info/import", "GET", "image:get_images", import_info),
     ]
 
+
+class ImageDataResponse(Response):
+    """An image's stored data, sent in blocks as it is read and verified.
+
+    :meth:`DataStore.send` reads ahead and verifies while this sends; the response
+    stops when the client disconnects. Stored data that fails verification cuts the
+    body short (the error is raised after the headers went out, so the connection
+    closes with the body incomplete).
+    """
+
+    media_type = "application/octet-stream"
+
+    def __init__(self, path: str, checksum: str | None, size: int) -> None:
+        self.path = path
+        self.checksum = checksum
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Content-MD5": checksum or "", "Content-Length": str(size)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":  # the headers are the answer; no need to read
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        try:
+            async with trio.open_nursery() as nursery:
+                async def until_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_disconnect)
+                await DataStore.send(self.path, self.checksum, body)  # may raise DataCorrupt
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # raise the one exception itself
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
 
 def _larger_socket_reads() -> None:
