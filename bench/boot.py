@@ -59,6 +59,16 @@ def ready_seconds(server: RunningServer, started_at: float, occurrence: int = -1
     return parse_ts(lines[occurrence]["timestamp"]) - started_at
 
 
+def reference_seconds() -> float:
+    """A fixed pure-Python workload (10 million additions), timed: on a shared virtual
+    machine the same code runs up to twice as slow at times, and this shows it."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -193,11 +203,13 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, float]:
                                             str(server.process.pid)], stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
                     time.sleep(1)
+                reference = reference_seconds()
                 cpu0, wall0 = cpu_seconds(server.process.pid), time.monotonic()
                 figures.update(trio.run(boot_all, server, args.boots, args.clients))
                 used = cpu_seconds(server.process.pid) - cpu0
                 figures["cpu"] = used / (time.monotonic() - wall0)
                 figures["cpu/boot"] = used / args.boots * 1000
+                figures["reference"] = (reference + reference_seconds()) / 2
                 if spy:
                     spy.send_signal(2)
                     spy.wait()
@@ -257,6 +269,7 @@ def main() -> None:
         ("service CPU use during the boots", "cpu", "{:.0%}", "of one core"),
         ("service CPU time per boot (incl. polling)", "cpu/boot", "{:.2f} ms", ""),
         ("servers not ACTIVE", "errors", "{:.0f}", "0"),
+        ("machine speed: 10M Python additions", "reference", "{:.2f} s", "lower is faster"),
         (f"GET /servers/detail ({args.boots} servers)", "detail", "{:.3f} s", TARGETS["detail"]),
         ("serve start-to-ready, empty state", "ready (fresh)", "{:.2f} s", ""),
         ("serve start-to-ready, restart", "ready", "{:.2f} s", TARGETS["ready"]),
