@@ -78,6 +78,9 @@ class ConductorManager:
         self.cfg = cfg
         self.bus = bus
         self.network = Network(cfg.network.name, cfg.network.cidr)
+        #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
+        #: success on one of these needs telling, to start its count over.
+        self._failing_hosts: set[str] = set()
 
     async def handle(self, msg: Message) -> Any:
         method = getattr(self, f"rpc_{msg.method}", None)
@@ -184,6 +187,7 @@ class ConductorManager:
                                reason: str, spec: dict[str, Any], tried: list[str],
                                networks: str, reschedule: bool) -> None:
         await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
+        self._failing_hosts.add(host)
         await self.bus.cast("scheduler", "build_result", context, host=host, success=False)
         await self._fault(instance_uuid, reason, host, "")
         if reschedule:
@@ -258,7 +262,10 @@ class ConductorManager:
 
         result = await self.db.write(work)
         for host in built_on:  # a build succeeded: the host's failure count starts over
-            await self.bus.cast("scheduler", "build_result", context, host=host, success=True)
+            if host in self._failing_hosts:
+                self._failing_hosts.discard(host)
+                await self.bus.cast("scheduler", "build_result", context, host=host,
+                                    success=True)
         return result
 
     async def rpc_instance_get(self, context: dict[str, Any], uuid: str) -> dict[str, Any] | None:
