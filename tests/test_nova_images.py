@@ -86,9 +86,12 @@ def test_ctrl_c_during_upload_deletes_the_image_and_says_so(env: dict[str, str],
     fifo = tmp_path / "slow.raw"
     os.mkfifo(fifo)
     name = unique("ctrlc")
+    # Ctrl-C as in a terminal: a process started from a background job (`cmd &` in a
+    # script) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen([NOVA, "image-upload", name, "--file", str(fifo), "--disk-format",
                              "raw"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         with open(fifo, "wb") as writer:
             writer.write(os.urandom(2 << 20))
