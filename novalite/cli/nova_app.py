@@ -96,6 +96,20 @@ def emit(data: Any, render: Any) -> None:
         render()
 
 
+def key_value_pairs(values: list[str], option: str) -> dict[str, str]:
+    """``["k=v", ...]`` of a repeatable ``option`` as a dict; a value without ``=`` or
+    with an empty key is an error naming the option."""
+    from novalite.cli.nova_errors import CommandError
+
+    out = {}
+    for pair in values:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError(f"{option} expects key=value, got '{pair}'")
+        out[key] = value
+    return out
+
+
 def command_name_in(argv: list[str]) -> str | None:
     """The subcommand named in ``argv`` (after the global options), if any."""
     index = 0

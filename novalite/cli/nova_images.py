@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import typer
 
-from novalite.cli.nova_app import app, emit, session
+from novalite.cli.nova_app import app, emit, key_value_pairs, session
 from novalite.cli.nova_errors import CliError, CommandError, error_from_response
 from novalite.cli.nova_find import find_image, find_server
 from novalite.cli.output import console, print_properties, print_table
@@ -130,16 +130,6 @@ def _file_blocks(path: Path, meter: _Meter) -> Iterator[bytes]:
             yield block
 
 
-def _pairs(values: list[str], option: str) -> dict[str, str]:
-    out = {}
-    for pair in values:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CommandError(f"{option} expects key=value, got '{pair}'")
-        out[key] = value
-    return out
-
-
 def _sniff_format(path: Path) -> str:
     try:
         with open(path, "rb") as f:
@@ -204,7 +194,7 @@ def image_upload(
     body: dict[str, Any] = {"name": name, "container_format": container_format,
                             "disk_format": disk_format or (_sniff_format(file) if file
                                                            else "raw"),
-                            **_pairs(prop or [], "--property")}
+                            **key_value_pairs(prop or [], "--property")}
     if visibility:
         body["visibility"] = visibility
     image = _send(s, "POST", "/images", json=body).json()
@@ -336,7 +326,7 @@ def image_create(
     """Create a new image by taking a snapshot of a running server."""
     s = session()
     target = find_server(s, server)
-    body = {"createImage": {"name": name, "metadata": _pairs(metadata or [], "--metadata")}}
+    body = {"createImage": {"name": name, "metadata": key_value_pairs(metadata or [], "--metadata")}}
     response = s.compute("POST", f"/servers/{target['id']}/action", json=body)
     image_id = None
     if response.content:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from novalite.cli.nova_app import app, emit, session, wants_json
+from novalite.cli.nova_app import app, emit, key_value_pairs, session, wants_json
 from novalite.cli.nova_errors import CliError, CommandError
 from novalite.cli.nova_find import find_flavor, find_image, find_server, get_server, image_name
 from novalite.cli.output import (
@@ -24,16 +24,6 @@ ServerArg = Annotated[str, typer.Argument(help="Name or ID of server.")]
 
 
 # -- boot -------------------------------------------------------------------
-
-
-def _metadata(pairs: list[str]) -> dict[str, str]:
-    metadata = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CommandError(f"--meta expects key=value, got '{pair}'")
-        metadata[key] = value
-    return metadata
 
 
 def _user_data(path: Path | None) -> str | None:
@@ -100,7 +90,7 @@ def boot(
         "key_name": key_name,
         "user_data": _user_data(user_data),
         "availability_zone": availability_zone,
-        "metadata": _metadata(meta or []) or None,
+        "metadata": key_value_pairs(meta or [], "--meta") or None,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     created = s.compute_json("POST", "/servers", json={"server": body})

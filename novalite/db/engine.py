@@ -213,10 +213,7 @@ class Database:
                     # Forget this attempt's new rows, so the next attempt can add them again.
                     with contextlib.suppress(DBAPIError):
                         session.rollback()
-            delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
-            log.warning("database operation retried", reason=why, attempt=attempt,
-                        error=error, delay=round(delay, 3))
-            time.sleep(delay)  # a worker thread: trio's loop is not blocked
+            _back_off(attempt, why, error)
         raise AssertionError("unreachable")
 
     async def read(self, fn: Callable[[Session], T]) -> T:
@@ -303,14 +300,19 @@ class Database:
                     for job, result in zip(jobs, results, strict=True):
                         job.result = result
                     return None
-            delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
-            log.warning("database operation retried", reason=why, attempt=attempt,
-                        error=error, delay=round(delay, 3), batch=len(jobs))
-            time.sleep(delay)
+            _back_off(attempt, why, error, batch=len(jobs))
         raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
+    """Log a retry and wait before it (on a worker thread: trio's loop is not blocked)."""
+    delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+    log.warning("database operation retried", reason=why, attempt=attempt, error=error,
+                delay=round(delay, 3), **extra)
+    time.sleep(delay)
 
 
 def retry_reason(exc: DBAPIError) -> str | None:

@@ -183,11 +183,18 @@ class Instance(SQLModel, table=True):
     __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
 
 
-class InstanceRow:
-    """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
+class Row:
+    """A row read with a Core statement, its columns as attributes."""
 
     def __init__(self, mapping: Any) -> None:
         self.__dict__.update(mapping)
+
+
+class InstanceRow(Row):
+    """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
+
+    def __init__(self, mapping: Any) -> None:
+        super().__init__(mapping)
         self.metadata_ = mapping["metadata"]  # the model's name for the "metadata" column
 
 
@@ -413,13 +420,6 @@ def row_values(model: type[SQLModel], **given: Any) -> dict[str, Any]:
 
 #: Attributes whose column has another name.
 _COLUMN_NAMES = {"metadata_": "metadata"}
-
-
-class Row:
-    """A row read with a Core statement, its columns as attributes."""
-
-    def __init__(self, mapping: Any) -> None:
-        self.__dict__.update(mapping)
 
 
 @event.listens_for(SQLModel, "before_insert", propagate=True)
