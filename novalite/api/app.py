@@ -16,8 +16,9 @@ from novalite.api import compute_routes
 from novalite.api.framework import parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
+from novalite.context import AuthContext
 from novalite.identity import routes as identity_routes
-from novalite.identity.service import AuthContext, IdentityService
+from novalite.identity.service import IdentityService
 from novalite.image import routes as image_routes
 from novalite.image.service import ImageService
 

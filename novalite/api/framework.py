@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from novalite.context import AuthContext
 from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
-from novalite.identity.service import AuthContext
 from novalite.policy import authorize
 
 log = structlog.get_logger("novalite.api")

@@ -14,10 +14,10 @@ from sqlmodel import Session, select
 from novalite import states
 from novalite.bus import Bus, RemoteError
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Image, Instance, InstanceAction, InstanceActionEvent, utcnow
 from novalite.exceptions import Conflict, InstanceInvalidState, NotFound
-from novalite.identity.service import AuthContext
 
 if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord

@@ -24,6 +24,7 @@ from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.quotas import QuotaAPI
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
@@ -43,7 +44,6 @@ from novalite.exceptions import (
     Forbidden,
     NotFound,
 )
-from novalite.identity.service import AuthContext
 from novalite.image.glance_client import GlanceClient
 from novalite.network import Network
 from novalite.scheduler.aggregates import AggregateAPI

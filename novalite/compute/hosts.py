@@ -9,10 +9,10 @@ from sqlmodel import Session, select
 
 from novalite.bus import Bus
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import ComputeNode, Flavor, FlavorExtraSpec, Instance, Service, utcnow
 from novalite.exceptions import BadRequest, NotFound
-from novalite.identity.service import AuthContext
 from novalite.policy import authorize
 
 

@@ -19,8 +19,8 @@ import httpx
 import structlog
 
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.exceptions import ConfigError, NovaliteError, Unauthorized
-from novalite.identity.service import AuthContext
 
 log = structlog.get_logger("novalite.identity")
 

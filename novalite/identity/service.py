@@ -13,13 +13,13 @@ import hmac
 import os
 import secrets
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from sqlmodel import Session, select
 
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Project, Role, RoleAssignment, Token, User, utcnow
 from novalite.exceptions import NotFound, Unauthorized
@@ -53,27 +53,6 @@ def _token_id(token: str) -> str:
 
 def isotime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
-
-
-@dataclass
-class AuthContext:
-    """Who is calling: the validated token's user, project and roles."""
-
-    user_id: str
-    user_name: str
-    project_id: str
-    project_name: str
-    roles: list[str]
-    expires_at: dt.datetime
-    issued_at: dt.datetime
-    audit_id: str
-    role_ids: dict[str, str] = field(default_factory=dict)
-    #: The token itself, to call other services as the caller (an external Glance).
-    token: str = field(default="", repr=False)
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
 class IdentityService:

@@ -20,10 +20,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from novalite.config import Config
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Image, utcnow
 from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound, NovaliteError
-from novalite.identity.service import AuthContext
 from novalite.image import patch
 from novalite.image.errors import DataRejected, QuotaExceeded413
 from novalite.image.fields import (

@@ -16,10 +16,10 @@ import structlog
 import trio
 from sqlmodel import Session
 
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Image
 from novalite.exceptions import BadRequest, Conflict, NotFound, NovaliteError
-from novalite.identity.service import AuthContext
 from novalite.image.errors import QuotaExceeded413
 
 if TYPE_CHECKING:

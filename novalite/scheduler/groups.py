@@ -15,10 +15,10 @@ from typing import Any
 from sqlmodel import Session, func, select
 
 from novalite.compute.quotas import QuotaAPI
+from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Instance, InstanceGroup, InstanceGroupMember
 from novalite.exceptions import BadRequest, NotFound, QuotaExceeded
-from novalite.identity.service import AuthContext
 
 POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
 
