@@ -190,6 +190,31 @@ class Row:
         self.__dict__.update(mapping)
 
 
+class ImageRow(Row):
+    """An ``images`` row read with a Core statement: the columns of :class:`Image`."""
+
+    id: str
+    name: str | None
+    status: str
+    disk_format: str | None
+    container_format: str | None
+    size: int | None
+    virtual_size: int | None
+    checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
+    visibility: str
+    protected: bool
+    owner: str | None
+    min_disk: int
+    min_ram: int
+    properties: dict[str, Any]
+    tags: list[str]
+    path: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
 class InstanceRow(Row):
     """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
 
