@@ -71,6 +71,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+from functools import partial
 
 import structlog
 import trio
@@ -276,11 +277,11 @@ class LxcDriver(Driver):
             if not os.path.isdir(path) or os.path.islink(path):
                 continue
             if entry.startswith(PROBE_PREFIX) or set(os.listdir(path)) <= SPAWN_LEFTOVERS:
-                await trio.to_thread.run_sync(lambda p=path: shutil.rmtree(p, ignore_errors=True))
+                await trio.to_thread.run_sync(partial(shutil.rmtree, path, ignore_errors=True))
         for entry in os.listdir(self.bases.root):
             if entry.startswith("."):
                 path = os.path.join(self.bases.root, entry)
-                await trio.to_thread.run_sync(lambda p=path: shutil.rmtree(p, ignore_errors=True))
+                await trio.to_thread.run_sync(partial(shutil.rmtree, path, ignore_errors=True))
         adopted = await self.list_instances()
         log.info(
             "lxc driver ready",

@@ -62,9 +62,10 @@ class ContainerDir:
     def meta(self) -> dict[str, Any]:
         try:
             with open(self.meta_file) as f:
-                return json.load(f)
+                meta = json.load(f)
         except (OSError, ValueError):
             return {}
+        return meta if isinstance(meta, dict) else {}
 
     def log_errors(self, lines: int = 3) -> str:
         """LXC's own reason for a failure: the first ERROR lines of its log for this

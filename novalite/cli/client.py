@@ -243,8 +243,9 @@ class Session:
         return self._microversion  # type: ignore[return-value]
 
     def microversion_at_least(self, major: int, minor: int) -> bool:
-        version = self.microversion
-        return version is not None and _parse_version(version) >= (major, minor)
+        # A token cache written by another version may hold a microversion we cannot parse.
+        parsed = _parse_version(self.microversion or "")
+        return parsed is not None and parsed >= (major, minor)
 
     def _negotiate(self) -> str | None:
         response = self._authed("GET", "compute", "", {})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,6 +75,7 @@ def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or js
     from novalite.virt.driver import CONTRACT_VERSION
     from novalite.virt.registry import discover
 
+    rows: list[dict[str, Any]]  # JSON rows: strings, booleans, None
     rows = [{"kind": "driver", "name": e.name, "distribution": e.distribution,
              "version": e.version, "contract": e.contract, "target": e.target,
              "usable": e.usable, "broken": e.broken, "status": e.status}

@@ -33,7 +33,8 @@ def find_server(session: Session, ref: str) -> dict[str, Any]:
     """The server ``ref`` names (full body when found by id, else ``{id, name, ...}``)."""
     response = session.compute("GET", f"/servers/{quote(ref, safe='')}", accept=NOT_FOUND)
     if response.status_code == 200:
-        return response.json()["server"]
+        server: dict[str, Any] = response.json()["server"]
+        return server
     candidates = session.compute_list("/servers", "servers", {"name": f"^{re.escape(ref)}$"})
     return _one("server", ref, [s for s in candidates if s.get("name") == ref])
 
@@ -43,14 +44,16 @@ def get_server(session: Session, ref: str) -> dict[str, Any]:
     server = find_server(session, ref)
     if "status" in server:
         return server
-    return session.compute_json("GET", f"/servers/{server['id']}")["server"]
+    full: dict[str, Any] = session.compute_json("GET", f"/servers/{server['id']}")["server"]
+    return full
 
 
 def find_flavor(session: Session, ref: str) -> dict[str, Any]:
     """The flavor ``ref`` names (by id, else by exact name among all flavors)."""
     response = session.compute("GET", f"/flavors/{quote(ref, safe='')}", accept=NOT_FOUND)
     if response.status_code == 200:
-        return response.json()["flavor"]
+        flavor: dict[str, Any] = response.json()["flavor"]
+        return flavor
     flavors = session.compute_list("/flavors/detail", "flavors", {"is_public": "None"})
     return _one("flavor", ref, [f for f in flavors if f.get("name") == ref])
 
@@ -59,7 +62,8 @@ def find_image(session: Session, ref: str) -> dict[str, Any]:
     """The image ``ref`` names (by id, else Glance's ``?name=`` filter)."""
     response = session.image("GET", f"/images/{quote(ref, safe='')}", accept=NOT_FOUND)
     if response.status_code == 200:
-        return response.json()
+        image: dict[str, Any] = response.json()
+        return image
     images = session.image_list({"name": ref})
     return _one("image", ref, [i for i in images if i.get("name") == ref])
 
@@ -78,6 +82,7 @@ def image_name(session: Session, image: Any) -> str | None:
     if found.status_code != 200:
         return None
     try:
-        return found.json().get("name")
+        name = found.json().get("name")
     except ValueError:
         return None
+    return str(name) if name is not None else None

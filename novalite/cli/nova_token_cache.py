@@ -87,7 +87,9 @@ def load(creds: Credentials) -> dict[str, Any] | None:
             entry = json.loads(handle.read())
     except (OSError, ValueError):
         return None
-    expires = _expires(entry) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict):
+        return None
+    expires = _expires(entry)
     if expires is None or expires - EXPIRY_MARGIN <= datetime.now(UTC) or not entry.get("token"):
         return None
     return entry

@@ -9,18 +9,22 @@ a one-line message, never a traceback.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from novalite.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 
 
-def _alembic_config(engine: Engine, connection=None):  # type: ignore[no-untyped-def]
+def _alembic_config(engine: Engine, connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     cfg = Config()
@@ -32,7 +36,7 @@ def _alembic_config(engine: Engine, connection=None):  # type: ignore[no-untyped
     return cfg
 
 
-def _script():  # type: ignore[no-untyped-def]
+def _script() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
@@ -52,7 +56,7 @@ def current_revision(engine: Engine) -> str | None:
 
 def describe(exc: DBAPIError, database: str | None = None) -> str:
     """A database error as one line: the server's message and its code."""
-    args = getattr(exc.orig, "args", ())
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
     if len(args) >= 2 and isinstance(args[0], int):  # PyMySQL: (code, message)
         text = f"{args[1]} (MySQL error {args[0]})"
         if args[0] == 1049:  # unknown database

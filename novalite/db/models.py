@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
-from typing import Any
+from typing import Any, cast
 
 from pydantic import NaiveDatetime
 from pydantic_core import PydanticUndefined
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, String, Table, UniqueConstraint, event
 from sqlalchemy.orm import Mapper
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -190,8 +190,73 @@ class Row:
         self.__dict__.update(mapping)
 
 
+class ImageRow(Row):
+    """An ``images`` row read with a Core statement: the columns of :class:`Image`."""
+
+    id: str
+    name: str | None
+    status: str
+    disk_format: str | None
+    container_format: str | None
+    size: int | None
+    virtual_size: int | None
+    checksum: str | None
+    os_hash_algo: str | None
+    os_hash_value: str | None
+    visibility: str
+    protected: bool
+    owner: str | None
+    min_disk: int
+    min_ram: int
+    properties: dict[str, Any]
+    tags: list[str]
+    path: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
 class InstanceRow(Row):
     """An ``instances`` row read for a view, with the attribute names of :class:`Instance`."""
+
+    # The columns, as :class:`Instance` declares them (for the type checker: the values
+    # come from the row's mapping).
+    id: int
+    uuid: str
+    display_name: str
+    display_description: str | None
+    hostname: str
+    project_id: str
+    user_id: str
+    host: str | None
+    node: str | None
+    availability_zone: str | None
+    image_ref: str
+    flavor: dict[str, Any]
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int
+    vm_state: str
+    task_state: str | None
+    power_state: int
+    key_name: str | None
+    key_data: str | None
+    user_data: str | None
+    metadata_: dict[str, str]
+    addresses: list[dict[str, Any]]
+    config_drive: str
+    locked: bool
+    locked_by: str | None
+    locked_reason: str | None
+    launch_index: int
+    reservation_id: str
+    progress: int
+    launched_at: dt.datetime | None
+    terminated_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted_at: dt.datetime | None
+    deleted: int
 
     def __init__(self, mapping: Any) -> None:
         super().__init__(mapping)
@@ -425,12 +490,13 @@ _COLUMN_NAMES = {"metadata_": "metadata"}
 @event.listens_for(SQLModel, "before_insert", propagate=True)
 @event.listens_for(SQLModel, "before_update", propagate=True)
 def _check_string_lengths(mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    table = cast(Table, mapper.local_table)  # a table=True model maps exactly one Table
     for prop in mapper.column_attrs:
         column = prop.columns[0]
-        limit = string_limits(mapper.local_table).get(column.name)
+        limit = string_limits(table).get(column.name)
         if not limit:
             continue
         value = getattr(target, prop.key, None)
         if isinstance(value, str) and len(value) > limit:
-            raise ValueTooLong(f"{mapper.local_table.name}.{column.name}: {len(value)} "
+            raise ValueTooLong(f"{table.name}.{column.name}: {len(value)} "
                                f"characters, the column holds {limit}")

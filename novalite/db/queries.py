@@ -19,10 +19,10 @@ from novalite.db.fast import Statement
 from novalite.db.models import (
     Allocation,
     Image,
+    ImageRow,
     Instance,
     InstanceAction,
     InstanceActionEvent,
-    Row,
     check_lengths,
     row_values,
     utcnow,
@@ -91,12 +91,12 @@ def _set(s: Session, table: Any, key: str, key_value: Any, changes: dict[str, An
     _update(table, key, tuple(changes)).execute(s, params)
 
 
-def image(s: Session, image_id: str | None) -> Row | None:
+def image(s: Session, image_id: str | None) -> ImageRow | None:
     """The ``images`` row ``image_id`` (attributes as :class:`Image`'s), or None."""
     if not image_id:
         return None
     found = _IMAGE.first_mapping(s, {"w_id": image_id})
-    return Row(found) if found is not None else None
+    return ImageRow(found) if found is not None else None
 
 
 def instance(s: Session, uuid: str) -> dict[str, Any] | None:

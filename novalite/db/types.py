@@ -28,7 +28,7 @@ _MYSQL = ("mysql", "mariadb")
 DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
 LONG_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), *_MYSQL)
 BIG_INTEGER = sa.BigInteger()
-DOUBLE = sa.Double()
+DOUBLE: sa.Double[float] = sa.Double()
 
 #: Constraint names, identical on every backend (migrations can drop them by name).
 NAMING_CONVENTION = {

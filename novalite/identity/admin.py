@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite.db.models import Project, Role, RoleAssignment, Token, User
 from novalite.exceptions import BadRequest, Conflict, NotFound
@@ -30,8 +30,8 @@ def _list(model: type[Named], name: str | None) -> Callable[[Session], list[Name
     def work(s: Session) -> list[Named]:
         q = select(model)
         if name is not None:
-            q = q.where(model.name == name)  # type: ignore[attr-defined]
-        return list(s.exec(q.order_by(model.name)).all())  # type: ignore[attr-defined]
+            q = q.where(model.name == name)
+        return list(s.exec(q.order_by(model.name)).all())
 
     return work
 
@@ -40,7 +40,7 @@ def _find(model: type[Named], ref: str) -> Callable[[Session], Named | None]:
     """By id, or by name (as clients look them up)."""
     def work(s: Session) -> Named | None:
         return s.get(model, ref) or s.exec(select(model).where(
-            model.name == ref)).first()  # type: ignore[attr-defined]
+            model.name == ref)).first()
 
     return work
 
@@ -219,7 +219,7 @@ class IdentityAdmin:
     async def assignments(self, user_id: str | None = None, project_id: str | None = None,
                           role_id: str | None = None) -> list[tuple[RoleAssignment, Role]]:
         def work(s: Session) -> list[tuple[RoleAssignment, Role]]:
-            q = select(RoleAssignment, Role).join(Role, Role.id == RoleAssignment.role_id)
+            q = select(RoleAssignment, Role).join(Role, col(Role.id) == RoleAssignment.role_id)
             if user_id:
                 q = q.where(RoleAssignment.user_id == user_id)
             if project_id:
@@ -233,7 +233,7 @@ class IdentityAdmin:
     async def user_projects(self, user_id: str) -> list[Project]:
         """The enabled projects where ``user_id`` holds a role (GET /v3/auth/projects)."""
         def work(s: Session) -> list[Project]:
-            q = select(Project).join(RoleAssignment, RoleAssignment.project_id == Project.id
+            q = select(Project).join(RoleAssignment, col(RoleAssignment.project_id) == Project.id
                                      ).where(RoleAssignment.user_id == user_id,
                                              Project.enabled == True)  # noqa: E712
             return list({p.id: p for p in s.exec(q).all()}.values())

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite.config import Config
 from novalite.context import AuthContext
@@ -136,7 +136,7 @@ class IdentityService:
                 if project is None:
                     raise Unauthorized("An unscoped token is not supported: name a project.")
             roles = s.exec(
-                select(Role).join(RoleAssignment, RoleAssignment.role_id == Role.id).where(
+                select(Role).join(RoleAssignment, col(RoleAssignment.role_id) == Role.id).where(
                     RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
                 )
             ).all()
@@ -246,7 +246,7 @@ def _load_token(s: Session, tid: str) -> AuthContext | None:
     if user is None or project is None or not user.enabled:
         return None
     roles = s.exec(
-        select(Role).join(RoleAssignment, RoleAssignment.role_id == Role.id).where(
+        select(Role).join(RoleAssignment, col(RoleAssignment.role_id) == Role.id).where(
             RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
         )
     ).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ NOT_INHERITED = {"image_type", "instance_uuid", "base_image_ref", "image_locatio
                  "image_state", "owner_id", "user_id", "cache_in_nova"}
 
 
-def isotime(value: Any) -> str:
+def isotime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -100,7 +101,8 @@ def sort_spec(query: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """[(key, asc|desc)] from ``sort=k:dir,...`` or ``sort_key``/``sort_dir``, id last."""
     keys = list(query.get("sort_key") or [])
     dirs = list(query.get("sort_dir") or [])
-    sort = (query.get("sort") or [None])[-1]
+    sorts = query.get("sort")
+    sort = sorts[-1] if sorts else None
     if sort and (keys or dirs):
         raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or "
                          "'sort_dir'")

@@ -11,13 +11,13 @@ Data handling (hashing, format checks, files) is :mod:`novalite.image.store`.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 import trio
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite.config import Config
 from novalite.context import AuthContext
@@ -135,7 +135,7 @@ class ImageService(WebDownload):
             ids = one("id")
             if ids is not None and ids.startswith("in:"):
                 wanted = [i.strip().strip('"') for i in ids[3:].split(",") if i.strip()]
-                q = q.where(Image.id.in_(wanted))  # type: ignore[union-attr]
+                q = q.where(col(Image.id).in_(wanted))
             elif ids is not None:
                 q = q.where(Image.id == ids)
             return list(s.exec(q).all())
@@ -342,7 +342,7 @@ class ImageService(WebDownload):
     async def _receive(self, image: Image, chunks: AsyncIterator[bytes], *, status: str,
                        limit: int | None, declared_size: int | None = None,
                        expected_md5: str | None = None, drain: bool = True,
-                       progress: Callable[[int], Any] | None = None) -> Image:
+                       progress: Callable[[int], Awaitable[None]] | None = None) -> Image:
         """The data path shared by upload, web-download and snapshots."""
         image_id = image.id
         # saving starts from queued (so two uploads never race); importing was set already

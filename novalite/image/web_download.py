@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 import trio
@@ -21,9 +21,6 @@ from novalite.db.engine import Database
 from novalite.db.models import Image
 from novalite.exceptions import BadRequest, Conflict, NotFound, NovaliteError
 from novalite.image.errors import QuotaExceeded413
-
-if TYPE_CHECKING:
-    from novalite.image.store import Received
 
 log = structlog.get_logger("novalite.image")
 
@@ -49,8 +46,9 @@ class WebDownload:
         raise NotImplementedError
 
     async def _receive(self, image: Image, chunks: AsyncIterator[bytes], *, status: str,
-                       limit: int | None, declared_size: int | None, drain: bool,
-                       progress: Callable[[int], Awaitable[None]] | None = None) -> Received:
+                       limit: int | None, declared_size: int | None = None,
+                       expected_md5: str | None = None, drain: bool = True,
+                       progress: Callable[[int], Awaitable[None]] | None = None) -> Image:
         raise NotImplementedError
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Alembic environment: runs migrations on the connection novalite hands it."""
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import novalite.db.models  # noqa: F401  (registers the tables)
@@ -10,7 +11,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _configure(connection) -> None:  # type: ignore[no-untyped-def]
+def _configure(connection: Connection) -> None:
     # compare_type: autogenerate also sees MySQL's DATETIME precision.
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=True, compare_type=compare_type)
@@ -21,7 +22,11 @@ def run() -> None:
     if connection is None:
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("no connection and no sqlalchemy.url: run migrations through "
+                               "novalite.db.migrate")
+        engine = create_engine(url)
         with engine.connect() as connection:
             _configure(connection)
             with context.begin_transaction():

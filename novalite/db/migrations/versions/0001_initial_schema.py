@@ -10,7 +10,7 @@ naming convention, so they are the same on every backend.
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 from novalite.db.types import DATETIME, LONG_TEXT, mysql_table_options
 

@@ -5,7 +5,7 @@ Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 from novalite.db.types import DATETIME, mysql_table_options
 
