@@ -11,13 +11,12 @@ and ``/sbin/init`` (busybox init) with an ``/etc/inittab`` that:
   (``lxc.signal.reboot = SIGTERM``), printing :data:`HALT_MARKER` on the way down.
 
 It packs to a ``.tar.gz`` of about 1 MB. Importing this module has no side
-effects and it does not depend on pytest: novalite itself uses
-:func:`build_busybox_rootfs` to register a ``demo`` image when the configured
-driver is ``lxc``::
+effects. The lxc driver's ``demo`` image (:meth:`LxcDriver.demo_image`) is this
+tarball; the tests build it too, through :mod:`novalite.testing.rootfs` (which
+adds a cache keyed by busybox's content)::
 
-    from novalite.testing.rootfs import build_busybox_rootfs
-    path = build_busybox_rootfs()          # cached, e.g. .cache/guest-images/...
-    build_busybox_rootfs("/tmp/demo.tar.gz")  # or at a path of your choice
+    from novalite_drivers.lxc.rootfs import build_busybox_rootfs
+    build_busybox_rootfs("/tmp/demo.tar.gz")
 
 Builds are idempotent and safe to run concurrently (from threads or
 processes): each writes a private temporary file and renames it into place.
@@ -31,15 +30,15 @@ import os
 import tarfile
 from pathlib import Path
 
-from novalite_drivers.lxc.images import tarball_destination
+from .images import tarball_destination
 
 __all__ = [
+    "DEFAULT_BUSYBOX",
     "HALT_MARKER",
-    "IMAGE_PROPERTIES",
     "READY_MARKER",
     "RootfsBuildError",
     "build_busybox_rootfs",
-    "default_cache_dir",
+    "content_key",
 ]
 
 READY_MARKER = "NOVALITE-GUEST-READY"
@@ -49,13 +48,6 @@ HALT_MARKER = "NOVALITE-GUEST-HALT"
 """Printed on the guest's console when its init begins shutting down."""
 
 DEFAULT_BUSYBOX = "/bin/busybox"
-
-#: Glance properties to register the tarball with, so it boots on the lxc driver.
-IMAGE_PROPERTIES = {
-    "disk_format": "raw",
-    "container_format": "bare",
-    "hypervisor_type": "lxc",
-}
 
 # Bump when the layout below changes: it is part of the cache key.
 _LAYOUT_VERSION = "2"
@@ -111,14 +103,6 @@ class RootfsBuildError(RuntimeError):
     """The root filesystem cannot be built (busybox missing, not static, ...)."""
 
 
-def default_cache_dir() -> Path:
-    """``$NOVALITE_IMAGE_CACHE``, else ``<repository>/.cache/guest-images``."""
-    env = os.environ.get("NOVALITE_IMAGE_CACHE")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".cache" / "guest-images"
-
-
 def _applets(busybox: str) -> list[str]:
     """The applet paths busybox installs (``bin/ls``, ``sbin/init``, ...)."""
     import subprocess
@@ -155,7 +139,8 @@ def _is_static(busybox: str) -> bool:
     return True
 
 
-def _cache_key(busybox: str) -> str:
+def content_key(busybox: str = DEFAULT_BUSYBOX) -> str:
+    """A short key of busybox's content and this module's layout: equal keys, equal tarballs."""
     digest = hashlib.sha256(_LAYOUT_VERSION.encode())
     with open(busybox, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -200,31 +185,25 @@ def _write_tarball(busybox: str, out: io.BufferedWriter) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def build_busybox_rootfs(
-    dest_path: str | os.PathLike[str] | None = None,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    busybox: str = DEFAULT_BUSYBOX,
-) -> str:
-    """Build (or reuse) the busybox rootfs tarball and return its path.
-
-    With ``dest_path`` the tarball is written there (kept if it already
-    exists); without, it goes into ``cache_dir`` (default
-    :func:`default_cache_dir`) under a name keyed by busybox's content, so a
-    new busybox or layout builds a new file. Raises :class:`RootfsBuildError`
-    when busybox is missing or not statically linked.
-    """
+def check_busybox(busybox: str = DEFAULT_BUSYBOX) -> None:
+    """Raise :class:`RootfsBuildError` unless ``busybox`` exists and is statically linked."""
     if not os.path.isfile(busybox):
         raise RootfsBuildError(f"{busybox} not found: install Debian's busybox-static package")
     if not _is_static(busybox):
         raise RootfsBuildError(
             f"{busybox} is dynamically linked: install busybox-static, not busybox"
         )
-    if dest_path is None:
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        dest = cache / f"busybox-rootfs-{_cache_key(busybox)}.tar.gz"
-    else:
-        dest = Path(dest_path)
+
+
+def build_busybox_rootfs(dest_path: str | os.PathLike[str], *,
+                         busybox: str = DEFAULT_BUSYBOX) -> str:
+    """Write the busybox rootfs tarball to ``dest_path`` (kept if it already exists)
+    and return its path.
+
+    Raises :class:`RootfsBuildError` when busybox is missing or not statically linked.
+    """
+    check_busybox(busybox)
+    dest = Path(dest_path)
     if dest.is_file() and dest.stat().st_size > 0:
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -234,7 +213,3 @@ def build_busybox_rootfs(
         out.flush()
         os.fsync(out.fileno())
     return str(dest)
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    print(build_busybox_rootfs())
