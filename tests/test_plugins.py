@@ -418,6 +418,8 @@ def test_serve_starts_despite_a_broken_plugin_it_does_not_use(
 # -- the contract's class hooks: auto-selection and the demo image ---------------------------
 def test_auto_picks_the_driver_that_volunteers_first_and_registers_its_demo_image(
         tmp_path: Path, eager_plugin: dict[str, str]) -> None:
+    listing = novalite("drivers", env=eager_plugin).stdout.splitlines()
+    assert '[compute] driver = "auto" runs eager: the eager driver volunteers first' in listing
     srv = start(tmp_path / "state", config={"compute": {"driver": "auto"}},
                 extra_env=eager_plugin)
     try:
