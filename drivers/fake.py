@@ -28,8 +28,10 @@ from typing import Any
 import trio
 
 from novalite.virt.driver import (
+    DemoImage,
     Driver,
     DriverContext,
+    HostCheck,
     HostResources,
     ImageInfo,
     InstanceInfo,
@@ -45,8 +47,10 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.1"
+    contract_version = "1.2"
     hypervisor_type = "fake"
+    #: ``driver = "auto"`` falls back to simulated guests when no hypervisor volunteers.
+    auto_priority = 100
     option_defaults = {
         "vcpus": 16,
         "memory_mb": 32768,
@@ -62,6 +66,17 @@ class FakeDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
     }
+
+    @classmethod
+    def auto_select(cls) -> HostCheck:
+        return HostCheck(True, "no usable hypervisor; guests are simulated")
+
+    @classmethod
+    def demo_image(cls, work_dir: str) -> DemoImage:
+        """The qemu driver's boot sector, so the same ``demo`` image runs on both."""
+        from .qemu.bootsector import demo_image
+
+        return demo_image()
 
     def __init__(self, context: DriverContext) -> None:
         super().__init__(context)

@@ -13,6 +13,7 @@ from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import Flavor, Image
 from novalite.image.service import ImageService
+from novalite.virt.driver import DemoImage, Driver
 
 log = structlog.get_logger("novalite.bootstrap")
 
@@ -69,37 +70,31 @@ async def default_flavors(db: Database) -> None:
         log.info("default flavors created", count=created)
 
 
-def _boot_sector() -> bytes:
-    try:
-        from novalite_drivers.qemu.bootsector import make_boot_sector
-
-        return make_boot_sector("novalite demo guest: hello from a real-mode boot sector")
-    except ImportError:  # the qemu driver package is not installed
-        return b"\x00" * 510 + b"\x55\xaa"
-
-
-async def demo_image(images: ImageService, driver: str, cfg: Config) -> None:
-    """Register the ``demo`` image once, of a kind the configured driver boots."""
+async def demo_image(images: ImageService, driver: type[Driver], cfg: Config) -> None:
+    """Register the ``demo`` image once: the one the configured driver offers
+    (:meth:`Driver.demo_image`), if it offers one."""
     found = await images.db.read(
         lambda s: s.exec(select(Image).where(Image.name == "demo")).first())
     if found is not None:
         return
     os.makedirs(cfg.state_path, exist_ok=True)
-    if driver == "lxc":
-        from novalite.testing.rootfs import build_busybox_rootfs
-
-        path = await _to_thread(build_busybox_rootfs, os.path.join(cfg.state_path, "demo-src"))
-        props = {"hypervisor_type": "lxc"}
-        disk_format, container_format = "raw", "bare"
-    else:
-        path = os.path.join(cfg.state_path, "demo-bootsector.img")
+    demo: DemoImage | None = await _to_thread(driver.demo_image, cfg.state_path)
+    if demo is None:
+        log.info("the driver offers no demo image; none registered", driver=driver.name)
+        return
+    if demo.data is not None:  # bytes: a file only for the time it takes to register
+        path = os.path.join(cfg.state_path, "demo-image.part")
         with open(path, "wb") as f:
-            f.write(_boot_sector())
-        props = {"description": "512-byte real-mode boot sector that prints to COM1"}
-        disk_format, container_format = "raw", "bare"
-    image = await images.register_file("demo", path, disk_format, container_format, props)
-    if path.endswith("demo-bootsector.img"):
-        os.unlink(path)
+            f.write(demo.data)
+    else:
+        assert demo.path is not None
+        path = demo.path
+    try:
+        image = await images.register_file("demo", path, demo.disk_format,
+                                           demo.container_format, dict(demo.properties))
+    finally:
+        if demo.data is not None:
+            os.unlink(path)
     log.info("demo image registered", image=image.id, size=image.size)
 
 

@@ -28,29 +28,11 @@ log = structlog.get_logger("novalite.service")
 
 
 def choose_driver(cfg: Config) -> tuple[str, str]:
-    """The driver to run and why: the configured one, or for "auto" kvm, qemu or fake."""
+    """The driver to run and why: the configured one, or for "auto" the installed driver
+    that volunteers first (the built-ins: kvm, qemu, then fake)."""
     if cfg.compute.driver != "auto":
         return cfg.compute.driver, "configured in [compute] driver"
-    found = registry.discover()
-    kvm, qemu = found.get("kvm"), found.get("qemu")
-    if kvm is not None and kvm.usable:
-        try:
-            from novalite_drivers.qemu import kvm_runs_linux
-
-            check = kvm_runs_linux()
-        except Exception as exc:  # the qemu package may be absent or broken
-            check = None
-            why_kvm = f"cannot tell whether KVM runs Linux guests ({exc})"
-        else:
-            why_kvm = check.reason
-        if check is not None and check.usable:
-            return "kvm", "KVM is usable and runs Linux guests"
-    else:
-        why_kvm = kvm.status if kvm is not None else "kvm driver not installed"
-    if qemu is not None and qemu.usable:
-        return "qemu", f"QEMU is installed; not kvm: {why_kvm}"
-    why_qemu = qemu.status if qemu is not None else "qemu driver not installed"
-    return "fake", f"no usable hypervisor (qemu: {why_qemu}); guests are simulated"
+    return registry.auto_select()
 
 
 class Service:
@@ -110,7 +92,7 @@ class Service:
             log.info("images are served by an external Glance; no demo image registered",
                      glance=self.cfg.glance.api_servers[0])
         else:
-            await bootstrap.demo_image(self.images, self.driver_name, self.cfg)
+            await bootstrap.demo_image(self.images, self.driver_cls, self.cfg)
 
     # -- actors ----------------------------------------------------------------------
     async def run_actor(self, topic: str, handler: Any, *,

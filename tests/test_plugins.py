@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from novalite import plugins
+from novalite.scheduler.plugins import WEIGHERS
 from novalite.testing.conformance import guest_processes
 from novalite.testing.server import (
     RunningServer,
@@ -33,7 +35,8 @@ from novalite.testing.server import (
     wait_for,
     write_config,
 )
-from novalite.virt import CONTRACT_VERSION
+from novalite.virt import CONTRACT_VERSION, Driver
+from novalite.virt.registry import DRIVERS
 from tests.helpers import wait_gone, wait_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +85,22 @@ def test_novalite_drivers_lists_the_installed_examples_with_their_versions() -> 
     line = next(x for x in table.splitlines() if " process " in x)
     assert "novalite-driver-process" in line and "0.1.0" in line and "usable" in line
     assert "PackWeigher" in table and "novalite-weigher-pack" in table
+
+
+def test_one_loader_reports_every_group_the_same_way() -> None:
+    """Drivers and scheduler plugins, built-in or not, come through novalite.plugins."""
+    drivers = plugins.discover(DRIVERS)
+    assert {"fake", "qemu", "kvm", "lxc", "process"} <= set(drivers)
+    fake = drivers["fake"]
+    assert (fake.distribution, fake.target, fake.loaded, fake.broken) == (
+        "novalite", "novalite_drivers.fake:FakeDriver", True, False)
+    assert fake.cls is not None and issubclass(fake.cls, Driver)
+    pack = plugins.load(WEIGHERS, "PackWeigher")
+    assert (pack.distribution, pack.version, pack.status) == (
+        "novalite-weigher-pack", "0.1.0", "usable")
+    with pytest.raises(plugins.PluginNotFound) as missing:
+        plugins.load(WEIGHERS, "NoSuchWeigher")
+    assert "RAMWeigher" in missing.value.installed and "PackWeigher" in missing.value.installed
 
 
 # -- the example driver through the API -------------------------------------------------------
@@ -240,6 +259,37 @@ FUTURE = {
 }
 
 
+BROKEN_WEIGHER = {
+    "name": "novalite-weigher-broken", "version": "0.3.0", "module": "novalite_broken_weigher",
+    "group": "novalite.scheduler.weighers",
+    "entry": "BrokenWeigher = \"novalite_broken_weigher:BrokenWeigher\"",
+    "code": "raise RuntimeError('the weigher needs a licence key')\n",
+}
+#: A third-party driver that volunteers for driver = "auto" and offers its demo image.
+EAGER = {
+    "name": "novalite-driver-eager", "version": "0.2.0", "module": "novalite_eager_driver",
+    "entry": "eager = \"novalite_eager_driver:EagerDriver\"",
+    "code": textwrap.dedent("""\
+        from novalite.virt import DemoImage, HostCheck
+        from novalite_drivers.fake import FakeDriver
+
+        class EagerDriver(FakeDriver):
+            name = "eager"
+            contract_version = "1.2"
+            auto_priority = 1000
+
+            @classmethod
+            def auto_select(cls):
+                return HostCheck(True, "the eager driver volunteers first")
+
+            @classmethod
+            def demo_image(cls, work_dir):
+                return DemoImage("raw", "bare", data=b"the eager demo image\\n",
+                                 properties={"description": "eager's own demo"})
+        """),
+}
+
+
 def _write_dist(root: Path, dist: dict[str, str]) -> Path:
     src = root / dist["name"]
     (src / dist["module"]).mkdir(parents=True)
@@ -253,7 +303,7 @@ def _write_dist(root: Path, dist: dict[str, str]) -> Path:
         name = "{dist['name']}"
         version = "{dist['version']}"
 
-        [project.entry-points."novalite.drivers"]
+        [project.entry-points."{dist.get('group', 'novalite.drivers')}"]
         {dist['entry']}
 
         [tool.setuptools]
@@ -262,17 +312,26 @@ def _write_dist(root: Path, dist: dict[str, str]) -> Path:
     return src
 
 
-@pytest.fixture(scope="module")
-def bad_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """PYTHONPATH holding the broken and the incompatible plugin, pip-installed there."""
-    root = tmp_path_factory.mktemp("bad-plugins")
+def _pip_target(root: Path, dists: tuple[dict[str, str], ...]) -> dict[str, str]:
+    """PYTHONPATH holding ``dists``, pip-installed into ``root/site``."""
     target = root / "site"
-    sources = [str(_write_dist(root, d)) for d in (BROKEN, FUTURE)]
+    sources = [str(_write_dist(root, d)) for d in dists]
     result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                              "--target", str(target), *sources],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return {"PYTHONPATH": str(target)}
+
+
+@pytest.fixture(scope="module")
+def bad_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """PYTHONPATH holding the broken and the incompatible plugins, pip-installed there."""
+    return _pip_target(tmp_path_factory.mktemp("bad-plugins"), (BROKEN, FUTURE, BROKEN_WEIGHER))
+
+
+@pytest.fixture(scope="module")
+def eager_plugin(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return _pip_target(tmp_path_factory.mktemp("eager-plugin"), (EAGER,))
 
 
 def expected_broken() -> str:
@@ -306,6 +365,24 @@ def test_novalite_drivers_shows_broken_and_incompatible_plugins(bad_plugins: dic
     assert rows["fake"]["usable"] is True  # the others are unaffected
 
 
+def test_a_broken_scheduler_plugin_is_reported_like_a_broken_driver(
+        tmp_path: Path, bad_plugins: dict[str, str]) -> None:
+    error = ("scheduler weigher 'BrokenWeigher' from distribution novalite-weigher-broken "
+             "0.3.0: cannot import novalite_broken_weigher:BrokenWeigher: RuntimeError: the "
+             "weigher needs a licence key")
+    listing = novalite("drivers", env=bad_plugins).stdout.splitlines()
+    assert (f"weigher BrokenWeigher (novalite-weigher-broken 0.3.0): broken: {error}"
+            in listing), listing
+    config = write_config(tmp_path / "novalite.toml", {
+        "DEFAULT": {"state_path": str(tmp_path / "state")},
+        "api": {"host": "127.0.0.1", "port": free_port()},
+        "compute": {"driver": "fake"}, "scheduler": {"weighers": ["BrokenWeigher"]}})
+    result = novalite("serve", "--config", str(config), env=bad_plugins)
+    assert result.returncode == 1
+    # (after the warnings about the broken drivers it does not use)
+    assert result.stderr.splitlines()[-1] == f"novalite: error: [scheduler] weighers: {error}"
+
+
 @pytest.mark.parametrize("driver, expected", [("broken", expected_broken),
                                               ("future", expected_future)])
 def test_serve_refuses_to_start_on_a_broken_or_incompatible_configured_driver(
@@ -336,3 +413,40 @@ def test_serve_starts_despite_a_broken_plugin_it_does_not_use(
             assert c.get("/compute/v2.1/servers").status_code == 200
     finally:
         assert srv.stop() == 0
+
+
+# -- the contract's class hooks: auto-selection and the demo image ---------------------------
+def test_auto_picks_the_driver_that_volunteers_first_and_registers_its_demo_image(
+        tmp_path: Path, eager_plugin: dict[str, str]) -> None:
+    listing = novalite("drivers", env=eager_plugin).stdout.splitlines()
+    assert '[compute] driver = "auto" runs eager: the eager driver volunteers first' in listing
+    srv = start(tmp_path / "state", config={"compute": {"driver": "auto"}},
+                extra_env=eager_plugin)
+    try:
+        starting = next(e for e in srv.log_events() if e.get("event") == "novalite starting")
+        assert starting["driver"] == "eager"
+        assert starting["why"] == "the eager driver volunteers first"
+        with srv.client() as c:
+            demo = c.get("/image/v2/images", params={"name": "demo"}).json()["images"][0]
+            assert demo["description"] == "eager's own demo"
+            data = c.get(f"/image/v2/images/{demo['id']}/file").content
+            assert data == b"the eager demo image\n"
+            sid = boot(c, "eager-1", demo["id"])
+            wait_status(c, sid, "ACTIVE")
+    finally:
+        assert srv.stop() == 0
+    # The demo image's bytes were a file only while they were registered.
+    assert not [p for p in (tmp_path / "state").iterdir() if p.name.startswith("demo")]
+
+
+def test_the_built_in_demo_image_is_the_boot_sector(tmp_path: Path) -> None:
+    srv = start(tmp_path / "state")  # driver fake: the same image as qemu and kvm
+    try:
+        with srv.client() as c:
+            demo = c.get("/image/v2/images", params={"name": "demo"}).json()["images"][0]
+            data = c.get(f"/image/v2/images/{demo['id']}/file").content
+    finally:
+        srv.stop()
+    assert len(data) == 512 and data.endswith(b"\x55\xaa")
+    assert b"novalite demo guest" in data
+    assert demo["description"] == "512-byte real-mode boot sector that prints to COM1"

@@ -77,6 +77,7 @@ import structlog
 import trio
 
 from novalite.virt.driver import (
+    DemoImage,
     Driver,
     DriverContext,
     DriverError,
@@ -105,6 +106,7 @@ from .images import (
     prepare_layer,
 )
 from .layout import ContainerDir, prune_cgroups, valid_name
+from .rootfs import build_busybox_rootfs
 from .tools import Lxc, LxcCommandError, lxc_version, missing_tools
 
 log = structlog.get_logger("novalite.drivers.lxc")
@@ -130,7 +132,7 @@ class LxcDriver(Driver):
     """Instances as LXC system containers in a private LXC path; see the module docstring."""
 
     name = "lxc"
-    contract_version = "1.0"
+    contract_version = "1.2"
     hypervisor_type = "lxc"
     capabilities = {
         "supports_reboot": True,
@@ -247,6 +249,13 @@ class LxcDriver(Driver):
         if os.geteuid() != 0:
             return HostCheck(False, "the lxc driver runs privileged containers and needs root")
         return HostCheck(True)
+
+    @classmethod
+    def demo_image(cls, work_dir: str) -> DemoImage:
+        """The busybox root filesystem tarball of :mod:`.rootfs` (about 1 MB), built
+        from the host's static busybox into ``<work_dir>/demo-src``."""
+        path = build_busybox_rootfs(os.path.join(work_dir, "demo-src"))
+        return DemoImage("raw", "bare", path=path, properties={"hypervisor_type": "lxc"})
 
     async def init_host(self) -> None:
         """Create the LXC path, detect cgroups and overlayfs, adopt existing containers."""

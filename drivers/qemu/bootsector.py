@@ -1,11 +1,17 @@
 """A 512-byte real-mode boot sector that prints a message on COM1 and halts.
 
-Used for the ``demo`` image novalite registers on first start and for tests: it
-boots in ~0.1 s under TCG and a few seconds under nested KVM. Importing this
-module has no side effects.
+Used for the ``demo`` image novalite registers on first start (:func:`demo_image`,
+the qemu, kvm and fake drivers' :meth:`~novalite.virt.Driver.demo_image`) and for
+tests: it boots in ~0.1 s under TCG and a few seconds under nested KVM. Importing
+this module has no side effects.
 """
 
 from __future__ import annotations
+
+from novalite.virt.driver import DemoImage
+
+#: What the ``demo`` image prints on COM1.
+DEMO_MESSAGE = "novalite demo guest: hello from a real-mode boot sector"
 
 _LOAD_ADDRESS = 0x7C00
 # Hand-assembled 16-bit code (offsets in comments):
@@ -54,3 +60,10 @@ def make_boot_sector(message: str) -> bytes:
     code = _CODE_HEAD + address.to_bytes(2, "little") + _CODE_TAIL
     body = code + text + b"\r\n\0"
     return body + bytes(510 - len(body)) + b"\x55\xaa"
+
+
+def demo_image() -> DemoImage:
+    """The ``demo`` image: a boot sector printing :data:`DEMO_MESSAGE`, as a raw disk."""
+    return DemoImage("raw", "bare", data=make_boot_sector(DEMO_MESSAGE),
+                     properties={"description": "512-byte real-mode boot sector that "
+                                                "prints to COM1"})

@@ -36,6 +36,7 @@ import structlog
 import trio
 
 from novalite.virt.driver import (
+    DemoImage,
     Driver,
     DriverContext,
     DriverError,
@@ -51,7 +52,7 @@ from novalite.virt.driver import (
     SpawnFailed,
 )
 
-from . import acpi, disks, hostcheck, launch
+from . import acpi, bootsector, disks, hostcheck, launch
 from . import process as proc
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
@@ -75,9 +76,10 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.0"
+    contract_version = "1.2"
     hypervisor_type = "qemu"
     accel = "tcg"
+    auto_priority = 200
     option_defaults = {
         "qemu_binary": "qemu-system-x86_64",
         "machine_type": "pc",
@@ -121,6 +123,16 @@ class QemuDriver(Driver):
     def check_host(cls) -> HostCheck:
         """Usable when qemu-system-x86_64 and qemu-img are on PATH."""
         return hostcheck.check_qemu()
+
+    @classmethod
+    def auto_select(cls) -> HostCheck:
+        """``driver = "auto"`` takes qemu where kvm declined and QEMU is installed."""
+        return HostCheck(True, "QEMU is installed")
+
+    @classmethod
+    def demo_image(cls, work_dir: str) -> DemoImage:
+        """A 512-byte real-mode boot sector that prints to COM1 (see :mod:`.bootsector`)."""
+        return bootsector.demo_image()
 
     async def init_host(self) -> None:
         """Create the instances directory and adopt every running guest found in it."""

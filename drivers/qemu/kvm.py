@@ -19,6 +19,7 @@ class KvmDriver(QemuDriver):
 
     name = "kvm"
     hypervisor_type = "kvm"
+    auto_priority = 300
     accel = "kvm"
     option_defaults = {**QemuDriver.option_defaults, "cpu_model": "host"}
 
@@ -30,6 +31,13 @@ class KvmDriver(QemuDriver):
         if check.usable and hostcheck.is_kvm_pvm():
             return HostCheck(True, f"real-mode guests only: {hostcheck.PVM_REASON}")
         return check
+
+    @classmethod
+    def auto_select(cls) -> HostCheck:
+        """``driver = "auto"`` takes kvm first, but only where KVM runs Linux guests
+        (not on a nested ``kvm_pvm`` host)."""
+        check = hostcheck.kvm_runs_linux()
+        return HostCheck(True, "KVM is usable and runs Linux guests") if check.usable else check
 
     def _cpu_model(self) -> str:
         model = str(self.options["cpu_model"])

@@ -70,16 +70,18 @@ def version() -> None:
 def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table"
             ) -> None:
     """List installed hypervisor drivers and scheduler plugins, their versions, and
-    whether each loads and can run here (and why not)."""
+    whether each loads and can run here (and why not), and what driver "auto" picks."""
+    from novalite.exceptions import ConfigError
     from novalite.scheduler import plugins
     from novalite.virt.driver import CONTRACT_VERSION
-    from novalite.virt.registry import discover
+    from novalite.virt.registry import auto_select, discover
 
+    drivers = discover()
     rows: list[dict[str, Any]]  # JSON rows: strings, booleans, None
     rows = [{"kind": "driver", "name": e.name, "distribution": e.distribution,
              "version": e.version, "contract": e.contract, "target": e.target,
              "usable": e.usable, "broken": e.broken, "status": e.status}
-            for e in discover().values()]
+            for e in drivers.values()]
     for kind in ("filter", "weigher"):
         rows += [{"kind": kind, "name": p.name, "distribution": p.distribution,
                   "version": p.version, "contract": None, "target": p.target,
@@ -104,6 +106,11 @@ def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or js
         if r["status"] != "usable":
             typer.echo(f"{r['kind']} {r['name']} ({r['distribution']} {r['version']}): "
                        f"{r['status']}")
+    try:
+        name, why = auto_select(drivers)
+        typer.echo(f'[compute] driver = "auto" runs {name}: {why}')
+    except ConfigError as exc:
+        typer.echo(exc.message)
 
 
 @db_app.command("sync")

@@ -21,8 +21,10 @@ from sqlmodel import Session, select
 from novalite import states
 from novalite.bus import Bus, RemoteError
 from novalite.compute.actions import ServerActions, bus_context
+from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.quotas import QuotaAPI
+from novalite.compute.server_groups import ServerGroupAPI
 from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db import queries
@@ -46,8 +48,6 @@ from novalite.exceptions import (
 )
 from novalite.image.glance_client import GlanceClient
 from novalite.network import Network
-from novalite.scheduler.aggregates import AggregateAPI
-from novalite.scheduler.groups import ServerGroupAPI
 
 log = structlog.get_logger("novalite.compute.api")
 

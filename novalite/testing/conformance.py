@@ -32,7 +32,9 @@ calls ``init_host``, starts ``run`` in a nursery, and at the end destroys what
 is left, cancels ``run`` and calls ``cleanup_host``.
 
 What it checks, each a test below: the declared name, contract version and
-capabilities; resource reporting; spawn, ``get_info`` and ``list_instances``;
+capabilities; the optional class hooks of contract 1.2 where the driver has them
+(``auto_priority``/``auto_select`` answer well, and a ``demo_image`` is well formed
+and boots on the driver); resource reporting; spawn, ``get_info`` and ``list_instances``;
 each power action the driver claims in ``capabilities`` (and a clean
 :class:`NotSupported` for the rest); console output; snapshots; adoption of
 running and stopped guests by a new driver object on the same directories
@@ -65,9 +67,11 @@ from novalite.virt.driver import (
     CAPABILITIES,
     CAPABILITY_METHODS,
     CONTRACT_VERSION,
+    DemoImage,
     Driver,
     DriverContext,
     DriverError,
+    HostCheck,
     HostResources,
     ImageInfo,
     InstanceInfo,
@@ -377,6 +381,51 @@ class DriverConformance:
         for triple in res.supported_instances:
             assert len(triple) == 3 and all(isinstance(x, str) for x in triple), triple
         json.dumps(dataclasses.asdict(res))  # crosses the bus as JSON
+
+    # -- the optional class hooks (contract 1.2) ------------------------------------------------
+    async def test_auto_selection_hook_answers_with_a_host_check(self, harness: Harness
+                                                                 ) -> None:
+        cls = type(harness.driver)
+        priority = cls.auto_priority
+        assert priority is None or (isinstance(priority, int)
+                                    and not isinstance(priority, bool)), (
+            f"auto_priority must be None or an int, not {priority!r}")
+        check = cls.auto_select()
+        assert isinstance(check, HostCheck), f"auto_select returned {check!r}, not a HostCheck"
+        assert isinstance(check.usable, bool) and isinstance(check.reason, str)
+        if not check.usable:
+            assert check.reason, "auto_select declining must say why"
+
+    async def test_demo_image_is_well_formed_and_boots_when_offered(
+            self, harness: Harness, tmp_path: Path) -> None:
+        cls = type(harness.driver)
+        work_dir = tmp_path / "demo-work"
+        work_dir.mkdir()
+        with trio.fail_after(self.step_timeout):
+            demo = await trio.to_thread.run_sync(cls.demo_image, str(work_dir))
+        if demo is None:  # the driver offers no demo image: nothing more to check
+            return
+        assert isinstance(demo, DemoImage), f"demo_image returned {demo!r}, not a DemoImage"
+        assert demo.disk_format and isinstance(demo.disk_format, str)
+        assert demo.container_format and isinstance(demo.container_format, str)
+        json.dumps(dict(demo.properties))  # Glance properties are plain data
+        if demo.data is not None:
+            assert isinstance(demo.data, bytes) and demo.data, "demo image data is empty"
+            path = work_dir / "demo.img"
+            path.write_bytes(demo.data)
+        else:
+            assert demo.path is not None
+            path = Path(demo.path)
+            assert path.resolve().is_relative_to(work_dir.resolve()), (
+                f"demo image {path} is not under the work_dir {work_dir} it was given")
+            assert path.is_file() and path.stat().st_size > 0, f"{path} is missing or empty"
+        image = ImageInfo(id="demo", name="demo", disk_format=demo.disk_format,
+                          container_format=demo.container_format, path=str(path),
+                          size=path.stat().st_size, properties=dict(demo.properties))
+        uuid = await harness.spawn(image)
+        assert await harness.state(uuid) == PowerState.RUNNING
+        await harness.destroy(uuid)
+        await harness.assert_gone(uuid)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def test_spawn_runs_a_guest_and_destroy_removes_everything(self, harness: Harness

@@ -1,10 +1,12 @@
-"""The virt layer: the driver contract (:mod:`novalite.virt.driver`) and the registry."""
+"""The virt layer: the driver contract (:mod:`novalite.virt.driver`) and the registry
+(:mod:`novalite.virt.registry`, which finds drivers through :mod:`novalite.plugins`)."""
 
 from novalite.virt.driver import (
     CAPABILITIES,
     CAPABILITY_METHODS,
     CHANGES,
     CONTRACT_VERSION,
+    DemoImage,
     Driver,
     DriverContext,
     DriverError,
@@ -27,6 +29,7 @@ __all__ = [
     "CAPABILITY_METHODS",
     "CHANGES",
     "CONTRACT_VERSION",
+    "DemoImage",
     "Driver",
     "DriverContext",
     "DriverError",

@@ -1,4 +1,4 @@
-"""The hypervisor driver contract, version 1.1.
+"""The hypervisor driver contract, version 1.2.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
@@ -17,12 +17,15 @@ The class declares the contract version it implements (``contract_version``,
 "major.minor"). novalite refuses a driver whose major version differs from
 :data:`CONTRACT_VERSION`'s, naming the driver, its distribution and both
 versions; minor versions only add optional things (a 1.0 driver runs unchanged
-on a 1.1 novalite). See :data:`CHANGES`.
+on a 1.2 novalite). See :data:`CHANGES`.
 
 Life of a driver object, as the compute actor drives it (one object per
 compute host):
 
-1. ``cls.check_host()`` - can this machine run the driver at all?
+1. ``cls.check_host()`` - can this machine run the driver at all? (With
+   ``[compute] driver = "auto"``, ``cls.auto_select()`` then says whether it wants to
+   be the one chosen; on first start ``cls.demo_image(work_dir)`` offers the image
+   registered as ``demo``. Both are optional class-level hooks, contract 1.2.)
 2. ``driver = cls(context)`` with a :class:`DriverContext`.
 3. ``await driver.init_host()`` - prepare, and adopt guests a previous run left.
 4. ``await nursery.start(driver.run)`` - the driver's own background work, if any.
@@ -48,7 +51,7 @@ Example, the smallest useful driver (``drivers/fake.py`` is a complete one, and
 
     class EchoDriver(Driver):
         name = "echo"
-        contract_version = "1.1"
+        contract_version = "1.2"
         hypervisor_type = "echo"
         capabilities = {"supports_console_output": True}
 
@@ -93,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -101,6 +104,9 @@ CHANGES: Mapping[str, str] = {
     "1.0": "the first stable contract",
     "1.1": "Driver.run (a background task the compute actor runs for the driver's life) "
            "and InstanceInfo.reason (why a guest is in its state)",
+    "1.2": "Driver.auto_priority and Driver.auto_select (offer the driver for "
+           "[compute] driver = \"auto\"), Driver.demo_image and DemoImage (the image "
+           "registered as `demo` on first start)",
 }
 
 
@@ -283,6 +289,29 @@ class HostCheck:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class DemoImage:
+    """The image novalite registers as ``demo`` on first start (contract 1.2).
+
+    Exactly one of ``data`` (the image's bytes, for a small image: novalite writes
+    them to a file, registers it and removes the file) or ``path`` (a file the
+    driver built, under the ``work_dir`` it was given; novalite registers it and
+    leaves it there) is set. ``disk_format`` and ``container_format`` are Glance's
+    names; ``properties`` are the Glance properties to register it with (e.g.
+    ``{"hypervisor_type": "lxc"}`` so the scheduler sends it to hosts that boot it).
+    """
+
+    disk_format: str
+    container_format: str
+    data: bytes | None = None
+    path: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.path is None):
+            raise ValueError("DemoImage needs exactly one of data or path")
+
+
 @dataclass
 class DriverContext:
     """What novalite hands a driver at construction; plain values only.
@@ -324,6 +353,11 @@ class Driver(abc.ABC):
     #: defaults. novalite rejects unknown keys and values whose type differs from the
     #: default's, naming the key; the driver receives the merged dict as ``context.options``.
     option_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: Whether ``[compute] driver = "auto"`` may choose this driver, and before which
+    #: others (contract 1.2): None (the default) never; otherwise the usable driver
+    #: with the highest number whose :meth:`auto_select` agrees is chosen. The
+    #: built-ins use kvm 300, qemu 200, fake 100 (the last resort).
+    auto_priority: ClassVar[int | None] = None
 
     def __init__(self, context: DriverContext) -> None:
         """Keep the context; do no I/O here (``init_host`` is where work starts)."""
@@ -341,6 +375,37 @@ class Driver(abc.ABC):
         Example: ``return HostCheck(False, "qemu-system-x86_64 not found on PATH")``.
         """
         return HostCheck(True)
+
+    @classmethod
+    def auto_select(cls) -> HostCheck:
+        """Say whether ``[compute] driver = "auto"`` should choose this driver here
+        (contract 1.2; asked only when :attr:`auto_priority` is set and
+        :meth:`check_host` is usable, in priority order; the first yes wins).
+
+        ``check_host`` says whether the driver *can* run; this says whether it is the
+        right default, e.g. kvm declines on a host where KVM cannot run Linux guests.
+        The reason is logged at start: why it was chosen, or why passed over. Same
+        rules as ``check_host``: fast, side-effect free, never raises. The default
+        agrees.
+
+        Example: ``return HostCheck(True, "KVM is usable and runs Linux guests")``.
+        """
+        return HostCheck(True)
+
+    @classmethod
+    def demo_image(cls, work_dir: str) -> DemoImage | None:
+        """Return the image novalite registers as ``demo`` on first start, one this
+        driver boots, or None (the default) for no demo image (contract 1.2).
+
+        Called once, when the service starts on an empty image store with this driver
+        configured and no external Glance, in a worker thread: it may block (build a
+        root filesystem, run a tool). ``work_dir`` is a directory the driver may write
+        to (it exists); a :attr:`DemoImage.path` must lie under it. An exception
+        stops the service with its message.
+
+        Example: ``return DemoImage("raw", "bare", data=make_boot_sector("hello"))``.
+        """
+        return None
 
     async def init_host(self) -> None:
         """Prepare the host and adopt guests left running by a previous service run.

@@ -215,6 +215,25 @@ def test_rootfs_image_boots_a_container_whose_console_shows_the_guest(
     delete(service, sid)
 
 
+def test_the_demo_image_is_the_drivers_busybox_rootfs_and_boots(
+    service: Service, flavor: str
+) -> None:
+    """First start registered ``demo`` from the lxc driver's own hook, no test helper."""
+    c = service.client()
+    images = c.get("/image/v2/images", params={"name": "demo"}).json()["images"]
+    assert len(images) == 1
+    demo = images[0]
+    assert (demo["disk_format"], demo["container_format"], demo["hypervisor_type"]) == (
+        "raw", "bare", "lxc")
+    data = c.get(f"/image/v2/images/{demo['id']}/file").content
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = set(tar.getnames())
+    assert {"./sbin/init", "./bin/busybox", "./etc/inittab"} <= names
+    c, sid = boot_active(service, "demo-guest", demo["id"], flavor)
+    assert "demo-guest" in wait_console(c, sid)
+    delete(service, sid)
+
+
 def test_flavor_memory_and_vcpus_are_cgroup_limits_inside_the_container(
     service: Service, rootfs_image: str, flavor: str
 ) -> None:
