@@ -1,4 +1,9 @@
-"""Request body schemas (JSON Schema, as Nova validates), with Nova's error message."""
+"""Request body schemas (JSON Schema, as Nova validates), with Nova's error message.
+
+A subschema may carry ``errorMessage``: the sentence that follows "Invalid input
+for field/attribute X. Value: V." when the value fails it (jsonschema ignores
+keywords it does not know).
+"""
 
 from __future__ import annotations
 
@@ -88,6 +93,110 @@ FLAVOR_CREATE = {
     "additionalProperties": False,
 }
 
+FLAVOR_EXTRA_SPECS = {
+    "type": "object",
+    "properties": {"extra_specs": {
+        "type": "object",
+        "additionalProperties": {"type": ["string", "integer", "number"],
+                                 "errorMessage": "expected an object of strings"},
+        "errorMessage": "expected an object of strings"}},
+    "required": ["extra_specs"],
+}
+
+SERVICE_UPDATE = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["enabled", "disabled"],
+                   "errorMessage": "must be 'enabled' or 'disabled'"},
+        "disabled_reason": {"type": ["string", "null"], "maxLength": 255},
+    },
+}
+
+#: ``PUT /os-services/enable`` and its kind (before 2.53).
+SERVICE_UPDATE_LEGACY = {
+    "type": "object",
+    "properties": {
+        "host": {"type": "string", "minLength": 1, "maxLength": 255},
+        "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+        "disabled_reason": {"type": ["string", "null"], "maxLength": 255},
+    },
+    "required": ["host", "binary"],
+}
+
+QUOTA_UPDATE = {
+    "type": "object",
+    "properties": {"quota_set": {"type": "object"}},
+    "required": ["quota_set"],
+}
+
+# -- aggregate actions: the schema of each action's argument --
+AGGREGATE_HOST = {
+    "type": "object",
+    "properties": {"host": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "required": ["host"],
+}
+
+AGGREGATE_METADATA = {
+    "type": "object",
+    "properties": {"metadata": {
+        "type": "object",
+        "propertyNames": {"minLength": 1, "maxLength": 255},
+        "additionalProperties": {"type": ["string", "null"], "maxLength": 255},
+        "errorMessage": "expected an object of strings (null removes a key)"}},
+    "required": ["metadata"],
+}
+
+# -- server actions: the schema of each action's argument (``{"reboot": <argument>}``) --
+REBOOT = {
+    "type": "object",
+    "properties": {"type": {"type": "string", "pattern": "^(?i:HARD|SOFT)$",
+                            "errorMessage": "'type' must be one of 'HARD', 'SOFT'"}},
+    "required": ["type"],
+}
+
+CREATE_IMAGE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S",
+                 "errorMessage": "createImage needs a 'name' of 1-255 characters"},
+        "metadata": {"type": ["object", "null"],
+                     "additionalProperties": {"type": "string",
+                                              "errorMessage": "expected an object of strings"},
+                     "errorMessage": "expected an object of strings"},
+    },
+    "required": ["name"],
+}
+
+CONSOLE_OUTPUT = {
+    "type": ["object", "null"],
+    "properties": {"length": {"type": ["integer", "string", "null"],
+                              "pattern": "^(-1|[0-9]+)$", "minimum": -1,
+                              "errorMessage": "not a valid integer >= -1"}},
+}
+
+LOCK = {
+    "type": ["object", "null"],
+    "properties": {"locked_reason": {"type": "string", "maxLength": 255}},
+}
+
+
+def check_name(value: Any, field: str = "name") -> str:
+    """``value`` if it is a name Nova accepts (1-255 characters, no leading or trailing
+    whitespace), else BadRequest naming ``field``."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 255 \
+            or value != value.strip():
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                         "must be a non-empty string of at most 255 characters without "
+                         "leading or trailing whitespace")
+    return value
+
+
+def action_body(name: str, argument: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a whole action body ``{name: <argument>}`` (so an error names the
+    action or the field inside it, as Nova's does)."""
+    return {"type": "object", "properties": {name: argument}, "required": [name]}
+
+
 _validators: dict[int, Any] = {}
 
 
@@ -110,6 +219,8 @@ def validate(body: Any, schema: dict[str, Any]) -> dict[str, Any]:
             field = error.message.split("'")[1] if "'" in error.message else path
             raise BadRequest(f"Invalid input for field/attribute {path or 'body'}. Value: "
                              f"{error.instance}. '{field}' is a required property")
+        message = error.schema.get("errorMessage", error.message) \
+            if isinstance(error.schema, dict) else error.message
         raise BadRequest(f"Invalid input for field/attribute {path.rsplit('/', 1)[-1] or 'body'}."
-                         f" Value: {error.instance}. {error.message}")
+                         f" Value: {error.instance}. {message}")
     return body  # type: ignore[no-any-return]
