@@ -40,27 +40,9 @@ def aggregate_view(call: ApiCall, record: AggregateRecord, full: bool = True
 
 
 def _aggregate_body(call: ApiCall, required: bool) -> dict[str, Any]:
-    body = call.body
-    if not isinstance(body, dict) or not isinstance(body.get("aggregate"), dict):
-        raise BadRequest("Invalid input for field/attribute aggregate. Value: None. "
-                         "'aggregate' is a required property")
-    agg = body["aggregate"]
-    extra = sorted(set(agg) - {"name", "availability_zone"})
-    if extra:
-        raise BadRequest(f"Additional properties are not allowed ({', '.join(map(repr, extra))} "
-                         "was unexpected)")
-    values: dict[str, Any] = {}
-    if "name" in agg or required:
-        values["name"] = schemas.check_name(agg.get("name"))
-    if agg.get("availability_zone") is not None:
-        values["availability_zone"] = schemas.check_name(agg["availability_zone"],
-                                                         "availability_zone")
-    elif "availability_zone" in agg:
-        values["availability_zone"] = None
-    if not values:
-        raise BadRequest("Invalid input for field/attribute aggregate: give name and/or "
-                         "availability_zone")
-    return values
+    schema = schemas.AGGREGATE_CREATE if required else schemas.AGGREGATE_UPDATE
+    agg: dict[str, Any] = schemas.validate(call.body, schema)["aggregate"]
+    return agg
 
 
 @router.route("GET", "/v2.1/os-aggregates", rule=RULE + "index")

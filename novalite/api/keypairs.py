@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.api.views import iso_usec
 from novalite.compute.keypairs import KeypairAPI
@@ -40,22 +41,12 @@ def _brief(call: ApiCall, row: KeyPair) -> dict[str, Any]:
 
 @router.route("POST", "/v2.1/os-keypairs", rule=RULE + "create")
 async def create(call: ApiCall) -> Reply:
-    body = call.body
-    if not isinstance(body, dict) or not isinstance(body.get("keypair"), dict):
-        raise BadRequest("Invalid input for field/attribute keypair. Value: None. "
-                         "'keypair' is a required property")
-    kp = body["keypair"]
+    schema = schemas.KEYPAIR_CREATE_V292 if call.mv("2.92") else \
+        schemas.KEYPAIR_CREATE_V22 if call.mv("2.2") else schemas.KEYPAIR_CREATE
+    kp = schemas.validate(call.body, schema)["keypair"]
     name = KeypairAPI.check_name(kp.get("name"), relaxed=call.mv("2.92"))
     public_key = kp.get("public_key")
-    if public_key is not None and not isinstance(public_key, str):
-        raise BadRequest("Invalid input for field/attribute public_key: must be a string")
-    if public_key is None and call.mv("2.92"):
-        raise BadRequest("Invalid input for field/attribute keypair. 'public_key' is a "
-                         "required property")
     key_type = kp.get("type", "ssh") if call.mv("2.2") else "ssh"
-    if key_type not in ("ssh", "x509"):
-        raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}. "
-                         "'{key_type}' is not one of ['ssh', 'x509']")
     user_id = _user(call, kp.get("user_id"))
     row, private = await call.services.compute.keypairs.create(
         user_id, call.ctx.project_id, name, public_key, key_type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from novalite.exceptions import BadRequest
+from novalite.scheduler.groups import POLICIES
 
 _name = {"type": "string", "minLength": 1, "maxLength": 255,
          "pattern": r"^(?!\s)[\S\s]*(?<!\s)$"}
@@ -123,10 +124,88 @@ SERVICE_UPDATE_LEGACY = {
     "required": ["host", "binary"],
 }
 
+# -- key pairs: the name rule is the key pair API's (KeypairAPI.check_name) --
+_keypair = {"name": {}, "public_key": {"type": ["string", "null"]}}
+KEYPAIR_CREATE = {
+    "type": "object",
+    "properties": {"keypair": {"type": "object", "properties": _keypair}},
+    "required": ["keypair"],
+}
+#: 2.2: ``type``; 2.10: ``user_id`` (an admin acting for another user).
+_keypair_v22 = {**_keypair, "type": {"enum": ["ssh", "x509"]},
+                "user_id": {"type": "string", "minLength": 1}}
+KEYPAIR_CREATE_V22 = {
+    "type": "object",
+    "properties": {"keypair": {"type": "object", "properties": _keypair_v22}},
+    "required": ["keypair"],
+}
+#: 2.92: no more generated keys; ``public_key`` is required.
+KEYPAIR_CREATE_V292 = {
+    "type": "object",
+    "properties": {"keypair": {
+        "type": "object",
+        "properties": {**_keypair_v22, "public_key": {"type": "string"}},
+        "required": ["public_key"]}},
+    "required": ["keypair"],
+}
+
+# -- server groups: one policy in a list before 2.64, ``policy`` and ``rules`` from 2.64 --
+_group_name = {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": r"^(?!\s)[\S\s]*(?<!\s)$",
+               "errorMessage": "must be a non-empty string of at most 255 characters "
+                               "without leading or trailing whitespace"}
+
+
+def _server_group(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object",
+            "properties": {"server_group": {"type": "object",
+                                            "properties": {"name": _group_name, **properties},
+                                            "required": ["name", *required],
+                                            "additionalProperties": False}},
+            "required": ["server_group"]}
+
+
+def _policies(known: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"enum": known}, "minItems": 1, "maxItems": 1,
+            "errorMessage": f"expected a list of exactly one of {known}"}
+
+
+SERVER_GROUP_CREATE = _server_group({"policies": _policies(list(POLICIES[:2]))},
+                                    ["policies"])
+#: 2.15: the soft policies.
+SERVER_GROUP_CREATE_V215 = _server_group({"policies": _policies(list(POLICIES))},
+                                         ["policies"])
+SERVER_GROUP_CREATE_V264 = _server_group({
+    "policy": {"enum": list(POLICIES)},
+    "rules": {"type": "object", "additionalProperties": False, "properties": {
+        "max_server_per_host": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$",
+                                "minimum": 1, "minLength": 1,
+                                "errorMessage": "must be an integer >= 1"}},
+        "errorMessage": "Only 'max_server_per_host' is allowed"},
+}, ["policy"])
+
 QUOTA_UPDATE = {
     "type": "object",
     "properties": {"quota_set": {"type": "object"}},
     "required": ["quota_set"],
+}
+
+# -- aggregates --
+_aggregate = {"name": _group_name,
+              "availability_zone": {**_group_name, "type": ["string", "null"]}}
+AGGREGATE_CREATE = {
+    "type": "object",
+    "properties": {"aggregate": {"type": "object", "properties": _aggregate,
+                                 "required": ["name"], "additionalProperties": False}},
+    "required": ["aggregate"],
+}
+AGGREGATE_UPDATE = {
+    "type": "object",
+    "properties": {"aggregate": {
+        "type": "object", "properties": _aggregate, "minProperties": 1,
+        "additionalProperties": False,
+        "errorMessage": "give name and/or availability_zone"}},
+    "required": ["aggregate"],
 }
 
 # -- aggregate actions: the schema of each action's argument --
@@ -178,17 +257,6 @@ LOCK = {
     "type": ["object", "null"],
     "properties": {"locked_reason": {"type": "string", "maxLength": 255}},
 }
-
-
-def check_name(value: Any, field: str = "name") -> str:
-    """``value`` if it is a name Nova accepts (1-255 characters, no leading or trailing
-    whitespace), else BadRequest naming ``field``."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 255 \
-            or value != value.strip():
-        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
-                         "must be a non-empty string of at most 255 characters without "
-                         "leading or trailing whitespace")
-    return value
 
 
 def action_body(name: str, argument: dict[str, Any]) -> dict[str, Any]:

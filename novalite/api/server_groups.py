@@ -13,7 +13,7 @@ from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.exceptions import BadRequest
 from novalite.policy import authorize
-from novalite.scheduler.groups import POLICIES, GroupRecord
+from novalite.scheduler.groups import GroupRecord
 
 router = Router()
 RULE = "os_compute_api:os-server-groups:"
@@ -50,45 +50,17 @@ def group_view(call: ApiCall, record: GroupRecord) -> dict[str, Any]:
 
 
 def _group_body(call: ApiCall) -> tuple[str, str, dict[str, Any]]:
-    body = call.body
-    if not isinstance(body, dict) or not isinstance(body.get("server_group"), dict):
-        raise BadRequest("Invalid input for field/attribute server_group. Value: None. "
-                         "'server_group' is a required property")
-    sg = body["server_group"]
-    allowed = {"name", "policy", "rules"} if call.mv("2.64") else {"name", "policies"}
-    extra = sorted(set(sg) - allowed)
-    if extra:
-        raise BadRequest(f"Additional properties are not allowed ({', '.join(map(repr, extra))} "
-                         "was unexpected)")
-    name = schemas.check_name(sg.get("name"))
-    known = POLICIES if call.mv("2.15") else POLICIES[:2]
+    """(name, policy, rules) of a create request, validated for its microversion."""
     if call.mv("2.64"):
-        policy = sg.get("policy")
-        if policy is None:
-            raise BadRequest("Invalid input for field/attribute server_group. 'policy' is a "
-                             "required property")
-        rules = sg.get("rules", {})
-        if not isinstance(rules, dict) or set(rules) - {"max_server_per_host"}:
-            raise BadRequest(f"Invalid input for field/attribute rules. Value: {rules}. "
-                             "Only 'max_server_per_host' is allowed")
+        sg = schemas.validate(call.body, schemas.SERVER_GROUP_CREATE_V264)["server_group"]
+        rules = dict(sg.get("rules") or {})
         if "max_server_per_host" in rules:
-            most = rules["max_server_per_host"]
-            if isinstance(most, str) and most.isdigit():
-                most = int(most)
-            if not isinstance(most, int) or isinstance(most, bool) or most < 1:
-                raise BadRequest(f"Invalid input for field/attribute max_server_per_host. "
-                                 f"Value: {most}. must be an integer >= 1")
-            rules = {"max_server_per_host": most}
-    else:
-        policies = sg.get("policies")
-        if not isinstance(policies, list) or len(policies) != 1:
-            raise BadRequest(f"Invalid input for field/attribute policies. Value: {policies}. "
-                             "expected a list of exactly one policy")
-        policy, rules = policies[0], {}
-    if policy not in known:
-        raise BadRequest(f"Invalid input for field/attribute policy. Value: {policy}. "
-                         f"'{policy}' is not one of {list(known)}")
-    return name, policy, rules
+            rules["max_server_per_host"] = int(rules["max_server_per_host"])
+        return sg["name"], sg["policy"], rules
+    schema = schemas.SERVER_GROUP_CREATE_V215 if call.mv("2.15") \
+        else schemas.SERVER_GROUP_CREATE
+    sg = schemas.validate(call.body, schema)["server_group"]
+    return sg["name"], sg["policies"][0], {}
 
 
 @router.route("POST", "/v2.1/os-server-groups", rule=RULE + "create")
