@@ -12,17 +12,31 @@ from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from novalite.api import compute_routes
-from novalite.api.framework import parse_version
+from novalite.api import compute, identity, image
+from novalite.api.framework import Services, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.context import AuthContext
-from novalite.identity import routes as identity_routes
 from novalite.identity.service import IdentityService
-from novalite.image import routes as image_routes
 from novalite.image.service import ImageService
 
 log = structlog.get_logger("novalite.api")
+
+#: Each mount's prefix and routers (the version documents are public: no rule).
+MOUNTS = (("/identity", identity.ROUTERS), ("/image", [image.router]),
+          ("/compute", compute.ROUTERS))
+
+
+def policy_operations() -> dict[str, list[str]]:
+    """rule -> the operations it guards (``"POST /compute/v2.1/servers/{server_id}/action
+    (os-stop)"``), over every mount, as Nova's policy documentation lists them. Rules
+    checked inside a handler (another user's key pairs, ``all_projects``) have none."""
+    out: dict[str, list[str]] = {}
+    for prefix, routers in MOUNTS:
+        for router in routers:
+            for rule, operations in router.rule_operations(prefix).items():
+                out.setdefault(rule, []).extend(operations)
+    return out
 
 
 class RequestIdMiddleware:
@@ -62,20 +76,24 @@ class RequestIdMiddleware:
                      ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-def build_app(identity: IdentityService, images: ImageService, compute: ComputeAPI,
+def build_app(identity_service: IdentityService, images: ImageService, compute_api: ComputeAPI,
               hosts: HostAPI) -> Any:
+    """The application: the handlers of :mod:`novalite.api` over these services."""
     async def authenticate(request: Request) -> AuthContext:
-        return await identity.validate(request.headers.get("x-auth-token"))
+        return await identity_service.validate(request.headers.get("x-auth-token"))
 
-    max_version = parse_version(compute.cfg.api.max_microversion)
+    cfg = compute_api.cfg
+    services = Services(compute=compute_api, hosts=hosts, images=images,
+                        identity=identity_service,
+                        max_version=parse_version(cfg.api.max_microversion),
+                        base_url=cfg.public_url)
     # With an external Keystone ([keystone_authtoken]) the embedded identity is not served.
-    own_identity = [] if getattr(identity, "external", False) else [
-        Mount("/identity", routes=identity_routes.routes(identity))]
+    own_identity = [] if getattr(identity_service, "external", False) else [
+        Mount("/identity", routes=identity.routes(services, authenticate))]
     app = Starlette(routes=[
         *own_identity,
-        *([] if compute.cfg.glance.api_servers else [  # an external Glance serves images
-            Mount("/image", routes=image_routes.routes(images, authenticate))]),
-        Mount("/compute", routes=compute_routes.routes(compute, hosts, authenticate,
-                                                       max_version)),
+        *([] if cfg.glance.api_servers else [  # an external Glance serves images
+            Mount("/image", routes=image.routes(services, authenticate))]),
+        Mount("/compute", routes=compute.routes(services, authenticate)),
     ])
     return RequestIdMiddleware(app)

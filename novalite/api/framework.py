@@ -1,9 +1,16 @@
 """The thin layer between HTTP and the service layers.
 
-A route handler receives an :class:`ApiCall` (the caller's auth context, the
-negotiated microversion, path and query parameters, the parsed JSON body) and
-returns a :class:`Reply` or a Starlette response. Errors are exceptions from
-:mod:`novalite.exceptions`, mapped to Nova's error body here and nowhere else.
+Each resource family is a module of ``novalite.api`` with a module-level
+:class:`Router`; its handlers are module-level functions registered with their
+method, path and policy rule. An authenticated handler receives an
+:class:`ApiCall` (the caller's :class:`~novalite.context.AuthContext`, never
+None; the negotiated microversion; path and query parameters; the parsed JSON
+body; the :class:`Services` to call) and returns a :class:`Reply`, a JSON-able
+body or a Starlette response. Routes served without a token receive a
+:class:`Call`, which has no ``ctx``. The actions posted to one ``.../action``
+URL are an :class:`ActionRegistry`: one handler per action name, each with its
+own policy rule. Errors are exceptions from :mod:`novalite.exceptions`, mapped
+to Nova's (or Keystone's, or Glance's) error body here and nowhere else.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import structlog
@@ -26,6 +33,13 @@ from starlette.routing import Route
 from novalite.context import AuthContext
 from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
 from novalite.policy import authorize
+
+if TYPE_CHECKING:
+    from novalite.compute.api import ComputeAPI
+    from novalite.compute.hosts import HostAPI
+    from novalite.identity.admin import IdentityAdmin
+    from novalite.identity.service import IdentityService
+    from novalite.image.service import ImageService
 
 log = structlog.get_logger("novalite.api")
 
@@ -99,16 +113,42 @@ def negotiate(request: Request, max_version: Version) -> Version:
     return version
 
 
-@dataclass
-class ApiCall:
-    """One request as a handler sees it."""
+@dataclass(eq=False)
+class Services:
+    """What handlers call, built once per application by :func:`novalite.api.app.build_app`.
+
+    Handlers are module-level functions; they reach the service layers through
+    ``call.services`` instead of closures over a ``routes()`` function's arguments.
+    """
+
+    compute: ComputeAPI
+    hosts: HostAPI
+    images: ImageService
+    identity: IdentityService
+    #: The highest compute microversion served.
+    max_version: Version
+    #: The URL clients reach the service at (links in bodies, Location headers).
+    base_url: str
+
+    @functools.cached_property
+    def identity_admin(self) -> IdentityAdmin:
+        """Keystone administration (made on first use: only the embedded identity has it)."""
+        from novalite.identity.admin import IdentityAdmin
+
+        return IdentityAdmin(self.identity)
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One request as a handler sees it, before or without authentication: version
+    documents and token issue. Authenticated handlers receive an :class:`ApiCall`."""
 
     request: Request
-    ctx: AuthContext | None
     version: Version
     request_id: str
-    params: dict[str, str] = field(default_factory=dict)
-    body: Any = None
+    params: dict[str, str]
+    body: Any
+    services: Services
     _mv_cache: dict[str, bool] = field(default_factory=dict, repr=False)
 
     @property
@@ -122,6 +162,13 @@ class ApiCall:
         if known is None:
             known = self._mv_cache[text] = self.version >= parse_version(text)
         return known
+
+
+@dataclass(slots=True, eq=False)
+class ApiCall(Call):
+    """An authenticated request: ``ctx`` is whom the token names, never None."""
+
+    ctx: AuthContext = field(kw_only=True)
 
 
 class JSONResponse(_StarletteJSONResponse):
@@ -176,20 +223,186 @@ async def read_json(request: Request) -> Any:
 
 
 Handler = Callable[[ApiCall], Awaitable[Any]]
+PublicHandler = Callable[[Call], Awaitable[Any]]
+ActionHandler = Callable[[ApiCall, Any], Awaitable[Any]]
 Authenticator = Callable[[Request], Awaitable[AuthContext]]
+H = TypeVar("H", bound=Handler)
+P = TypeVar("P", bound=PublicHandler)
+A = TypeVar("A", bound=ActionHandler)
 
 
-def make_route(
-    path: str,
-    method: str,
-    handler: Handler,
-    *,
-    authenticate: Authenticator | None,
-    max_version: Version | None = None,
-    style: str = "nova",
-    parse_body: bool = True,
-) -> Route:
-    """Wrap ``handler`` into a Starlette route with auth, microversions and error mapping."""
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One authenticated route: ``rule`` (novalite.policy) is checked before the
+    handler runs; ``None`` means any valid token will do."""
+
+    path: str
+    method: str
+    handler: Handler
+    rule: str | None
+    parse_body: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PublicRouteSpec:
+    """One route served without a token (version documents, token issue).
+    ``versioned``: negotiate the compute microversion and answer its headers."""
+
+    path: str
+    method: str
+    handler: PublicHandler
+    versioned: bool = False
+
+
+class Router:
+    """The routes of one resource family, registered by decorators on module-level
+    handlers::
+
+        router = Router()
+
+        @router.route("GET", "/v2.1/flavors", rule="os_compute_api:flavors:index")
+        async def list_flavors(call: ApiCall) -> dict[str, Any]: ...
+
+    :func:`starlette_routes` turns the specs into Starlette routes for one mount.
+    """
+
+    def __init__(self) -> None:
+        self.specs: list[RouteSpec] = []
+        self.public_specs: list[PublicRouteSpec] = []
+        #: (path, registry) of each ``.../action`` URL (``novalite policy`` lists them).
+        self.actions: list[tuple[str, ActionRegistry]] = []
+
+    def route(self, method: str, path: str, *, rule: str | None,
+              parse_body: bool = True) -> Callable[[H], H]:
+        """Register the decorated handler for ``method path`` behind ``rule``."""
+
+        def register(handler: H) -> H:
+            self.specs.append(RouteSpec(path, method, handler, rule, parse_body))
+            return handler
+
+        return register
+
+    def public(self, method: str, path: str, *, versioned: bool = False
+               ) -> Callable[[P], P]:
+        """Register the decorated handler for ``method path``, served without a token."""
+
+        def register(handler: P) -> P:
+            self.public_specs.append(PublicRouteSpec(path, method, handler, versioned))
+            return handler
+
+        return register
+
+    def action_route(self, path: str, registry: ActionRegistry, *, rule: str | None = None
+                     ) -> None:
+        """``POST path`` dispatches to ``registry``'s actions, each behind its own rule."""
+        self.actions.append((path, registry))
+        self.specs.append(RouteSpec(path, "POST", registry.dispatch, rule))
+
+    def rule_operations(self, prefix: str = "") -> dict[str, list[str]]:
+        """rule -> the operations it guards (``"POST /path (action)"``), as Nova's policy
+        documentation lists them."""
+        out: dict[str, list[str]] = {}
+        for spec in self.specs:
+            if spec.rule is not None:
+                out.setdefault(spec.rule, []).append(f"{spec.method} {prefix}{spec.path}")
+        for path, registry in self.actions:
+            for action in registry.actions.values():
+                out.setdefault(action.rule, []).append(
+                    f"POST {prefix}{path} ({action.name})")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One action of an ``.../action`` URL: its body key, policy rule, handler and the
+    JSON schema of its argument (validated before the handler runs)."""
+
+    name: str
+    rule: str
+    handler: ActionHandler
+    schema: dict[str, Any] | None
+
+
+class ActionRegistry:
+    """Actions posted to one ``.../action`` URL as ``{"<name>": <args>}``, each
+    registered by name with its own policy rule, as Nova's ``@wsgi.action``::
+
+        server_actions = ActionRegistry(unknown=lambda name: BadRequest(...))
+
+        @server_actions.action("os-stop", rule="os_compute_api:servers:stop")
+        async def stop(call: ApiCall, args: Any) -> Reply: ...
+
+    Dispatch is one dict lookup; an unregistered name raises ``unknown(name)``.
+    """
+
+    def __init__(self, unknown: Callable[[str], NovaliteError]) -> None:
+        self.actions: dict[str, Action] = {}
+        self.unknown = unknown
+
+    def action(self, name: str, *, rule: str, schema: dict[str, Any] | None = None
+               ) -> Callable[[A], A]:
+        """Register the decorated ``handler(call, args)`` for action ``name``."""
+        from novalite.api import schemas
+
+        wrapped = None if schema is None else schemas.action_body(name, schema)
+
+        def register(handler: A) -> A:
+            if name in self.actions:
+                raise ValueError(f"action {name} registered twice")
+            self.actions[name] = Action(name, rule, handler, wrapped)
+            return handler
+
+        return register
+
+    async def dispatch(self, call: ApiCall) -> Any:
+        body = call.body
+        if not isinstance(body, dict) or len(body) != 1:
+            raise BadRequest("Malformed request body: expected one action")
+        name, args = next(iter(body.items()))
+        action = self.actions.get(name)
+        if action is None:
+            raise self.unknown(name)
+        authorize(call.ctx, action.rule)
+        if action.schema is not None:
+            from novalite.api import schemas
+
+            schemas.validate(body, action.schema)
+        return await action.handler(call, args)
+
+
+def _render(result: Any, extra: dict[str, str]) -> Response:
+    if isinstance(result, Response):
+        result.headers.update(extra)
+        return result
+    # Headers given at construction: setting them one by one afterwards rescans the list.
+    if isinstance(result, Reply):
+        headers = {**result.headers, **extra}
+        if result.body is None:
+            return Response(status_code=result.status, headers=headers)
+        return JSONResponse(result.body, status_code=result.status, headers=headers)
+    return JSONResponse(result, headers=extra)
+
+
+def _failed(exc: NovaliteError, style: str, extra: dict[str, str]) -> Response:
+    if exc.code >= 500:
+        log.error("request failed", error=exc.message, status=exc.code)
+    response = error_response(exc, style)
+    response.headers.update(extra)
+    return response
+
+
+def _version_headers(version: Version) -> dict[str, str]:
+    return {"OpenStack-API-Version": f"compute {version}",
+            "X-OpenStack-Nova-API-Version": str(version),
+            "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
+
+
+def make_route(spec: RouteSpec, services: Services, *, authenticate: Authenticator,
+               max_version: Version | None = None, style: str = "nova") -> Route:
+    """``spec`` as a Starlette route: microversion, token, body, policy rule, handler,
+    and errors in the mount's ``style``."""
+    method, handler, rule = spec.method, spec.handler, spec.rule
+    reads_body = spec.parse_body and method in ("POST", "PUT", "PATCH")
 
     async def endpoint(request: Request) -> Response:
         request_id = request.scope.get("novalite.request_id") or f"req-{uuid.uuid4()}"
@@ -198,42 +411,68 @@ def make_route(
         try:
             if max_version is not None:
                 version = negotiate(request, max_version)
-                extra = {"OpenStack-API-Version": f"compute {version}",
-                         "X-OpenStack-Nova-API-Version": str(version),
-                         "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"}
-            ctx = await authenticate(request) if authenticate else None
-            if ctx is not None:
-                structlog.contextvars.bind_contextvars(project_id=ctx.project_id)
-            body = await read_json(request) if parse_body and method in ("POST", "PUT",
-                                                                        "PATCH") else None
-            call = ApiCall(request, ctx, version, request_id, dict(request.path_params), body)
+                extra = _version_headers(version)
+            ctx = await authenticate(request)
+            structlog.contextvars.bind_contextvars(project_id=ctx.project_id)
+            body = await read_json(request) if reads_body else None
+            if rule is not None:
+                authorize(ctx, rule)
+            call = ApiCall(request, version, request_id, dict(request.path_params), body,
+                           services, ctx=ctx)
             result = await handler(call)
         except NovaliteError as exc:
-            if exc.code >= 500:
-                log.error("request failed", error=exc.message, status=exc.code)
-            response: Response = error_response(exc, style)
-            response.headers.update(extra)
-            return response
-        if isinstance(result, Response):
-            result.headers.update(extra)
-            return result
-        # Headers given at construction: setting them one by one afterwards rescans the list.
-        if isinstance(result, Reply):
-            headers = {**result.headers, **extra}
-            if result.body is None:
-                return Response(status_code=result.status, headers=headers)
-            return JSONResponse(result.body, status_code=result.status, headers=headers)
-        return JSONResponse(result, headers=extra)
+            return _failed(exc, style, extra)
+        return _render(result, extra)
 
-    return Route(path, endpoint, methods=[method])
+    return Route(spec.path, endpoint, methods=[method])
 
 
-def guarded(rule: str, handler: Handler) -> Handler:
-    """``handler`` behind the policy ``rule`` (:mod:`novalite.policy`): a caller whose
-    roles do not pass it gets 403 with Nova's message before the handler runs."""
+def make_public_route(spec: PublicRouteSpec, services: Services, *,
+                      max_version: Version | None = None, style: str = "nova") -> Route:
+    """``spec`` as a Starlette route that asks for no token."""
+    method, handler = spec.method, spec.handler
+    versioned = spec.versioned and max_version is not None
 
-    async def checked(call: ApiCall) -> Any:
-        authorize(call.ctx, rule)
-        return await handler(call)
+    async def endpoint(request: Request) -> Response:
+        request_id = request.scope.get("novalite.request_id") or f"req-{uuid.uuid4()}"
+        version = Version(*MIN_VERSION)
+        extra: dict[str, str] = {}
+        try:
+            if versioned:
+                assert max_version is not None
+                version = negotiate(request, max_version)
+                extra = _version_headers(version)
+            body = await read_json(request) if method in ("POST", "PUT", "PATCH") else None
+            call = Call(request, version, request_id, dict(request.path_params), body,
+                        services)
+            result = await handler(call)
+        except NovaliteError as exc:
+            return _failed(exc, style, extra)
+        return _render(result, extra)
 
-    return checked
+    return Route(spec.path, endpoint, methods=[method])
+
+
+def starlette_routes(routers: list[Router], services: Services, *,
+                     authenticate: Authenticator, max_version: Version | None = None,
+                     style: str = "nova", prefix: str = "") -> list[Route]:
+    """The routes of ``routers`` for one mount. Literal path segments win over
+    parameters (``/servers/detail`` before ``/servers/{server_id}``) whatever the
+    order of registration. ``prefix`` is inserted after the first path segment
+    (novaclient's ``/v2.1/{project_id}/...``); public routes are left out then."""
+    def rank(path: str) -> int:
+        return path.count("{")
+
+    public = [] if prefix else sorted(
+        (s for r in routers for s in r.public_specs), key=lambda s: rank(s.path))
+    specs = sorted((s for r in routers for s in r.specs), key=lambda s: rank(s.path))
+    out = [make_public_route(s, services, max_version=max_version, style=style)
+           for s in public]
+    for s in specs:
+        if prefix:
+            head, _, tail = s.path[1:].partition("/")
+            s = RouteSpec(f"/{head}/{prefix}/{tail}", s.method, s.handler, s.rule,
+                          s.parse_body)
+        out.append(make_route(s, services, authenticate=authenticate,
+                              max_version=max_version, style=style))
+    return out

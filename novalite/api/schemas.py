@@ -1,10 +1,16 @@
-"""Request body schemas (JSON Schema, as Nova validates), with Nova's error message."""
+"""Request body schemas (JSON Schema, as Nova validates), with Nova's error message.
+
+A subschema may carry ``errorMessage``: the sentence that follows "Invalid input
+for field/attribute X. Value: V." when the value fails it (jsonschema ignores
+keywords it does not know).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from novalite.exceptions import BadRequest
+from novalite.scheduler.groups import POLICIES
 
 _name = {"type": "string", "minLength": 1, "maxLength": 255,
          "pattern": r"^(?!\s)[\S\s]*(?<!\s)$"}
@@ -88,6 +94,177 @@ FLAVOR_CREATE = {
     "additionalProperties": False,
 }
 
+FLAVOR_EXTRA_SPECS = {
+    "type": "object",
+    "properties": {"extra_specs": {
+        "type": "object",
+        "additionalProperties": {"type": ["string", "integer", "number"],
+                                 "errorMessage": "expected an object of strings"},
+        "errorMessage": "expected an object of strings"}},
+    "required": ["extra_specs"],
+}
+
+SERVICE_UPDATE = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["enabled", "disabled"],
+                   "errorMessage": "must be 'enabled' or 'disabled'"},
+        "disabled_reason": {"type": ["string", "null"], "maxLength": 255},
+    },
+}
+
+#: ``PUT /os-services/enable`` and its kind (before 2.53).
+SERVICE_UPDATE_LEGACY = {
+    "type": "object",
+    "properties": {
+        "host": {"type": "string", "minLength": 1, "maxLength": 255},
+        "binary": {"type": "string", "minLength": 1, "maxLength": 255},
+        "disabled_reason": {"type": ["string", "null"], "maxLength": 255},
+    },
+    "required": ["host", "binary"],
+}
+
+# -- key pairs: the name rule is the key pair API's (KeypairAPI.check_name) --
+_keypair = {"name": {}, "public_key": {"type": ["string", "null"]}}
+KEYPAIR_CREATE = {
+    "type": "object",
+    "properties": {"keypair": {"type": "object", "properties": _keypair}},
+    "required": ["keypair"],
+}
+#: 2.2: ``type``; 2.10: ``user_id`` (an admin acting for another user).
+_keypair_v22 = {**_keypair, "type": {"enum": ["ssh", "x509"]},
+                "user_id": {"type": "string", "minLength": 1}}
+KEYPAIR_CREATE_V22 = {
+    "type": "object",
+    "properties": {"keypair": {"type": "object", "properties": _keypair_v22}},
+    "required": ["keypair"],
+}
+#: 2.92: no more generated keys; ``public_key`` is required.
+KEYPAIR_CREATE_V292 = {
+    "type": "object",
+    "properties": {"keypair": {
+        "type": "object",
+        "properties": {**_keypair_v22, "public_key": {"type": "string"}},
+        "required": ["public_key"]}},
+    "required": ["keypair"],
+}
+
+# -- server groups: one policy in a list before 2.64, ``policy`` and ``rules`` from 2.64 --
+_group_name = {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": r"^(?!\s)[\S\s]*(?<!\s)$",
+               "errorMessage": "must be a non-empty string of at most 255 characters "
+                               "without leading or trailing whitespace"}
+
+
+def _server_group(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object",
+            "properties": {"server_group": {"type": "object",
+                                            "properties": {"name": _group_name, **properties},
+                                            "required": ["name", *required],
+                                            "additionalProperties": False}},
+            "required": ["server_group"]}
+
+
+def _policies(known: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"enum": known}, "minItems": 1, "maxItems": 1,
+            "errorMessage": f"expected a list of exactly one of {known}"}
+
+
+SERVER_GROUP_CREATE = _server_group({"policies": _policies(list(POLICIES[:2]))},
+                                    ["policies"])
+#: 2.15: the soft policies.
+SERVER_GROUP_CREATE_V215 = _server_group({"policies": _policies(list(POLICIES))},
+                                         ["policies"])
+SERVER_GROUP_CREATE_V264 = _server_group({
+    "policy": {"enum": list(POLICIES)},
+    "rules": {"type": "object", "additionalProperties": False, "properties": {
+        "max_server_per_host": {"type": ["integer", "string"], "pattern": "^[1-9][0-9]*$",
+                                "minimum": 1, "minLength": 1,
+                                "errorMessage": "must be an integer >= 1"}},
+        "errorMessage": "Only 'max_server_per_host' is allowed"},
+}, ["policy"])
+
+QUOTA_UPDATE = {
+    "type": "object",
+    "properties": {"quota_set": {"type": "object"}},
+    "required": ["quota_set"],
+}
+
+# -- aggregates --
+_aggregate = {"name": _group_name,
+              "availability_zone": {**_group_name, "type": ["string", "null"]}}
+AGGREGATE_CREATE = {
+    "type": "object",
+    "properties": {"aggregate": {"type": "object", "properties": _aggregate,
+                                 "required": ["name"], "additionalProperties": False}},
+    "required": ["aggregate"],
+}
+AGGREGATE_UPDATE = {
+    "type": "object",
+    "properties": {"aggregate": {
+        "type": "object", "properties": _aggregate, "minProperties": 1,
+        "additionalProperties": False,
+        "errorMessage": "give name and/or availability_zone"}},
+    "required": ["aggregate"],
+}
+
+# -- aggregate actions: the schema of each action's argument --
+AGGREGATE_HOST = {
+    "type": "object",
+    "properties": {"host": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "required": ["host"],
+}
+
+AGGREGATE_METADATA = {
+    "type": "object",
+    "properties": {"metadata": {
+        "type": "object",
+        "propertyNames": {"minLength": 1, "maxLength": 255},
+        "additionalProperties": {"type": ["string", "null"], "maxLength": 255},
+        "errorMessage": "expected an object of strings (null removes a key)"}},
+    "required": ["metadata"],
+}
+
+# -- server actions: the schema of each action's argument (``{"reboot": <argument>}``) --
+REBOOT = {
+    "type": "object",
+    "properties": {"type": {"type": "string", "pattern": "^(?i:HARD|SOFT)$",
+                            "errorMessage": "'type' must be one of 'HARD', 'SOFT'"}},
+    "required": ["type"],
+}
+
+CREATE_IMAGE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S",
+                 "errorMessage": "createImage needs a 'name' of 1-255 characters"},
+        "metadata": {"type": ["object", "null"],
+                     "additionalProperties": {"type": "string",
+                                              "errorMessage": "expected an object of strings"},
+                     "errorMessage": "expected an object of strings"},
+    },
+    "required": ["name"],
+}
+
+CONSOLE_OUTPUT = {
+    "type": ["object", "null"],
+    "properties": {"length": {"type": ["integer", "string", "null"],
+                              "pattern": "^(-1|[0-9]+)$", "minimum": -1,
+                              "errorMessage": "not a valid integer >= -1"}},
+}
+
+LOCK = {
+    "type": ["object", "null"],
+    "properties": {"locked_reason": {"type": "string", "maxLength": 255}},
+}
+
+
+def action_body(name: str, argument: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a whole action body ``{name: <argument>}`` (so an error names the
+    action or the field inside it, as Nova's does)."""
+    return {"type": "object", "properties": {name: argument}, "required": [name]}
+
+
 _validators: dict[int, Any] = {}
 
 
@@ -110,6 +287,8 @@ def validate(body: Any, schema: dict[str, Any]) -> dict[str, Any]:
             field = error.message.split("'")[1] if "'" in error.message else path
             raise BadRequest(f"Invalid input for field/attribute {path or 'body'}. Value: "
                              f"{error.instance}. '{field}' is a required property")
+        message = error.schema.get("errorMessage", error.message) \
+            if isinstance(error.schema, dict) else error.message
         raise BadRequest(f"Invalid input for field/attribute {path.rsplit('/', 1)[-1] or 'body'}."
-                         f" Value: {error.instance}. {error.message}")
+                         f" Value: {error.instance}. {message}")
     return body  # type: ignore[no-any-return]

@@ -48,8 +48,7 @@ def addresses(inst_addresses: list[dict[str, Any]]) -> dict[str, list[dict[str, 
 def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = False
                   ) -> dict[str, Any]:
     inst = record.instance
-    ctx = call.ctx
-    admin = bool(ctx and ctx.is_admin)
+    admin = call.ctx.is_admin
     flavor = inst.flavor
     status = states.status_from_state(inst.vm_state, inst.task_state)
     body: dict[str, Any] = {
@@ -168,7 +167,7 @@ def action_view(call: ApiCall, action: InstanceAction,
     if call.mv("2.58"):
         body["updated_at"] = iso_usec(action.updated_at)
     if events is not None:
-        admin = bool(call.ctx and call.ctx.is_admin)
+        admin = call.ctx.is_admin
         out = []
         for e in events:
             ev: dict[str, Any] = {"event": e.event, "start_time": iso_usec(e.start_time),

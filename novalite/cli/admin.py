@@ -95,20 +95,27 @@ def user_create(
 
 def policy(fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table"
            ) -> None:
-    """Print the policy table: each rule and the roles that pass it."""
+    """Print the policy table: each rule, the roles that pass it and the operations
+    (method, path, server action) it guards."""
     from novalite import policy as pol
+    from novalite.api.app import policy_operations
 
     rows = pol.table()
+    operations = policy_operations()
     if fmt == "json":
         import json
 
-        typer.echo(json.dumps([{"rule": r, "kind": k, "roles": w.split(", ")}
+        typer.echo(json.dumps([{"rule": r, "kind": k, "roles": w.split(", "),
+                                "operations": operations.get(r, [])}
                                for r, k, w in rows], indent=2))
         return
     width = max(len(r) for r, _, _ in rows)
-    typer.echo(f"{'Rule':<{width}}  {'Kind':<15} Who may")
+    typer.echo(f"{'Rule':<{width}}  {'Kind':<15} {'Who may':<21} Operations")
     for rule, kind, who in rows:
-        typer.echo(f"{rule:<{width}}  {kind:<15} {who}")
+        ops = operations.get(rule) or [""]
+        typer.echo(f"{rule:<{width}}  {kind:<15} {who:<21} {ops[0]}".rstrip())
+        for op in ops[1:]:
+            typer.echo(f"{'':<{width + 2 + 16 + 22}}{op}")
 
 
 def register(app: typer.Typer) -> None:

@@ -13,12 +13,6 @@ from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import ComputeNode, Flavor, FlavorExtraSpec, Instance, Service, utcnow
 from novalite.exceptions import BadRequest, NotFound
-from novalite.policy import authorize
-
-
-def require_admin(ctx: AuthContext, rule: str) -> None:
-    """Forbidden unless ``ctx`` passes ``rule`` (an admin rule of novalite.policy)."""
-    authorize(ctx, rule)
 
 
 class HostAPI:

@@ -1,0 +1,38 @@
+"""The compute API v2.1, mounted at ``/compute``: one router per resource family."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from novalite.api import (
+    aggregates,
+    availability_zones,
+    compute_services,
+    flavors,
+    hypervisors,
+    instance_actions,
+    keypairs,
+    quotas,
+    server_actions,
+    server_groups,
+    servers,
+    versions,
+)
+from novalite.api.framework import Authenticator, Router, Services, starlette_routes
+
+#: Every router of the compute API, in the order they are listed (matching puts
+#: literal path segments before parameters whatever this order).
+ROUTERS: list[Router] = [
+    versions.router, servers.router, server_actions.router, instance_actions.router,
+    flavors.router, compute_services.router, hypervisors.router, keypairs.router,
+    quotas.router, server_groups.router, aggregates.router, availability_zones.router,
+]
+
+
+def routes(services: Services, authenticate: Authenticator) -> list[Route]:
+    """The routes under ``/compute``; each authenticated one also answers with the
+    project id after ``v2.1`` (novaclient may use such URLs, CLIENTS.md §7)."""
+    return [*starlette_routes(ROUTERS, services, authenticate=authenticate,
+                              max_version=services.max_version),
+            *starlette_routes(ROUTERS, services, authenticate=authenticate,
+                              max_version=services.max_version, prefix="{project_id}")]

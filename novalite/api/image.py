@@ -1,0 +1,198 @@
+"""The embedded Glance v2 subset, mounted at ``/image``.
+
+Each route authenticates, checks its policy rule (:mod:`novalite.policy`), calls
+:class:`~novalite.image.service.ImageService` and answers errors in Glance's
+shape (``style="glance"`` of :func:`novalite.api.framework.error_response`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import trio
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from novalite.api.framework import (
+    ApiCall,
+    Authenticator,
+    Call,
+    Reply,
+    Router,
+    Services,
+    starlette_routes,
+)
+from novalite.exceptions import NotFound
+from novalite.image import patch
+from novalite.image.errors import UnsupportedMediaType
+from novalite.image.store import DataStore
+from novalite.image.web_download import IMPORT_METHODS
+
+router = Router()
+IMAGE = "/v2/images/{image_id}"
+
+
+@router.public("GET", "/")
+async def versions(call: Call) -> Reply:
+    return Reply(300, {"versions": [
+        {"id": "v2.16", "status": "CURRENT",
+         "links": [{"rel": "self", "href": f"{call.services.base_url}/image/v2/"}]},
+    ]})
+
+
+@router.route("GET", "/v2/images", rule="image:get_images")
+async def list_images(call: ApiCall) -> dict[str, Any]:
+    images = call.services.images
+    query = {key: call.query.getlist(key) for key in call.query.keys()}
+    found, marker = await images.list(call.ctx, query)
+    out: dict[str, Any] = {"images": [images.view(i) for i in found],
+                           "first": "/v2/images", "schema": "/v2/schemas/images"}
+    if marker:
+        params = [(k, v) for k, values in query.items() if k != "marker" for v in values]
+        out["next"] = "/v2/images?" + urlencode([*params, ("marker", marker)])
+    return out
+
+
+@router.route("POST", "/v2/images", rule="image:add_image")
+async def create(call: ApiCall) -> Reply:
+    images = call.services.images
+    image = await images.create(call.ctx, call.body or {})
+    return Reply(201, images.view(image),
+                 {"Location": f"{call.services.base_url}/image/v2/images/{image.id}"})
+
+
+@router.route("GET", IMAGE, rule="image:get_image")
+async def show(call: ApiCall) -> dict[str, Any]:
+    images = call.services.images
+    return images.view(await images.get(call.ctx, call.params["image_id"]))
+
+
+@router.route("PATCH", IMAGE, rule="image:modify_image")
+async def update(call: ApiCall) -> dict[str, Any]:
+    images = call.services.images
+    media = call.request.headers.get("content-type", "").split(";")[0].strip()
+    if media not in patch.MEDIA_TYPES:
+        raise UnsupportedMediaType(f"Content type {media or '(none)'} is not supported; "
+                                   f"send {patch.MEDIA_TYPES[0]}")
+    image = await images.update(call.ctx, call.params["image_id"], call.body)
+    return images.view(image)
+
+
+@router.route("DELETE", IMAGE, rule="image:delete_image")
+async def delete(call: ApiCall) -> Reply:
+    images = call.services.images
+    await images.delete(call.ctx, call.params["image_id"])
+    return Reply(204)
+
+
+@router.route("PUT", IMAGE + "/tags/{tag}", rule="image:modify_image")
+async def add_tag(call: ApiCall) -> Reply:
+    images = call.services.images
+    await images.add_tag(call.ctx, call.params["image_id"], call.params["tag"])
+    return Reply(204)
+
+
+@router.route("DELETE", IMAGE + "/tags/{tag}", rule="image:modify_image")
+async def remove_tag(call: ApiCall) -> Reply:
+    images = call.services.images
+    await images.remove_tag(call.ctx, call.params["image_id"], call.params["tag"])
+    return Reply(204)
+
+
+@router.route("PUT", IMAGE + "/file", rule="image:upload_image", parse_body=False)
+async def upload(call: ApiCall) -> Reply:
+    images = call.services.images
+    headers = call.request.headers
+    length = headers.get("content-length")
+    try:
+        await images.upload(call.ctx, call.params["image_id"], call.request.stream(),
+                            declared_size=int(length) if length and length.isdigit()
+                            else None, content_md5=headers.get("content-md5"))
+    except ClientDisconnect:
+        return Reply(400)  # nobody is listening; the image went back to queued
+    return Reply(204)
+
+
+@router.route("GET", IMAGE + "/file", rule="image:download_image")
+async def download(call: ApiCall) -> Response:
+    images = call.services.images
+    image = await images.get(call.ctx, call.params["image_id"])
+    if image.status != "active" or not image.path:
+        raise NotFound(f"Image {image.id} has no data (status {image.status})")
+    return ImageDataResponse(image.path, image.checksum, image.size or 0)
+
+
+@router.route("GET", "/v2/info/import", rule="image:get_images")
+async def import_info(call: ApiCall) -> dict[str, Any]:
+    return {"import-methods": {"description": "Import methods available.",
+                               "type": "array", "value": list(IMPORT_METHODS)}}
+
+
+@router.route("POST", IMAGE + "/import", rule="image:import_image")
+async def import_image(call: ApiCall) -> Reply:
+    images = call.services.images
+    await images.import_image(call.ctx, call.params["image_id"], call.body)
+    return Reply(202)
+
+
+class ImageDataResponse(Response):
+    """An image's stored data, sent in blocks as it is read and verified.
+
+    :meth:`DataStore.send` reads ahead and verifies while this sends; the response
+    stops when the client disconnects. Stored data that fails verification cuts the
+    body short (the error is raised after the headers went out, so the connection
+    closes with the body incomplete).
+    """
+
+    media_type = "application/octet-stream"
+
+    def __init__(self, path: str, checksum: str | None, size: int) -> None:
+        self.path = path
+        self.checksum = checksum
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Content-MD5": checksum or "", "Content-Length": str(size)})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        if scope.get("method") == "HEAD":  # the headers are the answer; no need to read
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+
+        async def body(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        try:
+            async with trio.open_nursery() as nursery:
+                async def until_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_disconnect)
+                await DataStore.send(self.path, self.checksum, body)  # may raise DataCorrupt
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # raise the one exception itself
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+
+def _larger_socket_reads() -> None:
+    """Let Hypercorn read request bodies 1 MiB at a time instead of 64 KiB."""
+    import hypercorn.trio.tcp_server as tcp_server
+
+    tcp_server.MAX_RECV = max(tcp_server.MAX_RECV, 1 << 20)
+
+
+_larger_socket_reads()
+
+
+def routes(services: Services, authenticate: Authenticator) -> list[Route]:
+    """The routes under ``/image``, errors in Glance's shape."""
+    return starlette_routes([router], services, authenticate=authenticate, style="glance")
