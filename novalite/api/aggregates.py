@@ -11,8 +11,8 @@ from typing import Any
 from novalite.api import schemas
 from novalite.api.framework import ActionRegistry, ApiCall, Reply, Router
 from novalite.api.views import iso_usec
+from novalite.compute.aggregates import AggregateRecord
 from novalite.exceptions import BadRequest
-from novalite.scheduler.aggregates import AggregateRecord
 
 router = Router()
 RULE = "os_compute_api:os-aggregates:"

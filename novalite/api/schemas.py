@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from novalite.compute.server_groups import POLICIES
 from novalite.exceptions import BadRequest
-from novalite.scheduler.groups import POLICIES
 
 _name = {"type": "string", "minLength": 1, "maxLength": 255,
          "pattern": r"^(?!\s)[\S\s]*(?<!\s)$"}

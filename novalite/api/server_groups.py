@@ -11,9 +11,9 @@ from typing import Any
 
 from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
+from novalite.compute.server_groups import GroupRecord
 from novalite.exceptions import BadRequest
 from novalite.policy import authorize
-from novalite.scheduler.groups import GroupRecord
 
 router = Router()
 RULE = "os_compute_api:os-server-groups:"
