@@ -10,7 +10,6 @@ admin API, on the fake driver, in the service's JSON log.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -201,4 +201,4 @@ def test_endpoints_expose_only_marked_methods() -> None:
     assert set(rpc_methods(Echo())) == {"echo", "boom", "no_host", "no_guest", "spawn",
                                         "slow", "opaque"}
     with pytest.raises(TypeError):
-        rpc.method(lambda self, ctx: None)  # type: ignore[arg-type]
+        rpc.method(lambda self, ctx: None)  # type: ignore[type-var]

@@ -107,7 +107,7 @@ class ServerActions:
         if not await self.db.write(work):
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
                                        f"task_state {inst.task_state}")
-        await self.rpc.compute(inst.host).power_action(bus_context(ctx, request_id), inst.uuid,
+        await self.rpc.compute(str(inst.host)).power_action(bus_context(ctx, request_id), inst.uuid,
                                                       label, reboot_type)
 
     async def snapshot(self, ctx: AuthContext, request_id: str, server_id: str, name: str,
@@ -160,7 +160,7 @@ class ServerActions:
                 await glance.delete(ctx.token, external_id)
             raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
                                        f"is in task_state {inst.task_state}")
-        await self.rpc.compute(inst.host).snapshot_instance(context, inst.uuid, image_id)
+        await self.rpc.compute(str(inst.host)).snapshot_instance(context, inst.uuid, image_id)
         return image_id
 
     async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
@@ -188,7 +188,7 @@ class ServerActions:
         if not self.capabilities.get("supports_console_output"):
             raise Conflict("Console output is not supported by this hypervisor")
         try:
-            output = await self.rpc.compute(inst.host).get_console_output(
+            output = await self.rpc.compute(str(inst.host)).get_console_output(
                 current_context(ctx), inst.uuid)
         except InstanceNotFound:
             raise Conflict(f"Guest of instance {inst.uuid} is not running") from None

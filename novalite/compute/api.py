@@ -380,11 +380,11 @@ class ComputeAPI(ServerActions):
         context = bus_context(ctx, request_id)
         if not row.deleted:
             try:
-                await self.rpc.compute(row.host).terminate_instance(context, row.uuid)
+                await self.rpc.compute(str(row.host)).terminate_instance(context, row.uuid)
                 return
             except UnknownTopic:  # up by its last heartbeat, but no longer served
                 row = await self.db.write(lambda s: _delete_here(s, s.exec(
-                    select(Instance).where(Instance.uuid == inst.uuid)).one()))
+                    select(Instance).where(Instance.uuid == row.uuid)).one()))
         try:
             await self.rpc.scheduler.release(context, row.uuid)
         except Exception:

@@ -92,7 +92,7 @@ class ComputeFleet:
 
     async def report_resources(self) -> None:
         """Every host's capacity; only the hosts whose report changed are written."""
-        changed = []
+        changed: list[dict[str, Any]] = []
         for host, m in self.managers.items():
             try:
                 res = await m.driver.get_available_resource()
@@ -131,7 +131,7 @@ class ComputeFleet:
                 ctx = RequestContext.system()
                 record = await self.conductor.instance_get(ctx, event.uuid)
                 m = self.managers.get(record["host"]) if record else None
-                if m is not None and not record["deleted"]:
+                if m is not None and record is not None and not record["deleted"]:
                     await m.sync_power_state(ctx, record)
             except Exception:
                 log.exception("lifecycle event failed", instance=event.uuid)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import structlog
 import trio
@@ -55,7 +55,7 @@ def method(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[
     """Expose a coroutine method over the bus, under its own name or ``name``."""
 
     def mark(f: F) -> F:
-        if not inspect.iscoroutinefunction(f):
+        if not inspect.iscoroutinefunction(cast(Any, f)):
             raise TypeError(f"RPC method {f.__qualname__} must be a coroutine function")
         setattr(f, _MARK, name or f.__name__)
         return f
