@@ -202,3 +202,38 @@ def test_endpoints_expose_only_marked_methods() -> None:
                                         "slow", "opaque"}
     with pytest.raises(TypeError):
         rpc.method(lambda self, ctx: None)  # type: ignore[type-var]
+
+
+# -- is a compute host alive? Its service heartbeat says, not a topic of this process -------
+@pytest.mark.parametrize("down_time", [60.0, 2.0])
+def test_a_server_whose_host_left_the_service_is_deleted(tmp_path: Any, down_time: float
+                                                         ) -> None:
+    """A host that left ``[compute] hosts`` is down once its heartbeat is older than
+    ``service_down_time``: its servers are deleted by the API. Before that (it may just be
+    restarting elsewhere) a delete that finds nobody serving its topic deletes them too."""
+    import time
+
+    from novalite.testing.server import start, wait_for
+    from tests.helpers import boot, wait_status
+
+    state = tmp_path / "state"
+    config: dict[str, dict[str, Any]] = {"compute": {"hosts": ["leaving"],
+                                                     "service_down_time": down_time}}
+    srv = start(state, config=config)
+    try:
+        with srv.client() as c:
+            sid = boot(c, "orphan")
+            wait_status(c, sid, "ACTIVE")
+    finally:
+        srv.stop()
+    if down_time < 60:
+        time.sleep(down_time + 0.5)  # the heartbeat of "leaving" grows stale
+    srv = start(state, config={"compute": {"hosts": ["staying"],
+                                           "service_down_time": down_time}})
+    try:
+        with srv.client() as c:
+            assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+            wait_for(lambda: c.get(f"/compute/v2.1/servers/{sid}").status_code == 404)
+            assert not [e for e in srv.log_events() if e.get("level") == "error"]
+    finally:
+        srv.stop()
