@@ -107,8 +107,8 @@ class ServerActions:
         if not await self.db.write(work):
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
                                        f"task_state {inst.task_state}")
-        await self.rpc.compute(str(inst.host)).power_action(bus_context(ctx, request_id), inst.uuid,
-                                                      label, reboot_type)
+        await self.rpc.compute(str(inst.host)).power_action(
+            bus_context(ctx, request_id), inst.uuid, label, reboot_type)
 
     async def snapshot(self, ctx: AuthContext, request_id: str, server_id: str, name: str,
                        metadata: dict[str, str]) -> str:
