@@ -83,6 +83,7 @@ class Dispatcher:
         self.topic = topic
         self.methods = rpc_methods(endpoint)
         self.max_concurrency = max_concurrency
+        self._log: Any = log
 
     async def serve(self, transport: Transport, *,
                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -97,6 +98,8 @@ class Dispatcher:
         """Handle the messages of ``inbox`` (what ``transport.listen(topic)`` returned)
         until it ends: for many topics at once, listen to each first, then serve."""
         limiter = trio.CapacityLimiter(self.max_concurrency)
+        # Bound once logging is configured: a filtered-out debug line then costs nothing.
+        self._log = log.bind()
         async with trio.open_nursery() as nursery:
             async for incoming in inbox:
                 token = object()
@@ -115,13 +118,13 @@ class Dispatcher:
             handler = self.methods.get(name)
             if handler is None:
                 raise UnknownMethod(f"{self.topic} has no method {name}")
-            log.debug("rpc message", method=name, call=incoming.call_id is not None)
+            self._log.debug("rpc message", method=name, call=incoming.call_id is not None)
             result = await handler(ctx, **message.get("args", {}))
         except Exception as exc:
             if incoming.call_id is None:
-                log.exception("cast failed", topic=self.topic, method=name)
+                self._log.exception("cast failed", topic=self.topic, method=name)
             else:
-                log.debug("call failed", topic=self.topic, method=name, error=str(exc))
+                self._log.debug("call failed", topic=self.topic, method=name, error=str(exc))
                 await transport.reply(incoming, encode(error_payload(exc)))
         else:
             if incoming.call_id is not None:

@@ -46,14 +46,13 @@ Example, a whole round trip (what the clients and the dispatcher do)::
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import trio
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One message as a listener receives it.
+class Incoming(NamedTuple):
+    """One message as a listener receives it (a tuple: cheap to make, one per message).
 
     ``data`` is the encoded message, as the sender passed it. ``call_id`` is None
     for a cast; for a call it is the call's id and ``reply_to`` the address its
