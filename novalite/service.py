@@ -18,9 +18,11 @@ import structlog
 import trio
 
 from novalite import __version__
-from novalite.bus import Bus
 from novalite.config import Config, check_driver_sections
 from novalite.exceptions import ConfigError
+from novalite.rpc import Clients, Dispatcher, MemoryTransport
+from novalite.rpc.compute import topic as compute_topic
+from novalite.rpc.conductor import ConductorClient
 from novalite.virt import registry
 from novalite.virt.driver import Driver, DriverContext
 
@@ -40,7 +42,9 @@ class Service:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.bus = Bus()
+        #: Everything between actors crosses this (one process: the in-memory transport).
+        self.transport = MemoryTransport()
+        self.rpc = Clients(self.transport)
         self.started_at = time.monotonic()
         self.driver_name, self.driver_reason = choose_driver(cfg)
         self.driver_cls: type[Driver] = registry.load_driver(self.driver_name)
@@ -95,16 +99,16 @@ class Service:
             await bootstrap.demo_image(self.images, self.driver_cls, self.cfg)
 
     # -- actors ----------------------------------------------------------------------
-    async def run_actor(self, topic: str, handler: Any, *,
+    async def run_actor(self, topic: str, endpoint: object, *,
                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        inbox = self.bus.register(topic)
-        log.info("actor ready", actor=topic)
-        task_status.started()
-        await self.bus.serve(topic, inbox, handler)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(Dispatcher(topic, endpoint).serve, self.transport)
+            log.info("actor ready", actor=topic)
+            task_status.started()
 
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
-        from novalite.compute.fleet import ComputeFleet
+        from novalite.compute.fleet import BATCH_TIMEOUT, ComputeFleet
         from novalite.compute.manager import ComputeManager, ImageCache
 
         cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
@@ -118,7 +122,7 @@ class Service:
                 instances_path=os.path.join(self.cfg.state_path, "instances"),
                 options=dict(self.driver_options))
             driver = self.driver_cls(context)
-            manager = ComputeManager(host, driver, self.bus,
+            manager = ComputeManager(host, driver, self.rpc.conductor,
                                      availability_zone=self.cfg.compute.availability_zone,
                                      image_cache=cache,
                                      shutdown_timeout=self.cfg.compute.shutdown_timeout,
@@ -128,11 +132,13 @@ class Service:
         self.managers = managers
         try:
             async with trio.open_nursery() as nursery:
-                for m in managers:
-                    inbox = self.bus.register(f"compute.{m.host}")
-                    nursery.start_soon(self.bus.serve, f"compute.{m.host}", inbox, m.handle)
+                for m in managers:  # every topic exists before the first host reports
+                    dispatcher = Dispatcher(compute_topic(m.host), m)
+                    inbox = await self.transport.listen(dispatcher.topic)
+                    nursery.start_soon(dispatcher.serve_inbox, self.transport, inbox)
                 # Periodic tasks run batched for all hosts: thousands of hosts stay light.
-                fleet = ComputeFleet(managers, self.bus, self.cfg.compute, events_recv)
+                fleet = ComputeFleet(managers, ConductorClient(self.transport, BATCH_TIMEOUT),
+                                     self.cfg.compute, events_recv)
                 await fleet.start()
                 for m in managers:  # the drivers' own background tasks (Driver.run)
                     await nursery.start(m.run_driver)
@@ -160,8 +166,8 @@ class Service:
         from novalite.compute.api import ComputeAPI
         from novalite.compute.hosts import HostAPI
 
-        compute = ComputeAPI(self.db, self.cfg, self.bus, dict(self.driver_cls.capabilities))
-        hosts = HostAPI(self.db, self.cfg, self.bus, flavor_cache=compute.flavors)
+        compute = ComputeAPI(self.db, self.cfg, self.rpc, dict(self.driver_cls.capabilities))
+        hosts = HostAPI(self.db, self.cfg, self.rpc.scheduler, flavor_cache=compute.flavors)
         app = build_app(self.identity, self.images, compute, hosts)
         hc = HypercornConfig()
         hc.bind = [f"{self.cfg.api.host}:{self.cfg.api.port}"]
@@ -192,12 +198,12 @@ class Service:
         await self.bootstrap()
         scheduler = SchedulerManager(self.db, self.cfg)
         await scheduler.load()
-        conductor = ConductorManager(self.db, self.cfg, self.bus)
+        conductor = ConductorManager(self.db, self.cfg, self.transport)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.watch_signals, nursery.cancel_scope)
-                await nursery.start(self.run_actor, "scheduler", scheduler.handle)
-                await nursery.start(self.run_actor, "conductor", conductor.handle)
+                await nursery.start(self.run_actor, "scheduler", scheduler)
+                await nursery.start(self.run_actor, "conductor", conductor)
                 await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)
@@ -210,6 +216,8 @@ class Service:
                     await trio.sleep(0.2)
                 nursery.cancel_scope.cancel()
         finally:
+            with trio.CancelScope(shield=True):
+                await self.transport.aclose()
             self.db.close()
         log.info("novalite stopped; guests keep running")
 

@@ -7,17 +7,18 @@ decides, as Nova's ``check_instance_state``, which action a server may take when
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
 from novalite import states
-from novalite.bus import Bus, RemoteError
 from novalite.config import Config
-from novalite.context import AuthContext
+from novalite.context import AuthContext, RequestContext
 from novalite.db.engine import Database
 from novalite.db.models import Image, Instance, InstanceAction, InstanceActionEvent, utcnow
-from novalite.exceptions import Conflict, InstanceInvalidState, NotFound
+from novalite.exceptions import Conflict, InstanceInvalidState, NotFound, NovaliteError
+from novalite.rpc import Clients, RemoteError, current_context
+from novalite.virt.driver import DriverError, InstanceNotFound
 
 if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord
@@ -46,9 +47,8 @@ TASK_FOR = {
 }
 
 
-def bus_context(ctx: AuthContext, request_id: str) -> dict[str, Any]:
-    return {"request_id": request_id, "user_id": ctx.user_id, "project_id": ctx.project_id,
-            "roles": ctx.roles}
+def bus_context(ctx: AuthContext, request_id: str) -> RequestContext:
+    return RequestContext.from_auth(ctx, request_id)
 
 
 
@@ -57,7 +57,7 @@ class ServerActions:
 
     db: Database
     cfg: Config
-    bus: Bus
+    rpc: Clients
     capabilities: dict[str, bool]
 
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -107,10 +107,8 @@ class ServerActions:
         if not await self.db.write(work):
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
                                        f"task_state {inst.task_state}")
-        await self.bus.cast(f"compute.{inst.host}", "power_action",
-                            bus_context(ctx, request_id), uuid=inst.uuid,
-                            action=label,
-                            reboot_type=reboot_type)
+        await self.rpc.compute(str(inst.host)).power_action(
+            bus_context(ctx, request_id), inst.uuid, label, reboot_type)
 
     async def snapshot(self, ctx: AuthContext, request_id: str, server_id: str, name: str,
                        metadata: dict[str, str]) -> str:
@@ -134,7 +132,6 @@ class ServerActions:
             external_id = await glance.create_image(ctx.token, {
                 "name": name, "visibility": "private", "min_disk": record.min_disk,
                 "min_ram": record.min_ram, **record.properties})
-            context["auth_token"] = ctx.token
 
         def work(s: Session) -> str | None:
             row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
@@ -163,8 +160,7 @@ class ServerActions:
                 await glance.delete(ctx.token, external_id)
             raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
                                        f"is in task_state {inst.task_state}")
-        await self.bus.cast(f"compute.{inst.host}", "snapshot_instance", context,
-                            uuid=inst.uuid, image_id=image_id)
+        await self.rpc.compute(str(inst.host)).snapshot_instance(context, inst.uuid, image_id)
         return image_id
 
     async def set_lock(self, ctx: AuthContext, request_id: str, server_id: str, locked: bool,
@@ -192,12 +188,13 @@ class ServerActions:
         if not self.capabilities.get("supports_console_output"):
             raise Conflict("Console output is not supported by this hypervisor")
         try:
-            output = await self.bus.call(f"compute.{inst.host}", "get_console_output",
-                                         {}, timeout=30, uuid=inst.uuid)
-        except RemoteError as exc:
-            if exc.exc_type == "InstanceNotFound":
-                raise Conflict(f"Guest of instance {inst.uuid} is not running") from None
-            raise Conflict(f"Cannot get console output: {exc.message}") from None
+            output = await self.rpc.compute(str(inst.host)).get_console_output(
+                current_context(ctx), inst.uuid)
+        except InstanceNotFound:
+            raise Conflict(f"Guest of instance {inst.uuid} is not running") from None
+        except (RemoteError, DriverError, NovaliteError) as exc:
+            message = exc.message if isinstance(exc, RemoteError) else str(exc)
+            raise Conflict(f"Cannot get console output: {message}") from None
         if length is not None:
             lines = output.splitlines()
             output = "\n".join(lines[-length:] if length else []) + ("\n" if length else "")

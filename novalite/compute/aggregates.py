@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from novalite.bus import Bus
 from novalite.config import Config
 from novalite.db.engine import Database
 from novalite.db.models import Aggregate, AggregateHost, AggregateMetadata, Service, utcnow
 from novalite.exceptions import BadRequest, Conflict, NotFound
+from novalite.rpc import current_context
+from novalite.rpc.scheduler import SchedulerClient
 
 AZ_KEY = "availability_zone"
 
@@ -47,10 +48,10 @@ class ZoneHost:
 class AggregateAPI:
     """Business rules of os-aggregates and of the zones they define."""
 
-    def __init__(self, db: Database, cfg: Config, bus: Bus) -> None:
+    def __init__(self, db: Database, cfg: Config, scheduler: SchedulerClient) -> None:
         self.db = db
         self.cfg = cfg
-        self.bus = bus
+        self.scheduler = scheduler
 
     # -- reading -------------------------------------------------------------------
     def _record(self, s: Session, agg: Aggregate) -> AggregateRecord:
@@ -81,7 +82,7 @@ class AggregateAPI:
     # -- writing -------------------------------------------------------------------
     async def _write(self, fn: Any) -> AggregateRecord:
         record: AggregateRecord = await self.db.write(fn)
-        await self.bus.call("scheduler", "aggregates_changed", {})
+        await self.scheduler.aggregates_changed(current_context())
         return record
 
     def _check_name(self, s: Session, name: str, own_id: int | None = None) -> None:

@@ -19,7 +19,6 @@ import structlog
 from sqlmodel import Session, select
 
 from novalite import states
-from novalite.bus import Bus, RemoteError
 from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
@@ -37,6 +36,7 @@ from novalite.db.models import (
     InstanceFault,
     InstanceRow,
     KeyPair,
+    Service,
     row_values,
     utcnow,
 )
@@ -48,6 +48,7 @@ from novalite.exceptions import (
 )
 from novalite.image.glance_client import GlanceClient
 from novalite.network import Network
+from novalite.rpc import Clients, UnknownTopic
 
 log = structlog.get_logger("novalite.compute.api")
 
@@ -56,6 +57,27 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-f
 
 def is_uuid(value: str) -> bool:
     return bool(_UUID_RE.match(value))
+
+
+def _compute_up(s: Session, host: str, down_time: float) -> bool:
+    """Whether ``host``'s compute service is up by the heartbeat it records through the
+    conductor (Nova's servicegroup rule): not forced down, seen within ``down_time``."""
+    svc = s.exec(select(Service).where(Service.host == host,
+                                       Service.binary == "nova-compute")).first()
+    if svc is None or svc.forced_down or svc.updated_at is None:
+        return False
+    return (utcnow() - svc.updated_at).total_seconds() < down_time
+
+
+def _delete_here(s: Session, row: Instance) -> Instance:
+    """Delete an instance no compute host will delete: its record, address and state."""
+    Network.release(s, row.uuid)
+    now = utcnow()
+    row.vm_state, row.task_state, row.power_state = states.DELETED, None, 0
+    row.deleted_at = row.terminated_at = now
+    row.deleted = row.id or 1
+    s.add(row)
+    return row
 
 
 def _hints(hints: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
@@ -98,11 +120,11 @@ class ComputeAPI(ServerActions):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`."""
 
-    def __init__(self, db: Database, cfg: Config, bus: Bus,
+    def __init__(self, db: Database, cfg: Config, rpc: Clients,
                  capabilities: dict[str, bool]) -> None:
         self.db = db
         self.cfg = cfg
-        self.bus = bus
+        self.rpc = rpc
         self.capabilities = capabilities
         #: Enabled flavors by flavorid, with extra specs, as boots look them up; every
         #: flavor write (HostAPI) clears it. One process owns the database's flavors.
@@ -113,7 +135,7 @@ class ComputeAPI(ServerActions):
             else None
         self.keypairs = KeypairAPI(db, self.quotas)
         self.groups = ServerGroupAPI(db, self.quotas)
-        self.aggregates = AggregateAPI(db, cfg, bus)
+        self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -295,9 +317,7 @@ class ComputeAPI(ServerActions):
 
         async with self.quotas.reserving(ctx.project_id):
             await self.db.write(work)
-        context = bus_context(ctx, request_id)
-        if glance_images is not None:  # the compute host downloads with the caller's token
-            context["auth_token"] = ctx.token
+        context = bus_context(ctx, request_id)  # with the caller's token, for image downloads
         builds = []
         for inst in instances:
             spec = {"instance_uuid": inst.uuid, "vcpus": flavor.vcpus,
@@ -311,12 +331,10 @@ class ComputeAPI(ServerActions):
                 spec["glance_images"] = glance_images
             builds.append({"instance_uuid": inst.uuid, "spec": spec})
         if len(builds) == 1:
-            await self.bus.cast("conductor", "schedule_and_build", context,
-                                instance_uuid=builds[0]["instance_uuid"],
-                                spec=builds[0]["spec"], networks=networks)
+            await self.rpc.conductor.schedule_and_build(context, builds[0]["instance_uuid"],
+                                                        builds[0]["spec"], networks)
         else:  # a multi-create: placed by one scheduler call, all or none
-            await self.bus.cast("conductor", "schedule_and_build_instances", context,
-                                builds=builds, networks=networks)
+            await self.rpc.conductor.schedule_and_build_instances(context, builds, networks)
         log.info("servers accepted", count=len(instances), ids=[i.uuid for i in instances])
         return instances, secrets.token_urlsafe(9)
 
@@ -352,24 +370,25 @@ class ComputeAPI(ServerActions):
             s.add(row)
             s.add(InstanceAction(instance_uuid=inst.uuid, action="delete", request_id=request_id,
                                  user_id=ctx.user_id, project_id=ctx.project_id))
-            if row.host is None or not self.bus.has_topic(f"compute.{row.host}"):
-                # Never reached a host (or its host is gone): delete the record here.
-                Network.release(s, row.uuid)
-                now = utcnow()
-                row.vm_state, row.task_state, row.power_state = states.DELETED, None, 0
-                row.deleted_at = row.terminated_at = now
-                row.deleted = row.id or 1
+            if row.host is None or not _compute_up(s, row.host,
+                                                   self.cfg.compute.service_down_time):
+                # Never reached a host (or its host is down): delete the record here.
+                _delete_here(s, row)
             return row
 
         row = await self.db.write(work)
         context = bus_context(ctx, request_id)
-        if row.deleted:
+        if not row.deleted:
             try:
-                await self.bus.call("scheduler", "release", context, instance_uuid=row.uuid)
-            except RemoteError:
-                log.exception("releasing claim failed", instance=row.uuid)
-            return
-        await self.bus.cast(f"compute.{row.host}", "terminate_instance", context, uuid=row.uuid)
+                await self.rpc.compute(str(row.host)).terminate_instance(context, row.uuid)
+                return
+            except UnknownTopic:  # up by its last heartbeat, but no longer served
+                row = await self.db.write(lambda s: _delete_here(s, s.exec(
+                    select(Instance).where(Instance.uuid == row.uuid)).one()))
+        try:
+            await self.rpc.scheduler.release(context, row.uuid)
+        except Exception:
+            log.exception("releasing claim failed", instance=row.uuid)
 
     # -- flavors ------------------------------------------------------------------
     async def flavor(self, ctx: AuthContext, flavor_id: str) -> tuple[Flavor, dict[str, str]]:

@@ -18,15 +18,19 @@ from typing import Any
 import structlog
 import trio
 
-from novalite.bus import Bus
 from novalite.compute.manager import ComputeManager
 from novalite.config import ComputeSection
+from novalite.context import RequestContext
+from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import LifecycleEvent
 
 log = structlog.get_logger("novalite.compute")
 
 #: Hosts started (init_host) at once.
 START_CHUNK = 500
+
+#: Seconds a batched conductor call (thousands of hosts in one transaction) may take.
+BATCH_TIMEOUT = 300.0
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -35,18 +39,19 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 class ComputeFleet:
-    """Starts this process's compute hosts and runs their periodic tasks in batches."""
+    """Starts this process's compute hosts and runs their periodic tasks in batches.
 
-    def __init__(self, managers: list[ComputeManager], bus: Bus, cfg: ComputeSection,
-                 events: trio.MemoryReceiveChannel[LifecycleEvent]) -> None:
+    Each round of a periodic task is the service's own work: a
+    :meth:`RequestContext.system` context of its own, one request id per round."""
+
+    def __init__(self, managers: list[ComputeManager], conductor: ConductorClient,
+                 cfg: ComputeSection, events: trio.MemoryReceiveChannel[LifecycleEvent]
+                 ) -> None:
         self.managers = {m.host: m for m in managers}
-        self.bus = bus
+        self.conductor = conductor
         self.cfg = cfg
         self.events = events
         self._reported: dict[str, dict[str, Any]] = {}
-
-    async def conductor(self, method: str, **args: Any) -> Any:
-        return await self.bus.call("conductor", method, {}, timeout=300, **args)
 
     async def start(self) -> None:
         """Every host's driver, service record, resources, then adoption of its guests."""
@@ -56,9 +61,10 @@ class ComputeFleet:
                     nursery.start_soon(m.driver.init_host)
         await self.report_services()
         await self.report_resources()
-        records = await self.conductor("instances_on_hosts", hosts=list(self.managers))
+        ctx = RequestContext.system()
+        records = await self.conductor.instances_on_hosts(ctx, list(self.managers))
         for host, m in self.managers.items():
-            await m.adopt(records.get(host, []))
+            await m.adopt(ctx, records.get(host, []))
 
     async def run(self) -> None:
         """The periodic tasks and the lifecycle-event watcher, until cancelled."""
@@ -80,13 +86,13 @@ class ComputeFleet:
     # -- the batched tasks -------------------------------------------------------------
     async def report_services(self) -> None:
         """The heartbeat of every host: one conductor call."""
-        await self.conductor("service_report_many", reports=[
+        await self.conductor.service_report_many(RequestContext.system(), [
             {"host": h, "binary": "nova-compute", "availability_zone": m.az}
             for h, m in self.managers.items()])
 
     async def report_resources(self) -> None:
         """Every host's capacity; only the hosts whose report changed are written."""
-        changed = []
+        changed: list[dict[str, Any]] = []
         for host, m in self.managers.items():
             try:
                 res = await m.driver.get_available_resource()
@@ -98,21 +104,22 @@ class ComputeFleet:
             if self._reported.get(host) != data:
                 changed.append({"host": host, "resources": data})
         if changed:
-            await self.conductor("compute_node_update_many", nodes=changed)
+            await self.conductor.compute_node_update_many(RequestContext.system(), changed)
             for item in changed:
                 self._reported[item["host"]] = item["resources"]
 
     async def sync_all(self) -> None:
         """Power-state sync of every host's instances: one query for all hosts."""
-        records = await self.conductor("instances_on_hosts", hosts=list(self.managers),
-                                       brief=True)
+        ctx = RequestContext.system()
+        records = await self.conductor.instances_on_hosts(ctx, list(self.managers),
+                                                          brief=True)
         for host, items in records.items():
             m = self.managers.get(host)
             if m is None:
                 continue
             for record in items:
                 try:
-                    await m.sync_power_state(record)
+                    await m.sync_power_state(ctx, record)
                 except Exception:
                     log.exception("power state sync failed", host=host,
                                   instance=record["uuid"])
@@ -121,9 +128,10 @@ class ComputeFleet:
         """Lifecycle events of every host's driver: sync that instance's power state now."""
         async for event in self.events:
             try:
-                record = await self.conductor("instance_get", uuid=event.uuid)
+                ctx = RequestContext.system()
+                record = await self.conductor.instance_get(ctx, event.uuid)
                 m = self.managers.get(record["host"]) if record else None
-                if m is not None and not record["deleted"]:
-                    await m.sync_power_state(record)
+                if m is not None and record is not None and not record["deleted"]:
+                    await m.sync_power_state(ctx, record)
             except Exception:
                 log.exception("lifecycle event failed", instance=event.uuid)

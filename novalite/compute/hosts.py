@@ -7,22 +7,23 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from novalite.bus import Bus
 from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import ComputeNode, Flavor, FlavorExtraSpec, Instance, Service, utcnow
 from novalite.exceptions import BadRequest, NotFound
+from novalite.rpc import current_context
+from novalite.rpc.scheduler import SchedulerClient
 
 
 class HostAPI:
     """Services, hypervisors, flavors listing and limits."""
 
-    def __init__(self, db: Database, cfg: Config, bus: Bus,
+    def __init__(self, db: Database, cfg: Config, scheduler: SchedulerClient,
                  flavor_cache: dict[str, Any] | None = None) -> None:
         self.db = db
         self.cfg = cfg
-        self.bus = bus
+        self.scheduler = scheduler
         self.flavor_cache = flavor_cache if flavor_cache is not None else {}
 
     def is_up(self, svc: Service) -> bool:
@@ -61,8 +62,8 @@ class HostAPI:
         if svc is None:
             raise NotFound(f"Service {match.get('id') or match.get('host')} not found.")
         if svc.binary == "nova-compute":
-            await self.bus.cast("scheduler", "host_update", {}, host=svc.host,
-                                disabled=svc.disabled or svc.forced_down)
+            await self.scheduler.host_update(current_context(), svc.host,
+                                             disabled=svc.disabled or svc.forced_down)
         return svc
 
     async def hypervisors(self) -> list[tuple[ComputeNode, Service | None]]:
@@ -75,7 +76,7 @@ class HostAPI:
         return await self.db.read(work)
 
     async def usage(self) -> dict[str, dict[str, int]]:
-        return await self.bus.call("scheduler", "host_usage", {})
+        return await self.scheduler.host_usage(current_context())
 
     async def project_usage(self, project_id: str) -> dict[str, int]:
         def work(s: Session) -> dict[str, int]:

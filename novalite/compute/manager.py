@@ -1,7 +1,7 @@
 """The compute actor: one per host, driving its hypervisor driver.
 
 It never touches the database: every record it reads or writes goes through
-the conductor over the bus (DESIGN.md boundary 1). Operations on one instance
+the conductor's RPC client (DESIGN.md boundary 1). Operations on one instance
 are serialized by a per-instance lock, as Nova's compute manager does.
 
 Periodic tasks: the service heartbeat, power-state sync (the hypervisor's word
@@ -25,9 +25,10 @@ from typing import Any
 import structlog
 import trio
 
-from novalite import states
-from novalite.bus import Bus, Message
+from novalite import rpc, states
+from novalite.context import RequestContext
 from novalite.image.cache import ImageCache
+from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
     DriverError,
@@ -55,14 +56,16 @@ _DONE = {
 
 
 class ComputeManager:
-    """Handles the ``compute.<host>`` topic."""
+    """Handles the ``compute.<host>`` topic: its ``@rpc.method`` methods are what
+    :class:`~novalite.rpc.compute.ComputeClient` sends."""
 
-    def __init__(self, host: str, driver: Driver, bus: Bus, *, availability_zone: str,
+    def __init__(self, host: str, driver: Driver, conductor: ConductorClient, *,
+                 availability_zone: str,
                  image_cache: ImageCache, shutdown_timeout: float,
                  events: trio.MemorySendChannel[LifecycleEvent] | None = None) -> None:
         self.host = host
         self.driver = driver
-        self.bus = bus
+        self.conductor = conductor
         self.az = availability_zone
         self.cache = image_cache
         self.shutdown_timeout = shutdown_timeout
@@ -75,10 +78,6 @@ class ComputeManager:
             self._events_send = events
 
     # -- plumbing ----------------------------------------------------------------
-    async def conductor(self, method: str, context: dict[str, Any] | None = None,
-                        **args: Any) -> Any:
-        return await self.bus.call("conductor", method, context or {}, **args)
-
     def emit_event(self, event: LifecycleEvent) -> None:
         """Given to the driver: lifecycle events queue here and sync power state at once."""
         try:
@@ -86,29 +85,29 @@ class ComputeManager:
         except trio.WouldBlock:
             log.warning("lifecycle event dropped: queue full", instance=event.uuid)
 
-    async def update(self, context: dict[str, Any], uuid: str, **values: Any) -> Any:
-        return await self.conductor("instance_update", context, uuid=uuid, values=values)
+    async def update(self, context: RequestContext, uuid: str, **values: Any) -> Any:
+        return await self.conductor.instance_update(context, uuid, values)
 
     @asynccontextmanager
-    async def event(self, context: dict[str, Any], uuid: str, name: str) -> AsyncIterator[None]:
+    async def event(self, context: RequestContext, uuid: str, name: str
+                    ) -> AsyncIterator[None]:
         """Record an instance action event around an operation, as Nova's wrap_instance_event."""
-        await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
-                             phase="start")
+        await self.conductor.action_event(context, uuid, name, self.host, phase="start")
         try:
             yield
         except Exception as exc:
-            await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
-                                 result="Error", details=f"{type(exc).__name__}: {exc}")
+            await self.conductor.action_event(context, uuid, name, self.host, result="Error",
+                                              details=f"{type(exc).__name__}: {exc}")
             raise
-        await self.conductor("action_event", context, uuid=uuid, event=name, host=self.host,
-                             result="Success")
+        await self.conductor.action_event(context, uuid, name, self.host, result="Success")
 
     # -- start -------------------------------------------------------------------
     async def start(self) -> None:
         await self.driver.init_host()
-        await self.report_service()
-        await self.report_resources()
-        await self.adopt()
+        ctx = RequestContext.system()
+        await self.report_service(ctx)
+        await self.report_resources(ctx)
+        await self.adopt(ctx)
 
     async def run_driver(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                          ) -> None:
@@ -119,30 +118,30 @@ class ComputeManager:
         """
         await self.driver.run(task_status=task_status)
 
-    async def adopt(self, records: list[dict[str, Any]] | None = None) -> None:
+    async def adopt(self, ctx: RequestContext,
+                    records: list[dict[str, Any]] | None = None) -> None:
         """Reconcile the records of this host's instances (fetched when not given)
         with what the driver finds."""
         if records is None:
-            records = await self.conductor("instances_on_host", host=self.host)
+            records = await self.conductor.instances_on_host(ctx, self.host)
         guests = set(await self.driver.list_instances())
         known = {r["uuid"] for r in records}
         for record in records:
             self.cache.adopt(record.get("image_ref"), record["uuid"])
-            await self.sync_power_state(record, adopting=True)
+            await self.sync_power_state(ctx, record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
         if records:
             log.info("adopted guests", host=self.host, count=len(guests & known))
 
-    async def report_service(self) -> None:
-        await self.conductor("service_report", host=self.host, binary="nova-compute",
-                             availability_zone=self.az)
+    async def report_service(self, ctx: RequestContext) -> None:
+        await self.conductor.service_report(ctx, self.host, "nova-compute", self.az)
 
-    async def report_resources(self) -> None:
+    async def report_resources(self, ctx: RequestContext) -> None:
         res = await self.driver.get_available_resource()
         data = asdict(res)
         data["supported_instances"] = [list(x) for x in res.supported_instances]
-        await self.conductor("compute_node_update", host=self.host, resources=data)
+        await self.conductor.compute_node_update(ctx, self.host, data)
 
     # -- periodic tasks ------------------------------------------------------------
     async def periodic(self, interval: float, fn: Any) -> None:
@@ -156,20 +155,22 @@ class ComputeManager:
             await trio.sleep(interval)
 
     async def sync_all(self) -> None:
-        for record in await self.conductor("instances_on_host", host=self.host, brief=True):
-            await self.sync_power_state(record)
+        ctx = RequestContext.system()
+        for record in await self.conductor.instances_on_host(ctx, self.host, brief=True):
+            await self.sync_power_state(ctx, record)
 
-    async def sync_power_state(self, record: dict[str, Any], adopting: bool = False) -> None:
+    async def sync_power_state(self, ctx: RequestContext, record: dict[str, Any],
+                               adopting: bool = False) -> None:
         """Make the record follow the hypervisor (Nova's _sync_instance_power_state)."""
         uuid = record["uuid"]
         if record["task_state"] is not None and not adopting:
             return  # an operation is in flight; it will set the state itself
         if record["vm_state"] in (states.BUILDING, states.DELETED):
             if adopting and record["vm_state"] == states.BUILDING:
-                await self.update({}, uuid, vm_state=states.ERROR, task_state=None)
-                await self.conductor("instance_fault", uuid=uuid, host=self.host,
-                                     message="The service stopped while this instance was "
-                                     "being built")
+                await self.update(ctx, uuid, vm_state=states.ERROR, task_state=None)
+                await self.conductor.instance_fault(
+                    ctx, uuid, "The service stopped while this instance was being built",
+                    self.host)
             return
         reason = None
         try:
@@ -195,26 +196,22 @@ class ComputeManager:
         if values:
             log.info("power state synced", instance=uuid, power_state=int(power),
                      **{k: v for k, v in values.items() if k == "vm_state"})
-            await self.update({}, uuid, **values)
+            await self.update(ctx, uuid, **values)
             if power == PowerState.CRASHED and values.get("vm_state") == states.STOPPED:
                 # A guest that died on its own: the driver's reason is the server's fault.
-                await self.conductor("instance_fault", uuid=uuid, host=self.host,
-                                     message=f"The guest crashed: {reason or 'no reason given'}")
+                await self.conductor.instance_fault(
+                    ctx, uuid, f"The guest crashed: {reason or 'no reason given'}", self.host)
 
     async def watch_events(self) -> None:
         async for event in self._events_recv:
-            record = await self.conductor("instance_get", uuid=event.uuid)
+            ctx = RequestContext.system()
+            record = await self.conductor.instance_get(ctx, event.uuid)
             if record and record["host"] == self.host and not record["deleted"]:
-                await self.sync_power_state(record)
+                await self.sync_power_state(ctx, record)
 
-    # -- bus ---------------------------------------------------------------------
-    async def handle(self, msg: Message) -> Any:
-        method = getattr(self, f"rpc_{msg.method}", None)
-        if method is None:
-            raise ValueError(f"compute has no method {msg.method}")
-        return await method(msg.context, **msg.args)
-
-    async def rpc_build_and_run_instance(self, context: dict[str, Any], instance: dict[str, Any],
+    # -- the compute.<host> topic (novalite.rpc.compute.ComputeClient) -------------------
+    @rpc.method
+    async def build_and_run_instance(self, context: RequestContext, instance: dict[str, Any],
                                          image: dict[str, Any] | None,
                                          kernel: dict[str, Any] | None,
                                          ramdisk: dict[str, Any] | None, spec: dict[str, Any],
@@ -224,26 +221,25 @@ class ComputeManager:
         event = {"event": "compute_build_and_run_instance", "host": self.host}
         async with self._locks[uuid]:
             try:
-                current = await self.conductor("instance_update", context, uuid=uuid, values={
+                current = await self.conductor.instance_update(context, uuid, {
                     "task_state": states.SPAWNING}, event={**event, "phase": "start"})
                 if current is None or current["deleted"]:
                     raise SpawnFailed("instance was deleted during the build")
                 ssh_port = await self._spawn(instance, image, kernel, ramdisk,
-                                             token=context.get("auth_token", ""))
+                                             token=context.auth_token)
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 if not isinstance(exc, DriverError):
                     log.exception("spawn crashed", instance=uuid)
                 with trio.CancelScope(shield=True):
-                    await self.conductor("action_event", context, uuid=uuid, **event,
-                                         result="Error",
-                                         details=f"{type(exc).__name__}: {exc}")
+                    await self.conductor.action_event(
+                        context, uuid, event["event"], self.host, result="Error",
+                        details=f"{type(exc).__name__}: {exc}")
                     await self.driver.destroy(uuid)
                     self.cache.release(uuid)
-                    await self.conductor("build_failed", context, instance_uuid=uuid,
-                                         host=self.host, reason=str(exc) or type(exc).__name__,
-                                         spec=spec, tried=tried, networks=networks,
-                                         reschedule=reschedule)
+                    await self.conductor.build_failed(
+                        context, uuid, self.host, str(exc) or type(exc).__name__, spec, tried,
+                        networks, reschedule)
                 return
             info = await self.driver.get_info(uuid)
             values: dict[str, Any] = {"vm_state": states.ACTIVE, "task_state": None,
@@ -251,8 +247,8 @@ class ComputeManager:
             if ssh_port is not None:  # shown as server metadata: ssh -p PORT 127.0.0.1
                 values["metadata_"] = {**(current or {}).get("metadata", {}),
                                        "ssh_host_port": str(ssh_port)}
-            await self.conductor("instance_update", context, uuid=uuid, values=values,
-                                 event={**event, "result": "Success"})
+            await self.conductor.instance_update(context, uuid, values,
+                                                 event={**event, "result": "Success"})
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
@@ -290,22 +286,24 @@ class ComputeManager:
             sock.bind(("127.0.0.1", 0))
             return int(sock.getsockname()[1])
 
-    async def rpc_terminate_instance(self, context: dict[str, Any], uuid: str) -> None:
+    @rpc.method
+    async def terminate_instance(self, context: RequestContext, uuid: str) -> None:
         async with self._locks[uuid]:
             try:
                 await self.driver.destroy(uuid)
             except Exception as exc:
                 log.exception("destroy failed", instance=uuid)
                 await self.update(context, uuid, vm_state=states.ERROR, task_state=None)
-                await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
-                                     message=f"Failed to delete the guest: {exc}")
+                await self.conductor.instance_fault(
+                    context, uuid, f"Failed to delete the guest: {exc}", self.host)
                 return
-            await self.conductor("instance_destroyed", context, uuid=uuid, host=self.host)
+            await self.conductor.instance_destroyed(context, uuid, self.host)
         self.cache.release(uuid)
         self._locks.pop(uuid, None)
         log.info("instance deleted", instance=uuid)
 
-    async def rpc_power_action(self, context: dict[str, Any], uuid: str, action: str,
+    @rpc.method
+    async def power_action(self, context: RequestContext, uuid: str, action: str,
                                reboot_type: str = "SOFT") -> None:
         """stop, start, reboot, pause, unpause, suspend, resume."""
         event = {"stop": "compute_stop_instance", "start": "compute_start_instance",
@@ -328,9 +326,8 @@ class ComputeManager:
                 if info_state is not None:
                     values["power_state"] = int(info_state)
                 await self.update(context, uuid, **values)
-                await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
-                                     message=f"{action} failed: {exc}",
-                                     details=traceback.format_exc())
+                await self.conductor.instance_fault(context, uuid, f"{action} failed: {exc}",
+                                                    self.host, traceback.format_exc())
                 return
             vm_state, _expected = _DONE[action]
             power = await self._power_or_none(uuid)
@@ -343,8 +340,9 @@ class ComputeManager:
         except DriverError:
             return None
 
-    async def rpc_snapshot_instance(self, context: dict[str, Any], uuid: str,
-                                    image_id: str) -> None:
+    @rpc.method
+    async def snapshot_instance(self, context: RequestContext, uuid: str,
+                                image_id: str) -> None:
         """createImage: the driver writes the guest's disk (or rootfs) to a file, which the
         conductor stores as the data of the queued image ``image_id``."""
         dest = self.cache.snapshot_path(image_id)
@@ -352,10 +350,8 @@ class ComputeManager:
             try:
                 async with self.event(context, uuid, "compute_snapshot_instance"):
                     disk_format, container_format = await self.driver.snapshot(uuid, dest)
-                    await self.bus.call("conductor", "snapshot_store", context, timeout=3600,
-                                        image_id=image_id, path=dest,
-                                        disk_format=disk_format,
-                                        container_format=container_format)
+                    await self.conductor.snapshot_store(context, image_id, dest, disk_format,
+                                                        container_format)
                 if os.path.exists(dest):  # uploaded elsewhere (an external Glance)
                     os.unlink(dest)
             except Exception as exc:
@@ -363,16 +359,17 @@ class ComputeManager:
                 with trio.CancelScope(shield=True):
                     if os.path.exists(dest):
                         os.unlink(dest)
-                    await self.conductor("snapshot_failed", context, image_id=image_id)
+                    await self.conductor.snapshot_failed(context, image_id)
                     await self.update(context, uuid, task_state=None)
-                    await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
-                                         message=f"Snapshot failed: {exc}"[:255],
-                                         details=traceback.format_exc())
+                    await self.conductor.instance_fault(
+                        context, uuid, f"Snapshot failed: {exc}"[:255], self.host,
+                        traceback.format_exc())
                 return
             await self.update(context, uuid, task_state=None)
             log.info("snapshot stored", instance=uuid, image=image_id)
 
-    async def rpc_get_console_output(self, context: dict[str, Any], uuid: str) -> str:
+    @rpc.method
+    async def get_console_output(self, context: RequestContext, uuid: str) -> str:
         return await self.driver.get_console_output(uuid)
 
 

@@ -1,7 +1,8 @@
 """The conductor actor: builds (schedule, reschedule, fail) and all database work for compute.
 
 Compute actors never touch the database (DESIGN.md boundary 1): they call the
-conductor over the bus with plain data, and the conductor reads and writes.
+conductor (:class:`~novalite.rpc.conductor.ConductorClient`) with plain data, and
+the conductor reads and writes. Its ``@rpc.method`` methods are its topic.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlmodel import Session, select
 
-from novalite import states
-from novalite.bus import Bus, Message, RemoteError
+from novalite import rpc, states
 from novalite.config import Config
+from novalite.context import RequestContext
 from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
@@ -30,7 +31,11 @@ from novalite.db.models import (
     Service,
     utcnow,
 )
+from novalite.exceptions import NoValidHost
 from novalite.network import Network
+from novalite.rpc.compute import ComputeClient
+from novalite.rpc.scheduler import SchedulerClient
+from novalite.rpc.transport import Transport
 
 log = structlog.get_logger("novalite.conductor")
 
@@ -73,23 +78,23 @@ def image_payload(image: Image | Row | None) -> dict[str, Any] | None:
 class ConductorManager:
     """Handles the ``conductor`` topic."""
 
-    def __init__(self, db: Database, cfg: Config, bus: Bus) -> None:
+    def __init__(self, db: Database, cfg: Config, transport: Transport) -> None:
         self.db = db
         self.cfg = cfg
-        self.bus = bus
+        self.transport = transport
+        self.scheduler = SchedulerClient(transport)
         self.network = Network(cfg.network.name, cfg.network.cidr)
         #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
         #: success on one of these needs telling, to start its count over.
         self._failing_hosts: set[str] = set()
 
-    async def handle(self, msg: Message) -> Any:
-        method = getattr(self, f"rpc_{msg.method}", None)
-        if method is None:
-            raise ValueError(f"conductor has no method {msg.method}")
-        return await method(msg.context, **msg.args)
+    def compute(self, host: str) -> ComputeClient:
+        """The client of the compute host ``host``."""
+        return ComputeClient(self.transport, host)
 
     # -- builds ----------------------------------------------------------------
-    async def rpc_schedule_and_build(self, context: dict[str, Any], instance_uuid: str,
+    @rpc.method
+    async def schedule_and_build(self, context: RequestContext, instance_uuid: str,
                                      spec: dict[str, Any], tried: list[str] | None = None,
                                      networks: str = "auto", last_error: str = "") -> None:
         tried = list(tried or [])
@@ -102,13 +107,13 @@ class ConductorManager:
             return
         spec = {**spec, "ignore_hosts": tried}
         try:
-            dest = await self.bus.call("scheduler", "select_destinations", context, spec=spec,
-                                       persist=False)
-        except RemoteError as exc:
-            message = exc.message if exc.exc_type == "NoValidHost" else str(exc)
-            if tried and exc.exc_type == "NoValidHost":
-                message = f"{message} Last build error: {last_error}"
+            [dest] = await self.scheduler.select_destinations(context, [spec], persist=False)
+        except NoValidHost as exc:
+            message = f"{exc.message} Last build error: {last_error}" if tried else exc.message
             await self._build_error(instance_uuid, context, message, None)
+            return
+        except Exception as exc:  # the scheduler failed: the server must not stay BUILD
+            await self._build_error(instance_uuid, context, _describe(exc), None)
             return
         try:
             await self._build_on(context, instance_uuid, spec, dest, tried, networks)
@@ -117,16 +122,16 @@ class ConductorManager:
             await self._build_error(instance_uuid, context, f"{type(exc).__name__}: {exc}",
                                     None)
 
-    async def rpc_schedule_and_build_instances(self, context: dict[str, Any],
-                                               builds: list[dict[str, Any]],
-                                               networks: str = "auto") -> None:
+    @rpc.method
+    async def schedule_and_build_instances(self, context: RequestContext,
+                                           builds: list[dict[str, Any]],
+                                           networks: str = "auto") -> None:
         """Place a multi-create with one scheduler call, all or none, then build each."""
         specs = [{**b["spec"], "ignore_hosts": []} for b in builds]
         try:
-            dests = await self.bus.call("scheduler", "select_destinations", context,
-                                        specs=specs, persist=False)
-        except RemoteError as exc:
-            message = exc.message if exc.exc_type == "NoValidHost" else str(exc)
+            dests = await self.scheduler.select_destinations(context, specs, persist=False)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, NoValidHost) else _describe(exc)
             for b in builds:
                 await self._build_error(b["instance_uuid"], context, message, None)
             return
@@ -139,7 +144,7 @@ class ConductorManager:
                 await self._build_error(spec["instance_uuid"], context,
                                         f"{type(exc).__name__}: {exc}", None)
 
-    async def _build_on(self, context: dict[str, Any], instance_uuid: str,
+    async def _build_on(self, context: RequestContext, instance_uuid: str,
                         spec: dict[str, Any], dest: dict[str, Any], tried: list[str],
                         networks: str) -> None:
         """Record the scheduler's choice (host and allocation) and cast the build there."""
@@ -167,38 +172,37 @@ class ConductorManager:
             found = await self.db.write(work)
         except BaseException:
             with trio.CancelScope(shield=True):
-                await self.bus.call("scheduler", "release", context,
-                                    instance_uuid=instance_uuid)
+                await self.scheduler.release(context, instance_uuid)
             raise
         if found is None:  # deleted while scheduling
-            await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
+            await self.scheduler.release(context, instance_uuid)
             return
         inst, image, extras = found
         images = spec.get("glance_images") or {  # an external Glance's, or our own records
             "image": image_payload(image),
             "kernel": image_payload(extras[0]) if extras else None,
             "ramdisk": image_payload(extras[1]) if len(extras) > 1 else None}
-        await self.bus.cast(f"compute.{host}", "build_and_run_instance", context,
-                            instance=instance_payload(inst), image=images["image"],
-                            kernel=images["kernel"], ramdisk=images["ramdisk"],
-                            spec=spec, tried=tried + [host], networks=networks)
+        await self.compute(host).build_and_run_instance(
+            context, instance_payload(inst), images["image"], images["kernel"],
+            images["ramdisk"], spec, tried + [host], networks)
 
-    async def rpc_build_failed(self, context: dict[str, Any], instance_uuid: str, host: str,
-                               reason: str, spec: dict[str, Any], tried: list[str],
-                               networks: str, reschedule: bool) -> None:
-        await self.bus.call("scheduler", "release", context, instance_uuid=instance_uuid)
+    @rpc.method
+    async def build_failed(self, context: RequestContext, instance_uuid: str, host: str,
+                           reason: str, spec: dict[str, Any], tried: list[str],
+                           networks: str, reschedule: bool) -> None:
+        await self.scheduler.release(context, instance_uuid)
         self._failing_hosts.add(host)
-        await self.bus.cast("scheduler", "build_result", context, host=host, success=False)
+        await self.scheduler.build_result(context, host, success=False)
         await self._fault(instance_uuid, reason, host, "")
         if reschedule:
             log.info("rescheduling build", instance=instance_uuid, failed_host=host,
                      reason=reason)
-            await self.rpc_schedule_and_build(context, instance_uuid, spec, tried, networks,
-                                              last_error=reason)
+            await self.schedule_and_build(context, instance_uuid, spec, tried, networks,
+                                          last_error=reason)
         else:
             await self._build_error(instance_uuid, context, reason, host)
 
-    async def _build_error(self, uuid: str, context: dict[str, Any], message: str,
+    async def _build_error(self, uuid: str, context: RequestContext, message: str,
                            host: str | None) -> None:
         log.warning("build failed", instance=uuid, reason=message)
 
@@ -211,7 +215,7 @@ class ConductorManager:
             s.add(inst)
             s.add(InstanceFault(instance_uuid=uuid, code=500, message=message[:255],
                                 details=message, host=host))
-            queries.record_event(s, uuid, context.get("request_id", ""),
+            queries.record_event(s, uuid, context.request_id,
                                  "conductor_schedule_and_build_instances", host,
                                  result="Error", details=message)
 
@@ -223,7 +227,8 @@ class ConductorManager:
             host=host)))
 
     # -- instance records for compute --------------------------------------------
-    async def rpc_instance_update(self, context: dict[str, Any], uuid: str,
+    @rpc.method
+    async def instance_update(self, context: RequestContext, uuid: str,
                                   values: dict[str, Any],
                                   expected_task_state: list[str | None] | None = None,
                                   event: dict[str, Any] | None = None,
@@ -235,7 +240,7 @@ class ConductorManager:
         ``task_state``, ``power_state``, ``deleted``, ``metadata``), None if there is
         no such instance; with ``expected_task_state`` given and not met, nothing
         changes and the state is returned as it is."""
-        request_id = context.get("request_id", "")
+        request_id = context.request_id
         built_on: list[str] = []
 
         def work(s: Session) -> dict[str, Any] | None:
@@ -264,19 +269,20 @@ class ConductorManager:
         for host in built_on:  # a build succeeded: the host's failure count starts over
             if host in self._failing_hosts:
                 self._failing_hosts.discard(host)
-                await self.bus.cast("scheduler", "build_result", context, host=host,
-                                    success=True)
+                await self.scheduler.build_result(context, host, success=True)
         return result
 
-    async def rpc_instance_get(self, context: dict[str, Any], uuid: str) -> dict[str, Any] | None:
+    @rpc.method
+    async def instance_get(self, context: RequestContext, uuid: str) -> dict[str, Any] | None:
         def work(s: Session) -> dict[str, Any] | None:
             inst = s.exec(select(Instance).where(Instance.uuid == uuid)).first()
             return instance_payload(inst) if inst else None
 
         return await self.db.read(work)
 
-    async def rpc_instances_on_host(self, context: dict[str, Any], host: str,
-                                    brief: bool = False) -> list[dict[str, Any]]:
+    @rpc.method
+    async def instances_on_host(self, context: RequestContext, host: str,
+                                brief: bool = False) -> list[dict[str, Any]]:
         """The host's live instances; ``brief``: only the state columns power sync needs."""
 
         def work(s: Session) -> list[dict[str, Any]]:
@@ -293,8 +299,9 @@ class ConductorManager:
 
         return await self.db.read(work)
 
-    async def rpc_instance_destroyed(self, context: dict[str, Any], uuid: str,
-                                     host: str | None) -> None:
+    @rpc.method
+    async def instance_destroyed(self, context: RequestContext, uuid: str,
+                                 host: str | None) -> None:
         """The guest is gone: soft-delete the record, free its address and its claim."""
 
         def work(s: Session) -> None:
@@ -309,22 +316,24 @@ class ConductorManager:
                 inst.terminated_at = inst.deleted_at = inst.updated_at = now
                 inst.deleted = inst.id or 1
                 s.add(inst)
-            queries.record_event(s, uuid, context.get("request_id", ""),
+            queries.record_event(s, uuid, context.request_id,
                                  "compute_terminate_instance", host, result="Success")
 
         await self.db.write(work)
-        await self.bus.call("scheduler", "release", context, instance_uuid=uuid)
+        await self.scheduler.release(context, uuid)
 
-    async def rpc_action_event(self, context: dict[str, Any], uuid: str, event: str,
-                               host: str | None, result: str | None = None,
-                               details: str | None = None, phase: str = "finish") -> None:
-        request_id = context.get("request_id", "")
+    @rpc.method
+    async def action_event(self, context: RequestContext, uuid: str, event: str,
+                           host: str | None, result: str | None = None,
+                           details: str | None = None, phase: str = "finish") -> None:
+        request_id = context.request_id
 
         await self.db.write(lambda s: queries.record_event(s, uuid, request_id, event, host,
                                                            phase, result, details))
 
-    async def rpc_instance_fault(self, context: dict[str, Any], uuid: str, message: str,
-                                 host: str | None, details: str = "") -> None:
+    @rpc.method
+    async def instance_fault(self, context: RequestContext, uuid: str, message: str,
+                             host: str | None, details: str = "") -> None:
         await self._fault(uuid, message, host, details)
 
     # -- snapshots -----------------------------------------------------------------
@@ -336,13 +345,14 @@ class ConductorManager:
 
         return GlanceClient(self.cfg.glance.api_servers[0])
 
-    async def rpc_snapshot_store(self, context: dict[str, Any], image_id: str, path: str,
-                                 disk_format: str, container_format: str) -> dict[str, Any]:
+    @rpc.method
+    async def snapshot_store(self, context: RequestContext, image_id: str, path: str,
+                             disk_format: str, container_format: str) -> dict[str, Any]:
         """Store a driver's snapshot file as the data of the queued image ``image_id``
         (in the external Glance, as the caller, when there is one)."""
         glance = self._glance()
         if glance is not None:
-            await glance.store(context.get("auth_token", ""), image_id, path, disk_format,
+            await glance.store(context.auth_token, image_id, path, disk_format,
                                container_format)
             return {"id": image_id, "status": "active"}
         from novalite.image.service import ImageService
@@ -351,22 +361,24 @@ class ConductorManager:
             image_id, path, disk_format, container_format)
         return {"id": image.id, "size": image.size, "status": image.status}
 
-    async def rpc_snapshot_failed(self, context: dict[str, Any], image_id: str) -> None:
+    @rpc.method
+    async def snapshot_failed(self, context: RequestContext, image_id: str) -> None:
         """A snapshot failed: delete its image record (and any data), as Nova does."""
         from novalite.image.service import ImageService
 
         glance = self._glance()
         try:
             if glance is not None:
-                await glance.delete(context.get("auth_token", ""), image_id)
+                await glance.delete(context.auth_token, image_id)
             else:
                 await ImageService(self.db, self.cfg).delete(None, image_id)
         except Exception as exc:  # already gone, or protected meanwhile
             log.warning("snapshot image not deleted", image=image_id, error=str(exc))
 
     # -- hosts -------------------------------------------------------------------
-    async def rpc_service_report(self, context: dict[str, Any], host: str, binary: str,
-                                 availability_zone: str) -> dict[str, Any]:
+    @rpc.method
+    async def service_report(self, context: RequestContext, host: str, binary: str,
+                             availability_zone: str) -> dict[str, Any]:
         def work(s: Session) -> dict[str, Any]:
             svc = s.exec(select(Service).where(Service.host == host,
                                                Service.binary == binary)).first()
@@ -381,14 +393,16 @@ class ConductorManager:
 
         result = await self.db.write(work)
         if binary == "nova-compute":
-            await self.bus.cast("scheduler", "host_update", context, host=host, heartbeat=True,
-                                disabled=result["disabled"] or result["forced_down"],
-                                availability_zone=availability_zone)
+            await self.scheduler.host_update(
+                context, host, heartbeat=True,
+                disabled=result["disabled"] or result["forced_down"],
+                availability_zone=availability_zone)
         return result
 
     # -- hosts, batched (novalite.compute.fleet: thousands of hosts in one process) -----
-    async def rpc_service_report_many(self, context: dict[str, Any],
-                                      reports: list[dict[str, Any]]) -> None:
+    @rpc.method
+    async def service_report_many(self, context: RequestContext,
+                                  reports: list[dict[str, Any]]) -> None:
         """The heartbeats of many hosts in one transaction (bulk updates, no row objects)."""
         now = utcnow()
 
@@ -422,10 +436,11 @@ class ConductorManager:
                     "availability_zone": r["availability_zone"]}
                    for r in reports if r["binary"] == "nova-compute"]
         if updates:
-            await self.bus.cast("scheduler", "hosts_update", context, updates=updates)
+            await self.scheduler.hosts_update(context, updates)
 
-    async def rpc_compute_node_update_many(self, context: dict[str, Any],
-                                           nodes: list[dict[str, Any]]) -> None:
+    @rpc.method
+    async def compute_node_update_many(self, context: RequestContext,
+                                       nodes: list[dict[str, Any]]) -> None:
         """Many hosts' capacity reports (``host``, ``resources``) in one transaction."""
 
         def work(s: Session) -> None:
@@ -448,11 +463,12 @@ class ConductorManager:
                 s.add(node)
 
         await self.db.write(work)
-        await self.bus.cast("scheduler", "hosts_update", context, updates=[
+        await self.scheduler.hosts_update(context, [
             {"host": n["host"], "resources": n["resources"]} for n in nodes])
 
-    async def rpc_instances_on_hosts(self, context: dict[str, Any], hosts: list[str],
-                                     brief: bool = False) -> dict[str, list[dict[str, Any]]]:
+    @rpc.method
+    async def instances_on_hosts(self, context: RequestContext, hosts: list[str],
+                                 brief: bool = False) -> dict[str, list[dict[str, Any]]]:
         """Live instances of many hosts by host (``brief``: the power-sync columns)."""
         wanted = set(hosts)
 
@@ -476,8 +492,9 @@ class ConductorManager:
 
         return await self.db.read(work)
 
-    async def rpc_compute_node_update(self, context: dict[str, Any], host: str,
-                                      resources: dict[str, Any]) -> None:
+    @rpc.method
+    async def compute_node_update(self, context: RequestContext, host: str,
+                                  resources: dict[str, Any]) -> None:
         def work(s: Session) -> None:
             node = s.exec(select(ComputeNode).where(ComputeNode.host == host)).first()
             if node is None:
@@ -490,7 +507,12 @@ class ConductorManager:
             s.add(node)
 
         await self.db.write(work)
-        await self.bus.cast("scheduler", "host_update", context, host=host, resources=resources)
+        await self.scheduler.host_update(context, host, resources=resources)
+
+
+def _describe(exc: Exception) -> str:
+    """An error of another actor as a fault message: ``Type: message``."""
+    return str(exc) if isinstance(exc, rpc.RemoteError) else f"{type(exc).__name__}: {exc}"
 
 
 __all__ = ["ConductorManager", "image_payload", "instance_payload"]

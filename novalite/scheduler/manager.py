@@ -22,8 +22,9 @@ from typing import Any
 import structlog
 from sqlmodel import Session, select
 
-from novalite.bus import Message
+from novalite import rpc
 from novalite.config import Config
+from novalite.context import RequestContext
 from novalite.db.engine import Database
 from novalite.db.models import (
     Aggregate,
@@ -50,7 +51,8 @@ Claim = tuple[str, int, int, int, str | None]
 
 
 class SchedulerManager:
-    """Handles the ``scheduler`` topic."""
+    """Handles the ``scheduler`` topic: its ``@rpc.method`` methods are what
+    :class:`~novalite.rpc.scheduler.SchedulerClient` sends."""
 
     def __init__(self, db: Database, cfg: Config) -> None:
         self.db = db
@@ -330,36 +332,41 @@ class SchedulerManager:
     async def reload_aggregates(self) -> None:
         self.set_aggregates(await self.db.read(_aggregates_in))
 
-    # -- bus -------------------------------------------------------------------
-    async def handle(self, msg: Message) -> Any:
-        a = msg.args
-        if msg.method == "select_destinations":
-            if "specs" in a:
-                return await self.select_destinations(
-                    None, a.get("persist", True),
-                    specs=[RequestSpec.from_dict(x) for x in a["specs"]])
-            return await self.select_destinations(RequestSpec.from_dict(a["spec"]),
-                                                  a.get("persist", True))
-        if msg.method == "release":
-            return await self.release(a["instance_uuid"])
-        if msg.method == "host_update":
-            self.host_update(a)
-            return None
-        if msg.method == "hosts_update":
-            for one in a["updates"]:
-                self.host_update(one)
-            return None
-        if msg.method == "build_result":
-            self.build_result(a["host"], bool(a["success"]))
-            return None
-        if msg.method == "aggregates_changed":
-            await self.reload_aggregates()
-            return None
-        if msg.method == "host_usage":
-            return {h: {"vcpus_used": s.vcpus_used, "memory_mb_used": s.memory_mb_used,
-                        "disk_gb_used": s.disk_gb_used, "running_vms": s.num_instances}
-                    for h, s in self.hosts.items()}
-        raise ValueError(f"scheduler has no method {msg.method}")
+    # -- the scheduler topic (novalite.rpc.scheduler.SchedulerClient) -------------------
+    # Wire names of their own where the in-process method of that name takes no context.
+    @rpc.method(name="select_destinations")
+    async def select_destinations_for(self, ctx: RequestContext, specs: list[dict[str, Any]],
+                                      persist: bool = True) -> list[dict[str, Any]]:
+        dests: list[dict[str, Any]] = await self.select_destinations(
+            None, persist, specs=[RequestSpec.from_dict(x) for x in specs])
+        return dests
+
+    @rpc.method(name="release")
+    async def release_for(self, ctx: RequestContext, instance_uuid: str) -> str | None:
+        return await self.release(instance_uuid)
+
+    @rpc.method(name="host_update")
+    async def host_update_for(self, ctx: RequestContext, **update: Any) -> None:
+        self.host_update(update)
+
+    @rpc.method
+    async def hosts_update(self, ctx: RequestContext, updates: list[dict[str, Any]]) -> None:
+        for one in updates:
+            self.host_update(one)
+
+    @rpc.method(name="build_result")
+    async def build_result_for(self, ctx: RequestContext, host: str, success: bool) -> None:
+        self.build_result(host, bool(success))
+
+    @rpc.method
+    async def aggregates_changed(self, ctx: RequestContext) -> None:
+        await self.reload_aggregates()
+
+    @rpc.method
+    async def host_usage(self, ctx: RequestContext) -> dict[str, dict[str, int]]:
+        return {h: {"vcpus_used": s.vcpus_used, "memory_mb_used": s.memory_mb_used,
+                    "disk_gb_used": s.disk_gb_used, "running_vms": s.num_instances}
+                for h, s in self.hosts.items()}
 
 
 def _aggregates_in(s: Session) -> list[dict[str, Any]]:

@@ -1,0 +1,183 @@
+"""The typed client of the ``conductor`` topic (Nova's ``conductor/rpcapi.py``).
+
+The conductor does two jobs: it runs builds (schedule, reschedule, fail) for the
+compute API, and it is the database proxy of compute hosts, which never touch the
+database themselves (DESIGN.md boundary 1). Its handler is
+:class:`~novalite.conductor.manager.ConductorManager`.
+
+Instances and images cross as plain-data payloads
+(:func:`~novalite.conductor.manager.instance_payload`,
+:func:`~novalite.conductor.manager.image_payload`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from novalite.context import RequestContext
+from novalite.rpc.client import DEFAULT_TIMEOUT, RpcClient
+from novalite.rpc.transport import Transport
+
+TOPIC = "conductor"
+
+#: Seconds a snapshot's data may take to reach the image store.
+SNAPSHOT_TIMEOUT = 3600.0
+
+
+class ConductorClient:
+    """Sends to the conductor. ``timeout`` bounds every call of this client (the batched
+    periodic tasks of many hosts use a longer one)."""
+
+    def __init__(self, transport: Transport, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._rpc = RpcClient(transport, TOPIC, timeout)
+
+    # -- builds (from the compute API) ---------------------------------------------------
+    async def schedule_and_build(self, ctx: RequestContext, instance_uuid: str,
+                                 spec: dict[str, Any], networks: str = "auto") -> None:
+        """Place the instance and cast its build to the chosen host (cast).
+
+        ``spec`` is the boot's request spec (a
+        :class:`~novalite.scheduler.host_state.RequestSpec` dict; with an external
+        Glance its ``glance_images`` too). A build that finds no host, or fails on
+        every host it may try, puts the instance in ERROR with a fault.
+
+        Example::
+
+            await conductor.schedule_and_build(ctx, inst.uuid, spec, networks="auto")
+        """
+        await self._rpc.cast(ctx, "schedule_and_build", {
+            "instance_uuid": instance_uuid, "spec": spec, "networks": networks})
+
+    async def schedule_and_build_instances(self, ctx: RequestContext,
+                                           builds: list[dict[str, Any]],
+                                           networks: str = "auto") -> None:
+        """Place a multi-create with one scheduler call, all or none, then build each
+        (cast). ``builds`` are ``{"instance_uuid", "spec"}``."""
+        await self._rpc.cast(ctx, "schedule_and_build_instances",
+                             {"builds": builds, "networks": networks})
+
+    # -- builds (from compute hosts) -----------------------------------------------------
+    async def build_failed(self, ctx: RequestContext, instance_uuid: str, host: str,
+                           reason: str, spec: dict[str, Any], tried: list[str],
+                           networks: str, reschedule: bool) -> None:
+        """A build failed on ``host`` (the guest is already cleaned up): release its
+        claim, record the fault, and build again on another host when ``reschedule``
+        (and attempts remain), else put the instance in ERROR."""
+        await self._rpc.call(ctx, "build_failed", {
+            "instance_uuid": instance_uuid, "host": host, "reason": reason, "spec": spec,
+            "tried": tried, "networks": networks, "reschedule": reschedule})
+
+    # -- instance records ------------------------------------------------------------------
+    async def instance_update(self, ctx: RequestContext, uuid: str, values: dict[str, Any],
+                              *, expected_task_state: list[str | None] | None = None,
+                              event: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Set ``values`` on the instance's record (``"now"`` for ``launched_at`` or
+        ``terminated_at`` means the conductor's clock; ``metadata_`` the metadata).
+
+        ``event`` (``event``, ``host``, and ``phase`` or ``result`` and ``details``, as
+        :meth:`action_event` takes them) is recorded in the same transaction. With
+        ``expected_task_state`` given and not met, nothing changes.
+
+        Returns the instance's state after the change (``uuid``, ``vm_state``,
+        ``task_state``, ``power_state``, ``deleted``, ``metadata``), None if there is
+        no such instance.
+
+        Example::
+
+            state = await conductor.instance_update(ctx, uuid, {"task_state": "spawning"})
+        """
+        result: dict[str, Any] | None = await self._rpc.call(ctx, "instance_update", {
+            "uuid": uuid, "values": values, "expected_task_state": expected_task_state,
+            "event": event})
+        return result
+
+    async def instance_get(self, ctx: RequestContext, uuid: str) -> dict[str, Any] | None:
+        """The instance's payload, None if there is no such record."""
+        result: dict[str, Any] | None = await self._rpc.call(ctx, "instance_get",
+                                                             {"uuid": uuid})
+        return result
+
+    async def instances_on_host(self, ctx: RequestContext, host: str, *,
+                                brief: bool = False) -> list[dict[str, Any]]:
+        """The live instances of ``host`` as payloads; ``brief``: only ``uuid``,
+        ``vm_state``, ``task_state`` and ``power_state``."""
+        result: list[dict[str, Any]] = await self._rpc.call(
+            ctx, "instances_on_host", {"host": host, "brief": brief})
+        return result
+
+    async def instances_on_hosts(self, ctx: RequestContext, hosts: list[str], *,
+                                 brief: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`instances_on_host` for many hosts at once, by host (hosts without
+        instances are left out)."""
+        result: dict[str, list[dict[str, Any]]] = await self._rpc.call(
+            ctx, "instances_on_hosts", {"hosts": hosts, "brief": brief})
+        return result
+
+    async def instance_destroyed(self, ctx: RequestContext, uuid: str,
+                                 host: str | None) -> None:
+        """The guest is gone: soft-delete the record, free its address and its claim."""
+        await self._rpc.call(ctx, "instance_destroyed", {"uuid": uuid, "host": host})
+
+    async def action_event(self, ctx: RequestContext, uuid: str, event: str,
+                           host: str | None, *, result: str | None = None,
+                           details: str | None = None, phase: str = "finish") -> None:
+        """Record an event of the instance's action of this request (``ctx.request_id``):
+        its start (``phase="start"``) or its finish with ``result`` ("Success",
+        "Error") and ``details``, as ``server action show`` lists them."""
+        await self._rpc.call(ctx, "action_event", {
+            "uuid": uuid, "event": event, "host": host, "result": result,
+            "details": details, "phase": phase})
+
+    async def instance_fault(self, ctx: RequestContext, uuid: str, message: str,
+                             host: str | None, details: str = "") -> None:
+        """Record a fault on the instance (``server show`` displays the latest)."""
+        await self._rpc.call(ctx, "instance_fault", {
+            "uuid": uuid, "message": message, "host": host, "details": details})
+
+    # -- snapshots ---------------------------------------------------------------------------
+    async def snapshot_store(self, ctx: RequestContext, image_id: str, path: str,
+                             disk_format: str, container_format: str) -> dict[str, Any]:
+        """Store the snapshot file at ``path`` as the data of the queued image
+        ``image_id`` (waits up to :data:`SNAPSHOT_TIMEOUT`). Returns the image's
+        ``id``, ``status`` (and ``size`` when stored here)."""
+        result: dict[str, Any] = await self._rpc.call(ctx, "snapshot_store", {
+            "image_id": image_id, "path": path, "disk_format": disk_format,
+            "container_format": container_format}, timeout=SNAPSHOT_TIMEOUT)
+        return result
+
+    async def snapshot_failed(self, ctx: RequestContext, image_id: str) -> None:
+        """A snapshot failed: delete its image record (and any data), as Nova does."""
+        await self._rpc.call(ctx, "snapshot_failed", {"image_id": image_id})
+
+    # -- hosts -------------------------------------------------------------------------------
+    async def service_report(self, ctx: RequestContext, host: str, binary: str,
+                             availability_zone: str) -> dict[str, Any]:
+        """A service's heartbeat (creating its record the first time).
+
+        Returns ``{"disabled", "forced_down"}`` as the record says."""
+        result: dict[str, Any] = await self._rpc.call(ctx, "service_report", {
+            "host": host, "binary": binary, "availability_zone": availability_zone})
+        return result
+
+    async def service_report_many(self, ctx: RequestContext,
+                                  reports: list[dict[str, Any]]) -> None:
+        """The heartbeats of many services in one transaction; each report is
+        ``{"host", "binary", "availability_zone"}``."""
+        await self._rpc.call(ctx, "service_report_many", {"reports": reports})
+
+    async def compute_node_update(self, ctx: RequestContext, host: str,
+                                  resources: dict[str, Any]) -> None:
+        """A host's capacity report (a driver's
+        :class:`~novalite.virt.driver.HostResources` as a dict, ``supported_instances``
+        as lists); the scheduler is told too."""
+        await self._rpc.call(ctx, "compute_node_update", {"host": host,
+                                                          "resources": resources})
+
+    async def compute_node_update_many(self, ctx: RequestContext,
+                                       nodes: list[dict[str, Any]]) -> None:
+        """Many hosts' :meth:`compute_node_update` in one transaction; each node is
+        ``{"host", "resources"}``."""
+        await self._rpc.call(ctx, "compute_node_update_many", {"nodes": nodes})
+
+
+__all__ = ["SNAPSHOT_TIMEOUT", "TOPIC", "ConductorClient"]
