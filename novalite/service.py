@@ -123,10 +123,14 @@ class Service:
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
         from novalite.compute.fleet import ComputeFleet
-        from novalite.compute.manager import ComputeManager, ImageCache
+        from novalite.compute.host.image_cache import ImageCache
+        from novalite.compute.manager import ComputeManager
+        from novalite.image.glance_client import image_api_url
 
+        # The compute side holds the image API's URL: here derived from this process's
+        # own configuration; a compute host on another machine is configured with it.
         cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
-                           max_age=self.cfg.image.cache_max_age)
+                           image_api_url(self.cfg), max_age=self.cfg.image.cache_max_age)
         managers = []
         events_send, events_recv = trio.open_memory_channel[Any](1000)
         for host in self.cfg.host_names:
@@ -168,6 +172,7 @@ class Service:
                         await m.driver.cleanup_host()
                     except Exception:
                         log.exception("driver cleanup failed", host=m.host)
+                await cache.api.aclose()
 
     async def run_api(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:

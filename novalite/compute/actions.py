@@ -47,8 +47,10 @@ TASK_FOR = {
 
 
 def bus_context(ctx: AuthContext, request_id: str) -> dict[str, Any]:
+    """The request context of a call: with the caller's token, with which a compute host
+    reaches the image API as the caller (image download, snapshot upload)."""
     return {"request_id": request_id, "user_id": ctx.user_id, "project_id": ctx.project_id,
-            "roles": ctx.roles}
+            "roles": ctx.roles, "auth_token": ctx.token}
 
 
 
@@ -134,7 +136,6 @@ class ServerActions:
             external_id = await glance.create_image(ctx.token, {
                 "name": name, "visibility": "private", "min_disk": record.min_disk,
                 "min_ram": record.min_ram, **record.properties})
-            context["auth_token"] = ctx.token
 
         def work(s: Session) -> str | None:
             row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()

@@ -295,9 +295,7 @@ class ComputeAPI(ServerActions):
 
         async with self.quotas.reserving(ctx.project_id):
             await self.db.write(work)
-        context = bus_context(ctx, request_id)
-        if glance_images is not None:  # the compute host downloads with the caller's token
-            context["auth_token"] = ctx.token
+        context = bus_context(ctx, request_id)  # with the token the host downloads with
         builds = []
         for inst in instances:
             spec = {"instance_uuid": inst.uuid, "vcpus": flavor.vcpus,

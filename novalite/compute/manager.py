@@ -27,7 +27,7 @@ import trio
 
 from novalite import states
 from novalite.bus import Bus, Message
-from novalite.image.cache import ImageCache
+from novalite.compute.host.image_cache import ImageCache
 from novalite.virt.driver import (
     Driver,
     DriverError,
@@ -345,25 +345,30 @@ class ComputeManager:
 
     async def rpc_snapshot_instance(self, context: dict[str, Any], uuid: str,
                                     image_id: str) -> None:
-        """createImage: the driver writes the guest's disk (or rootfs) to a file, which the
-        conductor stores as the data of the queued image ``image_id``."""
+        """createImage: the driver writes the guest's disk (or rootfs) to a file, which
+        this host uploads over HTTP, as the caller, as the data of the queued image
+        ``image_id`` (the image API hashes it and makes it active)."""
         dest = self.cache.snapshot_path(image_id)
+        token = context.get("auth_token", "")
         async with self._locks[uuid]:
             try:
                 async with self.event(context, uuid, "compute_snapshot_instance"):
                     disk_format, container_format = await self.driver.snapshot(uuid, dest)
-                    await self.bus.call("conductor", "snapshot_store", context, timeout=3600,
-                                        image_id=image_id, path=dest,
-                                        disk_format=disk_format,
-                                        container_format=container_format)
-                if os.path.exists(dest):  # uploaded elsewhere (an external Glance)
+                    await self.cache.api.upload(token, image_id, dest, disk_format,
+                                                container_format)
+                if os.path.exists(dest):
                     os.unlink(dest)
             except Exception as exc:
                 log.warning("snapshot failed", instance=uuid, image=image_id, error=str(exc))
                 with trio.CancelScope(shield=True):
                     if os.path.exists(dest):
                         os.unlink(dest)
-                    await self.conductor("snapshot_failed", context, image_id=image_id)
+                    try:  # as Nova does: the failed snapshot's image is deleted
+                        with trio.fail_after(30):
+                            await self.cache.api.delete(token, image_id)
+                    except Exception as gone:  # already gone, or protected meanwhile
+                        log.warning("snapshot image not deleted", image=image_id,
+                                    error=str(gone) or type(gone).__name__)
                     await self.update(context, uuid, task_state=None)
                     await self.conductor("instance_fault", context, uuid=uuid, host=self.host,
                                          message=f"Snapshot failed: {exc}"[:255],

@@ -30,6 +30,7 @@ from novalite.db.models import (
     Service,
     utcnow,
 )
+from novalite.image.glance_client import image_api_url
 from novalite.network import Network
 
 log = structlog.get_logger("novalite.conductor")
@@ -61,12 +62,15 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
             for name in queries.STATE_COLUMNS}
 
 
-def image_payload(image: Image | Row | None) -> dict[str, Any] | None:
+def image_payload(image: Image | Row | None, api_url: str) -> dict[str, Any] | None:
+    """The image as a build carries it to the compute host, which downloads its data
+    from ``url`` (under the image API's base URL ``api_url``) with the caller's token."""
     if image is None:
         return None
     return {"id": image.id, "name": image.name or "", "disk_format": image.disk_format or "raw",
             "container_format": image.container_format or "bare", "size": image.size or 0,
-            "path": image.path, "checksum": image.checksum, "properties": dict(image.properties),
+            "url": f"{api_url}/v2/images/{image.id}/file", "checksum": image.checksum,
+            "properties": dict(image.properties),
             "os_hash_algo": image.os_hash_algo, "os_hash_value": image.os_hash_value}
 
 
@@ -78,6 +82,7 @@ class ConductorManager:
         self.cfg = cfg
         self.bus = bus
         self.network = Network(cfg.network.name, cfg.network.cidr)
+        self.image_api_url = image_api_url(cfg)
         #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
         #: success on one of these needs telling, to start its count over.
         self._failing_hosts: set[str] = set()
@@ -175,9 +180,10 @@ class ConductorManager:
             return
         inst, image, extras = found
         images = spec.get("glance_images") or {  # an external Glance's, or our own records
-            "image": image_payload(image),
-            "kernel": image_payload(extras[0]) if extras else None,
-            "ramdisk": image_payload(extras[1]) if len(extras) > 1 else None}
+            "image": image_payload(image, self.image_api_url),
+            "kernel": image_payload(extras[0], self.image_api_url) if extras else None,
+            "ramdisk": image_payload(extras[1], self.image_api_url) if len(extras) > 1
+            else None}
         await self.bus.cast(f"compute.{host}", "build_and_run_instance", context,
                             instance=instance_payload(inst), image=images["image"],
                             kernel=images["kernel"], ramdisk=images["ramdisk"],
@@ -326,43 +332,6 @@ class ConductorManager:
     async def rpc_instance_fault(self, context: dict[str, Any], uuid: str, message: str,
                                  host: str | None, details: str = "") -> None:
         await self._fault(uuid, message, host, details)
-
-    # -- snapshots -----------------------------------------------------------------
-    def _glance(self) -> Any:
-        """The external Glance client ([glance] api_servers), or None."""
-        if not self.cfg.glance.api_servers:
-            return None
-        from novalite.image.glance_client import GlanceClient
-
-        return GlanceClient(self.cfg.glance.api_servers[0])
-
-    async def rpc_snapshot_store(self, context: dict[str, Any], image_id: str, path: str,
-                                 disk_format: str, container_format: str) -> dict[str, Any]:
-        """Store a driver's snapshot file as the data of the queued image ``image_id``
-        (in the external Glance, as the caller, when there is one)."""
-        glance = self._glance()
-        if glance is not None:
-            await glance.store(context.get("auth_token", ""), image_id, path, disk_format,
-                               container_format)
-            return {"id": image_id, "status": "active"}
-        from novalite.image.service import ImageService
-
-        image = await ImageService(self.db, self.cfg).store_snapshot(
-            image_id, path, disk_format, container_format)
-        return {"id": image.id, "size": image.size, "status": image.status}
-
-    async def rpc_snapshot_failed(self, context: dict[str, Any], image_id: str) -> None:
-        """A snapshot failed: delete its image record (and any data), as Nova does."""
-        from novalite.image.service import ImageService
-
-        glance = self._glance()
-        try:
-            if glance is not None:
-                await glance.delete(context.get("auth_token", ""), image_id)
-            else:
-                await ImageService(self.db, self.cfg).delete(None, image_id)
-        except Exception as exc:  # already gone, or protected meanwhile
-            log.warning("snapshot image not deleted", image=image_id, error=str(exc))
 
     # -- hosts -------------------------------------------------------------------
     async def rpc_service_report(self, context: dict[str, Any], host: str, binary: str,
