@@ -183,7 +183,7 @@ class Service:
         from novalite.compute.api import ComputeAPI
         from novalite.compute.hosts import HostAPI
 
-        compute = ComputeAPI(self.db, self.cfg, self.bus, dict(self.driver_cls.capabilities))
+        compute = ComputeAPI(self.db, self.cfg, self.bus)
         hosts = HostAPI(self.db, self.cfg, self.bus, flavor_cache=compute.flavors)
         app = build_app(self.identity, self.images, compute, hosts)
         hc = HypercornConfig()

@@ -2,7 +2,9 @@
 
 It downloads image data from the image API over HTTP with the caller's token
 (even from the embedded one, in the same process), uploads snapshots the same
-way, and deletes a failed snapshot's image through the image API.
+way, deletes a failed snapshot's image through the image API, and the compute
+API answers "not supported by this hypervisor" from the capabilities the
+instance's own host reported.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy
 
 from novalite.testing.server import RunningServer, start, wait_for
 from tests.helpers import boot, wait_gone, wait_status
@@ -21,6 +24,12 @@ from tests.helpers import boot, wait_gone, wait_status
 
 def _image(c: httpx.Client, image_id: str) -> dict[str, Any]:
     return c.get(f"/image/v2/images/{image_id}").json()  # type: ignore[no-any-return]
+
+
+def _database(srv: RunningServer, db_config: dict[str, Any]) -> sqlalchemy.Engine:
+    url = db_config.get("database", {}).get("connection") or \
+        f"sqlite:///{srv.state_path / 'novalite.sqlite'}"
+    return sqlalchemy.create_engine(url)
 
 
 def test_boot_downloads_the_image_over_http_from_the_embedded_image_api(
@@ -101,3 +110,39 @@ def test_failed_snapshot_upload_deletes_its_image(tmp_path: Path,
     finally:
         srv.stop()
 
+
+def test_capabilities_come_from_the_instances_own_host_record(
+        tmp_path: Path, db_config: dict[str, Any]) -> None:
+    srv = start(tmp_path / "state", config={**db_config, "compute": {"hosts": ["h1"]}})
+    engine = _database(srv, db_config)
+    try:
+        c = srv.client()
+        sid = boot(c, "caps", networks="none")
+        wait_status(c, sid, "ACTIVE")
+        with engine.connect() as conn:
+            reported = conn.execute(sqlalchemy.text(
+                "SELECT capabilities FROM compute_nodes WHERE host = 'h1'")).scalar_one()
+        caps = json.loads(reported) if isinstance(reported, str) else reported
+        assert caps["supports_pause"] is True and caps["supports_snapshot"] is True
+        # The host now says it cannot pause nor show console output.
+        less = {k: v for k, v in caps.items()
+                if k not in ("supports_pause", "supports_console_output")}
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(
+                "UPDATE compute_nodes SET capabilities = :caps WHERE host = 'h1'"),
+                {"caps": json.dumps(less)})
+        r = c.post(f"/compute/v2.1/servers/{sid}/action", json={"pause": None})
+        assert r.status_code == 409, r.text
+        assert "not supported by this hypervisor (host h1)" in r.text
+        r = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-getConsoleOutput": {}})
+        assert r.status_code == 409, r.text
+        assert wait_status(c, sid, "ACTIVE")["OS-EXT-STS:task_state"] is None
+        # what the host still supports works
+        r = c.post(f"/compute/v2.1/servers/{sid}/action", json={"suspend": None})
+        assert r.status_code == 202, r.text
+        wait_status(c, sid, "SUSPENDED")
+        c.delete(f"/compute/v2.1/servers/{sid}")
+        wait_gone(c, sid)
+    finally:
+        engine.dispose()
+        srv.stop()

@@ -142,6 +142,7 @@ class ComputeManager:
         res = await self.driver.get_available_resource()
         data = asdict(res)
         data["supported_instances"] = [list(x) for x in res.supported_instances]
+        data["capabilities"] = dict(self.driver.capabilities)
         await self.conductor("compute_node_update", host=self.host, resources=data)
 
     # -- periodic tasks ------------------------------------------------------------

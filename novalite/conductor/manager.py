@@ -413,6 +413,7 @@ class ConductorManager:
                             "vcpus", "memory_mb", "local_gb", "cpu_info",
                             "supported_instances"):
                     setattr(node, key, r[key])
+                node.capabilities = r.get("capabilities")
                 node.updated_at = utcnow()
                 s.add(node)
 
@@ -455,6 +456,7 @@ class ConductorManager:
             for key in ("hypervisor_hostname", "hypervisor_type", "hypervisor_version", "vcpus",
                         "memory_mb", "local_gb", "cpu_info", "supported_instances"):
                 setattr(node, key, resources[key])
+            node.capabilities = resources.get("capabilities")
             node.updated_at = utcnow()
             s.add(node)
 
