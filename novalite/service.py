@@ -109,10 +109,14 @@ class Service:
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
         from novalite.compute.fleet import BATCH_TIMEOUT, ComputeFleet
-        from novalite.compute.manager import ComputeManager, ImageCache
+        from novalite.compute.host.image_cache import ImageCache
+        from novalite.compute.manager import ComputeManager
+        from novalite.image.glance_client import image_api_url
 
+        # The compute side holds the image API's URL: here derived from this process's
+        # own configuration; a compute host on another machine is configured with it.
         cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
-                           max_age=self.cfg.image.cache_max_age)
+                           image_api_url(self.cfg), max_age=self.cfg.image.cache_max_age)
         managers = []
         events_send, events_recv = trio.open_memory_channel[Any](1000)
         for host in self.cfg.host_names:
@@ -156,6 +160,7 @@ class Service:
                         await m.driver.cleanup_host()
                     except Exception:
                         log.exception("driver cleanup failed", host=m.host)
+                await cache.api.aclose()
 
     async def run_api(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:
@@ -166,7 +171,7 @@ class Service:
         from novalite.compute.api import ComputeAPI
         from novalite.compute.hosts import HostAPI
 
-        compute = ComputeAPI(self.db, self.cfg, self.rpc, dict(self.driver_cls.capabilities))
+        compute = ComputeAPI(self.db, self.cfg, self.rpc)
         hosts = HostAPI(self.db, self.cfg, self.rpc.scheduler, flavor_cache=compute.flavors)
         app = build_app(self.identity, self.images, compute, hosts)
         hc = HypercornConfig()

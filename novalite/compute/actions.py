@@ -15,7 +15,14 @@ from novalite import states
 from novalite.config import Config
 from novalite.context import AuthContext, RequestContext
 from novalite.db.engine import Database
-from novalite.db.models import Image, Instance, InstanceAction, InstanceActionEvent, utcnow
+from novalite.db.models import (
+    ComputeNode,
+    Image,
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    utcnow,
+)
 from novalite.exceptions import Conflict, InstanceInvalidState, NotFound, NovaliteError
 from novalite.rpc import Clients, RemoteError, current_context
 from novalite.virt.driver import DriverError, InstanceNotFound
@@ -48,6 +55,8 @@ TASK_FOR = {
 
 
 def bus_context(ctx: AuthContext, request_id: str) -> RequestContext:
+    """The request context of a call: with the caller's token, with which a compute host
+    reaches the image API as the caller (image download, snapshot upload)."""
     return RequestContext.from_auth(ctx, request_id)
 
 
@@ -58,7 +67,6 @@ class ServerActions:
     db: Database
     cfg: Config
     rpc: Clients
-    capabilities: dict[str, bool]
 
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
         raise NotImplementedError
@@ -67,7 +75,16 @@ class ServerActions:
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {inst.uuid} is locked")
 
-    def _check_state(self, inst: Instance, action: str, label: str) -> None:
+    async def host_capabilities(self, host: str) -> dict[str, bool]:
+        """The driver capabilities ``host`` last reported ({} before its first report)."""
+        found = await self.db.read(lambda s: s.exec(
+            select(ComputeNode.capabilities).where(ComputeNode.host == host)).first())
+        return dict(found or {})
+
+    def _unsupported(self, host: str, what: str) -> Conflict:
+        return Conflict(f"{what} is not supported by this hypervisor (host {host})")
+
+    async def _check_state(self, inst: Instance, action: str, label: str) -> None:
         vm_ok, task_ok, capability = ACTIONS[action]
         if inst.vm_state not in vm_ok:
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
@@ -75,9 +92,9 @@ class ServerActions:
         if inst.task_state not in task_ok:
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
                                        f"task_state {inst.task_state}")
-        if capability and not self.capabilities.get(capability):
-            raise Conflict(f"Action '{label}' is not supported by this hypervisor "
-                           f"(driver {self.cfg.compute.driver})")
+        if capability and inst.host and \
+                not (await self.host_capabilities(inst.host)).get(capability):
+            raise self._unsupported(inst.host, f"Action '{label}'")
         if not inst.host:
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid}: it has no host")
 
@@ -88,7 +105,7 @@ class ServerActions:
         inst = record.instance
         label = "reboot" if action.startswith("reboot") else action
         self._check_lock(ctx, inst)
-        self._check_state(inst, action, label)
+        await self._check_state(inst, action, label)
         nova_action = {"reboot_soft": "reboot", "reboot_hard": "reboot"}.get(action, action)
         vm_ok, task_ok, _ = ACTIONS[action]
 
@@ -119,7 +136,7 @@ class ServerActions:
         glance = getattr(self, "glance", None)
         inst = (await self.get(ctx, server_id)).instance
         self._check_lock(ctx, inst)
-        self._check_state(inst, "createImage", "createImage")
+        await self._check_state(inst, "createImage", "createImage")
         vm_ok, task_ok, _ = ACTIONS["createImage"]
         external_id = None
         context = bus_context(ctx, request_id)
@@ -185,8 +202,8 @@ class ServerActions:
         if not inst.host or inst.vm_state == states.BUILDING:
             raise InstanceInvalidState(f"Instance {inst.uuid} is not ready: it is in vm_state "
                                        f"{inst.vm_state}")
-        if not self.capabilities.get("supports_console_output"):
-            raise Conflict("Console output is not supported by this hypervisor")
+        if not (await self.host_capabilities(inst.host)).get("supports_console_output"):
+            raise self._unsupported(inst.host, "Console output")
         try:
             output = await self.rpc.compute(str(inst.host)).get_console_output(
                 current_context(ctx), inst.uuid)

@@ -120,12 +120,10 @@ class ComputeAPI(ServerActions):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`."""
 
-    def __init__(self, db: Database, cfg: Config, rpc: Clients,
-                 capabilities: dict[str, bool]) -> None:
+    def __init__(self, db: Database, cfg: Config, rpc: Clients) -> None:
         self.db = db
         self.cfg = cfg
         self.rpc = rpc
-        self.capabilities = capabilities
         #: Enabled flavors by flavorid, with extra specs, as boots look them up; every
         #: flavor write (HostAPI) clears it. One process owns the database's flavors.
         self.flavors: dict[str, tuple[Flavor, dict[str, str]]] = {}

@@ -101,6 +101,7 @@ class ComputeFleet:
                 continue
             data = asdict(res)
             data["supported_instances"] = [list(x) for x in res.supported_instances]
+            data["capabilities"] = dict(m.driver.capabilities)
             if self._reported.get(host) != data:
                 changed.append({"host": host, "resources": data})
         if changed:

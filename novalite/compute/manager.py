@@ -26,8 +26,8 @@ import structlog
 import trio
 
 from novalite import rpc, states
+from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
-from novalite.image.cache import ImageCache
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
@@ -141,6 +141,7 @@ class ComputeManager:
         res = await self.driver.get_available_resource()
         data = asdict(res)
         data["supported_instances"] = [list(x) for x in res.supported_instances]
+        data["capabilities"] = dict(self.driver.capabilities)
         await self.conductor.compute_node_update(ctx, self.host, data)
 
     # -- periodic tasks ------------------------------------------------------------
@@ -343,23 +344,30 @@ class ComputeManager:
     @rpc.method
     async def snapshot_instance(self, context: RequestContext, uuid: str,
                                 image_id: str) -> None:
-        """createImage: the driver writes the guest's disk (or rootfs) to a file, which the
-        conductor stores as the data of the queued image ``image_id``."""
+        """createImage: the driver writes the guest's disk (or rootfs) to a file, which
+        this host uploads over HTTP, as the caller, as the data of the queued image
+        ``image_id`` (the image API hashes it and makes it active)."""
         dest = self.cache.snapshot_path(image_id)
+        token = context.auth_token
         async with self._locks[uuid]:
             try:
                 async with self.event(context, uuid, "compute_snapshot_instance"):
                     disk_format, container_format = await self.driver.snapshot(uuid, dest)
-                    await self.conductor.snapshot_store(context, image_id, dest, disk_format,
-                                                        container_format)
-                if os.path.exists(dest):  # uploaded elsewhere (an external Glance)
+                    await self.cache.api.upload(token, image_id, dest, disk_format,
+                                                container_format)
+                if os.path.exists(dest):
                     os.unlink(dest)
             except Exception as exc:
                 log.warning("snapshot failed", instance=uuid, image=image_id, error=str(exc))
                 with trio.CancelScope(shield=True):
                     if os.path.exists(dest):
                         os.unlink(dest)
-                    await self.conductor.snapshot_failed(context, image_id)
+                    try:  # as Nova does: the failed snapshot's image is deleted
+                        with trio.fail_after(30):
+                            await self.cache.api.delete(token, image_id)
+                    except Exception as gone:  # already gone, or protected meanwhile
+                        log.warning("snapshot image not deleted", image=image_id,
+                                    error=str(gone) or type(gone).__name__)
                     await self.update(context, uuid, task_state=None)
                     await self.conductor.instance_fault(
                         context, uuid, f"Snapshot failed: {exc}"[:255], self.host,

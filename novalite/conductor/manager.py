@@ -32,6 +32,7 @@ from novalite.db.models import (
     utcnow,
 )
 from novalite.exceptions import NoValidHost
+from novalite.image.glance_client import image_api_url
 from novalite.network import Network
 from novalite.rpc.compute import ComputeClient
 from novalite.rpc.scheduler import SchedulerClient
@@ -66,12 +67,15 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
             for name in queries.STATE_COLUMNS}
 
 
-def image_payload(image: Image | Row | None) -> dict[str, Any] | None:
+def image_payload(image: Image | Row | None, api_url: str) -> dict[str, Any] | None:
+    """The image as a build carries it to the compute host, which downloads its data
+    from ``url`` (under the image API's base URL ``api_url``) with the caller's token."""
     if image is None:
         return None
     return {"id": image.id, "name": image.name or "", "disk_format": image.disk_format or "raw",
             "container_format": image.container_format or "bare", "size": image.size or 0,
-            "path": image.path, "checksum": image.checksum, "properties": dict(image.properties),
+            "url": f"{api_url}/v2/images/{image.id}/file", "checksum": image.checksum,
+            "properties": dict(image.properties),
             "os_hash_algo": image.os_hash_algo, "os_hash_value": image.os_hash_value}
 
 
@@ -84,6 +88,7 @@ class ConductorManager:
         self.transport = transport
         self.scheduler = SchedulerClient(transport)
         self.network = Network(cfg.network.name, cfg.network.cidr)
+        self.image_api_url = image_api_url(cfg)
         #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
         #: success on one of these needs telling, to start its count over.
         self._failing_hosts: set[str] = set()
@@ -179,9 +184,10 @@ class ConductorManager:
             return
         inst, image, extras = found
         images = spec.get("glance_images") or {  # an external Glance's, or our own records
-            "image": image_payload(image),
-            "kernel": image_payload(extras[0]) if extras else None,
-            "ramdisk": image_payload(extras[1]) if len(extras) > 1 else None}
+            "image": image_payload(image, self.image_api_url),
+            "kernel": image_payload(extras[0], self.image_api_url) if extras else None,
+            "ramdisk": image_payload(extras[1], self.image_api_url) if len(extras) > 1
+            else None}
         await self.compute(host).build_and_run_instance(
             context, instance_payload(inst), images["image"], images["kernel"],
             images["ramdisk"], spec, tried + [host], networks)
@@ -336,45 +342,6 @@ class ConductorManager:
                              host: str | None, details: str = "") -> None:
         await self._fault(uuid, message, host, details)
 
-    # -- snapshots -----------------------------------------------------------------
-    def _glance(self) -> Any:
-        """The external Glance client ([glance] api_servers), or None."""
-        if not self.cfg.glance.api_servers:
-            return None
-        from novalite.image.glance_client import GlanceClient
-
-        return GlanceClient(self.cfg.glance.api_servers[0])
-
-    @rpc.method
-    async def snapshot_store(self, context: RequestContext, image_id: str, path: str,
-                             disk_format: str, container_format: str) -> dict[str, Any]:
-        """Store a driver's snapshot file as the data of the queued image ``image_id``
-        (in the external Glance, as the caller, when there is one)."""
-        glance = self._glance()
-        if glance is not None:
-            await glance.store(context.auth_token, image_id, path, disk_format,
-                               container_format)
-            return {"id": image_id, "status": "active"}
-        from novalite.image.service import ImageService
-
-        image = await ImageService(self.db, self.cfg).store_snapshot(
-            image_id, path, disk_format, container_format)
-        return {"id": image.id, "size": image.size, "status": image.status}
-
-    @rpc.method
-    async def snapshot_failed(self, context: RequestContext, image_id: str) -> None:
-        """A snapshot failed: delete its image record (and any data), as Nova does."""
-        from novalite.image.service import ImageService
-
-        glance = self._glance()
-        try:
-            if glance is not None:
-                await glance.delete(context.auth_token, image_id)
-            else:
-                await ImageService(self.db, self.cfg).delete(None, image_id)
-        except Exception as exc:  # already gone, or protected meanwhile
-            log.warning("snapshot image not deleted", image=image_id, error=str(exc))
-
     # -- hosts -------------------------------------------------------------------
     @rpc.method
     async def service_report(self, context: RequestContext, host: str, binary: str,
@@ -459,6 +426,7 @@ class ConductorManager:
                             "vcpus", "memory_mb", "local_gb", "cpu_info",
                             "supported_instances"):
                     setattr(node, key, r[key])
+                node.capabilities = r.get("capabilities")
                 node.updated_at = utcnow()
                 s.add(node)
 
@@ -503,6 +471,7 @@ class ConductorManager:
             for key in ("hypervisor_hostname", "hypervisor_type", "hypervisor_version", "vcpus",
                         "memory_mb", "local_gb", "cpu_info", "supported_instances"):
                 setattr(node, key, resources[key])
+            node.capabilities = resources.get("capabilities")
             node.updated_at = utcnow()
             s.add(node)
 

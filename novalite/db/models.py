@@ -331,6 +331,8 @@ class ComputeNode(SQLModel, table=True):
     local_gb: int = 0
     cpu_info: dict[str, Any] = _json()
     supported_instances: list[Any] = _json(list)
+    #: The driver's capabilities as the host last reported them (None: not yet).
+    capabilities: dict[str, bool] | None = Field(default=None, sa_column=Column(JSON))
     host_ip: str = Field(default="127.0.0.1", max_length=64)
     created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)

@@ -4,19 +4,30 @@ novalite then serves no ``/image`` of its own and keeps no image records: a boot
 looks its image up in that Glance with the caller's token (as Nova does), the
 image payloads ride with the build to the compute host, and the host's image
 cache downloads the data with the same token, verifying its checksum; a
-snapshot is created there as the caller and its data uploaded by the conductor.
-The catalog of the embedded Keystone (if it is in use) points ``image`` there.
+snapshot is created there as the caller and its data uploaded by the compute
+host. The catalog of the embedded Keystone (if it is in use) points ``image``
+there. Compute hosts talk to the image API, embedded or not, through
+:mod:`novalite.compute.host.image_client`; :func:`image_api_url` says where it is.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from novalite.config import Config
 from novalite.exceptions import BadRequest, NovaliteError
+
+
+def image_api_url(cfg: Config) -> str:
+    """The image API's base URL: the external Glance's, else the embedded one's
+    (``<public_url>/image``). Image payloads name their data under it, and compute
+    hosts upload snapshots to it."""
+    if cfg.glance.api_servers:
+        return cfg.glance.api_servers[0].rstrip("/")
+    return f"{cfg.public_url}/image"
 
 
 class GlanceUnavailable(NovaliteError):
@@ -85,7 +96,7 @@ class GlanceClient:
                 "container_format": image.container_format, "size": image.size,
                 "properties": dict(image.properties), "checksum": image.checksum,
                 "os_hash_algo": image.os_hash_algo, "os_hash_value": image.os_hash_value,
-                "path": None, "url": f"{self.url}/v2/images/{image.id}/file"}
+                "url": f"{self.url}/v2/images/{image.id}/file"}
 
     async def payloads(self, image: ExternalImage, token: str) -> dict[str, Any]:
         """The image and, for AKI/ARI boots, its kernel and ramdisk, as payloads."""
@@ -117,36 +128,6 @@ class GlanceClient:
         """A new queued image (a snapshot's record); returns its id."""
         return str((await self._call("POST", "/v2/images", token, json=body)).json()["id"])
 
-    async def store(self, token: str, image_id: str, path: str, disk_format: str,
-                    container_format: str) -> None:
-        """Set the formats of queued ``image_id`` and upload ``path`` as its data."""
-        await self._call("PATCH", f"/v2/images/{image_id}", token, json=[
-            {"op": "replace", "path": "/disk_format", "value": disk_format},
-            {"op": "replace", "path": "/container_format", "value": container_format}],
-            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
-
-        async def chunks() -> Any:
-            with open(path, "rb") as f:
-                while data := f.read(1 << 20):
-                    yield data
-
-        await self._call("PUT", f"/v2/images/{image_id}/file", token, content=chunks(),
-                         headers={"Content-Type": "application/octet-stream"})
-
     async def delete(self, token: str, image_id: str) -> None:
         await self._call("DELETE", f"/v2/images/{image_id}", token)
 
-
-async def download(url: str, token: str, dest: str, algo: str) -> str:
-    """Stream ``url`` to ``dest`` (a new file); returns its ``algo`` digest ("" for none)."""
-    digest = hashlib.new(algo) if algo else None
-    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0)) as http, \
-            http.stream("GET", url, headers={"X-Auth-Token": token}) as r:
-        if r.status_code != 200:
-            raise GlanceUnavailable(f"GET {url} answered HTTP {r.status_code}")
-        with open(dest, "wb") as f:
-            async for chunk in r.aiter_raw(1 << 20):
-                f.write(chunk)
-                if digest is not None:
-                    digest.update(chunk)
-    return digest.hexdigest() if digest is not None else ""

@@ -419,22 +419,6 @@ class ImageService(WebDownload):
         image = await self.create(None, body)
         return await self.upload(None, image.id, file_chunks(path))
 
-    async def store_snapshot(self, image_id: str, path: str, disk_format: str,
-                             container_format: str) -> Image:
-        """Make a driver's snapshot file the data of the queued snapshot image ``image_id``.
-
-        The file is streamed in like an upload (hashes, format check, the owner's
-        quota) and removed afterwards.
-        """
-        image = await self._set(image_id, expect_status=("queued",), disk_format=disk_format,
-                                container_format=container_format)
-        try:
-            return await self._receive(image, file_chunks(path), status="saving",
-                                       limit=await self.remaining(image.owner), drain=False)
-        finally:
-            if os.path.exists(path):
-                os.unlink(path)
-
     # -- views ---------------------------------------------------------------------
     def view(self, image: Image) -> dict[str, Any]:
         body: dict[str, Any] = {

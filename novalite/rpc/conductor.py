@@ -20,10 +20,6 @@ from novalite.rpc.transport import Transport
 
 TOPIC = "conductor"
 
-#: Seconds a snapshot's data may take to reach the image store.
-SNAPSHOT_TIMEOUT = 3600.0
-
-
 class ConductorClient:
     """Sends to the conductor. ``timeout`` bounds every call of this client (the batched
     periodic tasks of many hosts use a longer one)."""
@@ -134,21 +130,6 @@ class ConductorClient:
         await self._rpc.call(ctx, "instance_fault", {
             "uuid": uuid, "message": message, "host": host, "details": details})
 
-    # -- snapshots ---------------------------------------------------------------------------
-    async def snapshot_store(self, ctx: RequestContext, image_id: str, path: str,
-                             disk_format: str, container_format: str) -> dict[str, Any]:
-        """Store the snapshot file at ``path`` as the data of the queued image
-        ``image_id`` (waits up to :data:`SNAPSHOT_TIMEOUT`). Returns the image's
-        ``id``, ``status`` (and ``size`` when stored here)."""
-        result: dict[str, Any] = await self._rpc.call(ctx, "snapshot_store", {
-            "image_id": image_id, "path": path, "disk_format": disk_format,
-            "container_format": container_format}, timeout=SNAPSHOT_TIMEOUT)
-        return result
-
-    async def snapshot_failed(self, ctx: RequestContext, image_id: str) -> None:
-        """A snapshot failed: delete its image record (and any data), as Nova does."""
-        await self._rpc.call(ctx, "snapshot_failed", {"image_id": image_id})
-
     # -- hosts -------------------------------------------------------------------------------
     async def service_report(self, ctx: RequestContext, host: str, binary: str,
                              availability_zone: str) -> dict[str, Any]:
@@ -180,4 +161,4 @@ class ConductorClient:
         await self._rpc.call(ctx, "compute_node_update_many", {"nodes": nodes})
 
 
-__all__ = ["SNAPSHOT_TIMEOUT", "TOPIC", "ConductorClient"]
+__all__ = ["TOPIC", "ConductorClient"]

@@ -1,13 +1,18 @@
 """The compute hosts' image cache: one verified base copy per image, shared by every guest.
 
 A compute actor asks :meth:`ImageCache.fetch` for an image's data before a spawn.
-The first fetch of an image links (or copies) its data from the image store into
-``<cache>/<image id>`` through a ``.part`` file and checks it against the image's
-sha512 (``os_hash_value``, else its md5 ``checksum``) before renaming it into
-place; concurrent fetches of the same image wait for that one fetch. Each guest
+The first fetch of an image downloads it over HTTP from the image API (the
+``url`` of its payload, ``<image API>/v2/images/<id>/file``, with the caller's
+token: :mod:`novalite.compute.host.image_client`) into ``<cache>/<image id>``
+through a ``.part`` file, checking it against the image's sha512
+(``os_hash_value``, else its md5 ``checksum``) and size before renaming it into
+place; concurrent fetches of the same image wait for that one fetch. The image
+service may be embedded in the control process or an external Glance, on this
+machine or another: the cache cannot tell and does not need to. Each guest
 booted from an image holds a reference (:meth:`fetch` with its uuid, dropped by
-:meth:`release`; rebuilt at start by :meth:`adopt`). :meth:`prune`, a periodic
-task, removes images no guest references once unused for ``max_age`` seconds.
+:meth:`release`; rebuilt at start by :meth:`adopt`, which needs no token and
+fetches nothing). :meth:`prune`, a periodic task, removes images no guest
+references once unused for ``max_age`` seconds.
 
 Plain data only: the cache never touches the database (DESIGN.md boundary 1).
 """
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from collections import defaultdict
 from typing import Any
@@ -24,6 +28,7 @@ from typing import Any
 import structlog
 import trio
 
+from novalite.compute.host.image_client import ImageAPIClient, IncompleteDownload
 from novalite.virt.driver import SpawnFailed
 
 log = structlog.get_logger("novalite.compute.image_cache")
@@ -34,8 +39,10 @@ SNAPSHOTS = ".snapshots"
 class ImageCache:
     """One base copy per image on this host, shared by every guest booted from it."""
 
-    def __init__(self, path: str, max_age: float = 86400.0) -> None:
+    def __init__(self, path: str, image_api_url: str, max_age: float = 86400.0) -> None:
         self.path = path
+        #: The image API this host downloads from and uploads snapshots to.
+        self.api = ImageAPIClient(image_api_url)
         self.max_age = max_age
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
         #: image id -> uuids of the guests using it
@@ -70,10 +77,8 @@ class ImageCache:
         return dest
 
     async def _fetch(self, image: dict[str, Any], dest: str, token: str = "") -> None:
-        src = image.get("path")
-        if image.get("url") and not src:  # an external Glance's image: download it
-            src = ""
-        elif not src or not os.path.exists(src):
+        url = image.get("url")
+        if not url:
             raise SpawnFailed(f"image {image['id']} has no data to boot from")
         if image.get("os_hash_value") and image.get("os_hash_algo") in hashlib.algorithms_available:
             algo, expected = str(image["os_hash_algo"]), str(image["os_hash_value"])
@@ -84,43 +89,29 @@ class ImageCache:
         os.makedirs(self.path, exist_ok=True)
         tmp = dest + ".part"
         started = time.monotonic()
-
-        def copy_and_verify() -> str:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
-            if not algo:
-                return ""
-            digest = hashlib.new(algo)
-            with open(tmp, "rb") as f:
-                while block := f.read(4 << 20):
-                    digest.update(block)
-            return digest.hexdigest()
-
         try:
-            if src:
-                got = await trio.to_thread.run_sync(copy_and_verify)
-            else:
-                from novalite.image.glance_client import download
-
-                try:
-                    got = await download(image["url"], token, tmp, algo)
-                except Exception as exc:
-                    raise SpawnFailed(f"image {image['id']} could not be downloaded from "
-                                      f"{image['url']}: {exc}") from None
+            try:
+                got, size = await self.api.download(url, token, tmp, algo)
+            except IncompleteDownload as exc:
+                # The image API cuts a download short when its stored data fails its
+                # own check; either way what arrived is not the image.
+                raise SpawnFailed(f"image {image['id']} failed verification: {exc}") from None
+            except Exception as exc:
+                raise SpawnFailed(f"image {image['id']} could not be downloaded from "
+                                  f"{url}: {exc}") from None
             if algo and got != expected:
                 raise SpawnFailed(f"image {image['id']} failed verification: its data has "
                                   f"{algo} {got}, the image record says {expected}")
+            if image.get("size") and size != image["size"]:
+                raise SpawnFailed(f"image {image['id']} failed verification: {size} bytes "
+                                  f"arrived, the image record says {image['size']}")
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         self.fetches += 1
-        log.info("image fetched into cache", image=image["id"], verified=algo or "no hash",
-                 seconds=round(time.monotonic() - started, 3))
+        log.info("image fetched into cache", image=image["id"], url=url, size=size,
+                 verified=algo or "no hash", seconds=round(time.monotonic() - started, 3))
 
     def adopt(self, image_id: str | None, instance_uuid: str) -> None:
         """Record that a guest found at start uses ``image_id``."""
