@@ -108,9 +108,9 @@ class Service:
 
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
-        from novalite.compute.fleet import BATCH_TIMEOUT, ComputeFleet
+        from novalite.compute.host.fleet import BATCH_TIMEOUT, ComputeFleet
         from novalite.compute.host.image_cache import ImageCache
-        from novalite.compute.manager import ComputeManager
+        from novalite.compute.host.manager import ComputeManager
         from novalite.image.glance_client import image_api_url
 
         # The compute side holds the image API's URL: here derived from this process's

@@ -366,7 +366,7 @@ class ConductorManager:
                 availability_zone=availability_zone)
         return result
 
-    # -- hosts, batched (novalite.compute.fleet: thousands of hosts in one process) -----
+    # -- hosts, batched (novalite.compute.host.fleet: thousands of hosts in one process) -----
     @rpc.method
     async def service_report_many(self, context: RequestContext,
                                   reports: list[dict[str, Any]]) -> None:

@@ -1,7 +1,7 @@
 """The typed client of a compute host's topic, ``compute.<host>`` (Nova's ``compute/rpcapi.py``).
 
 One client per host: ``ComputeClient(transport, host)`` is cheap to make. The
-compute actor (:class:`~novalite.compute.manager.ComputeManager`) records what
+compute actor (:class:`~novalite.compute.host.manager.ComputeManager`) records what
 happens through the conductor; these messages only start the work, except
 :meth:`ComputeClient.get_console_output`, which answers.
 """

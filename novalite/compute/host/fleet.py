@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 import trio
 
-from novalite.compute.manager import ComputeManager
+from novalite.compute.host.manager import ComputeManager
 from novalite.config import ComputeSection
 from novalite.context import RequestContext
 from novalite.rpc.conductor import ConductorClient

@@ -70,7 +70,7 @@ class ComputeManager:
         self.cache = image_cache
         self.shutdown_timeout = shutdown_timeout
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
-        # Many hosts in one process share one event queue (novalite.compute.fleet).
+        # Many hosts in one process share one event queue (novalite.compute.host.fleet).
         if events is None:
             self._events_send, self._events_recv = trio.open_memory_channel[
                 LifecycleEvent](1000)
