@@ -82,11 +82,13 @@ class Service:
         if self.cfg.keystone_authtoken.auth_url:
             from novalite.identity.external import ExternalIdentity
 
-            self.identity = ExternalIdentity(self.cfg)
-            await self.identity.bootstrap()
+            external = ExternalIdentity(self.cfg)
+            await external.bootstrap()
+            self.identity: IdentityService | ExternalIdentity = external
         else:
-            self.identity = IdentityService(self.db, self.cfg)
-            password = await self.identity.bootstrap()
+            embedded = IdentityService(self.db, self.cfg)
+            password = await embedded.bootstrap()
+            self.identity = embedded
             clouds = bootstrap.write_clouds_yaml(self.cfg, password)
             if clouds:
                 log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
@@ -162,8 +164,11 @@ class Service:
                         log.exception("driver cleanup failed", host=m.host)
                 await cache.api.aclose()
 
-    async def run_api(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    async def run_api(self, *,
+                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
                       ) -> None:
+        """Serve the API until ``stopping``; ``task_status.started`` gets the bound
+        addresses (Hypercorn's)."""
         from hypercorn.config import Config as HypercornConfig
         from hypercorn.trio import serve as hypercorn_serve
 

@@ -17,6 +17,7 @@ from novalite.api.framework import Services, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.context import AuthContext
+from novalite.identity.external import ExternalIdentity
 from novalite.identity.service import IdentityService
 from novalite.image.service import ImageService
 
@@ -76,19 +77,19 @@ class RequestIdMiddleware:
                      ms=round((time.perf_counter() - started) * 1000, 1))
 
 
-def build_app(identity_service: IdentityService, images: ImageService, compute_api: ComputeAPI,
-              hosts: HostAPI) -> Any:
+def build_app(identity_service: IdentityService | ExternalIdentity, images: ImageService,
+              compute_api: ComputeAPI, hosts: HostAPI) -> Any:
     """The application: the handlers of :mod:`novalite.api` over these services."""
     async def authenticate(request: Request) -> AuthContext:
         return await identity_service.validate(request.headers.get("x-auth-token"))
 
     cfg = compute_api.cfg
-    services = Services(compute=compute_api, hosts=hosts, images=images,
-                        identity=identity_service,
+    embedded = identity_service if isinstance(identity_service, IdentityService) else None
+    services = Services(compute=compute_api, hosts=hosts, images=images, identity=embedded,
                         max_version=parse_version(cfg.api.max_microversion),
                         base_url=cfg.public_url)
     # With an external Keystone ([keystone_authtoken]) the embedded identity is not served.
-    own_identity = [] if getattr(identity_service, "external", False) else [
+    own_identity = [] if embedded is None else [
         Mount("/identity", routes=identity.routes(services, authenticate))]
     app = Starlette(routes=[
         *own_identity,

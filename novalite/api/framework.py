@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.context import AuthContext
-from novalite.exceptions import BadRequest, NotAcceptable, NovaliteError
+from novalite.exceptions import BadRequest, NotAcceptable, NotFound, NovaliteError
 from novalite.policy import authorize
 
 if TYPE_CHECKING:
@@ -124,7 +124,9 @@ class Services:
     compute: ComputeAPI
     hosts: HostAPI
     images: ImageService
-    identity: IdentityService
+    #: The embedded Keystone, or None when tokens are validated by an external one
+    #: ([keystone_authtoken]); its routes are then not mounted.
+    identity: IdentityService | None
     #: The highest compute microversion served.
     max_version: Version
     #: The URL clients reach the service at (links in bodies, Location headers).
@@ -135,7 +137,15 @@ class Services:
         """Keystone administration (made on first use: only the embedded identity has it)."""
         from novalite.identity.admin import IdentityAdmin
 
-        return IdentityAdmin(self.identity)
+        return IdentityAdmin(self.keystone)
+
+    @property
+    def keystone(self) -> IdentityService:
+        """The embedded identity service, for the routes that only it has."""
+        if self.identity is None:
+            raise NotFound("The identity service is not served here: tokens are validated "
+                           "by an external Keystone")
+        return self.identity
 
 
 @dataclass(slots=True, eq=False)

@@ -70,7 +70,7 @@ async def version(call: Call) -> Reply:
 
 @router.public("POST", "/v3/auth/tokens")
 async def issue(call: Call) -> Reply:
-    identity = call.services.identity
+    identity = call.services.keystone
     args = _password_auth(call.body)
     if not (args["user_name"] or args["user_id"]):
         raise BadRequest("Expecting to find user name or id in the request body")
@@ -81,7 +81,7 @@ async def issue(call: Call) -> Reply:
 # GET also answers HEAD (Starlette adds it): the headers without the body.
 @router.route("GET", "/v3/auth/tokens", rule=None)
 async def check(call: ApiCall) -> Reply:
-    identity = call.services.identity
+    identity = call.services.keystone
     subject = call.request.headers.get("x-subject-token")
     try:
         ctx = await identity.validate(subject)
@@ -97,7 +97,7 @@ async def revoke(call: ApiCall) -> Reply:
     subject = call.request.headers.get("x-subject-token")
     if not subject:
         raise BadRequest("X-Subject-Token header is required")
-    await call.services.identity.revoke(subject)
+    await call.services.keystone.revoke(subject)
     return Reply(204)
 
 

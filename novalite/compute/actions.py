@@ -29,6 +29,8 @@ from novalite.virt.driver import DriverError, InstanceNotFound
 
 if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord
+    from novalite.db.models import InstanceRow
+    from novalite.image.glance_client import GlanceClient
 
 #: action -> (allowed vm_states, allowed task_states, driver capability)
 ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], str | None]] = {
@@ -67,11 +69,13 @@ class ServerActions:
     db: Database
     cfg: Config
     rpc: Clients
+    #: An external Glance ([glance] api_servers), or None for the embedded one.
+    glance: GlanceClient | None
 
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
         raise NotImplementedError
 
-    def _check_lock(self, ctx: AuthContext, inst: Instance) -> None:
+    def _check_lock(self, ctx: AuthContext, inst: Instance | InstanceRow) -> None:
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {inst.uuid} is locked")
 
@@ -84,7 +88,8 @@ class ServerActions:
     def _unsupported(self, host: str, what: str) -> Conflict:
         return Conflict(f"{what} is not supported by this hypervisor (host {host})")
 
-    async def _check_state(self, inst: Instance, action: str, label: str) -> None:
+    async def _check_state(self, inst: Instance | InstanceRow, action: str,
+                           label: str) -> None:
         vm_ok, task_ok, capability = ACTIONS[action]
         if inst.vm_state not in vm_ok:
             raise InstanceInvalidState(f"Cannot '{label}' instance {inst.uuid} while it is in "
@@ -133,7 +138,7 @@ class ServerActions:
         cast the snapshot to the instance's host; returns the new image's id."""
         from novalite.image.fields import snapshot_image
 
-        glance = getattr(self, "glance", None)
+        glance = self.glance
         inst = (await self.get(ctx, server_id)).instance
         self._check_lock(ctx, inst)
         await self._check_state(inst, "createImage", "createImage")
@@ -142,7 +147,7 @@ class ServerActions:
         context = bus_context(ctx, request_id)
         if glance is not None:  # the record is made in the external Glance, as the caller
             source = await glance.get(inst.image_ref, ctx.token)
-            record = snapshot_image(source, name=name, instance_uuid=inst.uuid,  # type: ignore[arg-type]
+            record = snapshot_image(source, name=name, instance_uuid=inst.uuid,
                                     image_ref=inst.image_ref, project_id=inst.project_id,
                                     user_id=ctx.user_id, root_gb=inst.root_gb,
                                     metadata=metadata)
@@ -173,7 +178,7 @@ class ServerActions:
 
         image_id = await self.db.write(work)
         if image_id is None:
-            if external_id is not None:
+            if glance is not None and external_id is not None:
                 await glance.delete(ctx.token, external_id)
             raise InstanceInvalidState(f"Cannot 'createImage' instance {inst.uuid} while it "
                                        f"is in task_state {inst.task_state}")

@@ -10,10 +10,11 @@ next boot sees it.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite.config import Config
 from novalite.db.engine import Database
@@ -56,7 +57,7 @@ class AggregateAPI:
     # -- reading -------------------------------------------------------------------
     def _record(self, s: Session, agg: Aggregate) -> AggregateRecord:
         hosts = [h.host for h in s.exec(select(AggregateHost).where(
-            AggregateHost.aggregate_id == agg.id).order_by(AggregateHost.host)).all()]  # type: ignore[arg-type]
+            AggregateHost.aggregate_id == agg.id).order_by(col(AggregateHost.host))).all()]
         metadata = {m.key: m.value for m in s.exec(select(AggregateMetadata).where(
             AggregateMetadata.aggregate_id == agg.id)).all()}
         return AggregateRecord(agg, hosts, metadata)
@@ -91,15 +92,15 @@ class AggregateAPI:
             raise Conflict(f"Aggregate {name} already exists.")
 
     def _check_zone(self, s: Session, agg_id: int, zone: str | None,
-                    hosts: list[str]) -> None:
+                    hosts: builtins.list[str]) -> None:
         """A host is in one zone at most: refuse a zone its other aggregates contradict."""
         if not zone:
             return
         if zone == "internal":
             raise BadRequest("Invalid availability zone name: internal is reserved")
-        others = s.exec(select(AggregateHost.host, AggregateMetadata.value)  # type: ignore[call-overload]
+        others = s.exec(select(AggregateHost.host, AggregateMetadata.value)
                         .join(AggregateMetadata,
-                              AggregateMetadata.aggregate_id == AggregateHost.aggregate_id)
+                              col(AggregateMetadata.aggregate_id) == AggregateHost.aggregate_id)
                         .where(AggregateMetadata.key == AZ_KEY,
                                AggregateHost.aggregate_id != agg_id)).all()
         clash = sorted({z for h, z in others if h in hosts and z != zone})
@@ -210,16 +211,16 @@ class AggregateAPI:
         return await self._write(work)
 
     # -- zones -----------------------------------------------------------------------
-    async def zone_hosts(self) -> list[ZoneHost]:
+    async def zone_hosts(self) -> builtins.list[ZoneHost]:
         """Every compute service with its zone (its aggregate's, else the default)."""
 
-        def work(s: Session) -> list[ZoneHost]:
-            zones = dict(s.exec(select(AggregateHost.host, AggregateMetadata.value)  # type: ignore[call-overload]
-                                .join(AggregateMetadata, AggregateMetadata.aggregate_id
+        def work(s: Session) -> builtins.list[ZoneHost]:
+            zones = dict(s.exec(select(AggregateHost.host, AggregateMetadata.value)
+                                .join(AggregateMetadata, col(AggregateMetadata.aggregate_id)
                                       == AggregateHost.aggregate_id)
                                 .where(AggregateMetadata.key == AZ_KEY)).all())
             services = s.exec(select(Service).where(Service.binary == "nova-compute")
-                              .order_by(Service.host)).all()  # type: ignore[arg-type]
+                              .order_by(col(Service.host))).all()
             return [ZoneHost(svc.host, zones.get(svc.host) or svc.availability_zone, svc)
                     for svc in services]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import re
 import secrets
 import uuid as uuidlib
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite import states
 from novalite.compute.actions import ServerActions, bus_context
@@ -218,7 +219,7 @@ class ComputeAPI(ServerActions):
     # -- create -------------------------------------------------------------------
     async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
                      networks: str, hints: dict[str, Any] | None = None
-                     ) -> tuple[list[InstanceRow], str]:
+                     ) -> tuple[builtins.list[InstanceRow], str]:
         """Record the servers and cast their builds; returns (instances, admin password).
 
         ``hints`` are ``os:scheduler_hints``: ``group`` (a server group the servers
@@ -316,7 +317,7 @@ class ComputeAPI(ServerActions):
         async with self.quotas.reserving(ctx.project_id):
             await self.db.write(work)
         context = bus_context(ctx, request_id)  # with the caller's token, for image downloads
-        builds = []
+        builds: builtins.list[dict[str, Any]] = []
         for inst in instances:
             spec = {"instance_uuid": inst.uuid, "vcpus": flavor.vcpus,
                     "memory_mb": flavor.memory_mb,
@@ -440,7 +441,7 @@ def _latest_fault(s: Session, uuids: list[str]) -> dict[str, InstanceFault]:
     if not uuids:
         return {}
     rows = s.exec(select(InstanceFault).where(InstanceFault.instance_uuid.in_(uuids))  # type: ignore[attr-defined]
-                  .order_by(InstanceFault.id)).all()
+                  .order_by(col(InstanceFault.id))).all()
     return {r.instance_uuid: r for r in rows}
 
 

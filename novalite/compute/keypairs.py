@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import trio
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from novalite.compute.quotas import QuotaAPI
 from novalite.db.engine import Database
@@ -129,7 +129,8 @@ class KeypairAPI:
                              "by novalite; use an SSH key")
         private = None
         if public_key is None:
-            public_key, private = await trio.to_thread.run_sync(generate_keypair, name)
+            generated, private = await trio.to_thread.run_sync(generate_keypair, name)
+            public_key = generated
         try:
             _, blob = parse_public_key(public_key)
         except ValueError as exc:
@@ -158,7 +159,7 @@ class KeypairAPI:
                    marker: str | None = None) -> list[KeyPair]:
         def work(s: Session) -> list[KeyPair]:
             rows = list(s.exec(select(KeyPair).where(KeyPair.user_id == user_id)
-                               .order_by(KeyPair.name)).all())  # type: ignore[arg-type]
+                               .order_by(col(KeyPair.name))).all())
             if marker is not None:
                 names = [r.name for r in rows]
                 if marker not in names:

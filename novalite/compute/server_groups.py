@@ -9,10 +9,11 @@ members are (no race between two boots into one group).
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from novalite.compute.quotas import QuotaAPI
 from novalite.context import AuthContext
@@ -35,11 +36,11 @@ def _members(s: Session, group_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {i: [] for i in group_ids}
     if not group_ids:
         return out
-    rows = s.exec(select(InstanceGroupMember.group_id, InstanceGroupMember.instance_uuid)  # type: ignore[call-overload]
-                  .join(Instance, Instance.uuid == InstanceGroupMember.instance_uuid)
+    rows = s.exec(select(InstanceGroupMember.group_id, InstanceGroupMember.instance_uuid)
+                  .join(Instance, col(Instance.uuid) == InstanceGroupMember.instance_uuid)
                   .where(InstanceGroupMember.group_id.in_(group_ids),  # type: ignore[attr-defined]
                          Instance.deleted == 0)
-                  .order_by(InstanceGroupMember.created_at)).all()
+                  .order_by(col(InstanceGroupMember.created_at))).all()
     for gid, uuid in rows:
         out[gid].append(uuid)
     return out
@@ -115,7 +116,7 @@ class ServerGroupAPI:
         await self.db.write(work)
 
     def join(self, s: Session, ctx: AuthContext, group_id: str,
-             instance_uuids: list[str]) -> dict[str, Any]:
+             instance_uuids: builtins.list[str]) -> dict[str, Any]:
         """Add new instances to a group (in the boot's transaction); the group as the
         scheduler needs it. 400 for an unknown group, 403 past ``server_group_members``."""
         try:

@@ -14,7 +14,7 @@ import structlog
 import trio
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite import rpc, states
 from novalite.config import Config
@@ -24,10 +24,10 @@ from novalite.db.engine import Database
 from novalite.db.models import (
     ComputeNode,
     Image,
+    ImageRow,
     Instance,
     InstanceFault,
     InstanceRow,
-    Row,
     Service,
     utcnow,
 )
@@ -67,7 +67,7 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
             for name in queries.STATE_COLUMNS}
 
 
-def image_payload(image: Image | Row | None, api_url: str) -> dict[str, Any] | None:
+def image_payload(image: Image | ImageRow | None, api_url: str) -> dict[str, Any] | None:
     """The image as a build carries it to the compute host, which downloads its data
     from ``url`` (under the image API's base URL ``api_url``) with the caller's token."""
     if image is None:
@@ -155,7 +155,8 @@ class ConductorManager:
         """Record the scheduler's choice (host and allocation) and cast the build there."""
         host = dest["host"]
 
-        def work(s: Session) -> tuple[InstanceRow, Row | None, list[Row | None]] | None:
+        def work(s: Session
+                 ) -> tuple[InstanceRow, ImageRow | None, list[ImageRow | None]] | None:
             row = queries.instance(s, instance_uuid)
             if row is None or row["deleted"] or row["task_state"] == states.DELETING:
                 return None
@@ -293,12 +294,11 @@ class ConductorManager:
 
         def work(s: Session) -> list[dict[str, Any]]:
             if brief:
-                cols = (Instance.uuid, Instance.vm_state, Instance.task_state,
-                        Instance.power_state)
-                rows = s.exec(select(*cols).where(Instance.host == host,  # type: ignore[call-overload]
-                                                  Instance.deleted == 0)).all()
+                brief_rows = s.exec(select(col(Instance.uuid), col(Instance.vm_state),
+                                           col(Instance.task_state), col(Instance.power_state))
+                                    .where(Instance.host == host, Instance.deleted == 0)).all()
                 return [dict(zip(("uuid", "vm_state", "task_state", "power_state"), r,
-                                 strict=True)) for r in rows]
+                                 strict=True)) for r in brief_rows]
             rows = s.exec(select(Instance).where(Instance.host == host,
                                                  Instance.deleted == 0)).all()
             return [instance_payload(i) for i in rows]
@@ -375,7 +375,7 @@ class ConductorManager:
 
         def work(s: Session) -> dict[str, tuple[bool, bool]]:
             known = {row[0] for row in s.execute(
-                sa_select(Service.host).where(Service.binary == "nova-compute"))}
+                sa_select(col(Service.host)).where(col(Service.binary) == "nova-compute"))}
             by_zone: dict[tuple[str, str], list[str]] = {}
             for r in reports:
                 if r["host"] in known:
@@ -388,14 +388,14 @@ class ConductorManager:
             for (binary, zone), hosts in by_zone.items():
                 for i in range(0, len(hosts), 500):
                     s.execute(sa_update(Service).where(
-                        Service.binary == binary,
-                        Service.host.in_(hosts[i:i + 500]))  # type: ignore[attr-defined]
+                        col(Service.binary) == binary,
+                        col(Service.host).in_(hosts[i:i + 500]))
                         .values(report_count=Service.report_count + 1, updated_at=now,
                                 availability_zone=zone))
             s.flush()
             return {h: (bool(d), bool(f)) for h, d, f in s.execute(
-                sa_select(Service.host, Service.disabled, Service.forced_down)
-                .where(Service.binary == "nova-compute"))}
+                sa_select(col(Service.host), col(Service.disabled), col(Service.forced_down))
+                .where(col(Service.binary) == "nova-compute"))}
 
         flags = await self.db.write(work)
         updates = [{"host": r["host"], "heartbeat": True,
@@ -443,10 +443,10 @@ class ConductorManager:
         def work(s: Session) -> dict[str, list[dict[str, Any]]]:
             out: dict[str, list[dict[str, Any]]] = {}
             if brief:
-                cols = (Instance.host, Instance.uuid, Instance.vm_state, Instance.task_state,
-                        Instance.power_state)
-                for host, *rest in s.execute(sa_select(*cols).where(
-                        Instance.host.is_not(None), Instance.deleted == 0)):  # type: ignore[union-attr]
+                for host, *rest in s.execute(sa_select(
+                        col(Instance.host), col(Instance.uuid), col(Instance.vm_state),
+                        col(Instance.task_state), col(Instance.power_state)).where(
+                        col(Instance.host).is_not(None), col(Instance.deleted) == 0)):
                     if host in wanted:
                         out.setdefault(host, []).append(dict(zip(
                             ("uuid", "vm_state", "task_state", "power_state"), rest,

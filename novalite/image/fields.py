@@ -11,7 +11,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from novalite.db.models import Image
 from novalite.exceptions import BadRequest
@@ -129,7 +129,19 @@ def sort_spec(query: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     return spec
 
 
-def snapshot_image(source: Image | None, *, name: str, instance_uuid: str, image_ref: str,
+class SnapshotSource(Protocol):
+    """What a snapshot inherits from the image its instance booted from (an image of
+    the embedded store or of an external Glance)."""
+
+    @property
+    def properties(self) -> Mapping[str, Any]: ...
+    @property
+    def min_disk(self) -> int: ...
+    @property
+    def min_ram(self) -> int: ...
+
+
+def snapshot_image(source: SnapshotSource | None, *, name: str, instance_uuid: str, image_ref: str,
                    project_id: str, user_id: str, root_gb: int,
                    metadata: Mapping[str, str]) -> Image:
     """A queued image record for a snapshot of an instance booted from ``source``.

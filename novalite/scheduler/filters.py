@@ -267,7 +267,7 @@ class NumInstancesFilter(Filter):
     name = "NumInstancesFilter"
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        return host.num_instances < self.options["max_instances_per_host"]
+        return host.num_instances < int(self.options["max_instances_per_host"])
 
     def filter_all(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
         most = self.options["max_instances_per_host"]

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 import structlog
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from novalite import rpc
 from novalite.config import Config
@@ -82,9 +82,9 @@ class SchedulerManager:
         """Rebuild the in-memory view from the database."""
 
         def work(s: Session) -> tuple[Any, ...]:
-            members = s.exec(select(InstanceGroupMember.instance_uuid, InstanceGroup.uuid)  # type: ignore[call-overload]
+            members = s.exec(select(InstanceGroupMember.instance_uuid, InstanceGroup.uuid)
                              .join(InstanceGroup,
-                                   InstanceGroup.id == InstanceGroupMember.group_id)).all()
+                                   col(InstanceGroup.id) == InstanceGroupMember.group_id)).all()
             return (list(s.exec(select(ComputeNode)).all()),
                     list(s.exec(select(Service).where(Service.binary == "nova-compute")).all()),
                     list(s.exec(select(Allocation)).all()), dict(members),
