@@ -101,6 +101,15 @@ RULES: dict[str, str] = {
     "image:delete_image": "project_member",
     "image:modify_image": "project_member",
     "image:import_image": "project_member",
+    "image:deactivate": "project_member",
+    "image:reactivate": "project_member",
+    # image members: the owner adds and removes, the member answers (checked where the
+    # image is loaded, as is ownership)
+    "image:add_member": "project_member",
+    "image:delete_member": "project_member",
+    "image:get_member": "project_reader",
+    "image:get_members": "project_reader",
+    "image:modify_member": "project_member",
     # identity administration
     "identity:list_projects": "admin_api",
     "identity:create_project": "admin_api",
