@@ -121,6 +121,17 @@ RULES: dict[str, str] = {
     "identity:create_grant": "admin_api",
     "identity:revoke_grant": "admin_api",
     "identity:list_grants": "admin_api",
+    # a user's own credentials and projects (or an admin's view of them): the owner
+    # check is made where the user is named
+    "identity:create_application_credential": "project_reader",
+    "identity:list_application_credentials": "project_reader",
+    "identity:get_application_credential": "project_reader",
+    "identity:delete_application_credential": "project_reader",
+    "identity:ec2_create_credential": "project_reader",
+    "identity:ec2_list_credentials": "project_reader",
+    "identity:ec2_get_credential": "project_reader",
+    "identity:ec2_delete_credential": "project_reader",
+    "identity:list_user_projects": "project_reader",
 }
 
 
