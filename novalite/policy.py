@@ -101,6 +101,15 @@ RULES: dict[str, str] = {
     "image:delete_image": "project_member",
     "image:modify_image": "project_member",
     "image:import_image": "project_member",
+    "image:deactivate": "project_member",
+    "image:reactivate": "project_member",
+    # image members: the owner adds and removes, the member answers (checked where the
+    # image is loaded, as is ownership)
+    "image:add_member": "project_member",
+    "image:delete_member": "project_member",
+    "image:get_member": "project_reader",
+    "image:get_members": "project_reader",
+    "image:modify_member": "project_member",
     # identity administration
     "identity:list_projects": "admin_api",
     "identity:create_project": "admin_api",
@@ -112,6 +121,17 @@ RULES: dict[str, str] = {
     "identity:create_grant": "admin_api",
     "identity:revoke_grant": "admin_api",
     "identity:list_grants": "admin_api",
+    # a user's own credentials and projects (or an admin's view of them): the owner
+    # check is made where the user is named
+    "identity:create_application_credential": "project_reader",
+    "identity:list_application_credentials": "project_reader",
+    "identity:get_application_credential": "project_reader",
+    "identity:delete_application_credential": "project_reader",
+    "identity:ec2_create_credential": "project_reader",
+    "identity:ec2_list_credentials": "project_reader",
+    "identity:ec2_get_credential": "project_reader",
+    "identity:ec2_delete_credential": "project_reader",
+    "identity:list_user_projects": "project_reader",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from novalite.api import identity_admin
+from novalite.api import identity_admin, identity_credentials
 from novalite.api.framework import ApiCall, Authenticator, Call, Reply, Router, Services
 from novalite.api.framework import starlette_routes as _starlette_routes
 from novalite.exceptions import BadRequest, NotFound, Unauthorized
@@ -37,7 +37,8 @@ def _password_auth(body: Any) -> dict[str, Any]:
     except (KeyError, TypeError):
         raise BadRequest("Expecting to find auth.identity.methods in the request body") from None
     if methods != ["password"]:
-        raise Unauthorized(f"Unsupported authentication methods: {methods}; use password")
+        raise Unauthorized(f"Unsupported authentication methods: {methods}; use password "
+                           "or application_credential")
     try:
         user = identity["password"]["user"]
         password = user["password"]
@@ -68,9 +69,34 @@ async def version(call: Call) -> Reply:
     return Reply(200, {"version": _version_entry(call.services.base_url)})
 
 
+def _app_cred_auth(body: Any) -> tuple[dict[str, Any], str] | None:
+    """(credential reference, secret) of an ``application_credential`` auth request;
+    None for any other method."""
+    try:
+        identity = body["auth"]["identity"]
+        if identity["methods"] != ["application_credential"]:
+            return None
+    except (KeyError, TypeError):
+        return None
+    ref = identity.get("application_credential")
+    if not isinstance(ref, dict) or not isinstance(ref.get("secret"), str):
+        raise BadRequest("Expecting to find application_credential.secret in the request "
+                         "body")
+    if not ref.get("id") and not (ref.get("name") and isinstance(ref.get("user"), dict)):
+        raise BadRequest("Expecting to find application_credential.id, or its name and "
+                         "user, in the request body")
+    if body["auth"].get("scope"):
+        raise Unauthorized("Application credentials cannot request a scope.")
+    return ref, ref["secret"]
+
+
 @router.public("POST", "/v3/auth/tokens")
 async def issue(call: Call) -> Reply:
     identity = call.services.keystone
+    app_cred = _app_cred_auth(call.body)
+    if app_cred is not None:
+        token, ctx = await identity.authenticate_app_cred(*app_cred)
+        return Reply(201, identity.token_body(ctx), {"X-Subject-Token": token})
     args = _password_auth(call.body)
     if not (args["user_name"] or args["user_id"]):
         raise BadRequest("Expecting to find user name or id in the request body")
@@ -101,7 +127,7 @@ async def revoke(call: ApiCall) -> Reply:
     return Reply(204)
 
 
-ROUTERS: list[Router] = [router, identity_admin.router]
+ROUTERS: list[Router] = [router, identity_admin.router, identity_credentials.router]
 
 
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:

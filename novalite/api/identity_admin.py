@@ -14,6 +14,7 @@ from novalite.db.models import Project, Role, User
 from novalite.exceptions import BadRequest, NotFound
 from novalite.identity.admin import IdentityAdmin
 from novalite.identity.service import DEFAULT_DOMAIN
+from novalite.policy import ROLE_ORDER
 
 router = Router()
 GRANT = "/v3/projects/{project}/users/{user}/roles/{role}"
@@ -170,17 +171,62 @@ async def list_grants(call: ApiCall) -> dict[str, Any]:
             "links": collection(call, f"projects/{project.id}/users/{user.id}/roles")}
 
 
+def query_flag(call: ApiCall, name: str) -> bool:
+    """Keystone's boolean query filters: present and not ``0``/``false`` (``?effective``
+    alone is true)."""
+    value = call.query.get(name)
+    return value is not None and value.lower() not in ("0", "false")
+
+
 @router.route("GET", "/v3/role_assignments", rule="identity:list_grants")
 async def role_assignments(call: ApiCall) -> dict[str, Any]:
-    q = call.query
-    found = await _admin(call).assignments(q.get("user.id"), q.get("scope.project.id"),
-                                           q.get("role.id"))
-    return {"role_assignments": [{
-        "role": {"id": r.id}, "user": {"id": a.user_id},
-        "scope": {"project": {"id": a.project_id}},
-        "links": {"assignment": f"{_v3(call)}/projects/{a.project_id}/users/{a.user_id}/roles/"
-                                f"{r.id}"},
-    } for a, r in found], "links": collection(call, "role_assignments")}
+    """Keystone's assignment list: filters ``user.id``, ``scope.project.id``, ``role.id``
+    (groups, domain and system scopes hold no assignments here), ``effective`` (adds the
+    roles each assigned role implies) and ``include_names`` (names beside ids)."""
+    q, admin = call.query, _admin(call)
+    listed: list[dict[str, Any]] = []
+    out = {"role_assignments": listed, "links": collection(call, "role_assignments")}
+    if any(q.get(k) is not None for k in ("group.id", "scope.domain.id", "scope.system",
+                                          "scope.OS-INHERIT:inherited_to")):
+        return out
+    names = query_flag(call, "include_names")
+    effective = query_flag(call, "effective")
+    found = await admin.assignments(q.get("user.id"), q.get("scope.project.id"),
+                                    None if effective else q.get("role.id"))
+    roles = {r.name: r for r in await admin.list_roles()}
+    users = {u.id: u for u in await admin.list_users()} if names else {}
+    projects = {p.id: p for p in await admin.list_projects()} if names else {}
+    domain = {"id": DEFAULT_DOMAIN["id"], "name": DEFAULT_DOMAIN["name"]}
+    rows: list[tuple[Any, Role, Role | None]] = [(a, r, None) for a, r in found]
+    if effective:  # admin implies member implies reader, as Keystone's default roles
+        held = {(a.user_id, a.project_id, r.id) for a, r in found}
+        for a, r in found:
+            if r.name in ROLE_ORDER:
+                for implied in ROLE_ORDER[ROLE_ORDER.index(r.name) + 1:]:
+                    more = roles.get(implied)
+                    if more is not None and (a.user_id, a.project_id, more.id) not in held:
+                        held.add((a.user_id, a.project_id, more.id))
+                        rows.append((a, more, r))
+        if q.get("role.id"):
+            rows = [row for row in rows if row[1].id == q.get("role.id")]
+    for a, r, prior in rows:
+        role: dict[str, Any] = {"id": r.id}
+        user: dict[str, Any] = {"id": a.user_id}
+        project: dict[str, Any] = {"id": a.project_id}
+        if names:
+            role["name"] = r.name
+            if a.user_id in users:
+                user.update(name=users[a.user_id].name, domain=domain)
+            if a.project_id in projects:
+                project.update(name=projects[a.project_id].name, domain=domain)
+        grant_role = prior or r
+        entry_links = {"assignment": f"{_v3(call)}/projects/{a.project_id}/users/"
+                                     f"{a.user_id}/roles/{grant_role.id}"}
+        if prior is not None:
+            entry_links["prior_role"] = f"{_v3(call)}/roles/{prior.id}"
+        listed.append({"role": role, "user": user,
+                       "scope": {"project": project}, "links": entry_links})
+    return out
 
 
 # -- the caller's own view and domains ----------------------------------------------

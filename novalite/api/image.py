@@ -25,22 +25,42 @@ from novalite.api.framework import (
     Services,
     starlette_routes,
 )
-from novalite.exceptions import NotFound
-from novalite.image import patch
+from novalite.exceptions import Forbidden, NotFound
+from novalite.image import patch, schemas
 from novalite.image.errors import UnsupportedMediaType
+from novalite.image.members import member_view
 from novalite.image.store import DataStore
 from novalite.image.web_download import IMPORT_METHODS
 
 router = Router()
 IMAGE = "/v2/images/{image_id}"
+MEMBER = IMAGE + "/members/{member_id}"
+
+
+def _versions(call: Call) -> dict[str, Any]:
+    return {"versions": [
+        {"id": "v2.16", "status": "CURRENT",
+         "links": [{"rel": "self", "href": f"{call.services.base_url}/image/v2/"}]},
+    ]}
 
 
 @router.public("GET", "/")
 async def versions(call: Call) -> Reply:
-    return Reply(300, {"versions": [
-        {"id": "v2.16", "status": "CURRENT",
-         "links": [{"rel": "self", "href": f"{call.services.base_url}/image/v2/"}]},
-    ]})
+    return Reply(300, _versions(call))
+
+
+@router.public("GET", "/versions")
+async def version_list(call: Call) -> dict[str, Any]:
+    """Glance answers its version list at ``/versions`` with 200 (``/`` says 300)."""
+    return _versions(call)
+
+
+@router.route("GET", "/v2/schemas/{name:path}", rule="image:get_images")
+async def schema(call: ApiCall) -> dict[str, Any]:
+    found = schemas.document(call.params["name"])
+    if found is None:
+        raise NotFound(f"No schema named {call.params['name']}")
+    return found
 
 
 @router.route("GET", "/v2/images", rule="image:get_images")
@@ -68,6 +88,13 @@ async def create(call: ApiCall) -> Reply:
 async def show(call: ApiCall) -> dict[str, Any]:
     images = call.services.images
     return images.view(await images.get(call.ctx, call.params["image_id"]))
+
+
+@router.route("GET", "/v2/images/", rule="image:get_image")
+@router.route("DELETE", "/v2/images/", rule="image:delete_image")
+async def no_image_id(call: ApiCall) -> Reply:
+    """``/v2/images/`` with an empty id names no image (not the list)."""
+    raise NotFound("The resource could not be found.")
 
 
 @router.route("PATCH", IMAGE, rule="image:modify_image")
@@ -117,12 +144,62 @@ async def upload(call: ApiCall) -> Reply:
 
 
 @router.route("GET", IMAGE + "/file", rule="image:download_image")
-async def download(call: ApiCall) -> Response:
+async def download(call: ApiCall) -> Response | Reply:
     images = call.services.images
     image = await images.get(call.ctx, call.params["image_id"])
-    if image.status != "active" or not image.path:
-        raise NotFound(f"Image {image.id} has no data (status {image.status})")
+    if image.status == "deactivated" and not call.ctx.is_admin:
+        raise Forbidden("The requested image has been deactivated. Image data download is "
+                        "prohibited.")
+    if image.status not in ("active", "deactivated") or not image.path:
+        return Reply(204)  # Glance: an image without data answers No Content
     return ImageDataResponse(image.path, image.checksum, image.size or 0)
+
+
+@router.route("POST", IMAGE + "/actions/deactivate", rule="image:deactivate")
+async def deactivate(call: ApiCall) -> Reply:
+    await call.services.images.deactivate(call.ctx, call.params["image_id"])
+    return Reply(204)
+
+
+@router.route("POST", IMAGE + "/actions/reactivate", rule="image:reactivate")
+async def reactivate(call: ApiCall) -> Reply:
+    await call.services.images.reactivate(call.ctx, call.params["image_id"])
+    return Reply(204)
+
+
+# -- members (sharing) -----------------------------------------------------------------
+@router.route("POST", IMAGE + "/members", rule="image:add_member")
+async def add_member(call: ApiCall) -> dict[str, Any]:
+    member = await call.services.images.add_member(call.ctx, call.params["image_id"],
+                                                   call.body)
+    return member_view(member)
+
+
+@router.route("GET", IMAGE + "/members", rule="image:get_members")
+async def list_members(call: ApiCall) -> dict[str, Any]:
+    found = await call.services.images.list_members(call.ctx, call.params["image_id"])
+    return {"members": [member_view(m) for m in found], "schema": "/v2/schemas/members"}
+
+
+@router.route("GET", MEMBER, rule="image:get_member")
+async def show_member(call: ApiCall) -> dict[str, Any]:
+    p = call.params
+    return member_view(await call.services.images.show_member(call.ctx, p["image_id"],
+                                                              p["member_id"]))
+
+
+@router.route("PUT", MEMBER, rule="image:modify_member")
+async def update_member(call: ApiCall) -> dict[str, Any]:
+    p = call.params
+    return member_view(await call.services.images.update_member(
+        call.ctx, p["image_id"], p["member_id"], call.body))
+
+
+@router.route("DELETE", MEMBER, rule="image:delete_member")
+async def remove_member(call: ApiCall) -> Reply:
+    p = call.params
+    await call.services.images.remove_member(call.ctx, p["image_id"], p["member_id"])
+    return Reply(204)
 
 
 @router.route("GET", "/v2/info/import", rule="image:get_images")

@@ -86,6 +86,40 @@ class Token(SQLModel, table=True):
     expires_at: NaiveDatetime = Field(sa_type=DATETIME)
     audit_id: str = Field(max_length=64)
     revoked: bool = False
+    #: The application credential the token was issued for (None: a password token).
+    app_cred_id: str | None = Field(default=None, max_length=64, index=True)
+
+
+class ApplicationCredential(SQLModel, table=True):
+    """A user's application credential: a secret (stored as a hash) that authenticates
+    as the user on one project with a subset of the user's roles there."""
+
+    __tablename__ = "application_credentials"
+    id: str = Field(default_factory=lambda: uuidlib.uuid4().hex, primary_key=True, max_length=64)
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
+    secret_hash: str = Field(max_length=255)
+    user_id: str = Field(max_length=64, index=True)
+    project_id: str = Field(max_length=64)
+    #: The ids of the roles the credential delegates.
+    roles: list[str] = _json(list)
+    unrestricted: bool = False
+    expires_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+
+class Credential(SQLModel, table=True):
+    """A Keystone credential; here only EC2 ones (``/v3/users/{id}/credentials/OS-EC2``).
+    ``id`` is the sha256 of the access key, as Keystone's."""
+
+    __tablename__ = "credentials"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=64, index=True)
+    project_id: str | None = Field(default=None, max_length=64)
+    type: str = Field(max_length=255)
+    blob: dict[str, Any] = _json()
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
 # -- flavors ------------------------------------------------------------------
@@ -134,6 +168,17 @@ class Image(SQLModel, table=True):
     properties: dict[str, Any] = _json()
     tags: list[str] = _json(list)
     path: str | None = Field(default=None, sa_column=Column(LONG_TEXT, nullable=True))
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class ImageMember(SQLModel, table=True):
+    """A project an image is shared with (Glance's image members), and its answer."""
+
+    __tablename__ = "image_members"
+    image_id: str = Field(primary_key=True, max_length=36)
+    member_id: str = Field(primary_key=True, max_length=255, index=True)
+    status: str = Field(default="pending", max_length=20)
     created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 

@@ -21,7 +21,15 @@ from sqlmodel import Session, col, select
 from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db.engine import Database
-from novalite.db.models import Project, Role, RoleAssignment, Token, User, utcnow
+from novalite.db.models import (
+    ApplicationCredential,
+    Project,
+    Role,
+    RoleAssignment,
+    Token,
+    User,
+    utcnow,
+)
 from novalite.exceptions import NotFound, Unauthorized
 
 log = structlog.get_logger("novalite.identity")
@@ -62,6 +70,8 @@ class IdentityService:
         self.db = db
         self.cfg = cfg
         self._cache: dict[str, AuthContext] = {}
+        #: audit id -> the application credential a token was issued for (token bodies).
+        self._app_creds: dict[str, dict[str, Any]] = {}
 
     # -- bootstrap -------------------------------------------------------------
     async def bootstrap(self) -> str | None:
@@ -160,6 +170,66 @@ class IdentityService:
         self._cache[_token_id(token)] = ctx
         return token, ctx
 
+    async def authenticate_app_cred(self, ref: dict[str, Any], secret: str) -> tuple[str,
+                                                                                   AuthContext]:
+        """Check an application credential's secret and issue a token scoped to its
+        project with its roles (those the user still holds there): (token, context).
+
+        ``ref`` names the credential by ``id``, or by ``name`` and ``user`` (id or name).
+        """
+        ttl = self.cfg.identity.token_expiration
+
+        def work(s: Session) -> tuple[str, AuthContext, ApplicationCredential]:
+            q = select(ApplicationCredential)
+            if ref.get("id"):
+                q = q.where(ApplicationCredential.id == str(ref["id"]))
+            else:
+                user_ref = ref.get("user") or {}
+                uq = select(User)
+                uq = (uq.where(User.id == user_ref["id"]) if user_ref.get("id")
+                      else uq.where(User.name == str(user_ref.get("name"))))
+                owner = s.exec(uq).first()
+                if owner is None:
+                    raise Unauthorized("The request you have made requires authentication.")
+                q = q.where(ApplicationCredential.user_id == owner.id,
+                            ApplicationCredential.name == str(ref.get("name")))
+            cred = s.exec(q).first()
+            if cred is None or not check_password(secret, cred.secret_hash):
+                raise Unauthorized("The request you have made requires authentication.")
+            now = utcnow()
+            if cred.expires_at is not None and cred.expires_at <= now:
+                raise Unauthorized("The request you have made requires authentication.")
+            user = s.get(User, cred.user_id)
+            project = s.get(Project, cred.project_id)
+            if user is None or not user.enabled or project is None or not project.enabled:
+                raise Unauthorized("The request you have made requires authentication.")
+            roles = [r for r in _roles_of(s, user.id, project.id) if r.id in cred.roles]
+            if not roles:
+                raise Unauthorized(f"User {user.id} has no access to project {project.id}")
+            token = secrets.token_urlsafe(32)
+            expires = now + dt.timedelta(seconds=ttl)
+            if cred.expires_at is not None:
+                expires = min(expires, cred.expires_at)
+            row = Token(id=_token_id(token), user_id=user.id, project_id=project.id,
+                        issued_at=now, expires_at=expires, audit_id=uuid.uuid4().hex[:22],
+                        app_cred_id=cred.id)
+            s.add(row)
+            ctx = AuthContext(user.id, user.name, project.id, project.name,
+                              sorted(r.name for r in roles), expires, now, row.audit_id,
+                              {r.name: r.id for r in roles})
+            return token, ctx, cred
+
+        token, ctx, cred = await self.db.write(work)
+        ctx.token = token
+        self._app_creds[ctx.audit_id] = _app_cred_ref(cred)
+        self._cache[_token_id(token)] = ctx
+        return token, ctx
+
+    def issued_by_app_cred(self, ctx: AuthContext) -> dict[str, Any] | None:
+        """``{"id", "name", "restricted"}`` of the application credential ``ctx``'s token
+        was issued for; None for a password token."""
+        return self._app_creds.get(ctx.audit_id)
+
     async def validate(self, token: str | None) -> AuthContext:
         """The context of a valid token; Unauthorized when missing, unknown, expired or revoked."""
         if not token:
@@ -167,9 +237,12 @@ class IdentityService:
         tid = _token_id(token)
         ctx = self._cache.get(tid)
         if ctx is None:
-            ctx = await self.db.read(lambda s: _load_token(s, tid))
-            if ctx is None:
+            loaded = await self.db.read(lambda s: _load_token(s, tid))
+            if loaded is None:
                 raise Unauthorized("The request you have made requires authentication.")
+            ctx, cred = loaded
+            if cred is not None:
+                self._app_creds[ctx.audit_id] = _app_cred_ref(cred)
             ctx.token = token
             self._cache[tid] = ctx
         if ctx.expires_at <= utcnow():
@@ -216,9 +289,10 @@ class IdentityService:
         ]
 
     def token_body(self, ctx: AuthContext) -> dict[str, Any]:
-        return {
+        app_cred = self.issued_by_app_cred(ctx)
+        body = {
             "token": {
-                "methods": ["password"],
+                "methods": ["application_credential" if app_cred else "password"],
                 "user": {"id": ctx.user_id, "name": ctx.user_name, "domain": DEFAULT_DOMAIN,
                          "password_expires_at": None},
                 "project": {"id": ctx.project_id, "name": ctx.project_name,
@@ -231,13 +305,29 @@ class IdentityService:
                 "catalog": self.catalog(),
             }
         }
+        if app_cred:
+            body["token"]["application_credential"] = dict(app_cred)
+        return body
 
 
 def _domain_mismatch(domain: str | None) -> bool:
     return domain is not None and domain.lower() not in ("default",)
 
 
-def _load_token(s: Session, tid: str) -> AuthContext | None:
+def _roles_of(s: Session, user_id: str, project_id: str) -> list[Role]:
+    return list(s.exec(
+        select(Role).join(RoleAssignment, col(RoleAssignment.role_id) == Role.id).where(
+            RoleAssignment.user_id == user_id, RoleAssignment.project_id == project_id
+        )
+    ).all())
+
+
+def _app_cred_ref(cred: ApplicationCredential) -> dict[str, Any]:
+    return {"id": cred.id, "name": cred.name, "restricted": not cred.unrestricted}
+
+
+def _load_token(s: Session, tid: str
+                ) -> tuple[AuthContext, ApplicationCredential | None] | None:
     row = s.get(Token, tid)
     if row is None or row.revoked:
         return None
@@ -245,13 +335,15 @@ def _load_token(s: Session, tid: str) -> AuthContext | None:
     project = s.get(Project, row.project_id)
     if user is None or project is None or not user.enabled:
         return None
-    roles = s.exec(
-        select(Role).join(RoleAssignment, col(RoleAssignment.role_id) == Role.id).where(
-            RoleAssignment.user_id == user.id, RoleAssignment.project_id == project.id
-        )
-    ).all()
+    roles = _roles_of(s, user.id, project.id)
+    cred = None
+    if row.app_cred_id is not None:  # the credential's roles only, while it exists
+        cred = s.get(ApplicationCredential, row.app_cred_id)
+        if cred is None:
+            return None
+        roles = [r for r in roles if r.id in cred.roles]
     if not roles or not project.enabled:
         return None  # access taken away since the token was issued
     return AuthContext(user.id, user.name, project.id, project.name,
                        sorted(r.name for r in roles), row.expires_at, row.issued_at,
-                       row.audit_id, {r.name: r.id for r in roles})
+                       row.audit_id, {r.name: r.id for r in roles}), cred

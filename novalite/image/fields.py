@@ -19,6 +19,8 @@ from novalite.exceptions import BadRequest
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
 VISIBILITIES = ("public", "private", "shared", "community")
+#: The longest ``owner`` (a project id) an image records.
+OWNER_LENGTH = 64
 CORE = {
     "id", "name", "status", "disk_format", "container_format", "size", "virtual_size",
     "checksum", "os_hash_algo", "os_hash_value", "visibility", "protected", "owner",

@@ -20,13 +20,13 @@ MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch",
                "application/openstack-images-v2.0-json-patch")
 READ_ONLY = frozenset({
     "id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
-    "created_at", "updated_at", "self", "file", "schema", "owner", "direct_url",
+    "created_at", "updated_at", "self", "file", "schema", "direct_url",
     "locations", "stores",
 })
 RESERVED = frozenset({"deleted", "deleted_at", "location", "os_glance_import_method"})
 #: Core attributes a patch may change (custom properties are any other name).
 CORE_EDITABLE = frozenset({"name", "visibility", "protected", "min_disk", "min_ram",
-                           "disk_format", "container_format", "tags", "os_hidden"})
+                           "disk_format", "container_format", "tags", "os_hidden", "owner"})
 
 
 def _unescape(segment: str) -> str:

@@ -22,12 +22,13 @@ from sqlmodel import Session, col, select
 from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db.engine import Database
-from novalite.db.models import Image, utcnow
+from novalite.db.models import Image, ImageMember, utcnow
 from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound, NovaliteError
 from novalite.image import patch
 from novalite.image.errors import DataRejected, QuotaExceeded413
 from novalite.image.fields import (
     CORE,
+    OWNER_LENGTH,
     VISIBILITIES,
     check_fields,
     int_field,
@@ -36,6 +37,7 @@ from novalite.image.fields import (
     sort_spec,
     sort_value,
 )
+from novalite.image.members import MEMBER_STATUSES, ImageMembers
 from novalite.image.store import DataStore, Received, file_chunks
 from novalite.image.web_download import WebDownload
 
@@ -48,8 +50,9 @@ class Gone(NovaliteError):
     title = "gone"
 
 
-class ImageService(WebDownload):
-    """Create, upload, import, list, show, patch, tag and delete images."""
+class ImageService(WebDownload, ImageMembers):
+    """Create, upload, import, list, show, patch, tag, share, deactivate and delete
+    images."""
 
     def __init__(self, db: Database, cfg: Config) -> None:
         self.db = db
@@ -100,8 +103,17 @@ class ImageService(WebDownload):
             raise Forbidden(f"You are not permitted to {doing} this image.")
 
     async def get(self, ctx: AuthContext | None, image_id: str) -> Image:
-        image = await self.db.read(lambda s: s.get(Image, image_id))
-        if image is None or not self._visible(image, ctx):
+        """The image if the caller may see it: admin, owner, public, community, or a
+        member of a shared image (whatever its answer); else NotFound."""
+        def work(s: Session) -> tuple[Image | None, bool]:
+            image = s.get(Image, image_id)
+            shared_with_caller = (
+                image is not None and ctx is not None and image.visibility == "shared"
+                and s.get(ImageMember, (image_id, ctx.project_id)) is not None)
+            return image, shared_with_caller
+
+        image, member = await self.db.read(work)
+        if image is None or not (member or self._visible(image, ctx)):
             raise NotFound(f"No image found with ID {image_id}")
         return image
 
@@ -141,6 +153,10 @@ class ImageService(WebDownload):
             return list(s.exec(q).all())
 
         rows = await self.db.read(work)
+        member_status = one("member_status") or "accepted"
+        if member_status not in (*MEMBER_STATUSES, "all"):
+            raise BadRequest(f"Invalid status value: {member_status}")
+        shared = {} if ctx is None or ctx.is_admin else await self.membership(ctx.project_id)
         visibility = one("visibility")
         if visibility is not None and visibility not in (*VISIBILITIES, "all"):
             raise BadRequest(f"Invalid visibility value: {visibility}")
@@ -150,7 +166,11 @@ class ImageService(WebDownload):
         tags = list(query.get("tag") or [])
         found = []
         for image in rows:
-            if not self._visible(image, ctx):
+            status = shared.get(image.id) if image.visibility == "shared" else None
+            if status is not None:  # shared with the caller: listed as its answer says
+                if member_status not in ("all", status):
+                    continue
+            elif not self._visible(image, ctx):
                 continue
             if visibility in VISIBILITIES and image.visibility != visibility:
                 continue
@@ -200,12 +220,14 @@ class ImageService(WebDownload):
         visibility = body.get("visibility", "shared")
         if visibility == "public" and ctx is not None and not ctx.is_admin:
             raise Forbidden("You are not authorized to create public images")
+        owner = ctx.project_id if ctx else None
+        if body.get("owner") is not None:
+            owner = self._owner_given(ctx, body["owner"], creating=True)
         props = {k: v for k, v in body.items() if k not in CORE and v is not None}
         image = Image(
             name=body.get("name"), disk_format=body.get("disk_format"),
             container_format=body.get("container_format"), visibility=visibility,
-            protected=bool(body.get("protected", False)),
-            owner=ctx.project_id if ctx else None,
+            protected=bool(body.get("protected", False)), owner=owner,
             min_disk=int_field(body, "min_disk"), min_ram=int_field(body, "min_ram"),
             properties=props, tags=sorted(set(body.get("tags") or [])),
         )
@@ -221,7 +243,7 @@ class ImageService(WebDownload):
         """Apply a JSON Patch (:mod:`novalite.image.patch`)."""
         image = await self.get(ctx, image_id)
         self._check_owner(image, ctx, "modify")
-        current = {"name": image.name, "visibility": image.visibility,
+        current = {"name": image.name, "visibility": image.visibility, "owner": image.owner,
                    "protected": image.protected, "min_disk": image.min_disk,
                    "min_ram": image.min_ram, "disk_format": image.disk_format,
                    "container_format": image.container_format, "tags": list(image.tags),
@@ -234,11 +256,15 @@ class ImageService(WebDownload):
         for key in ("disk_format", "container_format"):
             if result[key] != getattr(image, key) and image.status != "queued":
                 raise Forbidden(f"Attribute {key} can be only replaced for a queued image.")
+        owner = image.owner
+        if result["owner"] != image.owner:
+            owner = self._owner_given(ctx, result["owner"], creating=False)
         props = {k: v for k, v in result.items()
                  if k not in CORE and v is not None}
         # reserved properties the service itself keeps (import status) stay as they are
         props.update({k: v for k, v in image.properties.items() if k.startswith("os_glance")})
         return await self._set(image_id, name=result["name"], visibility=result["visibility"],
+                               owner=owner,
                                protected=result["protected"], min_disk=result["min_disk"] or 0,
                                min_ram=result["min_ram"] or 0,
                                disk_format=result["disk_format"],
@@ -270,11 +296,50 @@ class ImageService(WebDownload):
             row = s.get(Image, image_id)
             if row is not None:
                 s.delete(row)
+            for member in s.exec(select(ImageMember).where(
+                    ImageMember.image_id == image_id)).all():
+                s.delete(member)
 
         await self.db.write(work)
         if image.path and os.path.exists(image.path):
             os.unlink(image.path)
         log.info("image deleted", image=image_id)
+
+    @staticmethod
+    def _owner_given(ctx: AuthContext | None, owner: Any, *, creating: bool) -> str:
+        """An ``owner`` named in a create or patch: any project for admins (Glance lets
+        only them give an image away), the caller's own for others."""
+        if not isinstance(owner, str) or not 0 < len(owner) <= OWNER_LENGTH:
+            raise BadRequest(f"Invalid value for 'owner': {owner!r} is not a project id of "
+                             f"1-{OWNER_LENGTH} characters")
+        if ctx is not None and not ctx.is_admin and owner != ctx.project_id:
+            if creating:
+                raise Forbidden(f"You are not permitted to create images owned by '{owner}'.")
+            raise Forbidden("Attribute 'owner' is read-only.")
+        return owner
+
+    # -- deactivate / reactivate ---------------------------------------------------------
+    async def deactivate(self, ctx: AuthContext | None, image_id: str) -> None:
+        """An active image stops serving its data to anyone but admins (Glance's
+        ``POST /v2/images/{id}/actions/deactivate``); deactivating twice is a no-op."""
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "deactivate")
+        if image.status == "deactivated":
+            return
+        if image.status != "active":
+            raise Forbidden(f"Not allowed to deactivate image in status '{image.status}'")
+        await self._set(image_id, expect_status=("active",), status="deactivated")
+        log.info("image deactivated", image=image_id)
+
+    async def reactivate(self, ctx: AuthContext | None, image_id: str) -> None:
+        image = await self.get(ctx, image_id)
+        self._check_owner(image, ctx, "reactivate")
+        if image.status == "active":
+            return
+        if image.status != "deactivated":
+            raise Forbidden(f"Not allowed to reactivate image in status '{image.status}'")
+        await self._set(image_id, expect_status=("deactivated",), status="active")
+        log.info("image reactivated", image=image_id)
 
     async def _set(self, image_id: str, expect_status: Sequence[str] | None = None,
                    **values: Any) -> Image:
