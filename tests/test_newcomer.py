@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
+
+from novalite.testing.server import (
+    free_port,
+    novalite_bin,
+    write_config,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NOVA = str(Path(sys.executable).parent / "nova")
@@ -83,3 +93,86 @@ def test_dev_without_a_command_names_all_three() -> None:
     assert out.returncode == 2
     for command in ("./dev serve", "./dev test", "./dev clients"):
         assert command in out.stderr
+
+
+# -- novalite serve --port --state-path ---------------------------------------------------
+
+
+def launch(args: list[str], log: Path, env: dict[str, str] | None = None
+           ) -> subprocess.Popen[bytes]:
+    """``novalite serve ARGS`` in the background, its output in ``log``; waits for ready."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([novalite_bin(), "serve", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env=env or clean_env())
+    deadline = time.monotonic() + 30
+    while '"novalite ready"' not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"novalite serve did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def test_serve_help_shows_port_and_state_path() -> None:
+    out = run([novalite_bin(), "serve", "--help"], env=clean_env(COLUMNS="200"))
+    assert out.returncode == 0
+    for text in ("--port", "--state-path", "NOVALITE_API__PORT", "NOVALITE_STATE_PATH",
+                 "[api] port", "[DEFAULT] state_path"):
+        assert text in out.stdout, text
+
+
+def test_serve_port_and_state_path_override_the_configuration(tmp_path: Path) -> None:
+    configured_state = tmp_path / "configured"
+    config = write_config(tmp_path / "novalite.toml", {
+        "DEFAULT": {"state_path": str(configured_state)},
+        "api": {"port": free_port()},
+        "compute": {"driver": "fake"},
+        "logging": {"format": "json"}})
+    state, port = tmp_path / "given", free_port()
+    env = clean_env(NOVALITE_API__PORT=str(free_port()),
+                    NOVALITE_DEFAULT__STATE_PATH=str(tmp_path / "from-env"))
+    proc = launch(["--config", str(config), "--port", str(port), "--state-path", str(state)],
+                  tmp_path / "serve.log", env)
+    try:
+        root = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert root.status_code == 200
+        assert (state / "novalite.sqlite").exists() and (state / "clouds.yaml").exists()
+        assert not configured_state.exists() and not (tmp_path / "from-env").exists()
+        clouds = yaml.safe_load((state / "clouds.yaml").read_text())
+        assert clouds["clouds"]["novalite"]["auth"]["auth_url"] == (
+            f"http://127.0.0.1:{port}/identity")
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "0"], "0: expected a TCP port (1-65535)"),
+    (["--port", "65536"], "65536: expected a TCP port (1-65535)"),
+    (["--port", "http"], "--port"),
+    (["--state-path", ""], "expected a directory"),
+])
+def test_serve_rejects_a_bad_port_or_state_path(args: list[str], message: str) -> None:
+    out = run([novalite_bin(), "serve", *args], env=clean_env(COLUMNS="200"))
+    assert out.returncode == 2
+    assert message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_serve_rejects_a_state_path_that_is_a_file(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    out = run([novalite_bin(), "serve", "--state-path", str(a_file)],
+              env=clean_env(COLUMNS="200"))
+    assert out.returncode == 2
+    assert f"{a_file} exists and is not a directory" in out.stderr
