@@ -18,6 +18,7 @@ import yaml
 from novalite.testing.server import (
     free_port,
     novalite_bin,
+    start,
     write_config,
 )
 
@@ -176,3 +177,37 @@ def test_serve_rejects_a_state_path_that_is_a_file(tmp_path: Path) -> None:
               env=clean_env(COLUMNS="200"))
     assert out.returncode == 2
     assert f"{a_file} exists and is not a directory" in out.stderr
+
+
+# -- one service per state directory --------------------------------------------------------
+
+
+def test_a_second_serve_on_the_same_state_path_is_refused_at_once(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = start(state)
+    try:
+        started = time.monotonic()
+        second = run([novalite_bin(), "serve", "--config", str(first.config_path),
+                      "--port", str(free_port())], timeout=30)
+        assert time.monotonic() - started < 15
+        assert second.returncode == 1
+        assert (f"state path {state} is in use by another novalite serve "
+                f"(pid {first.process.pid})") in second.stderr, second.stderr
+        assert httpx.get(f"{first.url}/", timeout=10).status_code == 200  # undisturbed
+    finally:
+        first.stop()
+
+
+def test_serve_starts_again_after_the_holder_was_killed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = start(state)
+    first.process.send_signal(signal.SIGKILL)  # no clean-up at all: the kernel frees the lock
+    first.process.wait()
+    again = start(state)
+    try:
+        assert again.client().get("/compute/v2.1/flavors").status_code == 200
+    finally:
+        assert again.stop() == 0
+    # Stopped cleanly: a third start finds the directory free as well.
+    third = start(state)
+    third.stop()
