@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from novalite.testing.server import (
+    RunningServer,
     free_port,
     novalite_bin,
     start,
@@ -177,6 +178,30 @@ def test_serve_rejects_a_state_path_that_is_a_file(tmp_path: Path) -> None:
               env=clean_env(COLUMNS="200"))
     assert out.returncode == 2
     assert f"{a_file} exists and is not a directory" in out.stderr
+
+
+# -- GET / -------------------------------------------------------------------------------
+
+
+def test_root_url_is_a_json_index_of_the_services(server: RunningServer) -> None:
+    r = httpx.get(f"{server.url}/", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert body["name"] == "novalite"
+    services = body["services"]
+    assert services["identity"]["href"] == f"{server.url}/identity"
+    assert services["compute"]["href"] == f"{server.url}/compute"
+    assert services["image"]["href"] == f"{server.url}/image"
+    assert services["identity"]["version"] == f"{server.url}/identity/v3/"
+    assert services["compute"]["version"] == f"{server.url}/compute/v2.1/"
+    for entry in services.values():  # every version document answers, without a token
+        for key in ("versions", "version"):
+            if key in entry:
+                doc = httpx.get(entry[key], timeout=10)
+                assert doc.status_code in (200, 300), (entry[key], doc.status_code)
+                assert doc.json()
+    assert httpx.head(f"{server.url}/", timeout=10).status_code == 200
 
 
 # -- one service per state directory --------------------------------------------------------
