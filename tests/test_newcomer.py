@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -202,6 +203,49 @@ def test_root_url_is_a_json_index_of_the_services(server: RunningServer) -> None
                 assert doc.status_code in (200, 300), (entry[key], doc.status_code)
                 assert doc.json()
     assert httpx.head(f"{server.url}/", timeout=10).status_code == 200
+
+
+# -- openrc ------------------------------------------------------------------------------
+
+
+def sourced(openrc: Path, *command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``command`` run by a shell that sourced ``openrc`` first."""
+    script = '. "$1" && shift && exec "$@"'
+    return run(["bash", "-c", script, "bash", str(openrc), *command], env=env, timeout=180)
+
+
+def test_first_start_writes_an_openrc_beside_clouds_yaml(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    srv = start(state, config={"identity": {"admin_password": ""}})  # generated
+    try:
+        openrc = state / "openrc"
+        assert stat.S_IMODE(openrc.stat().st_mode) == 0o600
+        password = yaml.safe_load((state / "clouds.yaml").read_text())[
+            "clouds"]["novalite"]["auth"]["password"]
+        env = clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+        printed = sourced(openrc, "env", env=env)
+        variables = dict(line.split("=", 1) for line in printed.stdout.splitlines()
+                         if line.startswith("OS_"))
+        assert variables["OS_AUTH_URL"] == f"{srv.url}/identity"
+        assert variables["OS_PASSWORD"] == password
+        assert variables["OS_USERNAME"] == "admin" and variables["OS_PROJECT_NAME"] == "admin"
+        assert variables["OS_USER_DOMAIN_NAME"] == variables["OS_PROJECT_DOMAIN_NAME"] == (
+            "Default")
+        assert variables["OS_IDENTITY_API_VERSION"] == "3"
+        listed = sourced(openrc, NOVA, "flavor-list", env=env)  # novalite's own nova
+        assert listed.returncode == 0 and "m1.tiny" in listed.stdout, listed.stderr
+        if (CLIENTS / "nova").exists():  # python-novaclient, which reads no clouds.yaml
+            real = sourced(openrc, str(CLIENTS / "nova"), "flavor-list", env=env)
+            assert real.returncode == 0 and "m1.tiny" in real.stdout, real.stderr
+    finally:
+        srv.stop()
+    # A restart on another port: the password is remembered, the URL follows the port.
+    again = start(state, config={"identity": {"admin_password": ""}})
+    try:
+        text = (state / "openrc").read_text()
+        assert f"OS_AUTH_URL={again.url}/identity" in text and password in text
+    finally:
+        again.stop()
 
 
 # -- one service per state directory --------------------------------------------------------
