@@ -248,6 +248,38 @@ def test_first_start_writes_an_openrc_beside_clouds_yaml(tmp_path: Path) -> None
         again.stop()
 
 
+# -- nova help ---------------------------------------------------------------------------
+
+
+def nova(*args: str) -> subprocess.CompletedProcess[str]:
+    return run([NOVA, *args], env=clean_env(XDG_CACHE_HOME="/nonexistent", COLUMNS="100"))
+
+
+def test_nova_help_lists_the_commands_with_one_line_descriptions() -> None:
+    out = nova("help")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for command, description in (("boot", "Boot a new server."), ("list", "List servers."),
+                                 ("help", "Display help about this program")):
+        assert any(line.split()[:1] == [command] and description in line for line in lines), (
+            command, out.stdout)
+    assert 'See "nova help COMMAND" for help on a specific command.' in out.stdout
+    assert "delete specified server(s)." in out.stdout  # whole descriptions, not cut short
+
+
+def test_nova_help_command_shows_its_options() -> None:
+    out = nova("help", "boot")
+    assert out.returncode == 0, out.stderr
+    assert "Usage: nova boot" in out.stdout and "--flavor" in out.stdout
+    assert out.stdout == nova("boot", "--help").stdout
+
+
+def test_nova_help_of_an_unknown_command_is_an_error() -> None:
+    out = nova("help", "no-such-command")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "ERROR (CommandError): 'no-such-command' is not a valid subcommand"
+
+
 # -- one service per state directory --------------------------------------------------------
 
 
