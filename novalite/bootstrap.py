@@ -1,4 +1,5 @@
-"""What a first start creates: admin credentials file, Nova's default flavors, a demo image."""
+"""What a first start creates: admin credentials (clouds.yaml, openrc), Nova's default
+flavors, a demo image."""
 
 from __future__ import annotations
 
@@ -33,27 +34,77 @@ def clouds_yaml_path(cfg: Config) -> str:
     return os.path.join(cfg.state_path, "clouds.yaml")
 
 
+def openrc_path(cfg: Config) -> str:
+    return os.path.join(cfg.state_path, "openrc")
+
+
 def write_clouds_yaml(cfg: Config, generated_password: str | None) -> str | None:
-    """Write the ``novalite`` cloud entry when the admin password is known to us now."""
-    password = cfg.identity.admin_password or generated_password
+    """Write the ``novalite`` cloud entry of ``clouds.yaml`` and, beside it, ``openrc``
+    (the same credentials as ``OS_*`` variables, for python-novaclient, which reads no
+    clouds.yaml) when the admin password is known: configured, generated at this start,
+    or kept in the clouds.yaml of an earlier start (then both are rewritten with this
+    start's URL, so a new ``--port`` reaches the clients). Both are mode 0600."""
     path = clouds_yaml_path(cfg)
+    password = (cfg.identity.admin_password or generated_password
+                or _password_in_clouds_yaml(path))
     if not password:
         return path if os.path.exists(path) else None
     import yaml
 
+    auth_url = f"{cfg.public_url}/identity"
     doc: dict[str, Any] = {"clouds": {"novalite": {
-        "auth": {"auth_url": f"{cfg.public_url}/identity", "username": "admin",
+        "auth": {"auth_url": auth_url, "username": "admin",
                  "password": password, "project_name": "admin",
                  "user_domain_name": "Default", "project_domain_name": "Default"},
         "region_name": cfg.identity.region, "identity_api_version": 3,
         "interface": "public"}}}
-    os.makedirs(cfg.state_path, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cfg.state_path, prefix=".clouds-")
+    _write_private(cfg.state_path, path, yaml.safe_dump(doc, sort_keys=False))
+    openrc = openrc_path(cfg)
+    first = not os.path.exists(openrc)
+    _write_private(cfg.state_path, openrc, openrc_text(openrc, {
+        "OS_AUTH_URL": auth_url, "OS_USERNAME": "admin", "OS_PASSWORD": password,
+        "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_DOMAIN_NAME": "Default", "OS_REGION_NAME": cfg.identity.region,
+        "OS_IDENTITY_API_VERSION": "3", "OS_INTERFACE": "public",
+        "OS_ENDPOINT_TYPE": "publicURL"}))
+    if first:
+        log.info("admin credentials written for python-novaclient", openrc=openrc,
+                 hint=f"source {openrc}")
+    return path
+
+
+def openrc_text(path: str, variables: dict[str, str]) -> str:
+    """A shell file exporting ``variables``, each value quoted for the shell."""
+    import shlex
+
+    lines = ["# novalite's admin credentials as OS_* variables, for python-novaclient,",
+             "# python-openstackclient and openstacksdk:",
+             f"#   source {shlex.quote(path)}"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in variables.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _password_in_clouds_yaml(path: str) -> str | None:
+    """The admin password an earlier start wrote to clouds.yaml, if it is readable."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+        password = doc["clouds"]["novalite"]["auth"]["password"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return password if isinstance(password, str) and password else None
+
+
+def _write_private(directory: str, path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}-")
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(doc, f, sort_keys=False)
+        f.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return path
 
 
 async def default_flavors(db: Database) -> None:

@@ -258,4 +258,7 @@ def _check_port(host: str, port: int) -> None:
 
 def serve(cfg: Config) -> None:
     """Run the service until a signal stops it."""
-    trio.run(Service(cfg).run)
+    from novalite.statelock import hold  # one service per state directory
+
+    with hold(cfg.state_path):
+        trio.run(Service(cfg).run)

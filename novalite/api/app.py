@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from novalite.api import compute, identity, image
+from novalite.api import compute, identity, image, root
 from novalite.api.framework import Services, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
@@ -92,6 +92,7 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
     own_identity = [] if embedded is None else [
         Mount("/identity", routes=identity.routes(services, authenticate))]
     app = Starlette(routes=[
+        *root.routes(cfg),  # GET /: an index of the mounts below
         *own_identity,
         *([] if cfg.glance.api_servers else [  # an external Glance serves images
             Mount("/image", routes=image.routes(services, authenticate))]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated, Any
 
@@ -24,23 +25,67 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _config(path: str | None):  # type: ignore[no-untyped-def]
+def _config(path: str | None, environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
     from novalite.config import load
     from novalite.exceptions import ConfigError
 
     try:
-        return load(path)
+        return load(path, environ)
     except ConfigError as exc:
         _fail(exc.message)
 
 
+def _state_path_option(value: str | None) -> str | None:
+    """--state-path: a directory, or a path where one can be made."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise typer.BadParameter("expected a directory, got an empty path")
+    path = os.path.abspath(os.path.expanduser(value))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise typer.BadParameter(f"{path} exists and is not a directory")
+    return path
+
+
+def _port_option(value: int | None) -> int | None:
+    if value is not None and not 0 < value < 65536:
+        raise typer.BadParameter(f"{value}: expected a TCP port (1-65535)")
+    return value
+
+
+# (Help texts are rich markup: "\\[" is a literal bracket.)
+PortOpt = Annotated[int | None, typer.Option(
+    "--port", "-p", callback=_port_option, show_default=False,
+    help="TCP port of the API listener (default 8774). Overrides \\[api] port and "
+         "NOVALITE_API__PORT.")]
+StatePathOpt = Annotated[str | None, typer.Option(
+    "--state-path", callback=_state_path_option, show_default=False,
+    help="Directory of all state: database, images, guests, clouds.yaml, openrc "
+         "(default ~/.local/share/novalite). Overrides \\[DEFAULT] state_path and "
+         "NOVALITE_STATE_PATH. One novalite serve per directory.")]
+
+
+def serve_environ(environ: dict[str, str], port: int | None, state_path: str | None
+                  ) -> dict[str, str]:
+    """``environ`` with the command line's settings as the configuration's environment
+    overrides: the command line wins over the environment, which wins over the file."""
+    out = dict(environ)
+    if port is not None:
+        out["NOVALITE_API__PORT"] = str(port)
+    if state_path is not None:
+        out.pop("NOVALITE_DEFAULT__STATE_PATH", None)  # it would win over the shorthand
+        out["NOVALITE_STATE_PATH"] = state_path
+    return out
+
+
 @app.command()
-def serve(config: ConfigOpt = None) -> None:
+def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathOpt = None
+          ) -> None:
     """Run novalite: API, scheduler, conductor and compute in one process."""
     from novalite import log
     from novalite.exceptions import ConfigError
 
-    cfg = _config(config)
+    cfg = _config(config, serve_environ(dict(os.environ), port, state_path))
     log.setup(cfg.logging.level, cfg.logging.format)
     try:
         from novalite.service import serve as run

@@ -27,7 +27,8 @@ from novalite.cli.nova_app import STATE, build_command, hoist_format_option
 INTERRUPTED_EXIT = 130
 # Commands are listed in the order they register: server commands first.
 COMMAND_MODULES = ("novalite.cli.nova_servers", "novalite.cli.nova_listings",
-                   "novalite.cli.nova_tenancy", "novalite.cli.nova_images")
+                   "novalite.cli.nova_tenancy", "novalite.cli.nova_images",
+                   "novalite.cli.nova_help")
 
 for _module in COMMAND_MODULES:
     import_module(_module)

@@ -44,6 +44,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    epilog='See "nova help COMMAND" for help on a specific command.',
     context_settings={"help_option_names": HELP_OPTIONS, "max_content_width": 100},
 )
 
@@ -146,6 +147,10 @@ def build_command(argv: list[str]) -> Any:
         target.registered_commands = wanted
     command = get_command(target)
     install_fast_coercion(command, HELP_OPTIONS)
+    if not wanted:  # the help lists every command: each with its whole first paragraph
+        for subcommand in getattr(command, "commands", {}).values():
+            if not subcommand.short_help and subcommand.help:
+                subcommand.short_help = " ".join(subcommand.help.split("\n\n")[0].split())
     return command
 
 
