@@ -129,10 +129,12 @@ def write_accounts(admin: Admin, path: Path) -> None:
     """Members and readers in projects of their own (Tempest wants a project per account),
     and admins. Concurrency N needs about 2N of each."""
     accounts: list[dict[str, Any]] = []
-    for i in range(1, 5):
-        project = f"tempest-p{i}"
-        pid = admin.project(project)
-        for role, prefix in (("member", "tempest-member"), ("reader", "tempest-reader")):
+    # Members first: Tempest's ``alt`` credentials take the first free non-admin account,
+    # which must be a member of another project than ``primary``'s, not a reader of it.
+    for role, prefix in (("member", "tempest-member"), ("reader", "tempest-reader")):
+        for i in range(1, 5):
+            project = f"tempest-p{i}"
+            pid = admin.project(project)
             admin.user(f"{prefix}{i}", pid, role)
             accounts.append({"username": f"{prefix}{i}", "project_name": project,
                              "password": PASSWORD, "user_domain_name": "Default",
