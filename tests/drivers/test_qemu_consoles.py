@@ -168,3 +168,21 @@ def test_the_novnc_page_shows_the_guest_screen_and_keys_reach_the_guest(
             print(f"console URL to first non-blank frame: {first_frame:.2f} s")
         finally:
             browser.close()
+
+
+def test_real_clients_show_the_novnc_url(cloud: Cloud, vm: str) -> None:
+    import json
+
+    from tests.test_real_clients import CLIENTS, run
+
+    if not (CLIENTS / "openstack").exists():
+        pytest.skip("the real OpenStack clients are not installed")
+    shown = json.loads(run(cloud.srv, str(CLIENTS / "openstack"), "console", "url", "show",
+                           "--novnc", "-f", "json", vm))
+    assert "/vnc_lite.html?path=%3Ftoken%3D" in shown["url"]
+    out = run(cloud.srv, str(CLIENTS / "nova"), "get-vnc-console", vm, "novnc")
+    assert "/vnc_lite.html?path=%3Ftoken%3D" in out
+    page = httpx.get(shown["url"], timeout=30)
+    if page.status_code == 404:
+        pytest.skip("noVNC is not installed (./dev installs it)")
+    assert page.status_code == 200 and "RFB" in page.text
