@@ -220,6 +220,7 @@ class FakeSerialConsole(trio.abc.Stream):
         self.hostname = hostname
         self._send, self._receive = trio.open_memory_channel[bytes](64)
         self._line = bytearray()
+        self._pending = b""
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         out = bytearray()
@@ -239,10 +240,14 @@ class FakeSerialConsole(trio.abc.Stream):
         await trio.lowlevel.checkpoint()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        try:
-            return await self._receive.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            return b""
+        if not self._pending:
+            try:
+                self._pending = await self._receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return b""
+        size = max_bytes or len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
 
     async def send_eof(self) -> None:
         await self._send.aclose()
