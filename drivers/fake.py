@@ -17,6 +17,11 @@ Options (``[fake]`` in novalite.toml):
     A list of host names on which every spawn fails with :class:`SpawnFailed`,
     to exercise rescheduling and faults. An instance whose metadata holds
     ``fake_fail_spawn`` fails on every host.
+
+Consoles (contract 1.3): a serial console, in process, that echoes what is typed
+(as a terminal in echo mode does) and answers each line with
+``<hostname>: <the line>``; no VNC console (``supports_vnc_console`` False, so the
+API answers "not supported" as Nova does for a driver without one).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from novalite.virt.driver import (
     DemoImage,
     Driver,
     DriverContext,
+    DriverError,
     HostCheck,
     HostResources,
     ImageInfo,
@@ -47,7 +53,7 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.2"
+    contract_version = "1.3"
     hypervisor_type = "fake"
     #: ``driver = "auto"`` falls back to simulated guests when no hypervisor volunteers.
     auto_priority = 100
@@ -65,6 +71,7 @@ class FakeDriver(Driver):
         "supports_suspend": True,
         "supports_console_output": True,
         "supports_snapshot": True,
+        "supports_serial_console": True,
     }
 
     @classmethod
@@ -192,8 +199,59 @@ class FakeDriver(Driver):
     async def get_console_output(self, uuid: str) -> str:
         return "\n".join(self._guest(uuid)["console"]) + "\n"
 
+    async def open_serial_console(self, uuid: str) -> trio.abc.Stream:
+        """An echoing line console (see the module docstring); the guest must run."""
+        guest = self._guest(uuid)
+        if guest["state"] != PowerState.RUNNING:
+            raise DriverError(f"guest {uuid} is not running")
+        return FakeSerialConsole(str(guest.get("hostname") or guest["name"]))
+
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
         guest = self._guest(uuid)
         with open(dest_path, "wb") as f:
             f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
         return "raw", "bare"
+
+
+class FakeSerialConsole(trio.abc.Stream):
+    """The fake guest's serial console: echoes input, answers each line."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+        self._send, self._receive = trio.open_memory_channel[bytes](64)
+        self._line = bytearray()
+        self._pending = b""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        out = bytearray()
+        for byte in bytes(data):
+            if byte in (10, 13):
+                out += b"\r\n" + f"{self.hostname}: ".encode() + bytes(self._line) + b"\r\n"
+                self._line.clear()
+            else:
+                self._line.append(byte)
+                out.append(byte)
+        try:
+            await self._send.send(bytes(out))
+        except trio.ClosedResourceError:
+            raise trio.ClosedResourceError("console closed") from None
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if not self._pending:
+            try:
+                self._pending = await self._receive.receive()
+            except (trio.EndOfChannel, trio.ClosedResourceError):
+                return b""
+        size = max_bytes or len(self._pending)
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    async def send_eof(self) -> None:
+        await self._send.aclose()
+
+    async def aclose(self) -> None:
+        await self._send.aclose()
+        await self._receive.aclose()

@@ -221,6 +221,49 @@ class LoggingSection:
     format: str = "auto"
 
 
+@dataclass
+class VncSection:
+    """``[vnc]``: graphical consoles (noVNC) and where their proxy is served."""
+
+    #: Guests get a display and a VNC server (on a UNIX socket) only when true.
+    enabled: bool = True
+    #: The URL users are sent to; default ``http://<proxy host:port>/vnc_lite.html``.
+    novncproxy_base_url: str = ""
+    #: The console proxy's own port; 0 serves it on the API's listener (the default).
+    novncproxy_port: int = 0
+    #: Where noVNC's files are; "" = ``<venv>/share/novnc`` (./dev) or /usr/share/novnc.
+    novnc_path: str = ""
+    #: Address the compute host's console relay listens on (port chosen at start).
+    server_listen: str = "127.0.0.1"
+    #: Address the console proxy connects to, to reach the compute host's relay.
+    server_proxyclient_address: str = "127.0.0.1"
+
+
+@dataclass
+class SerialConsoleSection:
+    """``[serial_console]``: interactive serial consoles over a websocket."""
+
+    enabled: bool = True
+    #: The websocket URL users are sent to; default ``ws://<proxy host:port>/``.
+    base_url: str = ""
+
+
+@dataclass
+class ConsoleauthSection:
+    """``[consoleauth]``: console tokens."""
+
+    #: Seconds a console token stays valid (Nova's default).
+    token_ttl: int = 600
+
+
+@dataclass
+class ConsoleSection:
+    """``[console]``: the console proxy."""
+
+    #: Host names besides the proxy's own that a browser's Origin header may name.
+    allowed_origins: list[str] = field(default_factory=list)
+
+
 SECTIONS: dict[str, type] = {
     "DEFAULT": DefaultSection,
     "api": ApiSection,
@@ -234,6 +277,10 @@ SECTIONS: dict[str, type] = {
     "quota": QuotaSection,
     "image": ImageSection,
     "logging": LoggingSection,
+    "vnc": VncSection,
+    "serial_console": SerialConsoleSection,
+    "consoleauth": ConsoleauthSection,
+    "console": ConsoleSection,
 }
 
 
@@ -254,6 +301,10 @@ class Config:
     quota: QuotaSection = field(default_factory=QuotaSection)
     image: ImageSection = field(default_factory=ImageSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
+    vnc: VncSection = field(default_factory=VncSection)
+    serial_console: SerialConsoleSection = field(default_factory=SerialConsoleSection)
+    consoleauth: ConsoleauthSection = field(default_factory=ConsoleauthSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
     #: Driver sections ([fake], [qemu], ...) as given, checked by :meth:`driver_options`.
     drivers: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = "(defaults)"
@@ -272,6 +323,13 @@ class Config:
         if isinstance(hosts, int):
             return [f"compute-{i}" for i in range(1, hosts + 1)]
         return list(hosts) or [socket.gethostname()]
+
+    @property
+    def console_proxy_url(self) -> str:
+        """Where the console proxy is served: the API's listener, or its own port."""
+        if self.vnc.novncproxy_port:
+            return f"http://{self.api.host}:{self.vnc.novncproxy_port}"
+        return self.public_url
 
     def driver_options(self, name: str, defaults: dict[str, Any]) -> dict[str, Any]:
         """The driver's section merged over its ``option_defaults``, type-checked."""

@@ -47,6 +47,8 @@ RULES: dict[str, str] = {
     "os_compute_api:os-lock-server:lock": "project_member",
     "os_compute_api:os-lock-server:unlock": "project_member",
     "os_compute_api:os-console-output": "project_member",
+    "os_compute_api:os-remote-consoles": "project_member",
+    "os_compute_api:os-console-auth-tokens": "admin_api",
     "os_compute_api:os-instance-actions:list": "project_reader",
     "os_compute_api:os-instance-actions:show": "project_reader",
     # flavors

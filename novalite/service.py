@@ -110,6 +110,7 @@ class Service:
 
     async def run_compute(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                           ) -> None:
+        from novalite.compute.host.consoles import ConsoleRelay
         from novalite.compute.host.fleet import BATCH_TIMEOUT, ComputeFleet
         from novalite.compute.host.image_cache import ImageCache
         from novalite.compute.host.manager import ComputeManager
@@ -120,24 +121,28 @@ class Service:
         cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
                            image_api_url(self.cfg), max_age=self.cfg.image.cache_max_age)
         managers = []
+        relay = ConsoleRelay(self.cfg.vnc.server_listen, self.cfg.vnc.server_proxyclient_address)
         events_send, events_recv = trio.open_memory_channel[Any](1000)
         for host in self.cfg.host_names:
             context = DriverContext(
                 host=host,
                 state_path=os.path.join(self.cfg.state_path, "drivers", self.driver_name, host),
                 instances_path=os.path.join(self.cfg.state_path, "instances"),
-                options=dict(self.driver_options))
+                options=dict(self.driver_options), vnc_enabled=self.cfg.vnc.enabled,
+                serial_console_enabled=self.cfg.serial_console.enabled)
             driver = self.driver_cls(context)
+            relay.add_host(host, driver)
             manager = ComputeManager(host, driver, self.rpc.conductor,
                                      availability_zone=self.cfg.compute.availability_zone,
                                      image_cache=cache,
                                      shutdown_timeout=self.cfg.compute.shutdown_timeout,
-                                     events=events_send)
+                                     events=events_send, consoles=relay)
             context.emit_event = manager.emit_event
             managers.append(manager)
         self.managers = managers
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(relay.serve)  # consoles reach guests through it
                 for m in managers:  # every topic exists before the first host reports
                     dispatcher = Dispatcher(compute_topic(m.host), m)
                     inbox = await self.transport.listen(dispatcher.topic)
@@ -181,6 +186,8 @@ class Service:
         app = build_app(self.identity, self.images, compute, hosts)
         hc = HypercornConfig()
         hc.bind = [f"{self.cfg.api.host}:{self.cfg.api.port}"]
+        if self.cfg.vnc.novncproxy_port:  # the console proxy on a port of its own too
+            hc.bind.append(f"{self.cfg.api.host}:{self.cfg.vnc.novncproxy_port}")
         hc.accesslog = None
         hc.errorlog = None
         hc.graceful_timeout = self.cfg.api.graceful_timeout

@@ -19,6 +19,8 @@ Choices worth knowing:
 * HARD reboot: QMP ``system_reset`` (the guest is started if it was off).
 * suspend: ``stop``, migrate the machine state to ``suspend.state`` (``exec:cat``, as
   QEMU 7.2 has no ``file:`` URI), quit; resume starts QEMU with ``-incoming``.
+* consoles (contract 1.3): VNC on a UNIX socket in the guest's directory and an
+  interactive serial port swapped in for the session; see :mod:`.console`.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from novalite.virt.driver import (
     SpawnFailed,
 )
 
-from . import acpi, bootsector, disks, hostcheck, launch
+from . import acpi, bootsector, console, disks, hostcheck, launch
 from . import process as proc
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
@@ -76,7 +78,7 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.2"
+    contract_version = "1.3"
     hypervisor_type = "qemu"
     accel = "tcg"
     auto_priority = 200
@@ -100,6 +102,8 @@ class QemuDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
         "supports_ssh_forward": True,
+        "supports_vnc_console": True,
+        "supports_serial_console": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -117,6 +121,8 @@ class QemuDriver(Driver):
         self._watchers = Watchers(self._on_event, self._drain, drain_interval=2.0,
                                   on_reset=self._on_reset)
         self._version: int | None = None
+        #: uuids whose serial console has a session open (one at a time per guest).
+        self._serial_sessions: list[str] = []
 
     # -- host ------------------------------------------------------------------------
     @classmethod
@@ -140,6 +146,7 @@ class QemuDriver(Driver):
         for uuid in await self.list_instances():
             if proc.live_pid(self._dir(uuid), uuid) is not None:
                 log.info("adopting running QEMU guest", instance=uuid)
+                await console.restore_ring(self._dir(uuid))
                 self._watchers.start(uuid, self._dir(uuid))
 
     async def cleanup_host(self) -> None:
@@ -357,6 +364,7 @@ class QemuDriver(Driver):
             nics=[proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port)
                   for n in network],
             kernel=kernel, initrd=initrd, append=str(append) if kernel and append else None,
+            vnc=self.context.vnc_enabled,
         )
 
     # -- contract --------------------------------------------------------------------
@@ -552,6 +560,20 @@ class QemuDriver(Driver):
         if proc.live_pid(directory, uuid) is not None:
             await self._drain(uuid)
         return proc.read_tail(os.path.join(directory, proc.CONSOLE_LOG), self.console_max)
+
+    async def open_vnc_console(self, uuid: str) -> trio.abc.Stream:
+        """A connection to the guest's VNC server (``vnc.sock``); see :mod:`.console`."""
+        return await console.open_vnc(self._exists(uuid), uuid)
+
+    async def open_serial_console(self, uuid: str) -> trio.abc.Stream:
+        """An interactive session on the guest's serial port; ``console.log`` keeps
+        recording meanwhile. One session per guest; see :mod:`.console`."""
+        directory = self._exists(uuid)
+        if not self.context.serial_console_enabled:
+            raise DriverError("serial consoles are disabled on this host")
+        if proc.live_pid(directory, uuid) is not None:
+            await self._drain(uuid)  # what the ring holds goes to the log before the swap
+        return await console.SerialSession.open(directory, uuid, self._serial_sessions)
 
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
         """Flatten the root disk to a standalone qcow2 (the guest is paused meanwhile)."""

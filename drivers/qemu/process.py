@@ -10,6 +10,7 @@ Everything of a guest lives in ``<instances_path>/<uuid>/``:
 ``qemu.pid``      QEMU's pidfile; ``qmp.sock`` / ``events.sock`` its two QMP monitors
 ``qemu.log``      QEMU's own messages (``-D``; it keeps stderr there once daemonized)
 ``console.log``   the guest's serial console, capped (see :func:`append_capped`)
+``vnc.sock``      QEMU's VNC server, when the guest has a display (``LaunchConfig.vnc``)
 ``suspend.state`` the saved machine state of a suspended guest
 
 Console cap, also while novalite is down: the serial port goes to a QEMU ``ringbuf``
@@ -41,6 +42,7 @@ CONSOLE_LOG = "console.log"
 SUSPEND_STATE = "suspend.state"
 ROOT_DISK = "disk.qcow2"
 CONSOLE_CHARDEV = "console0"
+VNC_SOCKET = "vnc.sock"
 
 
 @dataclass
@@ -83,6 +85,8 @@ class LaunchConfig:
     kernel: str | None = None
     initrd: str | None = None
     append: str | None = None
+    #: A VGA display served by VNC on ``vnc.sock`` (consoles enabled at spawn).
+    vnc: bool = False
 
     def save(self, directory: str) -> None:
         tmp = os.path.join(directory, LAUNCH_FILE + ".tmp")
@@ -130,7 +134,8 @@ def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -
         "-m", str(cfg.memory_mb),
         "-smp", str(cfg.vcpus),
         "-nodefaults", "-no-user-config",
-        "-display", "none", "-vga", "none",
+        "-display", "none",
+        *(["-vga", "std", "-vnc", f"unix:{VNC_SOCKET}"] if cfg.vnc else ["-vga", "none"]),
         "-daemonize",
         "-pidfile", os.path.join(d, PID_FILE),
         "-D", os.path.join(d, QEMU_LOG),

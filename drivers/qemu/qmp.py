@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import array
 import json
 import os
 import socket
@@ -149,9 +150,11 @@ class QmpClient:
             self._buffer += data
 
     async def execute(
-        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None
+        self, command: str, arguments: dict[str, Any] | None = None, timeout: float | None = None,
+        fds: list[int] | None = None,
     ) -> Any:
-        """Run ``command`` and return its ``return`` value.
+        """Run ``command`` and return its ``return`` value. ``fds`` are passed along
+        with the command (SCM_RIGHTS), as ``getfd`` expects.
 
         Raises :class:`QmpCommandError` on QEMU's error answer, :class:`QmpTimeout` when
         no answer comes within ``timeout`` (default: the client's), :class:`QmpError`
@@ -166,7 +169,14 @@ class QmpClient:
         try:
             with trio.fail_after(limit):
                 try:
-                    await self._stream.send_all(json.dumps(request).encode() + b"\n")
+                    data = json.dumps(request).encode() + b"\n"
+                    if fds:
+                        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                      array.array("i", fds).tobytes())]
+                        sent = await self._stream.socket.sendmsg([data], ancillary)
+                        data = data[sent:]
+                    if data:
+                        await self._stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     raise QmpError(f"QMP connection {self.path} broken: {exc}") from None
                 while True:

@@ -16,6 +16,7 @@ from novalite.api import compute, identity, image, root
 from novalite.api.framework import Services, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
+from novalite.console.proxy import ConsoleProxy
 from novalite.context import AuthContext
 from novalite.identity.external import ExternalIdentity
 from novalite.identity.service import IdentityService
@@ -97,5 +98,6 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
         *([] if cfg.glance.api_servers else [  # an external Glance serves images
             Mount("/image", routes=image.routes(services, authenticate))]),
         Mount("/compute", routes=compute.routes(services, authenticate)),
+        *ConsoleProxy(compute_api.db, cfg).routes(),  # websocket and noVNC at the root
     ])
     return RequestIdMiddleware(app)

@@ -13,6 +13,7 @@ from novalite.api import (
     instance_actions,
     keypairs,
     quotas,
+    remote_consoles,
     server_actions,
     server_groups,
     servers,
@@ -26,6 +27,7 @@ ROUTERS: list[Router] = [
     versions.router, servers.router, server_actions.router, instance_actions.router,
     flavors.router, compute_services.router, hypervisors.router, keypairs.router,
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
+    remote_consoles.router,
 ]
 
 

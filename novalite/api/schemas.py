@@ -253,6 +253,43 @@ CONSOLE_OUTPUT = {
                               "errorMessage": "not a valid integer >= -1"}},
 }
 
+def _console_type(types: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"type": {"type": "string", "enum": types}},
+            "required": ["type"], "additionalProperties": False}
+
+
+#: os-getVNCConsole / os-getSPICEConsole / os-getSerialConsole (Nova's enums: old values
+#: are accepted here and refused as unavailable further down, as Nova does).
+GET_VNC_CONSOLE = _console_type(["novnc", "xvpvnc"])
+GET_SPICE_CONSOLE = _console_type(["spice-html5"])
+GET_SERIAL_CONSOLE = _console_type(["serial"])
+
+#: POST /servers/{id}/remote-consoles (2.6; mks/webmks from 2.8; spice-direct 2.99).
+REMOTE_CONSOLE_V26 = {
+    "type": "object",
+    "properties": {"remote_console": {
+        "type": "object",
+        "properties": {
+            "protocol": {"type": "string", "enum": ["vnc", "spice", "serial", "rdp"]},
+            "type": {"type": "string",
+                     "enum": ["novnc", "xvpvnc", "spice-html5", "serial", "rdp-html5"]},
+        },
+        "required": ["protocol", "type"], "additionalProperties": False}},
+    "required": ["remote_console"], "additionalProperties": False,
+}
+REMOTE_CONSOLE_V28 = {
+    **REMOTE_CONSOLE_V26,
+    "properties": {"remote_console": {
+        **REMOTE_CONSOLE_V26["properties"]["remote_console"],  # type: ignore[index]
+        "properties": {
+            "protocol": {"type": "string",
+                         "enum": ["vnc", "spice", "serial", "rdp", "mks"]},
+            "type": {"type": "string",
+                     "enum": ["novnc", "xvpvnc", "spice-html5", "serial", "rdp-html5",
+                              "webmks"]},
+        }}},
+}
+
 LOCK = {
     "type": ["object", "null"],
     "properties": {"locked_reason": {"type": "string", "maxLength": 255}},

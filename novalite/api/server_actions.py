@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from novalite.api import schemas
+from novalite.api import remote_consoles, schemas
 from novalite.api.framework import ActionRegistry, ApiCall, Reply, Router
 from novalite.exceptions import BadRequest
 
@@ -111,3 +111,21 @@ async def console_output(call: ApiCall, args: dict[str, Any] | None) -> dict[str
     output = await call.services.compute.console_output(call.ctx, call.params["server_id"],
                                                         lines)
     return {"output": output}
+
+
+@server_actions.action("os-getVNCConsole", rule="os_compute_api:os-remote-consoles",
+                       schema=schemas.GET_VNC_CONSOLE)
+async def get_vnc_console(call: ApiCall, args: dict[str, Any]) -> dict[str, Any]:
+    return await remote_consoles.legacy_console(call, "os-getVNCConsole", args)
+
+
+@server_actions.action("os-getSerialConsole", rule="os_compute_api:os-remote-consoles",
+                       schema=schemas.GET_SERIAL_CONSOLE)
+async def get_serial_console(call: ApiCall, args: dict[str, Any]) -> dict[str, Any]:
+    return await remote_consoles.legacy_console(call, "os-getSerialConsole", args)
+
+
+@server_actions.action("os-getSPICEConsole", rule="os_compute_api:os-remote-consoles",
+                       schema=schemas.GET_SPICE_CONSOLE)
+async def get_spice_console(call: ApiCall, args: dict[str, Any]) -> dict[str, Any]:
+    return await remote_consoles.legacy_console(call, "os-getSPICEConsole", args)

@@ -26,6 +26,7 @@ from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.quotas import QuotaAPI
 from novalite.compute.server_groups import ServerGroupAPI
 from novalite.config import Config
+from novalite.console import tokens as console_tokens
 from novalite.context import AuthContext
 from novalite.db import queries
 from novalite.db.engine import Database
@@ -369,6 +370,7 @@ class ComputeAPI(ServerActions):
             s.add(row)
             s.add(InstanceAction(instance_uuid=inst.uuid, action="delete", request_id=request_id,
                                  user_id=ctx.user_id, project_id=ctx.project_id))
+            console_tokens.delete_for_instance(s, inst.uuid)  # its consoles close at once
             if row.host is None or not _compute_up(s, row.host,
                                                    self.cfg.compute.service_down_time):
                 # Never reached a host (or its host is down): delete the record here.

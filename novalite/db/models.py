@@ -475,6 +475,29 @@ class AggregateMetadata(SQLModel, table=True):
     value: str = Field(default="", max_length=255)
 
 
+# -- consoles (nova-consoleauth) -------------------------------------------------------
+class ConsoleAuthToken(SQLModel, table=True):
+    """A console token: only its SHA-256 is kept, with what it opens and until when
+    (Nova's ``console_auth_tokens``; see :mod:`novalite.console.tokens`)."""
+
+    __tablename__ = "console_auth_tokens"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=255, unique=True)
+    console_type: str = Field(max_length=255)
+    #: Where the console proxy connects: the compute host's console relay.
+    host: str = Field(max_length=255)
+    port: int | None = None
+    internal_access_path: str | None = Field(default=None, max_length=255)
+    #: The base URL the token was issued for (the Origin check compares its scheme).
+    access_url_base: str | None = Field(default=None, max_length=255)
+    instance_uuid: str = Field(max_length=36, index=True)
+    #: The compute host (service host name) whose guest it opens.
+    compute_host: str = Field(max_length=255)
+    #: Unix time after which the token is refused.
+    expires: int = Field(index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
 # -- one rule for string lengths on every backend ----------------------------------
 class ValueTooLong(NovaliteError):
     """A value is longer than its column holds (MySQL would refuse it; SQLite would not)."""

@@ -3,7 +3,8 @@
 One client per host: ``ComputeClient(transport, host)`` is cheap to make. The
 compute actor (:class:`~novalite.compute.host.manager.ComputeManager`) records what
 happens through the conductor; these messages only start the work, except
-:meth:`ComputeClient.get_console_output`, which answers.
+:meth:`ComputeClient.get_console_output` and :meth:`ComputeClient.get_console`, which
+answer.
 """
 
 from __future__ import annotations
@@ -89,6 +90,30 @@ class ComputeClient:
         """
         result: str = await self._rpc.call(ctx, "get_console_output", {"uuid": uuid},
                                            timeout=CONSOLE_TIMEOUT)
+        return result
+
+    async def get_console(self, ctx: RequestContext, uuid: str, console_type: str,
+                          token_hash: str, expires: float) -> dict[str, Any]:
+        """Grant a console token: the host lets the token whose SHA-256 is
+        ``token_hash`` open the guest's ``console_type`` console ("novnc" or
+        "serial") until ``expires`` (Unix time), and answers where the console proxy
+        connects: ``{"host": ..., "port": ...}`` (its console relay, see
+        :mod:`novalite.console.relay`).
+
+        Raises :class:`~novalite.virt.driver.NotSupported` when the host's driver has
+        no such console, :class:`~novalite.virt.driver.InstanceNotFound` when the
+        guest is gone, :class:`~novalite.rpc.errors.CallTimeout` after
+        :data:`CONSOLE_TIMEOUT` seconds.
+
+        Example::
+
+            where = await ComputeClient(transport, inst.host).get_console(
+                ctx, uuid, "serial", token_hash(token), time.time() + 600)
+        """
+        result: dict[str, Any] = await self._rpc.call(
+            ctx, "get_console", {"uuid": uuid, "console_type": console_type,
+                                 "token_hash": token_hash, "expires": expires},
+            timeout=CONSOLE_TIMEOUT)
         return result
 
 

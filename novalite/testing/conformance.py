@@ -577,6 +577,33 @@ class DriverConformance:
         with pytest.raises(InstanceNotFound):
             await h.driver.get_console_output(str(uuidlib.uuid4()))
 
+    async def _check_supports_vnc_console(self, h: Harness, uuid: str, tmp_path: Path
+                                          ) -> None:
+        """The stream speaks RFB from its first byte; closing it leaves the guest running."""
+        with trio.fail_after(self.step_timeout):
+            stream = await h.driver.open_vnc_console(uuid)
+            try:
+                greeting = await stream.receive_some(12)
+            finally:
+                await stream.aclose()
+        assert greeting.startswith(b"RFB "), greeting
+        assert await h.state(uuid) == PowerState.RUNNING
+        with pytest.raises(InstanceNotFound):
+            await h.driver.open_vnc_console(str(uuidlib.uuid4()))
+
+    async def _check_supports_serial_console(self, h: Harness, uuid: str, tmp_path: Path
+                                             ) -> None:
+        """A serial session opens, takes input, and closes leaving the guest running."""
+        with trio.fail_after(self.step_timeout):
+            stream = await h.driver.open_serial_console(uuid)
+            try:
+                await stream.send_all(b"\n")
+            finally:
+                await stream.aclose()
+        assert await h.state(uuid) == PowerState.RUNNING
+        with pytest.raises(InstanceNotFound):
+            await h.driver.open_serial_console(str(uuidlib.uuid4()))
+
     async def _check_supports_snapshot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         dest = tmp_path / "snapshot"
         with trio.fail_after(self.step_timeout):

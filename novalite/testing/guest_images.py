@@ -53,7 +53,7 @@ chmod +x /etc/acpi/PWRF/00000080
 ln -s /etc/acpi/PWRF /etc/acpi/button
 acpid -c /etc/acpi -l /dev/console
 echo @LINUX_MARKER@ > /dev/ttyS0
-while true; do sleep 60; done
+while true; do setsid sh -c 'exec sh </dev/ttyS0 >/dev/ttyS0 2>&1'; sleep 1; done
 """
 
 
@@ -178,7 +178,7 @@ def linux_guest(directory: str | None = None) -> LinuxGuest:
 
     return LinuxGuest(
         kernel=_build_once(os.path.join(root, "vmlinuz-cloud"), kernel),
-        initrd=_build_once(os.path.join(root, "initrd-novalite-v3.gz"),
+        initrd=_build_once(os.path.join(root, "initrd-novalite-v4.gz"),
                            lambda tmp: _initramfs(tree, tmp)),
     )
 

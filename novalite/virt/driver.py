@@ -1,4 +1,4 @@
-"""The hypervisor driver contract, version 1.2.
+"""The hypervisor driver contract, version 1.3.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
@@ -17,7 +17,7 @@ The class declares the contract version it implements (``contract_version``,
 "major.minor"). novalite refuses a driver whose major version differs from
 :data:`CONTRACT_VERSION`'s, naming the driver, its distribution and both
 versions; minor versions only add optional things (a 1.0 driver runs unchanged
-on a 1.2 novalite). See :data:`CHANGES`.
+on a 1.3 novalite). See :data:`CHANGES`.
 
 Life of a driver object, as the compute actor drives it (one object per
 compute host):
@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -107,6 +107,9 @@ CHANGES: Mapping[str, str] = {
     "1.2": "Driver.auto_priority and Driver.auto_select (offer the driver for "
            "[compute] driver = \"auto\"), Driver.demo_image and DemoImage (the image "
            "registered as `demo` on first start)",
+    "1.3": "consoles: Driver.open_vnc_console and Driver.open_serial_console (capabilities "
+           "supports_vnc_console, supports_serial_console) and DriverContext.vnc_enabled / "
+           "DriverContext.serial_console_enabled",
 }
 
 
@@ -138,6 +141,10 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_snapshot": "snapshot writes the guest's disk or rootfs to a file",
     "supports_ssh_forward": "spawn forwards NetworkInfo.ssh_host_port (127.0.0.1) to the "
                             "guest's port 22",
+    "supports_vnc_console": "open_vnc_console returns a stream to the guest's VNC (RFB) "
+                            "server (contract 1.3)",
+    "supports_serial_console": "open_serial_console returns an interactive stream to the "
+                               "guest's serial console (contract 1.3)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -151,6 +158,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_console_output": ("get_console_output",),
     "supports_snapshot": ("snapshot",),
     "supports_ssh_forward": (),  # a property of spawn, not a method of its own
+    "supports_vnc_console": ("open_vnc_console",),
+    "supports_serial_console": ("open_serial_console",),
 }
 
 
@@ -322,7 +331,8 @@ class DriverContext:
     directory per guest when the driver wants one; ``options`` is the driver's
     own configuration section (``[<name>]`` in novalite.toml) merged over
     :attr:`Driver.option_defaults`. ``emit_event`` is safe to call from the trio
-    thread at any time; it never blocks.
+    thread at any time; it never blocks. ``vnc_enabled`` and ``serial_console_enabled``
+    (contract 1.3) say which consoles the operator turned on.
     """
 
     host: str
@@ -330,6 +340,12 @@ class DriverContext:
     instances_path: str
     options: Mapping[str, Any] = field(default_factory=dict)
     emit_event: Callable[[LifecycleEvent], None] = lambda event: None
+    #: Whether the operator enabled graphical consoles (``[vnc] enabled``, contract 1.3):
+    #: a driver gives guests it spawns a display device and a VNC server only then.
+    vnc_enabled: bool = True
+    #: Whether the operator enabled interactive serial consoles (``[serial_console]
+    #: enabled``, contract 1.3).
+    serial_console_enabled: bool = True
 
 
 class Driver(abc.ABC):
@@ -592,3 +608,44 @@ class Driver(abc.ABC):
         Example: ``await driver.snapshot(uuid, "/tmp/snap") == ("qcow2", "bare")``.
         """
         raise NotSupported(f"{self.name} does not support snapshots")
+
+    async def open_vnc_console(self, uuid: str) -> trio.abc.Stream:
+        """Open a byte stream to the guest's VNC server (capability
+        ``supports_vnc_console``, contract 1.3).
+
+        The stream carries the RFB protocol from its first byte (the server's
+        ``RFB 003.008`` greeting), with no authentication of its own (security type
+        None): novalite's console proxy has already checked the user's console token,
+        and relays the stream to a browser (noVNC) unchanged. Each call opens a new,
+        independent stream; the caller closes it with ``aclose()``, which must leave
+        the guest untouched. The driver must not expose the VNC server on a network
+        port of its own (a UNIX socket in the guest's directory is the usual end).
+
+        Raises :class:`InstanceNotFound`, :class:`DriverError` when the guest is not
+        running or has no display (e.g. ``context.vnc_enabled`` was False at spawn).
+        Example::
+
+            stream = await driver.open_vnc_console(uuid)
+            assert (await stream.receive_some(12)).startswith(b"RFB ")
+        """
+        raise NotSupported(f"{self.name} does not support VNC consoles")
+
+    async def open_serial_console(self, uuid: str) -> trio.abc.Stream:
+        """Open an interactive byte stream to the guest's serial console (capability
+        ``supports_serial_console``, contract 1.3).
+
+        Bytes sent are typed into the guest's console (its ttyS0, or a container's
+        /dev/console); bytes received are what the guest writes there from now on.
+        :meth:`get_console_output` keeps working meanwhile and includes what was
+        written during the session. A driver may allow one session per guest at a
+        time and raise :class:`DriverError` ("console in use") for a second one.
+        ``aclose()`` on the stream ends the session and leaves the guest running.
+
+        Raises :class:`InstanceNotFound`, :class:`DriverError` when the guest is not
+        running. Example::
+
+            stream = await driver.open_serial_console(uuid)
+            await stream.send_all(b"uname -r\\n")
+            answer = await stream.receive_some(4096)
+        """
+        raise NotSupported(f"{self.name} does not support serial consoles")

@@ -26,6 +26,7 @@ import structlog
 import trio
 
 from novalite import rpc, states
+from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
 from novalite.rpc.conductor import ConductorClient
@@ -37,6 +38,7 @@ from novalite.virt.driver import (
     InstanceSpec,
     LifecycleEvent,
     NetworkInfo,
+    NotSupported,
     PowerState,
     SpawnFailed,
 )
@@ -62,8 +64,11 @@ class ComputeManager:
     def __init__(self, host: str, driver: Driver, conductor: ConductorClient, *,
                  availability_zone: str,
                  image_cache: ImageCache, shutdown_timeout: float,
-                 events: trio.MemorySendChannel[LifecycleEvent] | None = None) -> None:
+                 events: trio.MemorySendChannel[LifecycleEvent] | None = None,
+                 consoles: ConsoleRelay | None = None) -> None:
         self.host = host
+        #: The console relay of this process (None: this host serves no consoles).
+        self.consoles = consoles
         self.driver = driver
         self.conductor = conductor
         self.az = availability_zone
@@ -289,6 +294,8 @@ class ComputeManager:
 
     @rpc.method
     async def terminate_instance(self, context: RequestContext, uuid: str) -> None:
+        if self.consoles is not None:
+            self.consoles.revoke_instance(uuid)
         async with self._locks[uuid]:
             try:
                 await self.driver.destroy(uuid)
@@ -379,6 +386,20 @@ class ComputeManager:
     @rpc.method
     async def get_console_output(self, context: RequestContext, uuid: str) -> str:
         return await self.driver.get_console_output(uuid)
+
+    @rpc.method
+    async def get_console(self, context: RequestContext, uuid: str, console_type: str,
+                          token_hash: str, expires: float) -> dict[str, Any]:
+        """Grant a console token (by its hash) the guest's ``console_type`` console until
+        ``expires``; returns where the console proxy connects (host, port)."""
+        if self.consoles is None or console_type not in OPENERS:
+            raise NotSupported(f"{console_type} consoles are not served by host {self.host}")
+        capability = {"novnc": "supports_vnc_console",
+                      "serial": "supports_serial_console"}[console_type]
+        if not type(self.driver).capabilities.get(capability):
+            raise NotSupported(f"{self.driver.name} has no {console_type} console")
+        await self.driver.get_info(uuid)  # InstanceNotFound when the guest is gone
+        return self.consoles.grant(self.host, uuid, console_type, token_hash, expires)
 
 
 def spec_from_payload(instance: dict[str, Any]) -> InstanceSpec:
