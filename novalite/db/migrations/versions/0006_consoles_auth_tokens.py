@@ -1,7 +1,7 @@
 """console auth tokens (nova-consoleauth)
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ import sqlmodel.sql.sqltypes
 
 from novalite.db.types import DATETIME, mysql_table_options
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
