@@ -135,7 +135,7 @@ async def _list(call: ApiCall, detail: bool) -> dict[str, Any]:
         except ValueError:
             raise BadRequest(f"Invalid {name} filter [{raw}]") from None
     sort_key = query.last(params, "sort_key") or "flavorid"
-    found = await _api(call).list(
+    found = await _api(call).find(
         call.ctx, is_public=is_public, min_ram=minimums["minRam"],
         min_disk=minimums["minDisk"], sort_key=_SORT_COLUMNS.get(sort_key, sort_key),
         sort_dir=query.last(params, "sort_dir") or "asc", limit=limit,

@@ -91,7 +91,7 @@ class FlavorAPI:
         self.boot_cache = boot_cache if boot_cache is not None else {}
 
     # -- reading ---------------------------------------------------------------------
-    async def list(self, ctx: AuthContext, *, is_public: bool | None = True,
+    async def find(self, ctx: AuthContext, *, is_public: bool | None = True,
                    min_ram: int | None = None, min_disk: int | None = None,
                    sort_key: str = "flavorid", sort_dir: str = "asc",
                    limit: int | None = None, marker: str | None = None,
