@@ -183,6 +183,8 @@ def test_simple_tenant_usage(c: httpx.Client, member: Member, server: RunningSer
     assert member.client.get(f"/compute/v2.1/os-simple-tenant-usage/{admin_project}"
                              ).status_code == 403
     assert member.client.get("/compute/v2.1/os-simple-tenant-usage").status_code == 403
+    assert c.get("/compute/v2.1/os-simple-tenant-usage/", params={"start": start}
+                 ).status_code == 404
     # bad periods; paging from 2.40
     assert c.get("/compute/v2.1/os-simple-tenant-usage", params={"start": "yesterday"}
                  ).status_code == 400
@@ -239,6 +241,7 @@ def test_images_proxy_until_236(c: httpx.Client, member: Member) -> None:
     assert len(page["images"]) == 1 and "images_links" in page
     assert c.get("/compute/v2.1/images", params={"limit": "x"}, headers=old).status_code == 400
     assert c.get("/compute/v2.1/images/nope", headers=old).status_code == 404
+    assert c.delete("/compute/v2.1/images/", headers=old).status_code == 404
     assert c.get("/compute/v2.1/images", headers=mv("2.36")).status_code == 404
     # a snapshot: its metadata through the proxy (until 2.38), then deleted through it
     sid = boot(c, "img-1")

@@ -217,3 +217,11 @@ async def delete_meta(call: ApiCall) -> Reply:
     del props[key]
     await proxy.set_properties(call.ctx, image_id, props)
     return Reply(204)
+
+
+@router.route("GET", "/v2.1/images/", rule=None)
+@router.route("DELETE", "/v2.1/images/", rule=None)
+async def image_without_id(call: ApiCall) -> dict[str, Any]:
+    """An empty image id is no image (Nova's router answers 404; Starlette would
+    redirect to the list)."""
+    raise NotFound(_GONE)

@@ -13,7 +13,7 @@ from novalite.api import query
 from novalite.api.framework import ApiCall, Router
 from novalite.compute.usage import UsageAPI, UsagePeriod, parse_time
 from novalite.db.models import utcnow
-from novalite.exceptions import BadRequest, Forbidden
+from novalite.exceptions import BadRequest, Forbidden, NotFound
 
 router = Router()
 RULE = "os_compute_api:os-simple-tenant-usage:"
@@ -101,3 +101,10 @@ async def audit_log(call: ApiCall) -> dict[str, Any]:
     except ValueError:
         raise BadRequest(f"Invalid timestamp for date {text}") from None
     return {"instance_usage_audit_log": await _api(call).audit_log(before)}
+
+
+@router.route("GET", "/v2.1/os-simple-tenant-usage/", rule=RULE + "show")
+async def show_usage_without_project(call: ApiCall) -> dict[str, Any]:
+    """An empty project id is no project (Nova's router answers 404; Starlette would
+    redirect to the list)."""
+    raise NotFound("The resource could not be found.")
