@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 import trio
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from novalite.config import QuotaSection
 from novalite.db.engine import Database
@@ -137,8 +137,8 @@ class QuotaAPI:
                 InstanceGroup).where(InstanceGroup.project_id == project_id)).one())
             # Members are limited per group; "in use" is the fullest group's count.
             sizes = s.exec(select(func.count()).select_from(InstanceGroupMember).join(
-                InstanceGroup, InstanceGroup.id == InstanceGroupMember.group_id).where(
-                InstanceGroup.project_id == project_id).group_by(InstanceGroup.id)).all()
+                InstanceGroup, col(InstanceGroup.id) == col(InstanceGroupMember.group_id)).where(
+                InstanceGroup.project_id == project_id).group_by(col(InstanceGroup.id))).all()
             used.update(metadata_items=0, server_group_members=max(sizes, default=0))
             return used
 
