@@ -17,7 +17,8 @@ RULE = "os_compute_api:os-availability-zone:"
 @router.route("GET", "/v2.1/os-availability-zone", rule=RULE + "list")
 async def availability_zones(call: ApiCall) -> dict[str, Any]:
     zones: dict[str, bool] = {}
-    for zh in await call.services.compute.aggregates.zone_hosts():
+    found: Any = await call.services.compute.aggregates.zone_hosts()
+    for zh in found:
         zones[zh.zone] = zones.get(zh.zone, False) or not zh.service.disabled
     if not zones:
         zones[call.services.compute.cfg.compute.availability_zone] = True
@@ -30,7 +31,8 @@ async def availability_zones(call: ApiCall) -> dict[str, Any]:
 async def availability_zones_detail(call: ApiCall) -> dict[str, Any]:
     zones: dict[str, dict[str, Any]] = {}
     states: dict[str, bool] = {}
-    for zh in await call.services.compute.aggregates.zone_hosts():
+    found: Any = await call.services.compute.aggregates.zone_hosts()
+    for zh in found:
         svc = zh.service
         up = call.services.hosts.is_up(svc)
         zones.setdefault(zh.zone, {})[zh.host] = {"nova-compute": {

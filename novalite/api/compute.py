@@ -8,15 +8,20 @@ from novalite.api import (
     aggregates,
     availability_zones,
     compute_services,
+    extensions,
     flavors,
+    hosts,
     hypervisors,
+    images,
     instance_actions,
     keypairs,
+    limits,
     quotas,
     remote_consoles,
     server_actions,
     server_groups,
     servers,
+    usage,
     versions,
 )
 from novalite.api.framework import Authenticator, Router, Services, starlette_routes
@@ -27,7 +32,8 @@ ROUTERS: list[Router] = [
     versions.router, servers.router, server_actions.router, instance_actions.router,
     flavors.router, compute_services.router, hypervisors.router, keypairs.router,
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
-    remote_consoles.router,
+    remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
+    images.router,
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from novalite.api import schemas
+from novalite.api import query, schemas
 from novalite.api.framework import ApiCall, Router
 from novalite.compute.hosts import service_time
 from novalite.db.models import Service
@@ -14,6 +14,7 @@ from novalite.exceptions import BadRequest
 router = Router()
 RULE = "os_compute_api:os-services:"
 LEGACY_ACTIONS = ("enable", "disable", "disable-log-reason", "force-down")
+_LIST_QUERY = {"host": query.ANY, "binary": query.ANY}
 
 
 def service_view(call: ApiCall, svc: Service) -> dict[str, Any]:
@@ -31,7 +32,9 @@ def service_view(call: ApiCall, svc: Service) -> dict[str, Any]:
 
 @router.route("GET", "/v2.1/os-services", rule=RULE + "list")
 async def list_services(call: ApiCall) -> dict[str, Any]:
-    found = await call.services.hosts.services(dict(call.query))
+    params = query.validate(call, _LIST_QUERY, strict=call.mv("2.75"))
+    found = await call.services.hosts.services(
+        {k: v for k in ("host", "binary") if (v := query.last(params, k))})
     return {"services": [service_view(call, s) for s in found]}
 
 

@@ -1,4 +1,4 @@
-"""``os-quota-sets`` and ``limits``: Nova's shapes per microversion.
+"""``os-quota-sets`` and ``os-quota-class-sets``: Nova's shapes per microversion.
 
 2.36 drops the network-proxy quotas (fixed_ips, floating_ips, security groups),
 2.57 drops the injected-file quotas; each is shown, fixed, where it still exists.
@@ -10,7 +10,9 @@ from typing import Any
 
 from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
-from novalite.compute.quotas import INJECTED, LEGACY
+from novalite.api.query import validate
+from novalite.compute.quotas import INJECTED, LEGACY, RESOURCES
+from novalite.exceptions import BadRequest
 from novalite.policy import authorize
 
 router = Router()
@@ -56,7 +58,7 @@ async def detail(call: ApiCall) -> dict[str, Any]:
 @router.route("GET", "/v2.1/os-quota-sets/{tenant_id}/defaults", rule=RULE + "defaults")
 async def defaults(call: ApiCall) -> dict[str, Any]:
     return {"quota_set": {"id": call.params["tenant_id"],
-                          **_shape(call, dict(call.services.compute.quotas.defaults))}}
+                          **_shape(call, await call.services.compute.quotas.default_limits())}}
 
 
 @router.route("PUT", "/v2.1/os-quota-sets/{tenant_id}", rule=RULE + "update")
@@ -74,28 +76,59 @@ async def reset(call: ApiCall) -> Reply:
     return Reply(202)
 
 
-@router.route("GET", "/v2.1/limits", rule="os_compute_api:limits")
-async def limits(call: ApiCall) -> dict[str, Any]:
-    project = call.query.get("tenant_id") or call.ctx.project_id
-    if project != call.ctx.project_id:
-        authorize(call.ctx, "os_compute_api:os-quota-sets:show:other_project")
-    q = await call.services.compute.quotas.limits(project)
-    used = await call.services.compute.quotas.usage(project)
-    absolute: dict[str, int] = {
-        "maxTotalInstances": q["instances"], "maxTotalCores": q["cores"],
-        "maxTotalRAMSize": q["ram"], "maxServerMeta": q["metadata_items"],
-        "maxPersonality": INJECTED["injected_files"],
-        "maxPersonalitySize": INJECTED["injected_file_content_bytes"],
-        "maxTotalKeypairs": q["key_pairs"], "maxServerGroups": q["server_groups"],
-        "maxServerGroupMembers": q["server_group_members"],
-        "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"],
-        "totalRAMUsed": used["ram"], "totalServerGroupsUsed": used["server_groups"],
-    }
-    if not call.mv("2.36"):
-        absolute.update({"maxTotalFloatingIps": -1, "maxSecurityGroups": -1,
-                         "maxSecurityGroupRules": -1, "totalFloatingIpsUsed": 0,
-                         "totalSecurityGroupsUsed": 0})
+# -- quota classes: only ``default`` is used, as the defaults of every project --
+CLASS_RULE = "os_compute_api:os-quota-class-sets:"
+_limit = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$", "minimum": -1,
+          "maximum": 0x7FFFFFFF}
+_EXTENDED = ("server_groups", "server_group_members")
+
+
+def _class_resources(call: ApiCall) -> list[str]:
+    """The resources a quota class shows and takes: before 2.50 without the server
+    group ones, from 2.50 without the network proxies, from 2.57 without injected
+    files (Nova's ``quota_classes.py``)."""
+    names = [*RESOURCES, *LEGACY, *INJECTED]
+    if not call.mv("2.50"):
+        return [n for n in names if n not in _EXTENDED]
+    names = [n for n in names if n not in LEGACY]
     if call.mv("2.57"):
-        absolute.pop("maxPersonality")
-        absolute.pop("maxPersonalitySize")
-    return {"limits": {"rate": [], "absolute": absolute}}
+        names = [n for n in names if n not in INJECTED]
+    return names
+
+
+def _class_schema(names: list[str]) -> dict[str, Any]:
+    """The update body's schema for ``names`` (one schema object per set of names:
+    body validators are cached per schema object)."""
+    key = tuple(names)
+    if key not in _CLASS_SCHEMAS:
+        quota_set = {"type": "object", "properties": {n: _limit for n in names},
+                     "additionalProperties": False}
+        _CLASS_SCHEMAS[key] = {"type": "object", "properties": {"quota_class_set": quota_set},
+                               "required": ["quota_class_set"],
+                               "additionalProperties": False}
+    return _CLASS_SCHEMAS[key]
+
+
+_CLASS_SCHEMAS: dict[tuple[str, ...], dict[str, Any]] = {}
+
+
+@router.route("GET", "/v2.1/os-quota-class-sets/{class_name}", rule=CLASS_RULE + "show")
+async def show_class(call: ApiCall) -> dict[str, Any]:
+    validate(call, {}, strict=False)
+    name = call.params["class_name"]
+    values = await call.services.compute.quotas.class_limits(name)
+    return {"quota_class_set": {"id": name, **{k: values[k] for k in _class_resources(call)}}}
+
+
+@router.route("PUT", "/v2.1/os-quota-class-sets/{class_name}", rule=CLASS_RULE + "update")
+async def update_class(call: ApiCall) -> dict[str, Any]:
+    names = _class_resources(call)
+    body = schemas.validate(call.body, _class_schema(names))["quota_class_set"]
+    name = call.params["class_name"]
+    if not 1 <= len(name) <= 255:
+        raise BadRequest("Invalid input received: quota_class_name has a length outside "
+                         "1-255 characters.")
+    values = await call.services.compute.quotas.update_class(
+        name, {k: int(v) for k, v in body.items()})
+    return {"quota_class_set": {k: values[k] for k in names}}
+

@@ -1,23 +1,30 @@
-"""Hosts as the API shows them: compute services, hypervisors, zones and usage."""
+"""Hosts as the API shows them: compute services, hypervisors, zones and usage.
+
+The conductor and the scheduler run in the control process beside the API: they are
+listed as services (``nova-conductor``, ``nova-scheduler``) on that process's host,
+with rows of their own (made on the first listing) so that an admin may disable
+them as in Nova, and up while the process answers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from typing import Any
 
 from sqlmodel import Session, select
 
+from novalite.compute.flavors import FlavorAPI
+from novalite.compute.usage import UsageAPI
 from novalite.config import Config
-from novalite.context import AuthContext
 from novalite.db.engine import Database
-from novalite.db.models import ComputeNode, Flavor, FlavorExtraSpec, Instance, Service, utcnow
-from novalite.exceptions import BadRequest, NotFound
+from novalite.db.models import ComputeNode, Instance, Service, utcnow
+from novalite.exceptions import NotFound, NovaliteError
 from novalite.rpc import current_context
 from novalite.rpc.scheduler import SchedulerClient
 
 
 class HostAPI:
-    """Services, hypervisors, flavors listing and limits."""
+    """Services, hypervisors and hosts; flavors through :attr:`flavor_api`."""
 
     def __init__(self, db: Database, cfg: Config, scheduler: SchedulerClient,
                  flavor_cache: dict[str, Any] | None = None) -> None:
@@ -25,14 +32,45 @@ class HostAPI:
         self.cfg = cfg
         self.scheduler = scheduler
         self.flavor_cache = flavor_cache if flavor_cache is not None else {}
+        #: Flavors, their access lists and extra specs.
+        self.flavor_api = FlavorAPI(db, self.flavor_cache)
+        #: Usage over a period, and the usage audit log.
+        self.usage_api = UsageAPI(db)
+        #: The host the control services run on.
+        self.control_host = socket.gethostname()
+        self._control_rows = False
 
     def is_up(self, svc: Service) -> bool:
         if svc.forced_down or svc.updated_at is None:
             return False
+        if svc.binary in CONTROL_BINARIES and svc.host == self.control_host:
+            return True  # in this process, which is answering
         age = (utcnow() - svc.updated_at).total_seconds()
         return age < self.cfg.compute.service_down_time
 
+    async def _ensure_control_rows(self) -> None:
+        """The conductor's and the scheduler's service rows, made once per process."""
+        if self._control_rows:
+            return
+
+        def work(s: Session) -> None:
+            for binary in CONTROL_BINARIES:
+                svc = s.exec(select(Service).where(Service.host == self.control_host,
+                                                   Service.binary == binary)).first()
+                if svc is None:
+                    svc = Service(host=self.control_host, binary=binary,
+                                  topic=binary.removeprefix("nova-"),
+                                  availability_zone="internal")
+                svc.updated_at = utcnow()
+                s.add(svc)
+
+        await self.db.write(work)
+        self._control_rows = True
+
     async def services(self, filters: dict[str, str]) -> list[Service]:
+        """Every service (``host``/``binary`` narrow), compute and control."""
+        await self._ensure_control_rows()
+
         def work(s: Session) -> list[Service]:
             q = select(Service)
             if filters.get("host"):
@@ -75,6 +113,40 @@ class HostAPI:
 
         return await self.db.read(work)
 
+    async def instances_on(self, host: str) -> list[Instance]:
+        """The live instances on a compute host."""
+        return await self.db.read(lambda s: list(s.exec(select(Instance).where(
+            Instance.host == host, Instance.deleted == 0).order_by(Instance.id)).all()))  # type: ignore[arg-type]
+
+    async def host_resources(self, host: str) -> tuple[ComputeNode, list[Instance]]:
+        """A compute host's node and its live instances (``os-hosts/{host}``)."""
+        def work(s: Session) -> ComputeNode | None:
+            return s.exec(select(ComputeNode).where(ComputeNode.host == host)).first()
+
+        node = await self.db.read(work)
+        if node is None:
+            raise NotFound(f"Compute host {host} could not be found.")
+        return node, await self.instances_on(host)
+
+    def uptime(self, host: str) -> str:
+        """The host's ``uptime`` line, as libvirt's driver answers it. Only the hosts this
+        process runs are known (they are this machine); another is not supported."""
+        if host not in self.cfg.host_names:
+            raise NotImplementedByHost("The requested functionality is not supported.")
+        try:
+            with open("/proc/uptime") as f:
+                seconds = int(float(f.read().split()[0]))
+            with open("/proc/loadavg") as f:
+                loads = f.read().split()[:3]
+        except OSError:
+            raise NotImplementedByHost("The requested functionality is not supported."
+                                       ) from None
+        days, rest = divmod(seconds, 86400)
+        hours, minutes = rest // 3600, rest % 3600 // 60
+        now = dt.datetime.now().strftime("%H:%M:%S")
+        since = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+        return f" {now} up {since}{hours:2d}:{minutes:02d},  load average: {', '.join(loads)}"
+
     async def usage(self) -> dict[str, dict[str, int]]:
         return await self.scheduler.host_usage(current_context())
 
@@ -87,111 +159,15 @@ class HostAPI:
 
         return await self.db.read(work)
 
-    # -- flavors ------------------------------------------------------------------
-    async def flavors(self, ctx: AuthContext, query: dict[str, str]
-                      ) -> list[tuple[Flavor, dict[str, str]]]:
-        is_public = str(query.get("is_public", "true")).lower()
-        min_ram = _int(query.get("minRam"), "minRam")
-        min_disk = _int(query.get("minDisk"), "minDisk")
-        limit = _int(query.get("limit"), "limit")
-
-        def work(s: Session) -> list[tuple[Flavor, dict[str, str]]]:
-            q = select(Flavor).where(Flavor.disabled == False)  # noqa: E712
-            if is_public in ("true", "1", "yes", "t") or not ctx.is_admin:
-                if is_public not in ("none",) or not ctx.is_admin:
-                    q = q.where(Flavor.is_public == True)  # noqa: E712
-            elif is_public in ("false", "0", "no", "f"):
-                q = q.where(Flavor.is_public == False)  # noqa: E712
-            if min_ram is not None:
-                q = q.where(Flavor.memory_mb >= min_ram)
-            if min_disk is not None:
-                q = q.where(Flavor.root_gb >= min_disk)
-            flavors = list(s.exec(q.order_by(Flavor.memory_mb, Flavor.flavorid)).all())  # type: ignore[arg-type]
-            specs: dict[int, dict[str, str]] = {}
-            for e in s.exec(select(FlavorExtraSpec)).all():
-                specs.setdefault(e.flavor_id, {})[e.key] = e.value
-            return [(f, specs.get(f.id or 0, {})) for f in flavors]
-
-        found = await self.db.read(work)
-        if query.get("marker"):
-            ids = [f.flavorid for f, _ in found]
-            if query["marker"] not in ids:
-                raise BadRequest(f"marker [{query['marker']}] not found")
-            found = found[ids.index(query["marker"]) + 1 :]
-        return found[:limit] if limit is not None else found
-
-    async def create_flavor(self, body: dict[str, Any]) -> tuple[Flavor, dict[str, str]]:
-        import uuid
-
-        flavor = Flavor(
-            flavorid=str(body.get("id") or uuid.uuid4()), name=body["name"],
-            memory_mb=int(body["ram"]), vcpus=int(body["vcpus"]), root_gb=int(body["disk"]),
-            ephemeral_gb=int(body.get("OS-FLV-EXT-DATA:ephemeral", 0)),
-            swap=int(body.get("swap") or 0), rxtx_factor=float(body.get("rxtx_factor", 1.0)),
-            is_public=bool(body.get("os-flavor-access:is_public", True)),
-            description=body.get("description"))
-
-        def work(s: Session) -> Flavor:
-            clash = s.exec(select(Flavor).where(
-                (Flavor.name == flavor.name) | (Flavor.flavorid == flavor.flavorid))).first()
-            if clash is not None:
-                from novalite.exceptions import Conflict
-
-                raise Conflict(f"Flavor with name {flavor.name} or ID {flavor.flavorid} "
-                               "already exists.")
-            s.add(flavor)
-            return flavor
-
-        try:
-            return await self.db.write(work), {}
-        finally:
-            self.flavor_cache.clear()
-
-    async def delete_flavor(self, flavor_id: str) -> None:
-        def work(s: Session) -> bool:
-            flavor = s.exec(select(Flavor).where(Flavor.flavorid == flavor_id)).first()
-            if flavor is None:
-                return False
-            for e in s.exec(select(FlavorExtraSpec).where(
-                    FlavorExtraSpec.flavor_id == flavor.id)).all():
-                s.delete(e)
-            s.delete(flavor)
-            return True
-
-        found = await self.db.write(work)
-        self.flavor_cache.clear()  # after the commit: no boot re-caches the old row
-        if not found:
-            raise NotFound(f"Flavor {flavor_id} could not be found.")
-
-    async def set_extra_specs(self, flavor: Flavor, specs: dict[str, str]) -> None:
-        def work(s: Session) -> None:
-            for key, value in specs.items():
-                s.merge(FlavorExtraSpec(flavor_id=flavor.id or 0, key=key, value=str(value)))
-
-        await self.db.write(work)
-        self.flavor_cache.clear()
-
-    async def delete_extra_spec(self, flavor: Flavor, key: str) -> None:
-        def work(s: Session) -> bool:
-            row = s.get(FlavorExtraSpec, (flavor.id, key))
-            if row is None:
-                return False
-            s.delete(row)
-            return True
-
-        found = await self.db.write(work)
-        self.flavor_cache.clear()
-        if not found:
-            raise NotFound(f"Flavor {flavor.flavorid} has no extra specs with key {key}.")
+#: The services of the control process besides the API.
+CONTROL_BINARIES = ("nova-conductor", "nova-scheduler")
 
 
-def _int(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"Invalid {name} filter [{value}]") from None
+class NotImplementedByHost(NovaliteError):
+    """The requested functionality is not supported."""
+
+    code = 501
+    title = "notImplemented"
 
 
 def service_time(value: dt.datetime | None) -> str | None:

@@ -22,7 +22,14 @@ from sqlmodel import Session, col, func, select
 
 from novalite.config import QuotaSection
 from novalite.db.engine import Database
-from novalite.db.models import Instance, InstanceGroup, InstanceGroupMember, KeyPair, Quota
+from novalite.db.models import (
+    Instance,
+    InstanceGroup,
+    InstanceGroupMember,
+    KeyPair,
+    Quota,
+    QuotaClass,
+)
 from novalite.exceptions import BadRequest, QuotaExceeded
 
 RESOURCES = tuple(asdict(QuotaSection()))
@@ -46,7 +53,13 @@ def usage(s: Session, project_id: str) -> dict[str, int]:
 class QuotaAPI:
     def __init__(self, db: Database, defaults: QuotaSection) -> None:
         self.db = db
-        self.defaults = asdict(defaults)
+        #: ``[quota]``: the limits before the ``default`` quota class overrides them.
+        self.config_defaults = asdict(defaults)
+        #: The limits every project starts from: ``[quota]`` with the ``default``
+        #: quota class's rows over it (read at the first use, kept current by
+        #: :meth:`update_class`: this process is the only writer).
+        self.defaults = dict(self.config_defaults)
+        self._class_loaded = False
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
         #: Each project's limits as last read; this process writes every override
         #: (update/reset drop the entry after their commit).
@@ -56,12 +69,59 @@ class QuotaAPI:
         cached = None if fresh else self._limits.get(project_id)
         if cached is not None:
             return dict(cached)
+        if not self._class_loaded:
+            self._load_default_class(s)
         limits = dict(self.defaults)
         for row in s.exec(select(Quota).where(Quota.project_id == project_id)).all():
             limits[row.resource] = row.hard_limit
         if not fresh:
             self._limits[project_id] = dict(limits)
         return limits
+
+    def _load_default_class(self, s: Session) -> None:
+        rows = s.exec(select(QuotaClass).where(QuotaClass.class_name == "default")).all()
+        self.defaults = dict(self.config_defaults)
+        self.defaults.update({r.resource: r.hard_limit for r in rows
+                              if r.resource in self.config_defaults})
+        self._class_loaded = True
+
+    async def default_limits(self) -> dict[str, int]:
+        """The limits a project without overrides has."""
+        if not self._class_loaded:
+            await self.db.read(self._load_default_class)
+        return dict(self.defaults)
+
+    # -- quota classes (os-quota-class-sets) ---------------------------------------
+    def _class_in(self, s: Session, class_name: str) -> dict[str, int]:
+        values = {**self.config_defaults, **LEGACY, **INJECTED}
+        for row in s.exec(select(QuotaClass).where(QuotaClass.class_name == class_name)).all():
+            values[row.resource] = row.hard_limit
+        return values
+
+    async def class_limits(self, class_name: str) -> dict[str, int]:
+        """Every resource's limit in a quota class (any name: Nova answers the
+        defaults for a class it has no rows of)."""
+        return await self.db.read(lambda s: self._class_in(s, class_name))
+
+    async def update_class(self, class_name: str, values: dict[str, int]) -> dict[str, int]:
+        """Set limits of a quota class; the ``default`` class's are every project's
+        defaults from then on."""
+        def work(s: Session) -> dict[str, int]:
+            for resource, number in values.items():
+                row = s.get(QuotaClass, (class_name, resource))
+                row = row or QuotaClass(class_name=class_name, resource=resource,
+                                        hard_limit=number)
+                row.hard_limit = number
+                s.add(row)
+            s.flush()
+            return self._class_in(s, class_name)
+
+        try:
+            return await self.db.write(work)
+        finally:
+            if class_name == "default":
+                self._class_loaded = False
+                self._limits.clear()
 
     async def limits(self, project_id: str) -> dict[str, int]:
         return await self.db.read(lambda s: self.limits_in(s, project_id))
@@ -77,7 +137,7 @@ class QuotaAPI:
                 InstanceGroup).where(InstanceGroup.project_id == project_id)).one())
             # Members are limited per group; "in use" is the fullest group's count.
             sizes = s.exec(select(func.count()).select_from(InstanceGroupMember).join(
-                InstanceGroup, col(InstanceGroup.id) == InstanceGroupMember.group_id).where(
+                InstanceGroup, col(InstanceGroup.id) == col(InstanceGroupMember.group_id)).where(
                 InstanceGroup.project_id == project_id).group_by(col(InstanceGroup.id))).all()
             used.update(metadata_items=0, server_group_members=max(sizes, default=0))
             return used

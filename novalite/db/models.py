@@ -147,6 +147,24 @@ class FlavorExtraSpec(SQLModel, table=True):
     value: str = Field(default="", max_length=255)
 
 
+class FlavorProject(SQLModel, table=True):
+    """A project given access to a private flavor (Nova's ``flavor_projects``)."""
+
+    __tablename__ = "flavor_projects"
+    flavor_id: int = Field(primary_key=True)
+    project_id: str = Field(primary_key=True, max_length=255)
+
+
+class QuotaClass(SQLModel, table=True):
+    """A limit of a quota class (``os-quota-class-sets``): the ``default`` class's rows
+    override ``[quota]`` for every project without an override of its own."""
+
+    __tablename__ = "quota_classes"
+    class_name: str = Field(primary_key=True, max_length=255)
+    resource: str = Field(primary_key=True, max_length=255)
+    hard_limit: int
+
+
 # -- images -------------------------------------------------------------------
 class Image(SQLModel, table=True):
     __tablename__ = "images"
