@@ -47,6 +47,9 @@ RULES: dict[str, str] = {
     "os_compute_api:os-lock-server:lock": "project_member",
     "os_compute_api:os-lock-server:unlock": "project_member",
     "os_compute_api:os-console-output": "project_member",
+    "os_compute_api:os-server-password:show": "project_reader",
+    "os_compute_api:os-server-password:clear": "project_member",
+    "os_compute_api:os-admin-password": "project_member",
     "os_compute_api:os-instance-actions:list": "project_reader",
     "os_compute_api:os-instance-actions:show": "project_reader",
     # flavors

@@ -15,6 +15,7 @@ from novalite.api import (
     quotas,
     server_actions,
     server_groups,
+    server_password,
     servers,
     versions,
 )
@@ -26,6 +27,7 @@ ROUTERS: list[Router] = [
     versions.router, servers.router, server_actions.router, instance_actions.router,
     flavors.router, compute_services.router, hypervisors.router, keypairs.router,
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
+    server_password.router,
 ]
 
 
