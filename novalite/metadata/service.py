@@ -166,8 +166,9 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(app: MetadataApp, sock: socket.socket, stopping: trio.Event, *,
-                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve ``app`` on the bound ``sock`` (Hypercorn's trio worker) until ``stopping``."""
+                task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``app`` on the bound ``sock`` (Hypercorn's trio worker) until ``stopping``;
+    started with the listener's bind."""
     from hypercorn.config import Config as HypercornConfig
     from hypercorn.trio import serve as hypercorn_serve
 
