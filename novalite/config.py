@@ -40,6 +40,8 @@ class DefaultSection:
     """``[DEFAULT]``: where all state lives."""
 
     state_path: str = ""
+    #: Attach a config drive to every guest, asked for or not (Nova's option).
+    force_config_drive: bool = False
 
 
 @dataclass
@@ -213,6 +215,29 @@ class ImageSection:
 
 
 @dataclass
+class MetadataSection:
+    """``[metadata]``: nova-api-metadata, which guests reach at http://169.254.169.254/.
+
+    Guests never reach the listener directly: each guest's compute host relays its
+    requests, signed with ``metadata_proxy_shared_secret`` (Nova's option for Neutron's
+    metadata proxy; empty: a random one for this process, which is enough while the
+    compute hosts run in it). See :mod:`novalite.metadata`.
+    """
+
+    metadata_listen: str = "127.0.0.1"
+    #: 0: any free port (the compute hosts of this process are told which).
+    metadata_listen_port: int = 8775
+    metadata_proxy_shared_secret: str = ""
+    #: The URL compute hosts reach the listener at; default http://listen:port.
+    metadata_url: str = ""
+    #: Appended to guests' hostnames in the metadata ("" for none), as Nova's dhcp_domain.
+    dhcp_domain: str = "novalocal"
+    #: Where the compute hosts put the guests' relay sockets; default <state_path>/md
+    #: (or, when that path is too long for UNIX sockets, a directory under /tmp).
+    socket_dir: str = ""
+
+
+@dataclass
 class LoggingSection:
     """``[logging]``."""
 
@@ -276,6 +301,7 @@ SECTIONS: dict[str, type] = {
     "network": NetworkSection,
     "quota": QuotaSection,
     "image": ImageSection,
+    "metadata": MetadataSection,
     "logging": LoggingSection,
     "vnc": VncSection,
     "serial_console": SerialConsoleSection,
@@ -300,6 +326,7 @@ class Config:
     network: NetworkSection = field(default_factory=NetworkSection)
     quota: QuotaSection = field(default_factory=QuotaSection)
     image: ImageSection = field(default_factory=ImageSection)
+    metadata: MetadataSection = field(default_factory=MetadataSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     vnc: VncSection = field(default_factory=VncSection)
     serial_console: SerialConsoleSection = field(default_factory=SerialConsoleSection)
@@ -452,6 +479,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"[scheduler] max_attempts = {cfg.scheduler.max_attempts!r}: expected at least 1"
         )
+    if not 0 <= cfg.metadata.metadata_listen_port < 65536:
+        raise ConfigError(f"[metadata] metadata_listen_port = "
+                          f"{cfg.metadata.metadata_listen_port!r}: expected a TCP port "
+                          "(0-65535; 0: any free port)")
     if cfg.logging.format not in ("auto", "pretty", "json"):
         raise ConfigError(
             f"[logging] format = {cfg.logging.format!r}: expected one of auto, pretty, json"

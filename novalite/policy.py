@@ -49,6 +49,9 @@ RULES: dict[str, str] = {
     "os_compute_api:os-console-output": "project_member",
     "os_compute_api:os-remote-consoles": "project_member",
     "os_compute_api:os-console-auth-tokens": "admin_api",
+    "os_compute_api:os-server-password:show": "project_reader",
+    "os_compute_api:os-server-password:clear": "project_member",
+    "os_compute_api:os-admin-password": "project_member",
     "os_compute_api:os-instance-actions:list": "project_reader",
     "os_compute_api:os-instance-actions:show": "project_reader",
     # flavors

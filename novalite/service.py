@@ -58,6 +58,7 @@ class Service:
         check_driver_sections(self.cfg, installed)
         self.driver_options = cfg.driver_options(self.driver_name,
                                                  dict(self.driver_cls.option_defaults))
+        self.metadata_proxy: Any = None  # set by start_metadata
         self.ready = trio.Event()
         self.stopping = trio.Event()
         self.api_done = trio.Event()
@@ -136,7 +137,9 @@ class Service:
                                      availability_zone=self.cfg.compute.availability_zone,
                                      image_cache=cache,
                                      shutdown_timeout=self.cfg.compute.shutdown_timeout,
-                                     events=events_send, consoles=relay)
+                                     events=events_send, consoles=relay,
+                                     metadata=self.metadata_proxy,
+                                     dhcp_domain=self.cfg.metadata.dhcp_domain)
             context.emit_event = manager.emit_event
             managers.append(manager)
         self.managers = managers
@@ -168,6 +171,30 @@ class Service:
                     except Exception:
                         log.exception("driver cleanup failed", host=m.host)
                 await cache.api.aclose()
+
+    async def start_metadata(self, nursery: trio.Nursery) -> None:
+        """nova-api-metadata on its listener, and the compute hosts' relay to it
+        (:mod:`novalite.metadata`)."""
+        import secrets
+
+        from novalite.metadata import service as metadata
+        from novalite.metadata.proxy import MetadataProxy, default_socket_dir
+
+        md = self.cfg.metadata
+        try:
+            sock = metadata.bind(md.metadata_listen, md.metadata_listen_port)
+        except OSError as exc:
+            raise ConfigError(f"[metadata] cannot listen on {md.metadata_listen}:"
+                              f"{md.metadata_listen_port}: {exc.strerror or exc}") from None
+        port = sock.getsockname()[1]
+        secret = md.metadata_proxy_shared_secret or secrets.token_hex(32)
+        app = metadata.MetadataApp(self.db, secret, md.dhcp_domain)
+        await nursery.start(metadata.serve, app, sock, self.stopping)
+        url = md.metadata_url or f"http://{md.metadata_listen}:{port}"
+        self.metadata_proxy = MetadataProxy(
+            md.socket_dir or default_socket_dir(self.cfg.state_path), url, secret)
+        await nursery.start(self.metadata_proxy.run)
+        log.info("actor ready", actor="metadata", url=url)
 
     async def run_api(self, *,
                       task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
@@ -221,6 +248,7 @@ class Service:
                 nursery.start_soon(self.watch_signals, nursery.cancel_scope)
                 await nursery.start(self.run_actor, "scheduler", scheduler)
                 await nursery.start(self.run_actor, "conductor", conductor)
+                await self.start_metadata(nursery)
                 await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)

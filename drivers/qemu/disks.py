@@ -11,6 +11,8 @@ import trio
 from novalite.virt.driver import ImageInfo, SpawnFailed
 
 GiB = 1024**3
+#: Root disks smaller than this are grown to it (see :func:`create_root_disk`).
+MIN_BOOT_DISK = 1024**2
 #: Image disk formats the driver boots, mapped to QEMU's format names.
 DISK_FORMATS = {"raw": "raw", "ami": "raw", "img": "raw", "qcow2": "qcow2"}
 
@@ -75,6 +77,9 @@ async def create_root_disk(image: ImageInfo, dest: str, root_gb: int) -> None:
             f"flavor root disk ({root_gb} GiB) is smaller than image "
             f"{image.name or image.id} ({virtual} bytes)"
         )
+    # SeaBIOS boots a virtio disk of one sector (a boot sector image) only once it is
+    # 1 MiB; growing a qcow2 overlay costs nothing.
+    wanted = max(wanted, MIN_BOOT_DISK)
     size = [str(wanted)] if wanted > virtual else []
     try:
         await qemu_img("create", "-q", "-f", "qcow2", "-b", base, "-F", fmt, dest, *size)

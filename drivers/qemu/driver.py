@@ -63,14 +63,20 @@ log = structlog.get_logger("novalite.drivers.qemu")
 
 #: Seconds between presses of the ACPI power button while waiting for a shutdown.
 REPRESS_INTERVAL = 5.0
+#: The guest's copy of its config drive (ISO 9660, label config-2), attached read-only.
+CONFIG_DRIVE = "disk.config"
 
 
 class QemuDriver(Driver):
     """Guests as QEMU processes under TCG (software emulation): runs anywhere QEMU does.
 
-    Options (``[qemu]``): ``qemu_binary``, ``machine_type`` (``pc``: a 512-byte boot
-    sector boots only from IDE on ``pc``), ``cpu_model`` ("" = QEMU's default, or
-    ``host`` under kvm), ``disk_bus``, ``nic_model``, ``shutdown_timeout`` (seconds
+    Options (``[qemu]``): ``qemu_binary``, ``machine_type`` (``pc``), ``cpu_model``
+    ("" = QEMU's default, or ``host`` under kvm), ``disk_bus`` (``virtio``, ``ide``,
+    ``sata`` or ``scsi``) and ``nic_model`` (``virtio``, ``e1000``, ``e1000e``,
+    ``rtl8139``, ``ne2k_pci``, ``pcnet`` or a QEMU device name): the defaults for
+    images without ``hw_machine_type``, ``hw_disk_bus`` and ``hw_vif_model``, which
+    win as in Nova's libvirt driver (``hw_rng_model=virtio`` adds a virtio-rng
+    device), ``shutdown_timeout`` (seconds
     destroy/suspend wait for QEMU to exit), ``soft_reboot_timeout``,
     ``power_button_grace`` (seconds of guest uptime after which a guest that has not
     enabled its ACPI power button is taken to have none: stop and SOFT reboot then go
@@ -86,8 +92,8 @@ class QemuDriver(Driver):
         "qemu_binary": "qemu-system-x86_64",
         "machine_type": "pc",
         "cpu_model": "",
-        "disk_bus": "ide",
-        "nic_model": "virtio-net-pci",
+        "disk_bus": "virtio",
+        "nic_model": "virtio",
         "shutdown_timeout": 10.0,
         "soft_reboot_timeout": 60.0,
         "power_button_grace": 10.0,
@@ -104,6 +110,8 @@ class QemuDriver(Driver):
         "supports_ssh_forward": True,
         "supports_vnc_console": True,
         "supports_serial_console": True,
+        "supports_config_drive": True,
+        "supports_metadata_socket": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -354,17 +362,20 @@ class QemuDriver(Driver):
         ring = int(self.options["console_ring_bytes"])
         if ring <= 0 or ring & (ring - 1):
             raise SpawnFailed(f"console_ring_bytes must be a power of two, not {ring}")
+        hw = _hardware(image.properties, self.options)
         return proc.LaunchConfig(
             uuid=spec.uuid, name=spec.name, hostname=spec.hostname or spec.name,
-            binary=self.binary, accel=self.accel, machine=str(self.options["machine_type"]),
+            binary=self.binary, accel=self.accel, machine=hw["machine"],
             cpu_model=self._cpu_model(), vcpus=max(spec.vcpus, 1),
-            memory_mb=spec.memory_mb, disk_bus=str(self.options["disk_bus"]),
-            nic_model=str(self.options["nic_model"]), console_ring_bytes=ring,
+            memory_mb=spec.memory_mb, disk_bus=hw["disk_bus"],
+            nic_model=hw["nic_model"], console_ring_bytes=ring,
             disks=disk_files,
-            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port)
+            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port,
+                                 n.metadata_socket)
                   for n in network],
             kernel=kernel, initrd=initrd, append=str(append) if kernel and append else None,
             vnc=self.context.vnc_enabled,
+            rng=hw["rng"] == "virtio",
         )
 
     # -- contract --------------------------------------------------------------------
@@ -406,6 +417,13 @@ class QemuDriver(Driver):
                     await disks.create_blank_disk(os.path.join(directory, "disk.swap"),
                                                   instance.swap_mb * 1024 * 1024)
                     disk_files.append(proc.DiskConfig("disk.swap"))
+                if instance.config_drive:  # the guest's own copy, read-only: as Nova, a cdrom on IDE
+                    await trio.to_thread.run_sync(shutil.copyfile, instance.config_drive,
+                                                  os.path.join(directory, CONFIG_DRIVE))
+                    ide = _hardware(image.properties, self.options)["disk_bus"] in ("ide",
+                                                                                     "sata")
+                    disk_files.append(proc.DiskConfig(CONFIG_DRIVE, "raw", readonly=True,
+                                                      media="cdrom" if ide else "disk"))
                 kernel = initrd = None
                 for src, dst in ((image.kernel_path, "kernel"), (image.ramdisk_path, "initrd")):
                     if src:
@@ -592,6 +610,26 @@ class QemuDriver(Driver):
                     with trio.CancelScope(shield=True):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
+
+
+def _hardware(properties: Any, options: dict[str, Any]) -> dict[str, str]:
+    """Machine type, disk bus, NIC device and RNG model: the image's ``hw_*`` properties
+    over the driver's options (Nova's libvirt driver honours the same ones).
+    SpawnFailed for a disk bus or NIC model QEMU cannot give the guest here."""
+    machine = str(properties.get("hw_machine_type") or options["machine_type"])
+    bus = str(properties.get("hw_disk_bus") or options["disk_bus"]).lower()
+    if bus not in proc.DISK_BUSES:
+        raise SpawnFailed(f"disk bus {bus!r} is not supported by the qemu driver (supported: "
+                          f"{', '.join(proc.DISK_BUSES)})")
+    vif = str(properties.get("hw_vif_model") or options["nic_model"])
+    nic = proc.VIF_MODELS.get(vif.lower(), vif)
+    if "hw_vif_model" in properties and nic not in proc.VIF_MODELS.values():
+        raise SpawnFailed(f"hw_vif_model {vif!r} is not supported by the qemu driver "
+                          f"(supported: {', '.join(proc.VIF_MODELS)})")
+    rng = str(properties.get("hw_rng_model") or "").lower()
+    if rng and rng != "virtio":
+        raise SpawnFailed(f"hw_rng_model {rng!r} is not supported (supported: virtio)")
+    return {"machine": machine, "disk_bus": bus, "nic_model": nic, "rng": rng}
 
 
 def _link_or_copy(src: str, dst: str) -> None:

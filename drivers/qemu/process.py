@@ -7,6 +7,7 @@ Everything of a guest lives in ``<instances_path>/<uuid>/``:
 ``disk.qcow2``    root disk, a qcow2 overlay on the cached base image (absolute path)
 ``disk.eph0``, ``disk.swap``   ephemeral and swap disks when the flavor asks for them
 ``kernel``, ``initrd``          copies of the image's kernel/ramdisk when it has them
+``disk.config``   the guest's config drive (ISO 9660, label ``config-2``), read-only
 ``qemu.pid``      QEMU's pidfile; ``qmp.sock`` / ``events.sock`` its two QMP monitors
 ``qemu.log``      QEMU's own messages (``-D``; it keeps stderr there once daemonized)
 ``console.log``   the guest's serial console, capped (see :func:`append_capped`)
@@ -28,6 +29,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import shlex
 import signal
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +53,10 @@ class DiskConfig:
 
     path: str
     format: str = "qcow2"
+    #: Attached read-only (the config drive).
+    readonly: bool = False
+    #: "disk", or "cdrom" (the config drive on the IDE bus, as Nova attaches it).
+    media: str = "disk"
 
 
 @dataclass
@@ -62,6 +68,22 @@ class NicConfig:
     gateway: str
     mac: str
     ssh_host_port: int | None = None
+    #: The compute host's metadata relay socket for this guest (see :func:`netdev_option`).
+    metadata_socket: str | None = None
+
+
+#: Nova's SMBIOS system identity (libvirt driver's sysinfo): cloud-init's ds-identify
+#: recognises OpenStack by it.
+SMBIOS_MANUFACTURER = "OpenStack Foundation"
+SMBIOS_PRODUCT = "OpenStack Nova"
+SMBIOS_FAMILY = "Virtual Machine"
+#: QEMU device names of the image property ``hw_vif_model``'s values.
+VIF_MODELS = {"virtio": "virtio-net-pci", "e1000": "e1000", "e1000e": "e1000e",
+              "rtl8139": "rtl8139", "ne2k_pci": "ne2k_pci", "pcnet": "pcnet"}
+#: ``hw_disk_bus`` values the driver attaches disks on (sata is IDE/AHCI in QEMU).
+DISK_BUSES = ("virtio", "ide", "sata", "scsi")
+#: The guest's TCP port 80 of the metadata address is relayed to its socket.
+METADATA_PORT = 80
 
 
 @dataclass
@@ -87,6 +109,8 @@ class LaunchConfig:
     append: str | None = None
     #: A VGA display served by VNC on ``vnc.sock`` (consoles enabled at spawn).
     vnc: bool = False
+    #: ``hw_rng_model=virtio``: a virtio-rng device fed from the host's /dev/urandom.
+    rng: bool = False
 
     def save(self, directory: str) -> None:
         tmp = os.path.join(directory, LAUNCH_FILE + ".tmp")
@@ -108,18 +132,62 @@ def _q(value: str) -> str:
     return value.replace(",", ",,")
 
 
-def netdev_option(index: int, nic: NicConfig, hostname: str) -> str:
-    """``-netdev user,...`` whose DHCP server leases ``nic.address`` first."""
+def _dns_address(nic: NicConfig) -> str:
     net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
     taken = {nic.address, nic.gateway}
-    dns = next(str(h) for h in net.hosts() if str(h) not in taken)
+    return next(str(h) for h in net.hosts() if str(h) not in taken)
+
+
+def metadata_address(nic: NicConfig) -> str:
+    """Where the guest reaches the metadata service on this interface: the highest
+    address of its network that is not its own, its gateway's or its DNS server's
+    (10.0.0.254 on 10.0.0.0/24). libslirp forwards guest connections only to addresses
+    inside the guest's network, so 169.254.169.254 cannot be one on user-mode
+    networking (QEMU: "Conflicting/invalid host:port in guest forwarding rule")."""
+    net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
+    taken = {nic.address, nic.gateway, _dns_address(nic)}
+    return next(str(h) for h in reversed(list(net.hosts())) if str(h) not in taken)
+
+
+def netdev_option(index: int, nic: NicConfig, hostname: str) -> str:
+    """``-netdev user,...`` whose DHCP server leases ``nic.address`` first.
+
+    With ``nic.metadata_socket``, each TCP connection the guest opens to
+    :func:`metadata_address` port 80 starts ``socat`` (QEMU's ``guestfwd=...-cmd:``)
+    joining it to a new connection to that socket: one socket per guest, so the
+    relay behind it knows which guest is asking.
+    """
+    net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
     opt = (
         f"user,id=net{index},net={net},host={nic.gateway},dhcpstart={nic.address},"
-        f"dns={dns},hostname={_q(hostname)}"
+        f"dns={_dns_address(nic)},hostname={_q(hostname)}"
     )
     if nic.ssh_host_port:
         opt += f",hostfwd=tcp:127.0.0.1:{nic.ssh_host_port}-{nic.address}:22"
+    if nic.metadata_socket:
+        command = f"socat STDIO UNIX-CONNECT:{shlex.quote(nic.metadata_socket)}"
+        opt += f",guestfwd=tcp:{metadata_address(nic)}:{METADATA_PORT}-cmd:{_q(command)}"
     return opt
+
+
+def _disk_args(cfg: LaunchConfig, directory: str) -> list[str]:
+    """``-drive``/``-device`` arguments of the guest's disks on ``cfg.disk_bus``."""
+    bus = "ide" if cfg.disk_bus == "sata" else cfg.disk_bus
+    argv: list[str] = []
+    if bus == "scsi":
+        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    for i, disk in enumerate(cfg.disks):
+        path = _q(os.path.join(directory, disk.path))
+        ro = ",readonly=on" if disk.readonly else ""
+        if disk.media == "cdrom" or bus == "ide":
+            media = ",media=cdrom" if disk.media == "cdrom" else ""
+            argv += ["-drive", f"file={path},format={disk.format},if=ide,index={i}{media}{ro}"]
+        elif bus == "scsi":
+            argv += ["-drive", f"file={path},format={disk.format},if=none,id=disk{i}{ro}",
+                     "-device", f"scsi-hd,drive=disk{i},bus=scsi0.0"]
+        else:
+            argv += ["-drive", f"file={path},format={disk.format},if={bus},index={i}{ro}"]
+    return argv
 
 
 def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -> list[str]:
@@ -149,9 +217,12 @@ def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -
     ]
     if cfg.cpu_model:
         argv += ["-cpu", cfg.cpu_model]
-    for i, disk in enumerate(cfg.disks):
-        path = os.path.join(d, disk.path)
-        argv += ["-drive", f"file={_q(path)},format={disk.format},if={cfg.disk_bus},index={i}"]
+    argv += ["-smbios", f"type=1,manufacturer={SMBIOS_MANUFACTURER},product={SMBIOS_PRODUCT},"
+                        f"serial={_q(cfg.uuid)},uuid={_q(cfg.uuid)},family={SMBIOS_FAMILY}"]
+    argv += _disk_args(cfg, d)
+    if cfg.rng:
+        argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
+                 "-device", "virtio-rng-pci,rng=rng0"]
     if cfg.kernel:
         argv += ["-kernel", os.path.join(d, cfg.kernel)]
         if cfg.initrd:

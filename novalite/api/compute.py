@@ -20,6 +20,7 @@ from novalite.api import (
     remote_consoles,
     server_actions,
     server_groups,
+    server_password,
     servers,
     usage,
     versions,
@@ -33,7 +34,7 @@ ROUTERS: list[Router] = [
     flavors.router, compute_services.router, hypervisors.router, keypairs.router,
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
     remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
-    images.router,
+    images.router, server_password.router,
 ]
 
 

@@ -19,6 +19,12 @@ _count = {"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "m
 _metadata = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255},
              "propertyNames": {"minLength": 1, "maxLength": 255}}
 
+#: Nova's ``parameter_types.boolean``: a JSON boolean or one of these strings.
+_boolean = {"type": ["boolean", "string"],
+            "enum": [True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
+                     False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No",
+                     "no"]}
+
 SERVER_CREATE = {
     "type": "object",
     "properties": {
@@ -43,7 +49,7 @@ SERVER_CREATE = {
                 "description": {"type": ["string", "null"], "maxLength": 255},
                 "adminPass": {"type": "string"},
                 "security_groups": {"type": "array"},
-                "config_drive": {"type": ["boolean", "string"]},
+                "config_drive": _boolean,
                 "accessIPv4": {"type": "string"},
                 "accessIPv6": {"type": "string"},
                 "OS-DCF:diskConfig": {"type": "string"},
@@ -244,6 +250,13 @@ CREATE_IMAGE = {
                      "errorMessage": "expected an object of strings"},
     },
     "required": ["name"],
+}
+
+CHANGE_PASSWORD = {
+    "type": "object",
+    "properties": {"adminPass": {"type": "string"}},
+    "required": ["adminPass"],
+    "additionalProperties": False,
 }
 
 CONSOLE_OUTPUT = {

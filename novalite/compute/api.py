@@ -49,6 +49,7 @@ from novalite.exceptions import (
     NotFound,
 )
 from novalite.image.glance_client import GlanceClient
+from novalite.metadata.content import sanitize_hostname
 from novalite.network import Network
 from novalite.rpc import Clients, UnknownTopic
 
@@ -106,8 +107,8 @@ def _hints(hints: dict[str, Any]) -> tuple[str | None, list[str], list[str]]:
 
 
 def hostname_for(name: str) -> str:
-    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
-    return host or "server"
+    """The instance's hostname from its display name, sanitized as Nova does."""
+    return sanitize_hostname(name, "server")
 
 
 @dataclass
@@ -274,16 +275,20 @@ class ComputeAPI(ServerActions):
             "extra_specs": extra_specs,
         }
         metadata = dict(server.get("metadata") or {})
+        # The adminPass given is the one used (the config drive's admin_pass).
+        admin_pass = server.get("adminPass") or secrets.token_urlsafe(9)
+        config_drive = ""
         reservation = f"r-{secrets.token_hex(4)}"
         name = server["name"]
         instances: list[InstanceRow] = []
         group: dict[str, Any] = {}
 
         def work(s: Session) -> None:
-            nonlocal image
+            nonlocal image, config_drive
             if local_images:  # read in the insert's transaction: one database hop a boot
                 image = _check_image(ctx, queries.image(s, image_ref), image_ref, flavor,
                                      local=True)
+            config_drive = _config_drive(server, image, self.cfg)
             # The quota check and the insert are one step (QuotaAPI.reserving).
             count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
                                               flavor.memory_mb, min_count, max_count,
@@ -303,7 +308,8 @@ class ComputeAPI(ServerActions):
                     ephemeral_gb=flavor.ephemeral_gb, vm_state=states.BUILDING,
                     task_state=states.SCHEDULING, key_name=server.get("key_name"),
                     key_data=key_data, user_data=user_data, metadata_=dict(metadata),
-                    launch_index=index, reservation_id=reservation, config_drive=""))
+                    launch_index=index, reservation_id=reservation,
+                    config_drive=config_drive))
                 actions.append(row_values(
                     InstanceAction, instance_uuid=rows[-1]["uuid"], action="create",
                     request_id=request_id, user_id=ctx.user_id, project_id=ctx.project_id))
@@ -329,6 +335,8 @@ class ComputeAPI(ServerActions):
                     "different_host": different_host, "project_id": ctx.project_id}
             if glance_images is not None:
                 spec["glance_images"] = glance_images
+            if config_drive:  # the only place the guest reads it from
+                spec["admin_password"] = admin_pass
             builds.append({"instance_uuid": inst.uuid, "spec": spec})
         if len(builds) == 1:
             await self.rpc.conductor.schedule_and_build(context, builds[0]["instance_uuid"],
@@ -336,7 +344,7 @@ class ComputeAPI(ServerActions):
         else:  # a multi-create: placed by one scheduler call, all or none
             await self.rpc.conductor.schedule_and_build_instances(context, builds, networks)
         log.info("servers accepted", count=len(instances), ids=[i.uuid for i in instances])
-        return instances, secrets.token_urlsafe(9)
+        return instances, admin_pass
 
     # -- update / delete -----------------------------------------------------------
     async def update(self, ctx: AuthContext, server_id: str, values: dict[str, Any]
@@ -397,6 +405,15 @@ class ComputeAPI(ServerActions):
         if found is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return found
+
+
+def _config_drive(server: dict[str, Any], image: Any, cfg: Config) -> str:
+    """``"True"`` when the server gets a config drive (Nova's ``configdrive.required_by``:
+    asked for, ``[DEFAULT] force_config_drive``, or the image's
+    ``img_config_drive=mandatory``), else ``""``: the column as Nova shows it."""
+    asked = str(server.get("config_drive", "")).lower() in ("true", "1", "on", "yes")
+    mandatory = str((image.properties or {}).get("img_config_drive", "")) == "mandatory"
+    return "True" if asked or mandatory or cfg.DEFAULT.force_config_drive else ""
 
 
 def _check_image(ctx: AuthContext, image: Any, image_ref: str, flavor: Flavor, *,

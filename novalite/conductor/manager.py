@@ -58,6 +58,10 @@ def instance_payload(inst: Instance | InstanceRow) -> dict[str, Any]:
         "task_state": inst.task_state, "power_state": inst.power_state,
         "addresses": list(inst.addresses), "deleted": bool(inst.deleted),
         "extra_specs": dict(inst.flavor.get("extra_specs", {})),
+        # What the metadata and the config drive tell the guest (novalite.metadata).
+        "id": inst.id, "key_name": inst.key_name,
+        "availability_zone": inst.availability_zone, "launch_index": inst.launch_index,
+        "reservation_id": inst.reservation_id, "config_drive": inst.config_drive,
     }
 
 

@@ -337,6 +337,18 @@ class InstanceFault(SQLModel, table=True):
     created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
+class InstanceSystemMetadata(SQLModel, table=True):
+    """Nova's ``instance_system_metadata``: items the service keeps about an instance,
+    e.g. the password its guest posted (``password_0`` ... ``password_3``)."""
+
+    __tablename__ = "instance_system_metadata"
+    id: int | None = Field(default=None, primary_key=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    key: str = Field(max_length=255)
+    value: str = Field(default="", max_length=255)
+    __table_args__ = (UniqueConstraint("instance_uuid", "key"),)
+
+
 class InstanceAction(SQLModel, table=True):
     __tablename__ = "instance_actions"
     id: int | None = Field(default=None, primary_key=True)

@@ -528,6 +528,46 @@ class DriverConformance:
         await h.destroy(spec.uuid)
         await h.assert_gone(spec.uuid)
 
+    async def _check_supports_config_drive(self, h: Harness, uuid: str,
+                                           tmp_path: Path) -> None:
+        """A guest spawned with a config drive runs, and keeps running once the compute
+        host has removed its file (the driver keeps its own copy)."""
+
+        from novalite.metadata import configdrive
+
+        if not configdrive.available():
+            pytest.skip("xorriso is not installed: no config drive to attach")
+        path = str(tmp_path / "config-drive.iso")
+        await configdrive.build({"openstack/latest/meta_data.json": b"{}"}, path)
+        spec = dataclasses.replace(h.spec(), config_drive=path)
+        h.uuids.append(spec.uuid)
+        with trio.fail_after(self.step_timeout):
+            await h.driver.spawn(spec, h.image, list(self.networks))
+        os.unlink(path)
+        assert await h.state(spec.uuid) == PowerState.RUNNING
+        await h.destroy(spec.uuid)
+        await h.assert_gone(spec.uuid)
+
+    async def _check_supports_metadata_socket(self, h: Harness, uuid: str,
+                                              tmp_path: Path) -> None:
+        """A guest spawned with a metadata socket on its first interface runs."""
+        import socket
+
+        assert self.networks, "supports_metadata_socket: the kit's networks need an interface"
+        path = str(tmp_path / "md.sock")
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            nics = [dataclasses.replace(n, metadata_socket=path if i == 0 else None)
+                    for i, n in enumerate(self.networks)]
+            spec = h.spec()
+            h.uuids.append(spec.uuid)
+            with trio.fail_after(self.step_timeout):
+                await h.driver.spawn(spec, h.image, nics)
+            assert await h.state(spec.uuid) == PowerState.RUNNING
+            await h.destroy(spec.uuid)
+            await h.assert_gone(spec.uuid)
+
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):
             with trio.fail_after(self.step_timeout):

@@ -120,6 +120,7 @@ def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[s
         "api": {"host": "127.0.0.1", "port": port, "graceful_timeout": 5.0},
         "compute": {"driver": "fake", "heartbeat_interval": 1.0, "power_sync_interval": 1.0},
         "identity": {"admin_password": ADMIN_PASSWORD},
+        "metadata": {"metadata_listen_port": 0},
         "logging": {"format": "json", "level": "info"},
     }
     for name, values in (config or {}).items():

@@ -109,7 +109,10 @@ CHANGES: Mapping[str, str] = {
            "registered as `demo` on first start)",
     "1.3": "consoles: Driver.open_vnc_console and Driver.open_serial_console (capabilities "
            "supports_vnc_console, supports_serial_console) and DriverContext.vnc_enabled / "
-           "DriverContext.serial_console_enabled",
+           "DriverContext.serial_console_enabled; guest access: InstanceSpec.config_drive "
+           "(a config-2 ISO 9660 image to attach read-only) and NetworkInfo.metadata_socket "
+           "(a UNIX socket to connect the guest's metadata address to), with the "
+           "capabilities supports_config_drive and supports_metadata_socket",
 }
 
 
@@ -145,6 +148,11 @@ CAPABILITIES: Mapping[str, str] = {
                             "server (contract 1.3)",
     "supports_serial_console": "open_serial_console returns an interactive stream to the "
                                "guest's serial console (contract 1.3)",
+    "supports_config_drive": "spawn attaches InstanceSpec.config_drive to the guest "
+                             "read-only (contract 1.3)",
+    "supports_metadata_socket": "spawn connects the guest's TCP connections to "
+                                "169.254.169.254:80 to NetworkInfo.metadata_socket, one "
+                                "socket connection per guest connection (contract 1.3)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -160,6 +168,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_ssh_forward": (),  # a property of spawn, not a method of its own
     "supports_vnc_console": ("open_vnc_console",),
     "supports_serial_console": ("open_serial_console",),
+    "supports_config_drive": (),  # likewise
+    "supports_metadata_socket": (),  # likewise
 }
 
 
@@ -219,6 +229,12 @@ class NetworkInfo:
     mac: str
     #: Host TCP port forwarded to the guest's port 22, when configured; else None.
     ssh_host_port: int | None = None
+    #: A UNIX socket of the compute host (contract 1.3, capability
+    #: ``supports_metadata_socket``): the driver connects each TCP connection the guest
+    #: opens to 169.254.169.254:80 on this interface to a new connection to this socket,
+    #: and nothing else to it. The socket tells guests apart by path: it must be
+    #: reachable from this guest only. None: no metadata service for this interface.
+    metadata_socket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +255,12 @@ class InstanceSpec:
     metadata: Mapping[str, str] = field(default_factory=dict)
     #: Extra per-instance properties a driver may read (flavor extra specs, ...).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Path of the guest's config drive (contract 1.3, capability
+    #: ``supports_config_drive``): an ISO 9660 image labelled ``config-2`` that the
+    #: compute host built; the driver attaches it read-only for the guest's whole life
+    #: (keeping its own copy: the compute host removes this file once spawn returns).
+    #: None: no config drive.
+    config_drive: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -12,9 +12,12 @@ their states with the records.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import shutil
 import socket
+import tempfile
 import traceback
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -29,6 +32,9 @@ from novalite import rpc, states
 from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
+from novalite.metadata import configdrive
+from novalite.metadata.content import InstanceData, config_drive_files
+from novalite.metadata.proxy import Guest, MetadataProxy
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
@@ -65,10 +71,15 @@ class ComputeManager:
                  availability_zone: str,
                  image_cache: ImageCache, shutdown_timeout: float,
                  events: trio.MemorySendChannel[LifecycleEvent] | None = None,
-                 consoles: ConsoleRelay | None = None) -> None:
+                 consoles: ConsoleRelay | None = None,
+                 metadata: MetadataProxy | None = None, dhcp_domain: str = "novalocal"
+                 ) -> None:
         self.host = host
         #: The console relay of this process (None: this host serves no consoles).
         self.consoles = consoles
+        #: The guests' metadata relay (None: no metadata service for this host's guests).
+        self.metadata = metadata
+        self.dhcp_domain = dhcp_domain
         self.driver = driver
         self.conductor = conductor
         self.az = availability_zone
@@ -133,6 +144,8 @@ class ComputeManager:
         known = {r["uuid"] for r in records}
         for record in records:
             self.cache.adopt(record.get("image_ref"), record["uuid"])
+            if record["uuid"] in guests:  # the guest asks its metadata at the same socket
+                await self._open_metadata(record)
             await self.sync_power_state(ctx, record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
@@ -232,7 +245,8 @@ class ComputeManager:
                 if current is None or current["deleted"]:
                     raise SpawnFailed("instance was deleted during the build")
                 ssh_port = await self._spawn(instance, image, kernel, ramdisk,
-                                             token=context.auth_token)
+                                             token=context.auth_token,
+                                             admin_pass=spec.get("admin_password"))
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 if not isinstance(exc, DriverError):
@@ -243,6 +257,8 @@ class ComputeManager:
                         details=f"{type(exc).__name__}: {exc}")
                     await self.driver.destroy(uuid)
                     self.cache.release(uuid)
+                    if self.metadata is not None:
+                        self.metadata.close(uuid)
                     await self.conductor.build_failed(
                         context, uuid, self.host, str(exc) or type(exc).__name__, spec, tried,
                         networks, reschedule)
@@ -257,9 +273,34 @@ class ComputeManager:
                                                  event={**event, "result": "Success"})
             log.info("instance spawned", instance=uuid, host=self.host)
 
+    async def _open_metadata(self, instance: dict[str, Any]) -> str | None:
+        """Open the guest's metadata relay socket when its driver can connect it; its path."""
+        if self.metadata is None or not instance.get("addresses") \
+                or not self.driver.capabilities.get("supports_metadata_socket"):
+            return None
+        return await self.metadata.open(Guest(instance["uuid"], instance["project_id"],
+                                              instance["addresses"][0]["address"]))
+
+    async def _config_drive(self, instance: dict[str, Any], directory: str,
+                            admin_pass: str | None) -> str | None:
+        """Build the guest's config drive in ``directory`` when it has one; its path."""
+        if not instance.get("config_drive"):
+            return None
+        if not self.driver.capabilities.get("supports_config_drive"):
+            log.warning("the driver attaches no config drive; the guest has none",
+                        instance=instance["uuid"], driver=self.driver.name)
+            return None
+        data = InstanceData.from_payload(instance, dhcp_domain=self.dhcp_domain)
+        path = os.path.join(directory, "config-drive.iso")
+        try:
+            await configdrive.build(config_drive_files(data, admin_pass), path)
+        except configdrive.ConfigDriveError as exc:
+            raise SpawnFailed(str(exc)) from None
+        return path
+
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
                      kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
-                     token: str = "") -> int | None:
+                     token: str = "", admin_pass: str | None = None) -> int | None:
         """Fetch the images and spawn; returns the host port forwarded to port 22, if any."""
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
@@ -273,11 +314,19 @@ class ComputeManager:
                                size=image["size"], properties=image["properties"],
                                kernel_path=kernel_path, ramdisk_path=ramdisk_path)
         ssh_port = self._ssh_forward_port(instance)
+        metadata_socket = await self._open_metadata(instance)
         network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
                                gateway=a["gateway"], mac=a["mac"],
-                               ssh_host_port=ssh_port if i == 0 else None)
+                               ssh_host_port=ssh_port if i == 0 else None,
+                               metadata_socket=metadata_socket if i == 0 else None)
                    for i, a in enumerate(instance["addresses"])]
-        await self.driver.spawn(spec_from_payload(instance), image_info, network)
+        work = await trio.to_thread.run_sync(tempfile.mkdtemp, None, "novalite-build-")
+        try:
+            drive = await self._config_drive(instance, work, admin_pass)
+            spec = dataclasses.replace(spec_from_payload(instance), config_drive=drive)
+            await self.driver.spawn(spec, image_info, network)
+        finally:
+            await trio.to_thread.run_sync(shutil.rmtree, work, True)
         return ssh_port
 
     def _ssh_forward_port(self, instance: dict[str, Any]) -> int | None:
@@ -307,6 +356,8 @@ class ComputeManager:
                 return
             await self.conductor.instance_destroyed(context, uuid, self.host)
         self.cache.release(uuid)
+        if self.metadata is not None:
+            self.metadata.close(uuid)
         self._locks.pop(uuid, None)
         log.info("instance deleted", instance=uuid)
 
