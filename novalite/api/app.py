@@ -9,14 +9,17 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.routing import Mount
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from novalite import metrics
 from novalite.api import compute, identity, image
-from novalite.api.framework import Services, parse_version
+from novalite.api.framework import Services, error_response, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.context import AuthContext
+from novalite.exceptions import Forbidden, NovaliteError
 from novalite.identity.service import IdentityService
 from novalite.image.service import ImageService
 
@@ -72,8 +75,10 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope, status, seconds)
             log.info("request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+                     ms=round(seconds * 1000, 1))
 
 
 def build_app(identity_service: IdentityService, images: ImageService, compute_api: ComputeAPI,
@@ -90,7 +95,22 @@ def build_app(identity_service: IdentityService, images: ImageService, compute_a
     # With an external Keystone ([keystone_authtoken]) the embedded identity is not served.
     own_identity = [] if getattr(identity_service, "external", False) else [
         Mount("/identity", routes=identity.routes(services, authenticate))]
+    async def scrape(request: Request) -> Response:
+        """``GET /metrics``: an admin token, or (``[metrics] loopback_without_token``) a
+        client on this machine's loopback."""
+        client = request.client.host if request.client else ""
+        try:
+            if not (cfg.metrics.loopback_without_token and client in ("127.0.0.1", "::1")):
+                ctx = await authenticate(request)
+                if "admin" not in ctx.roles:
+                    raise Forbidden("Only an admin may read the metrics.")
+        except NovaliteError as exc:
+            return error_response(exc)
+        body, content_type = await metrics.scrape()
+        return Response(body, headers={"Content-Type": content_type})
+
     app = Starlette(routes=[
+        *([Route("/metrics", scrape, methods=["GET"])] if cfg.metrics.enabled else []),
         *own_identity,
         *([] if cfg.glance.api_servers else [  # an external Glance serves images
             Mount("/image", routes=image.routes(services, authenticate))]),

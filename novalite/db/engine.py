@@ -46,6 +46,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
+from novalite import metrics
 from novalite.exceptions import ConfigError
 
 log = structlog.get_logger("novalite.db")
@@ -310,6 +311,7 @@ class Database:
 def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
     """Log a retry and wait before it (on a worker thread: trio's loop is not blocked)."""
     delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+    metrics.DB_RETRIES.labels(why).inc()
     log.warning("database operation retried", reason=why, attempt=attempt, error=error,
                 delay=round(delay, 3), **extra)
     time.sleep(delay)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from typing import Any
 import structlog
 import trio
 
-from novalite import rpc, states
+from novalite import metrics, rpc, states
 from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
 from novalite.rpc.conductor import ConductorClient
@@ -220,6 +221,7 @@ class ComputeManager:
         uuid = instance["uuid"]
         # The action event rides on the state updates: one conductor write per step.
         event = {"event": "compute_build_and_run_instance", "host": self.host}
+        started = time.monotonic()
         async with self._locks[uuid]:
             try:
                 current = await self.conductor.instance_update(context, uuid, {
@@ -230,6 +232,8 @@ class ComputeManager:
                                              token=context.auth_token)
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
+                metrics.BUILDS.labels("failed").inc()
+                metrics.BUILD_SECONDS.labels("failed").observe(time.monotonic() - started)
                 if not isinstance(exc, DriverError):
                     log.exception("spawn crashed", instance=uuid)
                 with trio.CancelScope(shield=True):
@@ -250,6 +254,8 @@ class ComputeManager:
                                        "ssh_host_port": str(ssh_port)}
             await self.conductor.instance_update(context, uuid, values,
                                                  event={**event, "result": "Success"})
+            metrics.BUILDS.labels("success").inc()
+            metrics.BUILD_SECONDS.labels("success").observe(time.monotonic() - started)
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
