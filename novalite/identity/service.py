@@ -27,7 +27,9 @@ from novalite.exceptions import NotFound, Unauthorized
 log = structlog.get_logger("novalite.identity")
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
-ROLES = ("admin", "member", "reader")
+#: Roles made at bootstrap: Keystone's defaults, and ``service`` for service users (it
+#: may validate others' tokens, as Keystone's ``identity:validate_token`` allows).
+ROLES = ("admin", "member", "reader", "service")
 
 
 def hash_password(password: str) -> str:
