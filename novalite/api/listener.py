@@ -56,6 +56,9 @@ ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, er
 ACCEPT_RETRY_DELAY = 0.05
 #: Descriptors kept for the service's own files (database, images, guests, logs).
 FD_RESERVE = 128
+#: Seconds a connection answered before its request body was read keeps reading (and
+#: dropping) what the client still sends, so the client gets the answer, not a reset.
+LINGER = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class _Connection(TCPServer):
         self._idle = True
         self._header_deadline = inf
         self._peer_gone = False
+        #: Set when the server closed its side while the client may still be sending.
+        self._linger_until: float | None = None
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
@@ -136,17 +141,38 @@ class _Connection(TCPServer):
         if broken:
             await self.protocol.handle(Closed())
 
+    async def _close(self) -> None:
+        if self._peer_gone or self._linger_until is not None:
+            await super()._close()
+            return
+        # An answer sent before the request was read to its end (a 413 for a declared
+        # size, say): end our side, and let _read_data drop what the client still sends
+        # until it stops or LINGER passes; closing now would reset the connection and
+        # lose the answer in the client's kernel.
+        self._linger_until = trio.current_time() + LINGER
+        try:
+            await self.stream.send_eof()
+        except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError,
+                AttributeError):
+            await self.stream.aclose()
+
     async def _read_data(self) -> None:
         socket_timeout = self.limits.client_socket_timeout
         while True:
             deadline = trio.current_time() + socket_timeout
-            if self._idle:
+            if self._linger_until is not None:
+                deadline = min(deadline, self._linger_until)
+            elif self._idle:
                 deadline = min(deadline, self._header_deadline)
             try:
                 with trio.fail_at(deadline):
                     data = await self.stream.receive_some(MAX_RECV)
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
+            if self._linger_until is not None:  # answered and closed: drop it
+                if not data:
+                    break
+                continue
             if self._idle and data and self._header_deadline == inf:
                 self._header_deadline = trio.current_time() + self.limits.header_timeout
             await self.protocol.handle(RawData(bytes(data)))
