@@ -60,12 +60,26 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        # An answer given before the request body was read (a 413 for a declared size)
+        # ends the connection: what the client still sends is not a next request.
+        body_pending = any(name == b"transfer-encoding" or (name == b"content-length"
+                                                            and value.strip() != b"0")
+                           for name, value in scope["headers"])
+
+        async def receive_wrapper() -> Message:
+            nonlocal body_pending
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_pending = False
+            return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                if body_pending:
+                    headers.append((b"connection", b"close"))
                 headers.append((b"x-openstack-request-id", request_id.encode()))
                 if scope["path"].startswith("/compute"):
                     headers.append((b"x-compute-request-id", request_id.encode()))
@@ -73,7 +87,7 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper if body_pending else receive, send_wrapper)
         finally:
             seconds = time.perf_counter() - started
             metrics.observe_request(scope, status, seconds)
