@@ -56,6 +56,18 @@ class ApiSection:
     max_microversion: str = "2.96"
     #: Seconds in-flight requests get to finish on SIGINT/SIGTERM.
     graceful_timeout: float = 10.0
+    #: Seconds an idle connection (between requests, or before its first) is kept open.
+    keep_alive_timeout: float = 30.0
+    #: Seconds a request line and its headers have to arrive, from their first byte.
+    header_timeout: float = 10.0
+    #: Seconds one read or one write on a client connection may wait (nova.conf's
+    #: ``[wsgi] client_socket_timeout``): a stalled client is disconnected.
+    client_socket_timeout: float = 60.0
+    #: Connections served at once; beyond it new clients wait in the listen backlog.
+    #: Capped below the open-file limit (less a reserve for the service's own files).
+    max_connections: int = 1000
+    #: The listen backlog (connections the kernel queues before they are accepted).
+    backlog: int = 1024
 
 
 @dataclass
@@ -147,6 +159,12 @@ class IdentitySection:
     admin_password: str = ""
     token_expiration: int = 3600
     region: str = "RegionOne"
+    #: Failed password logins in a row that lock a user's account (Keystone's
+    #: ``[security_compliance] lockout_failure_attempts``; 0: never lock, Keystone's default).
+    lockout_failure_attempts: int = 10
+    #: Seconds an account stays locked after its last failed login (Keystone's
+    #: ``lockout_duration``); failures older than this no longer count.
+    lockout_duration: float = 300.0
 
 
 @dataclass
@@ -235,6 +253,32 @@ class MetadataSection:
     #: Where the compute hosts put the guests' relay sockets; default <state_path>/md
     #: (or, when that path is too long for UNIX sockets, a directory under /tmp).
     socket_dir: str = ""
+class ImportFilteringSection:
+    """``[import_filtering_opts]``: which URLs the web-download image import may fetch
+    (Glance's options and defaults). An allow list, when set, wins over its deny list.
+    Hosts resolving to loopback, link-local, multicast or unspecified addresses are
+    refused unless ``allowed_hosts`` names them."""
+
+    allowed_schemes: list[str] = field(default_factory=lambda: ["http", "https"])
+    disallowed_schemes: list[str] = field(default_factory=list)
+    allowed_hosts: list[str] = field(default_factory=list)
+    disallowed_hosts: list[str] = field(default_factory=list)
+    allowed_ports: list[int] = field(default_factory=lambda: [80, 443])
+    disallowed_ports: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MetricsSection:
+    """``[metrics]``: Prometheus metrics at ``/metrics``.
+
+    An admin token may always scrape. ``loopback_without_token`` serves them
+    without a token to clients connecting from 127.0.0.1 or ::1 (a Prometheus on
+    the same machine); behind a reverse proxy on the same machine, every client
+    looks local: leave it off there.
+    """
+
+    enabled: bool = True
+    loopback_without_token: bool = False
 
 
 @dataclass
@@ -302,6 +346,8 @@ SECTIONS: dict[str, type] = {
     "quota": QuotaSection,
     "image": ImageSection,
     "metadata": MetadataSection,
+    "import_filtering_opts": ImportFilteringSection,
+    "metrics": MetricsSection,
     "logging": LoggingSection,
     "vnc": VncSection,
     "serial_console": SerialConsoleSection,
@@ -327,6 +373,9 @@ class Config:
     quota: QuotaSection = field(default_factory=QuotaSection)
     image: ImageSection = field(default_factory=ImageSection)
     metadata: MetadataSection = field(default_factory=MetadataSection)
+    import_filtering_opts: ImportFilteringSection = field(
+        default_factory=ImportFilteringSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     logging: LoggingSection = field(default_factory=LoggingSection)
     vnc: VncSection = field(default_factory=VncSection)
     serial_console: SerialConsoleSection = field(default_factory=SerialConsoleSection)
@@ -442,6 +491,11 @@ def _build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
                     f"[compute] hosts = {value!r}: expected a list of host names "
                     "or a positive number"
                 )
+        elif name == "import_filtering_opts" and key.endswith("_ports"):
+            if not (isinstance(value, list) and all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536
+                    for v in value)):
+                raise ConfigError(f"[{name}] {key} = {value!r}: expected a list of TCP ports")
         else:
             value = _check_type(f"[{name}] {key}", value, default)
         setattr(section, key, value)
@@ -483,6 +537,18 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"[metadata] metadata_listen_port = "
                           f"{cfg.metadata.metadata_listen_port!r}: expected a TCP port "
                           "(0-65535; 0: any free port)")
+    for key in ("keep_alive_timeout", "header_timeout", "client_socket_timeout"):
+        if getattr(cfg.api, key) <= 0:
+            raise ConfigError(f"[api] {key} = {getattr(cfg.api, key)!r}: expected a positive "
+                              "number of seconds")
+    for key in ("max_connections", "backlog"):
+        if getattr(cfg.api, key) < 1:
+            raise ConfigError(f"[api] {key} = {getattr(cfg.api, key)!r}: expected at least 1")
+    if cfg.identity.lockout_failure_attempts < 0 or cfg.identity.lockout_duration <= 0:
+        raise ConfigError(
+            f"[identity] lockout_failure_attempts = {cfg.identity.lockout_failure_attempts!r}, "
+            f"lockout_duration = {cfg.identity.lockout_duration!r}: expected attempts >= 0 "
+            "(0: no lockout) and a positive duration in seconds")
     if cfg.logging.format not in ("auto", "pretty", "json"):
         raise ConfigError(
             f"[logging] format = {cfg.logging.format!r}: expected one of auto, pretty, json"

@@ -87,3 +87,21 @@ class Timeout(NovaliteError):
     """An operation did not finish in time."""
 
     code = 504
+
+
+class ServiceUnavailable(NovaliteError):
+    """The service cannot do this now; try again later."""
+
+    code = 503
+    title = "serviceUnavailable"
+
+
+class OutOfSpace(ServiceUnavailable):
+    """The database could not write: the disk holding it is full."""
+
+
+class StorageFull(NovaliteError):
+    """Image storage media is full (Glance's 413)."""
+
+    code = 413
+    title = "overLimit"

@@ -196,14 +196,13 @@ class Service:
         await nursery.start(self.metadata_proxy.run)
         log.info("actor ready", actor="metadata", url=url)
 
-    async def run_api(self, *,
-                      task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    async def run_api(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                       ) -> None:
-        """Serve the API until ``stopping``; ``task_status.started`` gets the bound
-        addresses (Hypercorn's)."""
+        """Serve the API until ``stopping`` (:mod:`novalite.api.listener`)."""
         from hypercorn.config import Config as HypercornConfig
-        from hypercorn.trio import serve as hypercorn_serve
 
+        from novalite import metrics
+        from novalite.api import listener
         from novalite.api.app import build_app
         from novalite.compute.api import ComputeAPI
         from novalite.compute.hosts import HostAPI
@@ -211,6 +210,7 @@ class Service:
         compute = ComputeAPI(self.db, self.cfg, self.rpc)
         hosts = HostAPI(self.db, self.cfg, self.rpc.scheduler, flavor_cache=compute.flavors)
         app = build_app(self.identity, self.images, compute, hosts)
+        metrics.on_scrape(self.count_instances)
         hc = HypercornConfig()
         hc.bind = [f"{self.cfg.api.host}:{self.cfg.api.port}"]
         if self.cfg.vnc.novncproxy_port:  # the console proxy on a port of its own too
@@ -218,16 +218,36 @@ class Service:
         hc.accesslog = None
         hc.errorlog = None
         hc.graceful_timeout = self.cfg.api.graceful_timeout
-        hc.keep_alive_timeout = 75
         hc.include_server_header = False
+        api = self.cfg.api
+        limits = listener.ConnectionLimits(
+            keep_alive_timeout=api.keep_alive_timeout, header_timeout=api.header_timeout,
+            client_socket_timeout=api.client_socket_timeout,
+            max_connections=api.max_connections, backlog=api.backlog)
+        log.info("api listener limits", keep_alive_timeout=limits.keep_alive_timeout,
+                 header_timeout=limits.header_timeout,
+                 client_socket_timeout=limits.client_socket_timeout,
+                 max_connections=listener.connection_cap(limits.max_connections))
         try:
-            await hypercorn_serve(app, hc, shutdown_trigger=self.stopping.wait,
-                                  task_status=task_status)
+            await listener.serve(app, hc, limits, shutdown_trigger=self.stopping.wait,
+                                 task_status=task_status)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {self.cfg.api.host}:{self.cfg.api.port}: "
                               f"{exc.strerror or exc}") from None
         finally:
             self.api_done.set()
+
+    async def count_instances(self) -> None:
+        """Refresh ``novalite_instances{host, vm_state}`` (before each metrics scrape)."""
+        from sqlmodel import col, func, select
+
+        from novalite import metrics
+        from novalite.db.models import Instance
+
+        rows = await self.db.read(lambda s: s.exec(
+            select(Instance.host, Instance.vm_state, func.count()).where(
+                col(Instance.deleted) == 0).group_by(Instance.host, Instance.vm_state)).all())
+        metrics.set_instances({(host or "", state): int(n) for host, state, n in rows})
 
     # -- the whole service ---------------------------------------------------------------
     async def run(self) -> None:
@@ -291,9 +311,64 @@ def _check_port(host: str, port: int) -> None:
         raise ConfigError(f"[api] cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def harden_process(cfg: Config) -> None:
+    """Before anything is written: files this process creates are its user's alone
+    (umask 077), the open-file limit is raised to the hard limit, and an existing state
+    directory, database, WAL and image files lose any group/other access."""
+    from novalite.api.listener import raise_open_file_limit
+
+    os.umask(0o077)
+    soft, hard = raise_open_file_limit()
+    log.debug("open-file limit", soft=soft, hard=hard)
+    tighten_state_modes(cfg)
+
+
+def tighten_state_modes(cfg: Config) -> None:
+    """chmod go-rwx the state directory (unless it looks shared: sticky, not ours, or the
+    home directory), its database files and the service's own subdirectories."""
+    import stat
+
+    state = cfg.state_path
+    try:
+        st = os.stat(state)
+    except FileNotFoundError:
+        return  # created at start, under the umask
+    shared = (st.st_mode & stat.S_ISVTX or st.st_uid != os.geteuid()
+              or os.path.realpath(state) in ("/", os.path.realpath(os.path.expanduser("~"))))
+    if shared:
+        if st.st_mode & 0o077:
+            log.warning("state directory is accessible to other users; not changed",
+                        state_path=state, mode=oct(st.st_mode & 0o777))
+    else:
+        _chmod(state, 0o700)
+    sqlite = cfg.database.connection.removeprefix("sqlite:///")
+    if sqlite != cfg.database.connection:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            _chmod(sqlite + suffix, 0o600)
+    for sub in ("images", "image-cache", "instances", "drivers"):
+        path = os.path.join(state, sub)
+        if not os.path.isdir(path):
+            continue
+        _chmod(path, 0o700)
+        if sub in ("images", "image-cache"):
+            for entry in os.scandir(path):
+                if entry.is_file(follow_symlinks=False):
+                    _chmod(entry.path, 0o600)
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~mode:
+            os.chmod(path, st.st_mode & mode & 0o777)
+    except FileNotFoundError:
+        pass
+
+
 def serve(cfg: Config) -> None:
     """Run the service until a signal stops it."""
     from novalite.statelock import hold  # one service per state directory
 
     with hold(cfg.state_path):
+        harden_process(cfg)
         trio.run(Service(cfg).run)

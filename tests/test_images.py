@@ -351,15 +351,26 @@ def web() -> Iterator[tuple[str, type[_SlowFiles]]]:
         thread.join(5)
 
 
-@pytest.mark.backends("sqlite")
+@pytest.fixture
+def loopback_imports(tmp_path: Path) -> Iterator[RunningServer]:
+    """A service whose web-download may fetch from 127.0.0.1 on any port (refused by
+    default: [import_filtering_opts])."""
+    srv = start(tmp_path / "state", config={"import_filtering_opts": {
+        "allowed_hosts": ["127.0.0.1"], "allowed_ports": []}})
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 def test_web_download_import_streams_with_progress(
-        server: RunningServer, files: dict[str, Path],
+        loopback_imports: RunningServer, files: dict[str, Path],
         web: tuple[str, type[_SlowFiles]]) -> None:
     base, handler = web
     qcow2 = files["qcow2"].read_bytes()
     big = os.urandom(1 << 20) * 20
     handler.files.update({"/disk.qcow2": qcow2, "/big.raw": big})
-    with server.client() as c:
+    with loopback_imports.client() as c:
         info = c.get("/image/v2/info/import").json()
         assert "web-download" in info["import-methods"]["value"]
         image = create(c, name="from-web", disk_format="qcow2")

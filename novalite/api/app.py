@@ -9,15 +9,18 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.routing import Mount
+from starlette.responses import Response
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from novalite import metrics
 from novalite.api import compute, identity, image, root
-from novalite.api.framework import Services, parse_version
+from novalite.api.framework import Services, error_response, parse_version
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.console.proxy import ConsoleProxy
 from novalite.context import AuthContext
+from novalite.exceptions import Forbidden, NovaliteError
 from novalite.identity.external import ExternalIdentity
 from novalite.identity.service import IdentityService
 from novalite.image.service import ImageService
@@ -59,12 +62,26 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        # An answer given before the request body was read (a 413 for a declared size)
+        # ends the connection: what the client still sends is not a next request.
+        body_pending = any(name == b"transfer-encoding" or (name == b"content-length"
+                                                            and value.strip() != b"0")
+                           for name, value in scope["headers"])
+
+        async def receive_wrapper() -> Message:
+            nonlocal body_pending
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_pending = False
+            return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
+                if body_pending:
+                    headers.append((b"connection", b"close"))
                 headers.append((b"x-openstack-request-id", request_id.encode()))
                 if scope["path"].startswith("/compute"):
                     headers.append((b"x-compute-request-id", request_id.encode()))
@@ -72,10 +89,12 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper if body_pending else receive, send_wrapper)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.observe_request(scope, status, seconds)
             log.info("request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+                     ms=round(seconds * 1000, 1))
 
 
 def build_app(identity_service: IdentityService | ExternalIdentity, images: ImageService,
@@ -92,8 +111,23 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
     # With an external Keystone ([keystone_authtoken]) the embedded identity is not served.
     own_identity = [] if embedded is None else [
         Mount("/identity", routes=identity.routes(services, authenticate))]
+    async def scrape(request: Request) -> Response:
+        """``GET /metrics``: an admin token, or (``[metrics] loopback_without_token``) a
+        client on this machine's loopback."""
+        client = request.client.host if request.client else ""
+        try:
+            if not (cfg.metrics.loopback_without_token and client in ("127.0.0.1", "::1")):
+                ctx = await authenticate(request)
+                if "admin" not in ctx.roles:
+                    raise Forbidden("Only an admin may read the metrics.")
+        except NovaliteError as exc:
+            return error_response(exc)
+        body, content_type = await metrics.scrape()
+        return Response(body, headers={"Content-Type": content_type})
+
     app = Starlette(routes=[
         *root.routes(cfg),  # GET /: an index of the mounts below
+        *([Route("/metrics", scrape, methods=["GET"])] if cfg.metrics.enabled else []),
         *own_identity,
         *([] if cfg.glance.api_servers else [  # an external Glance serves images
             Mount("/image", routes=image.routes(services, authenticate))]),

@@ -11,7 +11,8 @@ from starlette.routing import Route
 from novalite.api import identity_admin, identity_credentials
 from novalite.api.framework import ApiCall, Authenticator, Call, Reply, Router, Services
 from novalite.api.framework import starlette_routes as _starlette_routes
-from novalite.exceptions import BadRequest, NotFound, Unauthorized
+from novalite.context import AuthContext
+from novalite.exceptions import BadRequest, Forbidden, NotFound, Unauthorized
 
 VERSION_ID = "v3.14"
 
@@ -104,25 +105,44 @@ async def issue(call: Call) -> Reply:
     return Reply(201, identity.token_body(ctx), {"X-Subject-Token": token})
 
 
+def _may_see_token(caller: AuthContext, subject: AuthContext, rule: str) -> None:
+    """Keystone's token policies: the token's own user, or an admin (and, to validate
+    with GET, a service user) may act on a token; anyone else gets 403."""
+    allowed = {"identity:check_token": ("admin",),
+               "identity:validate_token": ("admin", "service"),
+               "identity:revoke_token": ("admin",)}[rule]
+    if caller.user_id == subject.user_id or any(r in caller.roles for r in allowed):
+        return
+    raise Forbidden(f"You are not authorized to perform the requested action: {rule}.")
+
+
+async def _subject(call: ApiCall) -> tuple[str, AuthContext]:
+    subject = call.request.headers.get("x-subject-token")
+    if not subject:
+        if call.request.method == "DELETE":
+            raise BadRequest("X-Subject-Token header is required")
+        raise NotFound("Could not find token.")
+    try:
+        return subject, await call.services.keystone.validate(subject)
+    except Unauthorized:
+        raise NotFound("Could not find token.") from None
+
+
 # GET also answers HEAD (Starlette adds it): the headers without the body.
 @router.route("GET", "/v3/auth/tokens", rule=None)
 async def check(call: ApiCall) -> Reply:
-    identity = call.services.keystone
-    subject = call.request.headers.get("x-subject-token")
-    try:
-        ctx = await identity.validate(subject)
-    except Unauthorized:
-        raise NotFound("Could not find token.") from None
+    subject, ctx = await _subject(call)
     if call.request.method == "HEAD":
-        return Reply(200, None, {"X-Subject-Token": subject or ""})
-    return Reply(200, identity.token_body(ctx), {"X-Subject-Token": subject or ""})
+        _may_see_token(call.ctx, ctx, "identity:check_token")
+        return Reply(200, None, {"X-Subject-Token": subject})
+    _may_see_token(call.ctx, ctx, "identity:validate_token")
+    return Reply(200, call.services.keystone.token_body(ctx), {"X-Subject-Token": subject})
 
 
 @router.route("DELETE", "/v3/auth/tokens", rule=None)
 async def revoke(call: ApiCall) -> Reply:
-    subject = call.request.headers.get("x-subject-token")
-    if not subject:
-        raise BadRequest("X-Subject-Token header is required")
+    subject, ctx = await _subject(call)
+    _may_see_token(call.ctx, ctx, "identity:revoke_token")
     await call.services.keystone.revoke(subject)
     return Reply(204)
 

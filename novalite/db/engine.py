@@ -46,7 +46,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
-from novalite.exceptions import ConfigError
+from novalite import metrics
+from novalite.exceptions import ConfigError, OutOfSpace
 
 log = structlog.get_logger("novalite.db")
 T = TypeVar("T")
@@ -208,6 +209,8 @@ class Database:
                 except DBAPIError as exc:
                     why = retry_reason(exc)
                     if why is None or attempt == ATTEMPTS:
+                        if (full := out_of_space(exc)) is not exc:
+                            raise full from exc
                         raise
                     error = str(exc.orig)
                     # Forget this attempt's new rows, so the next attempt can add them again.
@@ -279,7 +282,7 @@ class Database:
                         except DBAPIError as exc:
                             if retry_reason(exc) is not None:
                                 raise  # all of them again
-                            job.error = exc
+                            job.error = out_of_space(exc)
                             return job
                         except Exception as exc:
                             job.error = exc
@@ -291,7 +294,7 @@ class Database:
                     why = retry_reason(exc)
                     if why is None or attempt == ATTEMPTS:
                         for job in jobs:
-                            job.error = exc
+                            job.error = out_of_space(exc)
                         return None
                     error = str(exc.orig)
                     with contextlib.suppress(DBAPIError):
@@ -310,9 +313,26 @@ class Database:
 def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
     """Log a retry and wait before it (on a worker thread: trio's loop is not blocked)."""
     delay = min(0.5, 0.005 * 2 ** attempt) * random.uniform(0.5, 1.5)
+    metrics.DB_RETRIES.labels(why).inc()
     log.warning("database operation retried", reason=why, attempt=attempt, error=error,
                 delay=round(delay, 3), **extra)
     time.sleep(delay)
+
+
+#: "The table is full" and "disk full" (MySQL/MariaDB: ER_RECORD_FILE_FULL, ER_DISK_FULL).
+_FULL = frozenset({1114, 1021})
+
+
+def out_of_space(exc: DBAPIError) -> BaseException:
+    """:class:`~novalite.exceptions.OutOfSpace` (a 503 in the API's body) when ``exc``
+    says the disk is full, else ``exc`` itself."""
+    args = getattr(exc.orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    if code in _FULL or "database or disk is full" in str(exc.orig):
+        log.error("database write failed: disk full", error=str(exc.orig))
+        return OutOfSpace("The service is out of disk space: the database cannot record "
+                          "this request. Try again later.")
+    return exc
 
 
 def retry_reason(exc: DBAPIError) -> str | None:

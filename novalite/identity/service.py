@@ -8,14 +8,17 @@ them from the cache at once, so it takes effect immediately).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import os
 import secrets
+import time
 import uuid
 from typing import Any
 
 import structlog
+import trio
 from sqlmodel import Session, col, select
 
 from novalite.config import Config
@@ -35,7 +38,9 @@ from novalite.exceptions import NotFound, Unauthorized
 log = structlog.get_logger("novalite.identity")
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
-ROLES = ("admin", "member", "reader")
+#: Roles made at bootstrap: Keystone's defaults, and ``service`` for service users (it
+#: may validate others' tokens, as Keystone's ``identity:validate_token`` allows).
+ROLES = ("admin", "member", "reader", "service")
 
 
 def hash_password(password: str) -> str:
@@ -55,6 +60,12 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown users' passwords against: the same work as a real one."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def _token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -72,6 +83,10 @@ class IdentityService:
         self._cache: dict[str, AuthContext] = {}
         #: audit id -> the application credential a token was issued for (token bodies).
         self._app_creds: dict[str, dict[str, Any]] = {}
+        #: user id -> (failed logins in a row, monotonic time of the last one).
+        self._failures: dict[str, tuple[int, float]] = {}
+        #: Password hashes at once (scrypt: 16 MiB and ~0.1 s of a core each).
+        self._hashing = trio.CapacityLimiter(max(2, os.cpu_count() or 2))
 
     # -- bootstrap -------------------------------------------------------------
     async def bootstrap(self) -> str | None:
@@ -81,6 +96,7 @@ class IdentityService:
         configured), else None. A configured password always replaces the stored one.
         """
         configured = self.cfg.identity.admin_password
+        await trio.to_thread.run_sync(_dummy_hash)  # made now, not on a first bad login
 
         def work(s: Session) -> str | None:
             roles = {r.name: r for r in s.exec(select(Role)).all()}
@@ -122,18 +138,43 @@ class IdentityService:
         password: str, project_name: str | None, project_id: str | None,
         project_domain: str | None,
     ) -> tuple[str, AuthContext]:
-        """Check a password and issue a project-scoped token: (token, context)."""
-        ttl = self.cfg.identity.token_expiration
+        """Check a password and issue a project-scoped token: (token, context).
 
-        def work(s: Session) -> tuple[str, AuthContext]:
+        An unknown user costs the same password hash as a known one (a user name cannot
+        be told from its absence by timing); ``[identity] lockout_failure_attempts``
+        failures in a row lock the account for ``lockout_duration`` seconds, during
+        which even the right password is refused with the same 401.
+        """
+        ttl = self.cfg.identity.token_expiration
+        refused = Unauthorized("The request you have made requires authentication.")
+
+        def find(s: Session) -> tuple[str, str, bool] | None:
             q = select(User)
             q = q.where(User.id == user_id) if user_id else q.where(User.name == user_name)
             user = s.exec(q).first()
-            if user is None or not user.enabled or not check_password(password,
-                                                                       user.password_hash):
-                raise Unauthorized("The request you have made requires authentication.")
-            if _domain_mismatch(user_domain):
-                raise Unauthorized("The request you have made requires authentication.")
+            return None if user is None else (user.id, user.password_hash, user.enabled)
+
+        found = await self.db.read(find)
+        # Hashed off the event loop and outside any database transaction.
+        good = await trio.to_thread.run_sync(
+            check_password, password, found[1] if found else _dummy_hash(),
+            limiter=self._hashing)
+        if found is None:
+            raise refused
+        uid = found[0]
+        if self._locked(uid):
+            log.warning("login refused: account locked", user_id=uid,
+                        lockout_duration=self.cfg.identity.lockout_duration)
+            raise refused
+        if not good or not found[2] or _domain_mismatch(user_domain):
+            self._failed_login(uid)
+            raise refused
+        self._failures.pop(uid, None)
+
+        def work(s: Session) -> tuple[str, AuthContext]:
+            user = s.get(User, uid)
+            if user is None or not user.enabled:
+                raise refused
             if project_id or project_name:
                 pq = select(Project)
                 pq = (pq.where(Project.id == project_id) if project_id
@@ -229,6 +270,27 @@ class IdentityService:
         """``{"id", "name", "restricted"}`` of the application credential ``ctx``'s token
         was issued for; None for a password token."""
         return self._app_creds.get(ctx.audit_id)
+    def _locked(self, user_id: str) -> bool:
+        attempts = self.cfg.identity.lockout_failure_attempts
+        count, last = self._failures.get(user_id, (0, 0.0))
+        if not attempts or count < attempts:
+            return False
+        if time.monotonic() - last < self.cfg.identity.lockout_duration:
+            return True
+        self._failures.pop(user_id, None)  # the lockout expired: a fresh start
+        return False
+
+    def _failed_login(self, user_id: str) -> None:
+        """Count a failure (failures older than ``lockout_duration`` are forgotten)."""
+        count, last = self._failures.get(user_id, (0, 0.0))
+        now = time.monotonic()
+        if now - last >= self.cfg.identity.lockout_duration:
+            count = 0
+        self._failures[user_id] = (count + 1, now)
+        attempts = self.cfg.identity.lockout_failure_attempts
+        if attempts and count + 1 == attempts:
+            log.warning("account locked after failed logins", user_id=user_id,
+                        attempts=attempts, lockout_duration=self.cfg.identity.lockout_duration)
 
     async def validate(self, token: str | None) -> AuthContext:
         """The context of a valid token; Unauthorized when missing, unknown, expired or revoked."""

@@ -23,7 +23,14 @@ from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Image, ImageMember, utcnow
-from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound, NovaliteError
+from novalite.exceptions import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    NovaliteError,
+    StorageFull,
+)
 from novalite.image import patch
 from novalite.image.errors import DataRejected, QuotaExceeded413
 from novalite.image.fields import (
@@ -388,6 +395,10 @@ class ImageService(WebDownload, ImageMembers):
             limit = await self.remaining(image.owner)
             if limit is not None and declared_size is not None and declared_size > limit:
                 raise QuotaExceeded413(limit)
+            if declared_size is not None:
+                self.data.check_space(declared_size)
+        except (QuotaExceeded413, StorageFull):
+            raise  # the declared size cannot fit: answer now, without reading the body
         except NovaliteError:
             async for _ in chunks:  # let the client finish sending, then answer
                 pass

@@ -27,8 +27,10 @@ client verifies, as with Glance.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from typing import Any
 import structlog
 import trio
 
+from novalite.exceptions import StorageFull
 from novalite.image import formats
 from novalite.image.errors import DataRejected
 
@@ -271,7 +274,7 @@ class DataStore:
                             lane.close()
             except BaseExceptionGroup as group:  # one failing task: raise its own exception
                 if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
+                    raise _storage_full(group.exceptions[0]) from None
                 raise
             if rejected is not None:
                 if drain_on_error:
@@ -280,13 +283,26 @@ class DataStore:
             if inspection is None:  # no data at all
                 inspection = formats.check(disk_format, b"")
             _record_crc(fd, writer.crc)
-            await trio.to_thread.run_sync(os.fsync, fd)
+            try:
+                await trio.to_thread.run_sync(os.fsync, fd)
+            except OSError as exc:
+                raise _storage_full(exc) from None
             ok = True
         finally:
             os.close(fd)
             if not ok and os.path.exists(tmp):
                 os.unlink(tmp)
         return Received(tmp, size, md5.hexdigest(), sha.hexdigest(), inspection, writer.crc)
+
+    def check_space(self, size: int) -> None:
+        """Raise StorageFull (413) when ``size`` more bytes cannot fit on the store's disk."""
+        path = self.path
+        while not os.path.isdir(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        free = shutil.disk_usage(path).free
+        if size > free:
+            raise StorageFull(f"Image storage media is full: {size} bytes were declared "
+                              f"and {free} bytes are free")
 
     def install(self, image_id: str, received: Received) -> str:
         """Rename the ``.part`` file into place; returns the final path."""
@@ -330,7 +346,7 @@ class DataStore:
                             held = data
             except BaseExceptionGroup as group:  # one failing task: raise its own exception
                 if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
+                    raise _storage_full(group.exceptions[0]) from None
                 raise
         finally:
             os.close(fd)
@@ -376,6 +392,13 @@ class _Verification:
         if self.expected_md5 and self.md5.hexdigest() != self.expected_md5:
             return f"has md5 {self.md5.hexdigest()}, expected {self.expected_md5}"
         return None
+
+
+def _storage_full(exc: BaseException) -> BaseException:
+    """Glance's 413 for a write that found the disk full; other errors as they are."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"Image storage media is full: {exc.strerror}")
+    return exc
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:

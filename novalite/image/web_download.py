@@ -8,7 +8,11 @@ Mixed into :class:`~novalite.image.service.ImageService`. The image goes
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import socket
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -16,6 +20,7 @@ import structlog
 import trio
 from sqlmodel import Session
 
+from novalite.config import Config, ImportFilteringSection
 from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Image
@@ -27,12 +32,63 @@ log = structlog.get_logger("novalite.image")
 IMPORT_METHODS = ("web-download",)
 #: Seconds between two writes of an import's progress to its image.
 PROGRESS_INTERVAL = 0.5
+#: Redirects a web-download follows, each checked against the filter as the first URL.
+MAX_REDIRECTS = 5
+
+
+def _refused_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+
+
+async def check_import_uri(uri: str, opts: ImportFilteringSection) -> None:
+    """Raise BadRequest unless ``uri`` passes ``[import_filtering_opts]`` as Glance's
+    ``validate_import_uri`` does (scheme, host, port: an allow list, when set, wins
+    over its deny list; a URL without a port is not port-checked), and, beyond Glance,
+    unless every address the host resolves to is outside loopback, link-local,
+    multicast and unspecified ranges: a host named in ``allowed_hosts`` is exempt."""
+    def refuse(why: str) -> BadRequest:
+        return BadRequest(f"URI for web-download does not pass filtering: {uri} ({why})")
+
+    try:
+        parsed = urllib.parse.urlsplit(uri)
+        port = parsed.port
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    scheme, host = parsed.scheme.lower(), (parsed.hostname or "").lower()
+    if not scheme or (opts.allowed_schemes and scheme not in opts.allowed_schemes) or (
+            not opts.allowed_schemes and scheme in opts.disallowed_schemes):
+        raise refuse(f"scheme {scheme or '(none)'} is not allowed")
+    if scheme not in ("http", "https"):
+        raise refuse(f"scheme {scheme} cannot be fetched: http or https only")
+    if not host or (opts.allowed_hosts and host not in opts.allowed_hosts) or (
+            not opts.allowed_hosts and host in opts.disallowed_hosts):
+        raise refuse(f"host {host or '(none)'} is not allowed")
+    if port is not None and ((opts.allowed_ports and port not in opts.allowed_ports) or (
+            not opts.allowed_ports and port in opts.disallowed_ports)):
+        raise refuse(f"port {port} is not allowed")
+    if host in opts.allowed_hosts:
+        return
+    try:
+        infos = await trio.socket.getaddrinfo(host, port or (443 if scheme == "https" else 80),
+                                              type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise refuse(f"host {host} cannot be resolved: {exc}") from None
+    for info in infos:
+        address = str(info[4][0])
+        if _refused_address(address):
+            raise refuse(f"host {host} is {address}: loopback, link-local, multicast and "
+                         "unspecified addresses are refused unless [import_filtering_opts] "
+                         "allowed_hosts names the host")
 
 
 class WebDownload:
     """The import half of ImageService (which provides the methods declared here)."""
 
     db: Database
+    cfg: Config
     nursery: trio.Nursery | None
 
     async def get(self, ctx: AuthContext | None, image_id: str) -> Image:
@@ -67,8 +123,9 @@ class WebDownload:
             raise BadRequest(f"Import method {method['name']} is not supported; this cloud "
                              f"supports: {', '.join(IMPORT_METHODS)}")
         uri = method.get("uri")
-        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+        if not isinstance(uri, str) or not uri:
             raise BadRequest(f"URI for web-download must be an http or https URL, not {uri!r}")
+        await check_import_uri(uri, self.cfg.import_filtering_opts)
         image = await self.get(ctx, image_id)
         self._check_owner(image, ctx, "import data to")
         self._check_uploadable(image)
@@ -107,8 +164,8 @@ class WebDownload:
 
         try:
             timeout = httpx.Timeout(60.0, connect=10.0)
-            async with httpx.AsyncClient(follow_redirects=True, timeout=timeout) as client, \
-                    client.stream("GET", uri) as response:
+            async with httpx.AsyncClient(follow_redirects=False, timeout=timeout) as client, \
+                    _fetch(client, uri, self.cfg.import_filtering_opts) as response:
                 if response.status_code != 200:
                     raise BadRequest(f"GET {uri} answered HTTP {response.status_code}")
                 total = response.headers.get("content-length")
@@ -133,3 +190,22 @@ class WebDownload:
                     pass
                 await set_props(os_glance_failed_import="web-download",
                                 os_glance_import_error=message[:1000])
+
+
+@contextlib.asynccontextmanager
+async def _fetch(client: Any, uri: str, opts: ImportFilteringSection) -> AsyncIterator[Any]:
+    """GET ``uri`` as a stream, following redirects itself: each hop is filtered again
+    (a permitted host cannot send the download to a refused one)."""
+    for _ in range(MAX_REDIRECTS + 1):
+        await check_import_uri(uri, opts)
+        response = await client.send(client.build_request("GET", uri), stream=True)
+        if not response.is_redirect:
+            break
+        uri = str(response.url.join(response.headers["location"]))
+        await response.aclose()
+    else:
+        raise BadRequest(f"web-download stopped after {MAX_REDIRECTS} redirects at {uri}")
+    try:
+        yield response
+    finally:
+        await response.aclose()

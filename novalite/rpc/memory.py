@@ -15,6 +15,7 @@ import uuid
 
 import trio
 
+from novalite import metrics
 from novalite.rpc.errors import BusError, UnknownTopic
 from novalite.rpc.transport import Incoming, Transport
 
@@ -42,6 +43,12 @@ class MemoryTransport(Transport):
         self._topics: dict[str, trio.MemorySendChannel[Incoming]] = {}
         self._pending: dict[str, _Waiting] = {}
         self._ids = itertools.count(1)
+        metrics.watch_inboxes(self.inbox_depths)
+
+    def inbox_depths(self) -> dict[str, int]:
+        """Messages waiting in each topic's inbox (exported as a metric)."""
+        return {topic: inbox.statistics().current_buffer_used
+                for topic, inbox in self._topics.items()}
 
     async def listen(self, topic: str) -> trio.MemoryReceiveChannel[Incoming]:
         if topic in self._topics:
@@ -61,11 +68,13 @@ class MemoryTransport(Transport):
             raise BusError(f"the transport is closed (topic {topic})") from None
 
     async def cast(self, topic: str, data: bytes) -> None:
+        metrics.RPC_MESSAGES.labels(topic, "cast").inc()
         await self._deliver(topic, Incoming(data))
 
     async def call(self, topic: str, data: bytes) -> bytes:
         call_id = f"{self.address}.{next(self._ids)}"
         waiting = self._pending[call_id] = _Waiting()
+        metrics.RPC_MESSAGES.labels(topic, "call").inc()
         try:
             await self._deliver(topic, Incoming(data, call_id, self.address))
             await waiting.done.wait()

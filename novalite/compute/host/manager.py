@@ -18,6 +18,7 @@ import random
 import shutil
 import socket
 import tempfile
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ from typing import Any
 import structlog
 import trio
 
-from novalite import rpc, states
+from novalite import metrics, rpc, states
 from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
@@ -238,6 +239,7 @@ class ComputeManager:
         uuid = instance["uuid"]
         # The action event rides on the state updates: one conductor write per step.
         event = {"event": "compute_build_and_run_instance", "host": self.host}
+        started = time.monotonic()
         async with self._locks[uuid]:
             try:
                 current = await self.conductor.instance_update(context, uuid, {
@@ -249,6 +251,8 @@ class ComputeManager:
                                              admin_pass=spec.get("admin_password"))
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
+                metrics.BUILDS.labels("failed").inc()
+                metrics.BUILD_SECONDS.labels("failed").observe(time.monotonic() - started)
                 if not isinstance(exc, DriverError):
                     log.exception("spawn crashed", instance=uuid)
                 with trio.CancelScope(shield=True):
@@ -271,6 +275,8 @@ class ComputeManager:
                                        "ssh_host_port": str(ssh_port)}
             await self.conductor.instance_update(context, uuid, values,
                                                  event={**event, "result": "Success"})
+            metrics.BUILDS.labels("success").inc()
+            metrics.BUILD_SECONDS.labels("success").observe(time.monotonic() - started)
             log.info("instance spawned", instance=uuid, host=self.host)
 
     async def _open_metadata(self, instance: dict[str, Any]) -> str | None:
