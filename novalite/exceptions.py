@@ -87,3 +87,28 @@ class Timeout(NovaliteError):
     """An operation did not finish in time."""
 
     code = 504
+
+
+class DatabaseUnavailable(NovaliteError):
+    """The database cannot be reached (after the database layer's retries): try again."""
+
+    code = 503
+    title = "serviceUnavailable"
+
+
+class RequestTooLarge(NovaliteError):
+    """The request body is larger than the service accepts."""
+
+    code = 413
+    title = "overLimit"
+
+
+class UnsupportedMediaType(NovaliteError):
+    """The request body's Content-Type is not one this route reads."""
+
+    code = 415
+    title = "badMediaType"
+
+
+class InternalError(NovaliteError):
+    """An unexpected error: the answer to a bug, logged with its traceback."""

@@ -8,15 +8,24 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from novalite.api import compute, identity, image
-from novalite.api.framework import Services, parse_version
+from novalite.api.framework import (
+    TITLES,
+    Services,
+    error_response,
+    internal_error,
+    parse_version,
+)
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.context import AuthContext
+from novalite.exceptions import NovaliteError
 from novalite.identity.service import IdentityService
 from novalite.image.service import ImageService
 
@@ -39,11 +48,40 @@ def policy_operations() -> dict[str, list[str]]:
     return out
 
 
-class RequestIdMiddleware:
-    """Assigns ``req-<uuid>``, binds it for logging, returns it as x-openstack-request-id."""
+def error_style(path: str) -> str:
+    """The error body of the API a path belongs to (framework.error_response's style)."""
+    if path.startswith("/identity"):
+        return "keystone"
+    return "glance" if path.startswith("/image") else "nova"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """What escaped a route (Starlette's last resort): the traceback and request id in
+    the log, a 500 in the API's own error body (never text/plain)."""
+    log.error("unexpected error", method=request.method, path=request.url.path,
+              exc_info=exc)
+    request.scope["novalite.error_logged"] = True
+    return error_response(internal_error(exc, request), error_style(request.url.path))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no such path) and 405 (no such method) in the API's body."""
+    assert isinstance(exc, HTTPException)
+    error = NovaliteError(TITLES.get(exc.status_code, exc.detail))
+    error.code = exc.status_code
+    error.title = {404: "itemNotFound", 405: "badMethod"}.get(exc.status_code, "computeFault")
+    response = error_response(error, error_style(request.url.path))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+class RequestIdMiddleware:
+    """Assigns ``req-<uuid>``, binds it for logging, returns it as x-openstack-request-id;
+    limits request bodies to ``max_body`` bytes (``[api] max_request_body_size``)."""
+
+    def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,15 +91,17 @@ class RequestIdMiddleware:
             scope = dict(scope, path=scope["path"] + "/")
         request_id = f"req-{uuid.uuid4()}"
         scope["novalite.request_id"] = request_id
+        if self.max_body is not None:
+            scope["novalite.max_body"] = self.max_body
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 500
+        started_at = time.perf_counter()
+        status, started = 500, False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-openstack-request-id", request_id.encode()))
                 if scope["path"].startswith("/compute"):
@@ -71,9 +111,17 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Starlette answered (_server_error) and logged it, then re-raised: done here.
+            if not scope.get("novalite.error_logged"):
+                log.exception("unexpected error", method=scope["method"], path=scope["path"])
+                if status == 500 and not started:
+                    await error_response(internal_error(exc, Request(scope)),
+                                         error_style(scope["path"]))(scope, receive,
+                                                                     send_wrapper)
         finally:
             log.info("request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 1))
+                     ms=round((time.perf_counter() - started_at) * 1000, 1))
 
 
 def build_app(identity_service: IdentityService, images: ImageService, compute_api: ComputeAPI,
@@ -95,5 +143,5 @@ def build_app(identity_service: IdentityService, images: ImageService, compute_a
         *([] if cfg.glance.api_servers else [  # an external Glance serves images
             Mount("/image", routes=image.routes(services, authenticate))]),
         Mount("/compute", routes=compute.routes(services, authenticate)),
-    ])
-    return RequestIdMiddleware(app)
+    ], exception_handlers={Exception: _server_error, HTTPException: _http_error})
+    return RequestIdMiddleware(app, cfg.api.max_request_body_size)

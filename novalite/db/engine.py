@@ -25,7 +25,11 @@ Deadlocks, lock wait timeouts and lost connections (a restarted server) are
 retried here, and only here: the whole function runs again in a new transaction,
 so it must only touch the session it is given. Connections are checked before
 use (``pool_pre_ping``), so a pool of dead connections after a server restart
-costs one ping each, not an error.
+costs one ping each, not an error. A function that still cannot reach the database
+after its retries raises :class:`~novalite.exceptions.DatabaseUnavailable` (the API
+answers 503); :attr:`Database.outage_started` says since when, and the callbacks in
+:attr:`Database.on_recovered` run once the database answers again (the conductor
+reconciles what the outage left behind).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
-from novalite.exceptions import ConfigError
+from novalite.exceptions import ConfigError, DatabaseUnavailable
 
 log = structlog.get_logger("novalite.db")
 T = TypeVar("T")
@@ -192,6 +196,39 @@ class Database:
         self._write_lock = trio.Lock()
         self._queue: list[_Write] = []
         self._limiter = trio.CapacityLimiter(WORKER_THREADS)
+        #: When (``time.time()``) the database stopped answering; None while it answers.
+        self.outage_started: float | None = None
+        #: Called with the outage's start once the database answers again (trio side).
+        self.on_recovered: list[Callable[[float], None]] = []
+
+    def _unavailable(self, exc: DBAPIError) -> DatabaseUnavailable:
+        """``exc`` (out of retries for a lost connection or a locked database) as the
+        error the API answers 503; the outage starts now if it had not."""
+        if self.outage_started is None:
+            self.outage_started = time.time()
+            log.error("database unavailable", error=str(exc.orig))
+        error = DatabaseUnavailable("The database is not available; try again later.")
+        error.__cause__ = exc
+        return error
+
+    def _answered(self) -> None:
+        """A function ran to the end: an outage, if there was one, is over."""
+        started, self.outage_started = self.outage_started, None
+        if started is not None:
+            log.warning("database available again", seconds=round(time.time() - started, 1))
+            for callback in list(self.on_recovered):
+                callback(started)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on a worker thread; a lost database is DatabaseUnavailable."""
+        try:
+            result = await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except DBAPIError as exc:
+            if retry_reason(exc) is None:
+                raise
+            raise self._unavailable(exc) from exc
+        self._answered()
+        return result
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -218,12 +255,12 @@ class Database:
 
     async def read(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` on a worker thread and return its result."""
-        return await trio.to_thread.run_sync(self._run, fn, False, limiter=self._limiter)
+        return await self._thread(self._run, fn, False)
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` on a worker thread and commit, as if no other write ran."""
         if not self.is_sqlite:
-            return await trio.to_thread.run_sync(self._run, fn, True, limiter=self._limiter)
+            return await self._thread(self._run, fn, True)
         job = _Write(fn)
         self._queue.append(job)
         try:
@@ -233,6 +270,11 @@ class Database:
                     try:
                         await trio.to_thread.run_sync(self._run_batch, batch,
                                                       limiter=self._limiter)
+                        lost = [other for other in batch if _lost(other.error)]
+                        for other in lost:
+                            other.error = self._unavailable(other.error)  # type: ignore[arg-type]
+                        if not lost:
+                            self._answered()
                     except Exception as exc:  # nothing of the batch committed
                         for other in batch:
                             if other.error is None:
@@ -313,6 +355,11 @@ def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
     log.warning("database operation retried", reason=why, attempt=attempt, error=error,
                 delay=round(delay, 3), **extra)
     time.sleep(delay)
+
+
+def _lost(exc: BaseException | None) -> DBAPIError | None:
+    """``exc`` when it is a database error worth retrying (the database is unavailable)."""
+    return exc if isinstance(exc, DBAPIError) and retry_reason(exc) is not None else None
 
 
 def retry_reason(exc: DBAPIError) -> str | None:
