@@ -54,6 +54,9 @@ class ApiSection:
     max_microversion: str = "2.96"
     #: Seconds in-flight requests get to finish on SIGINT/SIGTERM.
     graceful_timeout: float = 10.0
+    #: Largest request body read (bytes; oslo.middleware's sizelimit default, 112 KiB):
+    #: more is answered 413. Image data (``PUT .../file``) is not read through it.
+    max_request_body_size: int = 114688
 
 
 @dataclass
@@ -78,6 +81,13 @@ class ComputeSection:
     #: Seconds after the last heartbeat before a compute service counts as down.
     service_down_time: float = 60.0
     shutdown_timeout: float = 60.0
+    #: Seconds an instance may stay in BUILD before it is set to ERROR (Nova's option;
+    #: 0 turns the check off, Nova's default). One hour: a multi-GB image fetched over a
+    #: slow link and converted builds well within it, and nothing waits forever.
+    instance_build_timeout: float = 3600.0
+    #: Seconds between the checks for instances stuck in BUILD (and after a database
+    #: outage, the reconciliation runs at once).
+    build_check_interval: float = 60.0
 
 
 @dataclass

@@ -193,6 +193,7 @@ class Service:
     # -- the whole service ---------------------------------------------------------------
     async def run(self) -> None:
         from novalite.conductor.manager import ConductorManager
+        from novalite.conductor.recovery import reconcile_at_start
         from novalite.scheduler.manager import SchedulerManager
 
         log.info("novalite starting", version=__version__, config=self.cfg.source,
@@ -201,6 +202,7 @@ class Service:
         _check_port(self.cfg.api.host, self.cfg.api.port)
         await self.open_database()
         await self.bootstrap()
+        await reconcile_at_start(self.db)  # what a crash left in flight; before any claim loads
         scheduler = SchedulerManager(self.db, self.cfg)
         await scheduler.load()
         conductor = ConductorManager(self.db, self.cfg, self.transport)
@@ -209,6 +211,7 @@ class Service:
                 nursery.start_soon(self.watch_signals, nursery.cancel_scope)
                 await nursery.start(self.run_actor, "scheduler", scheduler)
                 await nursery.start(self.run_actor, "conductor", conductor)
+                nursery.start_soon(conductor.watch_builds)
                 await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)
