@@ -98,8 +98,11 @@ FLAVOR_EXTRA_SPECS = {
     "type": "object",
     "properties": {"extra_specs": {
         "type": "object",
-        "additionalProperties": {"type": ["string", "integer", "number"],
-                                 "errorMessage": "expected an object of strings"},
+        # Nova's: keys and values of 1-255 characters (the columns hold 255).
+        "propertyNames": {"minLength": 1, "maxLength": 255},
+        "additionalProperties": {"type": ["string", "integer", "number"], "maxLength": 255,
+                                 "errorMessage": "expected an object of strings of at "
+                                                 "most 255 characters"},
         "errorMessage": "expected an object of strings"}},
     "required": ["extra_specs"],
 }
@@ -292,3 +295,33 @@ def validate(body: Any, schema: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"Invalid input for field/attribute {path.rsplit('/', 1)[-1] or 'body'}."
                          f" Value: {error.instance}. {message}")
     return body  # type: ignore[no-any-return]
+
+
+# -- Keystone: POST /v3/auth/tokens (keystone.auth.schema: every name, id and password a
+# string, so a password of another JSON type is a 400, not a failed hash) --
+_id_or_name = {"type": "string", "minLength": 1, "maxLength": 255}
+_domain = {"type": "object", "properties": {"id": _id_or_name, "name": _id_or_name}}
+TOKEN_ISSUE = {
+    "type": "object",
+    "properties": {"auth": {
+        "type": "object",
+        "properties": {
+            "identity": {
+                "type": "object",
+                "properties": {
+                    "methods": {"type": "array", "items": {"type": "string"}},
+                    "password": {"type": "object", "properties": {"user": {
+                        "type": "object",
+                        "properties": {"id": _id_or_name, "name": _id_or_name,
+                                       "password": {"type": "string", "maxLength": 4096},
+                                       "domain": _domain}}}},
+                },
+                "required": ["methods"]},
+            "scope": {"type": "object", "properties": {
+                "project": {"type": "object", "properties": {
+                    "id": _id_or_name, "name": _id_or_name, "domain": _domain}},
+                "domain": _domain}},
+        },
+        "required": ["identity"]}},
+    "required": ["auth"],
+}

@@ -87,6 +87,8 @@ class IdentityAdmin:
 
     async def delete_project(self, ref: str) -> None:
         project = await self.get_project(ref)
+        if project.id != ref:  # Keystone deletes by id only; clients resolve names first
+            raise NotFound(f"Could not find project: {ref}.")
 
         def work(s: Session) -> None:
             for a in s.exec(select(RoleAssignment).where(
@@ -162,6 +164,8 @@ class IdentityAdmin:
 
     async def delete_user(self, ref: str) -> None:
         user = await self.get_user(ref)
+        if user.id != ref:  # Keystone deletes by id only; clients resolve names first
+            raise NotFound(f"Could not find user: {ref}.")
 
         def work(s: Session) -> None:
             for a in s.exec(select(RoleAssignment).where(
