@@ -73,20 +73,33 @@ SERVER_UPDATE = {
     "additionalProperties": False,
 }
 
+#: Nova's db.MAX_INT (the INT columns' largest value), and its decimal strings.
+MAX_INT = 2147483647
+_UP_TO_MAX_INT = (r"^0*([0-9]{1,9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+                  r"|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}"
+                  r"|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])$")
+# Nova's flavor_param_positive / flavor_param_non_negative.
+_flavor_positive = {"type": ["integer", "string"], "pattern": _UP_TO_MAX_INT, "minimum": 1,
+                    "maximum": MAX_INT}
+_flavor_non_negative = {**_flavor_positive, "minimum": 0}
+
 FLAVOR_CREATE = {
     "type": "object",
     "properties": {"flavor": {
         "type": "object",
         "properties": {
-            "name": _name, "id": {"type": ["string", "null", "integer"]},
-            "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
-            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "minimum": 0},
-            "swap": {"type": ["integer", "string"], "minimum": 0},
-            "rxtx_factor": {"type": ["number", "string"]},
+            "name": _name, "id": {"type": ["string", "null", "integer"], "maxLength": 255,
+                                  "minimum": 0, "maximum": MAX_INT},
+            "ram": _flavor_positive,
+            "vcpus": _flavor_positive,
+            "disk": _flavor_non_negative,
+            "OS-FLV-EXT-DATA:ephemeral": _flavor_non_negative,
+            "swap": _flavor_non_negative,
+            "rxtx_factor": {"type": ["number", "string"],
+                            "pattern": r"^[0-9]{1,10}(\.[0-9]{1,10})?$",
+                            "exclusiveMinimum": 0, "maximum": 3.40282e38},
             "os-flavor-access:is_public": {"type": "boolean"},
-            "description": {"type": ["string", "null"]},
+            "description": {"type": ["string", "null"], "maxLength": 65535},
         },
         "required": ["name", "ram", "vcpus", "disk"],
         "additionalProperties": False}},

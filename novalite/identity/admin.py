@@ -141,6 +141,11 @@ class IdentityAdmin:
 
     async def update_user(self, ref: str, body: dict[str, Any]) -> User:
         user = await self.get_user(ref)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()
+                                 or len(name) > 255):
+            raise BadRequest("Invalid input for field 'name': a user name of 1-255 "
+                             "characters is required.")
 
         def work(s: Session) -> User:
             row = s.get(User, user.id)
