@@ -48,6 +48,9 @@ T = TypeVar("T")
 #: database is unavailable, beyond the database layer's own retries (a restarting
 #: server is back within it); after that the build-timeout check has the last word.
 RECORD_PATIENCE = 300.0
+#: The same for what a compute host asks by call: within the call's timeout (60 s), so
+#: an outage the database comes back from is a slower call, not a failed build.
+CALL_PATIENCE = 45.0
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -267,16 +270,18 @@ class ConductorManager:
 
         await self._patiently(lambda: self.db.write(work))
 
-    async def _fault(self, uuid: str, message: str, host: str | None, details: str) -> None:
+    async def _fault(self, uuid: str, message: str, host: str | None, details: str,
+                     patience: float = RECORD_PATIENCE) -> None:
         await self._patiently(lambda: self.db.write(lambda s: s.add(InstanceFault(
             instance_uuid=uuid, code=500, message=message[:255], details=details or message,
-            host=host))))
+            host=host))), patience)
 
-    async def _patiently(self, step: Callable[[], Awaitable[T]]) -> T:
+    async def _patiently(self, step: Callable[[], Awaitable[T]],
+                         patience: float = RECORD_PATIENCE) -> T:
         """``step()``, tried again while the database is unavailable (up to
         :data:`RECORD_PATIENCE` seconds): what a build records must not be lost to an
         outage the database layer's own retries did not ride out."""
-        deadline = time.monotonic() + RECORD_PATIENCE
+        deadline = time.monotonic() + patience
         delay = 0.5
         while True:
             try:
@@ -363,7 +368,7 @@ class ConductorManager:
             queries.update_instance(s, uuid, changes)
             return _state({**row, **changes})
 
-        result = await self.db.write(work)
+        result = await self._patiently(lambda: self.db.write(work), CALL_PATIENCE)
         for host in built_on:  # a build succeeded: the host's failure count starts over
             if host in self._failing_hosts:
                 self._failing_hosts.discard(host)
@@ -417,7 +422,7 @@ class ConductorManager:
             queries.record_event(s, uuid, context.request_id,
                                  "compute_terminate_instance", host, result="Success")
 
-        await self.db.write(work)
+        await self._patiently(lambda: self.db.write(work), CALL_PATIENCE)
         await self.scheduler.release(context, uuid)
 
     @rpc.method
@@ -426,13 +431,13 @@ class ConductorManager:
                            details: str | None = None, phase: str = "finish") -> None:
         request_id = context.request_id
 
-        await self.db.write(lambda s: queries.record_event(s, uuid, request_id, event, host,
-                                                           phase, result, details))
+        await self._patiently(lambda: self.db.write(lambda s: queries.record_event(
+            s, uuid, request_id, event, host, phase, result, details)), CALL_PATIENCE)
 
     @rpc.method
     async def instance_fault(self, context: RequestContext, uuid: str, message: str,
                              host: str | None, details: str = "") -> None:
-        await self._fault(uuid, message, host, details)
+        await self._fault(uuid, message, host, details, CALL_PATIENCE)
 
     # -- hosts -------------------------------------------------------------------
     @rpc.method
