@@ -67,6 +67,8 @@ _DEADLOCK, _LOCK_WAIT_TIMEOUT = 1213, 1205
 # Gone away, lost, out of sync, killed; and can't connect (a server restarting: the
 # retries' back-off, about two seconds in all, rides over a quick restart).
 _LOST = {2006, 2013, 2014, 2045, 2055, 1927, 2002, 2003}
+#: Drivers whose own (unwrapped) errors retry_reason reads.
+_DRIVERS = {"pymysql", "MySQLdb", "sqlite3"}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -201,12 +203,12 @@ class Database:
         #: Called with the outage's start once the database answers again (trio side).
         self.on_recovered: list[Callable[[float], None]] = []
 
-    def _unavailable(self, exc: DBAPIError) -> DatabaseUnavailable:
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
         """``exc`` (out of retries for a lost connection or a locked database) as the
         error the API answers 503; the outage starts now if it had not."""
         if self.outage_started is None:
             self.outage_started = time.time()
-            log.error("database unavailable", error=str(exc.orig))
+            log.error("database unavailable", error=str(getattr(exc, "orig", exc)))
         error = DatabaseUnavailable("The database is not available; try again later.")
         error.__cause__ = exc
         return error
@@ -223,7 +225,7 @@ class Database:
         """Run ``fn(*args)`` on a worker thread; a lost database is DatabaseUnavailable."""
         try:
             result = await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
-        except DBAPIError as exc:
+        except Exception as exc:
             if retry_reason(exc) is None:
                 raise
             raise self._unavailable(exc) from exc
@@ -242,13 +244,13 @@ class Database:
                     if commit:
                         session.commit()
                     return result
-                except DBAPIError as exc:
+                except Exception as exc:
                     why = retry_reason(exc)
                     if why is None or attempt == ATTEMPTS:
                         raise
-                    error = str(exc.orig)
+                    error = str(getattr(exc, "orig", exc))
                     # Forget this attempt's new rows, so the next attempt can add them again.
-                    with contextlib.suppress(DBAPIError):
+                    with contextlib.suppress(Exception):
                         session.rollback()
             _back_off(attempt, why, error)
         raise AssertionError("unreachable")
@@ -318,25 +320,24 @@ class Database:
                         try:
                             results.append(job.fn(session))
                             session.flush()  # its errors are its own, not the next one's
-                        except DBAPIError as exc:
+                        except Exception as exc:
                             if retry_reason(exc) is not None:
                                 raise  # all of them again
-                            job.error = exc
-                            return job
-                        except Exception as exc:
                             job.error = exc
                             return job
                         # Each function's objects are its own, as with a session of its own.
                         session.expunge_all()
                     session.commit()
-                except DBAPIError as exc:
+                except Exception as exc:
                     why = retry_reason(exc)
+                    if why is None and not isinstance(exc, DBAPIError):
+                        raise
                     if why is None or attempt == ATTEMPTS:
                         for job in jobs:
                             job.error = exc
                         return None
-                    error = str(exc.orig)
-                    with contextlib.suppress(DBAPIError):
+                    error = str(getattr(exc, "orig", exc))
+                    with contextlib.suppress(Exception):
                         session.rollback()
                 else:
                     for job, result in zip(jobs, results, strict=True):
@@ -357,16 +358,24 @@ def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
     time.sleep(delay)
 
 
-def _lost(exc: BaseException | None) -> DBAPIError | None:
+def _lost(exc: BaseException | None) -> BaseException | None:
     """``exc`` when it is a database error worth retrying (the database is unavailable)."""
-    return exc if isinstance(exc, DBAPIError) and retry_reason(exc) is not None else None
+    return exc if exc is not None and retry_reason(exc) is not None else None
 
 
-def retry_reason(exc: DBAPIError) -> str | None:
-    """Why ``exc`` is worth running the function again for, or None."""
-    if exc.connection_invalidated:
-        return "lost connection"
-    args = getattr(exc.orig, "args", ())
+def retry_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` is worth running the function again for, or None. ``exc`` is
+    SQLAlchemy's wrapper, or a driver's own error where SQLAlchemy does not wrap one
+    (PyMySQL's, raised setting a connection's isolation level on checkout)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return "lost connection"
+        orig: Any = exc.orig
+    elif type(exc).__module__.partition(".")[0] in _DRIVERS:
+        orig = exc
+    else:
+        return None
+    args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     if code == _DEADLOCK:
         return "deadlock"
@@ -374,6 +383,6 @@ def retry_reason(exc: DBAPIError) -> str | None:
         return "lock wait timeout"
     if code in _LOST:
         return "lost connection"
-    if "database is locked" in str(exc.orig):  # SQLite, past its busy timeout
+    if "database is locked" in str(orig):  # SQLite, past its busy timeout
         return "database locked"
     return None
