@@ -274,3 +274,65 @@ def test_a_real_fault_is_a_json_500_with_its_traceback_and_request_id_in_the_log
     assert logged, server.log()[-3000:]
     assert "Traceback (most recent call last)" in logged[0]["exception"]
     assert "key_pairs" in logged[0]["exception"]
+
+
+# -- requests that race: the quota and the delete hold under concurrency --
+def test_concurrent_uploads_cannot_pass_the_image_storage_quota_together(
+        tmp_path: Path) -> None:
+    import threading
+
+    srv = start(tmp_path / "state", config={"image": {"storage_quota_mb": 2}})
+    try:
+        c = srv.client()
+        ids = [c.post("/image/v2/images", json={"name": f"u{i}", "disk_format": "raw",
+                                                "container_format": "bare"}).json()["id"]
+               for i in range(4)]
+        # The demo image counts against admin's quota too: start from what is left.
+        data = b"\x01" * (1536 * 1024)
+        statuses: list[int] = []
+        barrier = threading.Barrier(len(ids))
+
+        def upload(image_id: str) -> None:
+            with httpx.Client(base_url=srv.url, timeout=60,
+                              headers={"X-Auth-Token": srv.token()}) as client:
+                barrier.wait()
+                statuses.append(client.put(
+                    f"/image/v2/images/{image_id}/file", content=data,
+                    headers={"Content-Type": "application/octet-stream"}).status_code)
+
+        threads = [threading.Thread(target=upload, args=(i,)) for i in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert statuses.count(204) <= 1, statuses
+        assert set(statuses) <= {204, 413}, statuses
+        stored = sum(c.get(f"/image/v2/images/{i}").json().get("size") or 0 for i in ids)
+        assert stored <= 2 * 1024 * 1024
+        for i in ids:  # the refused ones are queued again, their data gone
+            image = c.get(f"/image/v2/images/{i}").json()
+            assert image["status"] in ("active", "queued"), image
+    finally:
+        srv.stop()
+
+
+def test_concurrent_deletes_of_one_image_answer_one_204(server: RunningServer) -> None:
+    import threading
+
+    c = server.client()
+    image_id = c.post("/image/v2/images", json={"name": "doomed"}).json()["id"]
+    statuses: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def delete() -> None:
+        with httpx.Client(base_url=server.url, timeout=30,
+                          headers={"X-Auth-Token": server.token()}) as client:
+            barrier.wait()
+            statuses.append(client.delete(f"/image/v2/images/{image_id}").status_code)
+
+    threads = [threading.Thread(target=delete) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(statuses) == [204] + [404] * 9, statuses
