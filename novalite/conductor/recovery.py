@@ -30,6 +30,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy import and_, or_
 from sqlalchemy import delete as sa_delete
 from sqlmodel import Session, col, select
 
@@ -107,8 +108,9 @@ async def reconcile_at_start(db: Database) -> Reconciled:
         done = Reconciled()
         unfinished = s.exec(select(Instance).where(
             Instance.deleted == 0,
-            (Instance.vm_state == states.BUILDING)
-            | (col(Instance.task_state).is_not(None) & col(Instance.host).is_(None)))).all()
+            or_(col(Instance.vm_state) == states.BUILDING,
+                and_(col(Instance.task_state).is_not(None), col(Instance.host).is_(None))))
+        ).all()
         for inst in unfinished:
             if inst.vm_state == states.BUILDING:
                 _fail(s, inst, STOPPED_WHILE_BUILDING.format(host=inst.host) if inst.host
