@@ -68,6 +68,9 @@ class ApiSection:
     max_connections: int = 1000
     #: The listen backlog (connections the kernel queues before they are accepted).
     backlog: int = 1024
+    #: Largest request body read (bytes; oslo.middleware's sizelimit default, 112 KiB):
+    #: more is answered 413. Image data (``PUT .../file``) is not read through it.
+    max_request_body_size: int = 114688
 
 
 @dataclass
@@ -92,6 +95,13 @@ class ComputeSection:
     #: Seconds after the last heartbeat before a compute service counts as down.
     service_down_time: float = 60.0
     shutdown_timeout: float = 60.0
+    #: Seconds an instance may stay in BUILD before it is set to ERROR (Nova's option;
+    #: 0 turns the check off, Nova's default). One hour: a multi-GB image fetched over a
+    #: slow link and converted builds well within it, and nothing waits forever.
+    instance_build_timeout: float = 3600.0
+    #: Seconds between the checks for instances stuck in BUILD (and after a database
+    #: outage, the reconciliation runs at once).
+    build_check_interval: float = 60.0
 
 
 @dataclass

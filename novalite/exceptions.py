@@ -96,6 +96,10 @@ class ServiceUnavailable(NovaliteError):
     title = "serviceUnavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached (after the database layer's retries): try again."""
+
+
 class OutOfSpace(ServiceUnavailable):
     """The database could not write: the disk holding it is full."""
 
@@ -105,3 +109,21 @@ class StorageFull(NovaliteError):
 
     code = 413
     title = "overLimit"
+
+
+class RequestTooLarge(NovaliteError):
+    """The request body is larger than the service accepts."""
+
+    code = 413
+    title = "overLimit"
+
+
+class UnsupportedMediaType(NovaliteError):
+    """The request body's Content-Type is not one this route reads."""
+
+    code = 415
+    title = "badMediaType"
+
+
+class InternalError(NovaliteError):
+    """An unexpected error: the answer to a bug, logged with its traceback."""

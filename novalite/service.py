@@ -252,6 +252,7 @@ class Service:
     # -- the whole service ---------------------------------------------------------------
     async def run(self) -> None:
         from novalite.conductor.manager import ConductorManager
+        from novalite.conductor.recovery import reconcile_at_start
         from novalite.scheduler.manager import SchedulerManager
 
         log.info("novalite starting", version=__version__, config=self.cfg.source,
@@ -260,6 +261,7 @@ class Service:
         _check_port(self.cfg.api.host, self.cfg.api.port)
         await self.open_database()
         await self.bootstrap()
+        await reconcile_at_start(self.db)  # what a crash left in flight; before any claim loads
         scheduler = SchedulerManager(self.db, self.cfg)
         await scheduler.load()
         conductor = ConductorManager(self.db, self.cfg, self.transport)
@@ -269,6 +271,7 @@ class Service:
                 await nursery.start(self.run_actor, "scheduler", scheduler)
                 await nursery.start(self.run_actor, "conductor", conductor)
                 await self.start_metadata(nursery)
+                nursery.start_soon(conductor.watch_builds)
                 await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -15,7 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from novalite import metrics
 from novalite.api import compute, identity, image, root
-from novalite.api.framework import Services, error_response, parse_version
+from novalite.api.framework import (
+    TITLES,
+    Services,
+    error_response,
+    internal_error,
+    parse_version,
+)
 from novalite.compute.api import ComputeAPI
 from novalite.compute.hosts import HostAPI
 from novalite.console.proxy import ConsoleProxy
@@ -44,11 +51,40 @@ def policy_operations() -> dict[str, list[str]]:
     return out
 
 
-class RequestIdMiddleware:
-    """Assigns ``req-<uuid>``, binds it for logging, returns it as x-openstack-request-id."""
+def error_style(path: str) -> str:
+    """The error body of the API a path belongs to (framework.error_response's style)."""
+    if path.startswith("/identity"):
+        return "keystone"
+    return "glance" if path.startswith("/image") else "nova"
 
-    def __init__(self, app: ASGIApp) -> None:
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """What escaped a route (Starlette's last resort): the traceback and request id in
+    the log, a 500 in the API's own error body (never text/plain)."""
+    log.error("unexpected error", method=request.method, path=request.url.path,
+              exc_info=exc)
+    request.scope["novalite.error_logged"] = True
+    return error_response(internal_error(exc, request), error_style(request.url.path))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 (no such path) and 405 (no such method) in the API's body."""
+    assert isinstance(exc, HTTPException)
+    error = NovaliteError(TITLES.get(exc.status_code, exc.detail))
+    error.code = exc.status_code
+    error.title = {404: "itemNotFound", 405: "badMethod"}.get(exc.status_code, "computeFault")
+    response = error_response(error, error_style(request.url.path))
+    response.headers.update(exc.headers or {})
+    return response
+
+
+class RequestIdMiddleware:
+    """Assigns ``req-<uuid>``, binds it for logging, returns it as x-openstack-request-id;
+    limits request bodies to ``max_body`` bytes (``[api] max_request_body_size``)."""
+
+    def __init__(self, app: ASGIApp, max_body: int | None = None) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,10 +94,12 @@ class RequestIdMiddleware:
             scope = dict(scope, path=scope["path"] + "/")
         request_id = f"req-{uuid.uuid4()}"
         scope["novalite.request_id"] = request_id
+        if self.max_body is not None:
+            scope["novalite.max_body"] = self.max_body
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        status = 500
+        status, response_started = 500, False
         # An answer given before the request body was read (a 413 for a declared size)
         # ends the connection: what the client still sends is not a next request.
         body_pending = any(name == b"transfer-encoding" or (name == b"content-length"
@@ -76,9 +114,9 @@ class RequestIdMiddleware:
             return message
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 headers = list(message.get("headers", []))
                 if body_pending:
                     headers.append((b"connection", b"close"))
@@ -90,6 +128,14 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive_wrapper if body_pending else receive, send_wrapper)
+        except Exception as exc:
+            # Starlette answered (_server_error) and logged it, then re-raised: done here.
+            if not scope.get("novalite.error_logged"):
+                log.exception("unexpected error", method=scope["method"], path=scope["path"])
+                if status == 500 and not response_started:
+                    await error_response(internal_error(exc, Request(scope)),
+                                         error_style(scope["path"]))(scope, receive,
+                                                                     send_wrapper)
         finally:
             seconds = time.perf_counter() - started
             metrics.observe_request(scope, status, seconds)
@@ -133,5 +179,5 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
             Mount("/image", routes=image.routes(services, authenticate))]),
         Mount("/compute", routes=compute.routes(services, authenticate)),
         *ConsoleProxy(compute_api.db, cfg).routes(),  # websocket and noVNC at the root
-    ])
-    return RequestIdMiddleware(app)
+    ], exception_handlers={Exception: _server_error, HTTPException: _http_error})
+    return RequestIdMiddleware(app, cfg.api.max_request_body_size)

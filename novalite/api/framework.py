@@ -16,7 +16,6 @@ to Nova's (or Keystone's, or Glance's) error body here and nowhere else.
 from __future__ import annotations
 
 import functools
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,7 +30,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.context import AuthContext
-from novalite.exceptions import BadRequest, NotAcceptable, NotFound, NovaliteError
+from novalite.exceptions import (
+    BadRequest,
+    InternalError,
+    NotAcceptable,
+    NotFound,
+    NovaliteError,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
 from novalite.policy import authorize
 
 if TYPE_CHECKING:
@@ -222,14 +229,80 @@ def error_response(exc: NovaliteError, style: str = "nova") -> JSONResponse:
     return JSONResponse(body, status_code=exc.code, headers=headers)
 
 
+#: The most bytes of a JSON request body, unless the application's middleware sets
+#: ``[api] max_request_body_size`` in the request's scope.
+MAX_BODY = 114688
+#: Media types a JSON route reads (Glance's PATCH takes its JSON-patch types).
+_JSON_TYPES = ("application/json", "application/openstack-images-v2.1-json-patch",
+               "application/openstack-images-v2.0-json-patch")
+#: The integers a body may carry: a signed 64-bit column holds them.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes (default :data:`MAX_BODY`): a larger
+    declared or sent body raises :class:`RequestTooLarge` (413) without reading on."""
+    limit = request.scope.get("novalite.max_body", MAX_BODY) if limit is None else limit
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"Request is too large: the body may be at most {limit} bytes.")
+    if "novalite.body" in request.scope:
+        return request.scope["novalite.body"]  # type: ignore[no-any-return]
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(
+                f"Request is too large: the body may be at most {limit} bytes.")
+        chunks.append(chunk)
+    raw = request.scope["novalite.body"] = b"".join(chunks)
+    request._body = raw  # Starlette's cache: request.body() answers it from now on
+    return raw
+
+
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
+    """The JSON body (None when there is none), checked before any handler sees it:
+    a Content-Type other than JSON is 415; invalid UTF-8 or JSON, lone surrogates, NaN,
+    nesting deeper than 1,024, integers outside 64 bits and NUL characters are 400."""
+    raw = await read_body(request)
     if not raw:
         return None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media not in _JSON_TYPES and not media.endswith("+json"):
+        raise UnsupportedMediaType(f"Unsupported Content-Type: {media}; the body must be "
+                                   "application/json")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = orjson.loads(raw)  # strict: no surrogates, NaN, or nesting past 1,024
+    except orjson.JSONDecodeError:
         raise BadRequest("Malformed request body") from None
+    problem = _unsafe(body)
+    if problem:
+        raise BadRequest(f"Malformed request body: {problem}")
+    return body
+
+
+def _unsafe(value: Any) -> str | None:
+    """Why a parsed body cannot be stored (a NUL character, a number past 64 bits), or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "strings may not contain NUL characters"
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not _INT_MIN <= item <= _INT_MAX:
+                return "integer out of range"
+        elif isinstance(item, float):
+            if not -1e18 < item < 1e18:  # orjson reads an integer past 64 bits as a float
+                return "number out of range"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 Handler = Callable[[ApiCall], Awaitable[Any]]
@@ -401,6 +474,24 @@ def _failed(exc: NovaliteError, style: str, extra: dict[str, str]) -> Response:
     return response
 
 
+def _unexpected(exc: Exception, request: Request, style: str, extra: dict[str, str]
+                ) -> Response:
+    """A bug: its traceback and request id in the log, and a 500 in the API's body."""
+    if isinstance(exc, RecursionError):  # a body nested past what a handler can walk
+        return _failed(BadRequest("Malformed request body: nested too deeply"), style, extra)
+    log.exception("unexpected error", method=request.method, path=request.url.path,
+                  request_id=request.scope.get("novalite.request_id"))
+    return _failed(internal_error(exc, request), style, extra)
+
+
+def internal_error(exc: BaseException, request: Request) -> InternalError:
+    """The error a bug answers (Nova's words), naming the request id the log has."""
+    request_id = request.scope.get("novalite.request_id", "")
+    return InternalError(f"Unexpected API Error ({request_id}). Please report this and "
+                         f"attach the novalite log if possible.\n"
+                         f"<class '{type(exc).__name__}'>")
+
+
 def _version_headers(version: Version) -> dict[str, str]:
     return {"OpenStack-API-Version": f"compute {version}",
             "X-OpenStack-Nova-API-Version": str(version),
@@ -432,6 +523,8 @@ def make_route(spec: RouteSpec, services: Services, *, authenticate: Authenticat
             result = await handler(call)
         except NovaliteError as exc:
             return _failed(exc, style, extra)
+        except Exception as exc:
+            return _unexpected(exc, request, style, extra)
         return _render(result, extra)
 
     return Route(spec.path, endpoint, methods=[method])
@@ -458,6 +551,8 @@ def make_public_route(spec: PublicRouteSpec, services: Services, *,
             result = await handler(call)
         except NovaliteError as exc:
             return _failed(exc, style, extra)
+        except Exception as exc:
+            return _unexpected(exc, request, style, extra)
         return _render(result, extra)
 
     return Route(spec.path, endpoint, methods=[method])

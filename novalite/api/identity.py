@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from novalite.api import identity_admin, identity_credentials
+from novalite.api import identity_admin, identity_credentials, schemas
 from novalite.api.framework import ApiCall, Authenticator, Call, Reply, Router, Services
 from novalite.api.framework import starlette_routes as _starlette_routes
 from novalite.context import AuthContext
@@ -31,6 +31,7 @@ def _version_entry(base: str) -> dict[str, Any]:
 
 
 def _password_auth(body: Any) -> dict[str, Any]:
+    schemas.validate(body, schemas.TOKEN_ISSUE)
     try:
         auth = body["auth"]
         identity = auth["identity"]

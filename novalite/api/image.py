@@ -25,7 +25,7 @@ from novalite.api.framework import (
     Services,
     starlette_routes,
 )
-from novalite.exceptions import Forbidden, NotFound
+from novalite.exceptions import BadRequest, Forbidden, NotFound
 from novalite.image import patch, schemas
 from novalite.image.errors import UnsupportedMediaType
 from novalite.image.members import member_view
@@ -79,7 +79,12 @@ async def list_images(call: ApiCall) -> dict[str, Any]:
 @router.route("POST", "/v2/images", rule="image:add_image")
 async def create(call: ApiCall) -> Reply:
     images = call.services.images
-    image = await images.create(call.ctx, call.body or {})
+    body = call.body
+    if body is None and call.request.scope.get("novalite.body"):
+        body = "null"  # a JSON null, not an empty body
+    if body is not None and not isinstance(body, dict):
+        raise BadRequest("Malformed request body: the image must be a JSON object")
+    image = await images.create(call.ctx, body or {})
     return Reply(201, images.view(image),
                  {"Location": f"{call.services.base_url}/image/v2/images/{image.id}"})
 

@@ -79,20 +79,33 @@ SERVER_UPDATE = {
     "additionalProperties": False,
 }
 
+#: Nova's db.MAX_INT (the INT columns' largest value), and its decimal strings.
+MAX_INT = 2147483647
+_UP_TO_MAX_INT = (r"^0*([0-9]{1,9}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+                  r"|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}"
+                  r"|2147483[0-5][0-9]{2}|21474836[0-3][0-9]|214748364[0-7])$")
+# Nova's flavor_param_positive / flavor_param_non_negative.
+_flavor_positive = {"type": ["integer", "string"], "pattern": _UP_TO_MAX_INT, "minimum": 1,
+                    "maximum": MAX_INT}
+_flavor_non_negative = {**_flavor_positive, "minimum": 0}
+
 FLAVOR_CREATE = {
     "type": "object",
     "properties": {"flavor": {
         "type": "object",
         "properties": {
-            "name": _name, "id": {"type": ["string", "null", "integer"]},
-            "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
-            "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
-            "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"], "minimum": 0},
-            "swap": {"type": ["integer", "string"], "minimum": 0},
-            "rxtx_factor": {"type": ["number", "string"]},
+            "name": _name, "id": {"type": ["string", "null", "integer"], "maxLength": 255,
+                                  "minimum": 0, "maximum": MAX_INT},
+            "ram": _flavor_positive,
+            "vcpus": _flavor_positive,
+            "disk": _flavor_non_negative,
+            "OS-FLV-EXT-DATA:ephemeral": _flavor_non_negative,
+            "swap": _flavor_non_negative,
+            "rxtx_factor": {"type": ["number", "string"],
+                            "pattern": r"^[0-9]{1,10}(\.[0-9]{1,10})?$",
+                            "exclusiveMinimum": 0, "maximum": 3.40282e38},
             "os-flavor-access:is_public": {"type": "boolean"},
-            "description": {"type": ["string", "null"]},
+            "description": {"type": ["string", "null"], "maxLength": 65535},
         },
         "required": ["name", "ram", "vcpus", "disk"],
         "additionalProperties": False}},
@@ -104,8 +117,11 @@ FLAVOR_EXTRA_SPECS = {
     "type": "object",
     "properties": {"extra_specs": {
         "type": "object",
-        "additionalProperties": {"type": ["string", "integer", "number"],
-                                 "errorMessage": "expected an object of strings"},
+        # Nova's: keys and values of 1-255 characters (the columns hold 255).
+        "propertyNames": {"minLength": 1, "maxLength": 255},
+        "additionalProperties": {"type": ["string", "integer", "number"], "maxLength": 255,
+                                 "errorMessage": "expected an object of strings of at "
+                                                 "most 255 characters"},
         "errorMessage": "expected an object of strings"}},
     "required": ["extra_specs"],
 }
@@ -342,3 +358,33 @@ def validate(body: Any, schema: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"Invalid input for field/attribute {path.rsplit('/', 1)[-1] or 'body'}."
                          f" Value: {error.instance}. {message}")
     return body  # type: ignore[no-any-return]
+
+
+# -- Keystone: POST /v3/auth/tokens (keystone.auth.schema: every name, id and password a
+# string, so a password of another JSON type is a 400, not a failed hash) --
+_id_or_name = {"type": "string", "minLength": 1, "maxLength": 255}
+_domain = {"type": "object", "properties": {"id": _id_or_name, "name": _id_or_name}}
+TOKEN_ISSUE = {
+    "type": "object",
+    "properties": {"auth": {
+        "type": "object",
+        "properties": {
+            "identity": {
+                "type": "object",
+                "properties": {
+                    "methods": {"type": "array", "items": {"type": "string"}},
+                    "password": {"type": "object", "properties": {"user": {
+                        "type": "object",
+                        "properties": {"id": _id_or_name, "name": _id_or_name,
+                                       "password": {"type": "string", "maxLength": 4096},
+                                       "domain": _domain}}}},
+                },
+                "required": ["methods"]},
+            "scope": {"type": "object", "properties": {
+                "project": {"type": "object", "properties": {
+                    "id": _id_or_name, "name": _id_or_name, "domain": _domain}},
+                "domain": _domain}},
+        },
+        "required": ["identity"]}},
+    "required": ["auth"],
+}

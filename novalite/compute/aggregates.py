@@ -64,7 +64,7 @@ class AggregateAPI:
 
     def _find(self, s: Session, aggregate_id: str) -> Aggregate:
         agg = None
-        if str(aggregate_id).isdigit():
+        if str(aggregate_id).isdigit() and len(str(aggregate_id)) < 19:  # fits 64 bits
             agg = s.get(Aggregate, int(aggregate_id))
         if agg is None:
             raise NotFound(f"Aggregate {aggregate_id} could not be found.")

@@ -8,7 +8,9 @@ the conductor reads and writes. Its ``@rpc.method`` methods are its topic.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -17,6 +19,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import Session, col, select
 
 from novalite import rpc, states
+from novalite.conductor import recovery
 from novalite.config import Config
 from novalite.context import RequestContext
 from novalite.db import queries
@@ -31,7 +34,7 @@ from novalite.db.models import (
     Service,
     utcnow,
 )
-from novalite.exceptions import NoValidHost
+from novalite.exceptions import DatabaseUnavailable, NoValidHost
 from novalite.image.glance_client import image_api_url
 from novalite.network import Network
 from novalite.rpc.compute import ComputeClient
@@ -39,6 +42,15 @@ from novalite.rpc.scheduler import SchedulerClient
 from novalite.rpc.transport import Transport
 
 log = structlog.get_logger("novalite.conductor")
+T = TypeVar("T")
+
+#: Seconds the conductor keeps trying to record a build's progress or failure while the
+#: database is unavailable, beyond the database layer's own retries (a restarting
+#: server is back within it); after that the build-timeout check has the last word.
+RECORD_PATIENCE = 300.0
+#: The same for what a compute host asks by call: within the call's timeout (60 s), so
+#: an outage the database comes back from is a slower call, not a failed build.
+CALL_PATIENCE = 45.0
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -96,6 +108,12 @@ class ConductorManager:
         #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
         #: success on one of these needs telling, to start its count over.
         self._failing_hosts: set[str] = set()
+        #: Instances a task of this conductor is scheduling or failing right now (the
+        #: reconciliation leaves them alone).
+        self.in_flight: set[str] = set()
+        #: The start of each database outage that ended, for watch_builds.
+        self._outages_send, self._outages = trio.open_memory_channel[float](16)
+        db.on_recovered.append(self._outage_over)
 
     def compute(self, host: str) -> ComputeClient:
         """The client of the compute host ``host``."""
@@ -106,6 +124,16 @@ class ConductorManager:
     async def schedule_and_build(self, context: RequestContext, instance_uuid: str,
                                      spec: dict[str, Any], tried: list[str] | None = None,
                                      networks: str = "auto", last_error: str = "") -> None:
+        self.in_flight.add(instance_uuid)
+        try:
+            await self._schedule_and_build(context, instance_uuid, spec, tried, networks,
+                                           last_error)
+        finally:
+            self.in_flight.discard(instance_uuid)
+
+    async def _schedule_and_build(self, context: RequestContext, instance_uuid: str,
+                                  spec: dict[str, Any], tried: list[str] | None,
+                                  networks: str, last_error: str) -> None:
         tried = list(tried or [])
         attempt = len(tried) + 1
         if attempt > self.cfg.scheduler.max_attempts:
@@ -136,6 +164,16 @@ class ConductorManager:
                                            builds: list[dict[str, Any]],
                                            networks: str = "auto") -> None:
         """Place a multi-create with one scheduler call, all or none, then build each."""
+        uuids = {b["instance_uuid"] for b in builds}
+        self.in_flight |= uuids
+        try:
+            await self._schedule_and_build_instances(context, builds, networks)
+        finally:
+            self.in_flight -= uuids
+
+    async def _schedule_and_build_instances(self, context: RequestContext,
+                                            builds: list[dict[str, Any]],
+                                            networks: str) -> None:
         specs = [{**b["spec"], "ignore_hosts": []} for b in builds]
         try:
             dests = await self.scheduler.select_destinations(context, specs, persist=False)
@@ -162,7 +200,8 @@ class ConductorManager:
         def work(s: Session
                  ) -> tuple[InstanceRow, ImageRow | None, list[ImageRow | None]] | None:
             row = queries.instance(s, instance_uuid)
-            if row is None or row["deleted"] or row["task_state"] == states.DELETING:
+            if row is None or row["deleted"] or row["task_state"] == states.DELETING \
+                    or row["vm_state"] != states.BUILDING:  # deleted, or reconciled to ERROR
                 return None
             # The scheduler claimed in memory; the claim's row lands with the host choice.
             queries.put_allocation(s, dest["allocation"])
@@ -178,14 +217,14 @@ class ConductorManager:
                     extras.append(queries.image(s, image.properties.get(key)))
             return InstanceRow({**row, **changes}), image, extras
 
-        try:
-            found = await self.db.write(work)
+        try:  # while the database is unavailable the claim waits, then the build goes on
+            found = await self._patiently(lambda: self.db.write(work))
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self.scheduler.release(context, instance_uuid)
             raise
         if found is None:  # deleted while scheduling
-            await self.scheduler.release(context, instance_uuid)
+            await self._patiently(lambda: self.scheduler.release(context, instance_uuid))
             return
         inst, image, extras = found
         images = spec.get("glance_images") or {  # an external Glance's, or our own records
@@ -201,17 +240,21 @@ class ConductorManager:
     async def build_failed(self, context: RequestContext, instance_uuid: str, host: str,
                            reason: str, spec: dict[str, Any], tried: list[str],
                            networks: str, reschedule: bool) -> None:
-        await self.scheduler.release(context, instance_uuid)
-        self._failing_hosts.add(host)
-        await self.scheduler.build_result(context, host, success=False)
-        await self._fault(instance_uuid, reason, host, "")
-        if reschedule:
-            log.info("rescheduling build", instance=instance_uuid, failed_host=host,
-                     reason=reason)
-            await self.schedule_and_build(context, instance_uuid, spec, tried, networks,
-                                          last_error=reason)
-        else:
-            await self._build_error(instance_uuid, context, reason, host)
+        self.in_flight.add(instance_uuid)
+        try:
+            await self._patiently(lambda: self.scheduler.release(context, instance_uuid))
+            self._failing_hosts.add(host)
+            await self.scheduler.build_result(context, host, success=False)
+            await self._fault(instance_uuid, reason, host, "")
+            if reschedule:
+                log.info("rescheduling build", instance=instance_uuid, failed_host=host,
+                         reason=reason)
+                await self._schedule_and_build(context, instance_uuid, spec, tried, networks,
+                                               last_error=reason)
+            else:
+                await self._build_error(instance_uuid, context, reason, host)
+        finally:
+            self.in_flight.discard(instance_uuid)
 
     async def _build_error(self, uuid: str, context: RequestContext, message: str,
                            host: str | None) -> None:
@@ -230,12 +273,66 @@ class ConductorManager:
                                  "conductor_schedule_and_build_instances", host,
                                  result="Error", details=message)
 
-        await self.db.write(work)
+        await self._patiently(lambda: self.db.write(work))
 
-    async def _fault(self, uuid: str, message: str, host: str | None, details: str) -> None:
-        await self.db.write(lambda s: s.add(InstanceFault(
+    async def _fault(self, uuid: str, message: str, host: str | None, details: str,
+                     patience: float = RECORD_PATIENCE) -> None:
+        await self._patiently(lambda: self.db.write(lambda s: s.add(InstanceFault(
             instance_uuid=uuid, code=500, message=message[:255], details=details or message,
-            host=host)))
+            host=host))), patience)
+
+    async def _patiently(self, step: Callable[[], Awaitable[T]],
+                         patience: float = RECORD_PATIENCE) -> T:
+        """``step()``, tried again while the database is unavailable (up to
+        :data:`RECORD_PATIENCE` seconds): what a build records must not be lost to an
+        outage the database layer's own retries did not ride out."""
+        deadline = time.monotonic() + patience
+        delay = 0.5
+        while True:
+            try:
+                return await step()
+            except DatabaseUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unavailable; trying again", delay=delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- reconciliation (novalite.conductor.recovery) --------------------------------
+    def _outage_over(self, started: float) -> None:
+        try:
+            self._outages_send.send_nowait(started)
+        except trio.WouldBlock:  # one pending reconciliation covers them all
+            pass
+
+    async def watch_builds(self) -> None:
+        """Until cancelled: every ``[compute] build_check_interval`` seconds, builds older
+        than ``instance_build_timeout`` go to ERROR; after a database outage, at once,
+        the builds it stranded before they were scheduled."""
+        timeout = self.cfg.compute.instance_build_timeout
+        while True:
+            outage: float | None = None
+            with trio.move_on_after(self.cfg.compute.build_check_interval):
+                outage = await self._outages.receive()
+            try:
+                if outage is not None:
+                    await self._fail_stuck(older_than=recovery.as_utc(outage),
+                                           message=recovery.LOST_IN_OUTAGE,
+                                           hostless_only=True)
+                if timeout > 0:
+                    await self._fail_stuck(
+                        older_than=utcnow() - dt.timedelta(seconds=timeout),
+                        message=recovery.BUILD_TIMED_OUT)
+            except DatabaseUnavailable:
+                log.warning("build check skipped: the database is unavailable")
+            except Exception:
+                log.exception("build check failed")
+
+    async def _fail_stuck(self, **kwargs: Any) -> None:
+        failed = await recovery.fail_stuck_builds(self.db, in_flight=self.in_flight, **kwargs)
+        context = RequestContext.system()
+        for uuid in failed:
+            await self.scheduler.release(context, uuid)
 
     # -- instance records for compute --------------------------------------------
     @rpc.method
@@ -276,7 +373,7 @@ class ConductorManager:
             queries.update_instance(s, uuid, changes)
             return _state({**row, **changes})
 
-        result = await self.db.write(work)
+        result = await self._patiently(lambda: self.db.write(work), CALL_PATIENCE)
         for host in built_on:  # a build succeeded: the host's failure count starts over
             if host in self._failing_hosts:
                 self._failing_hosts.discard(host)
@@ -329,7 +426,7 @@ class ConductorManager:
             queries.record_event(s, uuid, context.request_id,
                                  "compute_terminate_instance", host, result="Success")
 
-        await self.db.write(work)
+        await self._patiently(lambda: self.db.write(work), CALL_PATIENCE)
         await self.scheduler.release(context, uuid)
 
     @rpc.method
@@ -338,13 +435,13 @@ class ConductorManager:
                            details: str | None = None, phase: str = "finish") -> None:
         request_id = context.request_id
 
-        await self.db.write(lambda s: queries.record_event(s, uuid, request_id, event, host,
-                                                           phase, result, details))
+        await self._patiently(lambda: self.db.write(lambda s: queries.record_event(
+            s, uuid, request_id, event, host, phase, result, details)), CALL_PATIENCE)
 
     @rpc.method
     async def instance_fault(self, context: RequestContext, uuid: str, message: str,
                              host: str | None, details: str = "") -> None:
-        await self._fault(uuid, message, host, details)
+        await self._fault(uuid, message, host, details, CALL_PATIENCE)
 
     # -- hosts -------------------------------------------------------------------
     @rpc.method

@@ -25,7 +25,11 @@ Deadlocks, lock wait timeouts and lost connections (a restarted server) are
 retried here, and only here: the whole function runs again in a new transaction,
 so it must only touch the session it is given. Connections are checked before
 use (``pool_pre_ping``), so a pool of dead connections after a server restart
-costs one ping each, not an error.
+costs one ping each, not an error. A function that still cannot reach the database
+after its retries raises :class:`~novalite.exceptions.DatabaseUnavailable` (the API
+answers 503); :attr:`Database.outage_started` says since when, and the callbacks in
+:attr:`Database.on_recovered` run once the database answers again (the conductor
+reconciles what the outage left behind).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import Session, create_engine
 
 from novalite import metrics
-from novalite.exceptions import ConfigError, OutOfSpace
+from novalite.exceptions import ConfigError, DatabaseUnavailable, OutOfSpace
 
 log = structlog.get_logger("novalite.db")
 T = TypeVar("T")
@@ -64,6 +68,8 @@ _DEADLOCK, _LOCK_WAIT_TIMEOUT = 1213, 1205
 # Gone away, lost, out of sync, killed; and can't connect (a server restarting: the
 # retries' back-off, about two seconds in all, rides over a quick restart).
 _LOST = {2006, 2013, 2014, 2045, 2055, 1927, 2002, 2003}
+#: Drivers whose own (unwrapped) errors retry_reason reads.
+_DRIVERS = {"pymysql", "MySQLdb", "sqlite3"}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -193,6 +199,39 @@ class Database:
         self._write_lock = trio.Lock()
         self._queue: list[_Write] = []
         self._limiter = trio.CapacityLimiter(WORKER_THREADS)
+        #: When (``time.time()``) the database stopped answering; None while it answers.
+        self.outage_started: float | None = None
+        #: Called with the outage's start once the database answers again (trio side).
+        self.on_recovered: list[Callable[[float], None]] = []
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """``exc`` (out of retries for a lost connection or a locked database) as the
+        error the API answers 503; the outage starts now if it had not."""
+        if self.outage_started is None:
+            self.outage_started = time.time()
+            log.error("database unavailable", error=str(getattr(exc, "orig", exc)))
+        error = DatabaseUnavailable("The database is not available; try again later.")
+        error.__cause__ = exc
+        return error
+
+    def _answered(self) -> None:
+        """A function ran to the end: an outage, if there was one, is over."""
+        started, self.outage_started = self.outage_started, None
+        if started is not None:
+            log.warning("database available again", seconds=round(time.time() - started, 1))
+            for callback in list(self.on_recovered):
+                callback(started)
+
+    async def _thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on a worker thread; a lost database is DatabaseUnavailable."""
+        try:
+            result = await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except Exception as exc:
+            if retry_reason(exc) is None:
+                raise
+            raise self._unavailable(exc) from exc
+        self._answered()
+        return result
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -206,27 +245,27 @@ class Database:
                     if commit:
                         session.commit()
                     return result
-                except DBAPIError as exc:
+                except Exception as exc:
                     why = retry_reason(exc)
                     if why is None or attempt == ATTEMPTS:
                         if (full := out_of_space(exc)) is not exc:
                             raise full from exc
                         raise
-                    error = str(exc.orig)
+                    error = str(getattr(exc, "orig", exc))
                     # Forget this attempt's new rows, so the next attempt can add them again.
-                    with contextlib.suppress(DBAPIError):
+                    with contextlib.suppress(Exception):
                         session.rollback()
             _back_off(attempt, why, error)
         raise AssertionError("unreachable")
 
     async def read(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` on a worker thread and return its result."""
-        return await trio.to_thread.run_sync(self._run, fn, False, limiter=self._limiter)
+        return await self._thread(self._run, fn, False)
 
     async def write(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` on a worker thread and commit, as if no other write ran."""
         if not self.is_sqlite:
-            return await trio.to_thread.run_sync(self._run, fn, True, limiter=self._limiter)
+            return await self._thread(self._run, fn, True)
         job = _Write(fn)
         self._queue.append(job)
         try:
@@ -236,6 +275,11 @@ class Database:
                     try:
                         await trio.to_thread.run_sync(self._run_batch, batch,
                                                       limiter=self._limiter)
+                        lost = [other for other in batch if _lost(other.error)]
+                        for other in lost:
+                            other.error = self._unavailable(other.error)  # type: ignore[arg-type]
+                        if not lost:
+                            self._answered()
                     except Exception as exc:  # nothing of the batch committed
                         for other in batch:
                             if other.error is None:
@@ -279,25 +323,24 @@ class Database:
                         try:
                             results.append(job.fn(session))
                             session.flush()  # its errors are its own, not the next one's
-                        except DBAPIError as exc:
+                        except Exception as exc:
                             if retry_reason(exc) is not None:
                                 raise  # all of them again
                             job.error = out_of_space(exc)
                             return job
-                        except Exception as exc:
-                            job.error = exc
-                            return job
                         # Each function's objects are its own, as with a session of its own.
                         session.expunge_all()
                     session.commit()
-                except DBAPIError as exc:
+                except Exception as exc:
                     why = retry_reason(exc)
+                    if why is None and not isinstance(exc, DBAPIError):
+                        raise
                     if why is None or attempt == ATTEMPTS:
                         for job in jobs:
                             job.error = out_of_space(exc)
                         return None
-                    error = str(exc.orig)
-                    with contextlib.suppress(DBAPIError):
+                    error = str(getattr(exc, "orig", exc))
+                    with contextlib.suppress(Exception):
                         session.rollback()
                 else:
                     for job, result in zip(jobs, results, strict=True):
@@ -323,23 +366,37 @@ def _back_off(attempt: int, why: str, error: str, **extra: Any) -> None:
 _FULL = frozenset({1114, 1021})
 
 
-def out_of_space(exc: DBAPIError) -> BaseException:
+def out_of_space(exc: BaseException) -> BaseException:
     """:class:`~novalite.exceptions.OutOfSpace` (a 503 in the API's body) when ``exc``
     says the disk is full, else ``exc`` itself."""
-    args = getattr(exc.orig, "args", ())
+    orig = getattr(exc, "orig", exc)
+    args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
-    if code in _FULL or "database or disk is full" in str(exc.orig):
-        log.error("database write failed: disk full", error=str(exc.orig))
+    if code in _FULL or "database or disk is full" in str(orig):
+        log.error("database write failed: disk full", error=str(orig))
         return OutOfSpace("The service is out of disk space: the database cannot record "
                           "this request. Try again later.")
     return exc
 
 
-def retry_reason(exc: DBAPIError) -> str | None:
-    """Why ``exc`` is worth running the function again for, or None."""
-    if exc.connection_invalidated:
-        return "lost connection"
-    args = getattr(exc.orig, "args", ())
+def _lost(exc: BaseException | None) -> BaseException | None:
+    """``exc`` when it is a database error worth retrying (the database is unavailable)."""
+    return exc if exc is not None and retry_reason(exc) is not None else None
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why ``exc`` is worth running the function again for, or None. ``exc`` is
+    SQLAlchemy's wrapper, or a driver's own error where SQLAlchemy does not wrap one
+    (PyMySQL's, raised setting a connection's isolation level on checkout)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return "lost connection"
+        orig: Any = exc.orig
+    elif type(exc).__module__.partition(".")[0] in _DRIVERS:
+        orig = exc
+    else:
+        return None
+    args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     if code == _DEADLOCK:
         return "deadlock"
@@ -347,6 +404,6 @@ def retry_reason(exc: DBAPIError) -> str | None:
         return "lock wait timeout"
     if code in _LOST:
         return "lost connection"
-    if "database is locked" in str(exc.orig):  # SQLite, past its busy timeout
+    if "database is locked" in str(orig):  # SQLite, past its busy timeout
         return "database locked"
     return None

@@ -87,6 +87,8 @@ class IdentityAdmin:
 
     async def delete_project(self, ref: str) -> None:
         project = await self.get_project(ref)
+        if project.id != ref:  # Keystone deletes by id only; clients resolve names first
+            raise NotFound(f"Could not find project: {ref}.")
 
         def work(s: Session) -> None:
             for a in s.exec(select(RoleAssignment).where(
@@ -139,6 +141,11 @@ class IdentityAdmin:
 
     async def update_user(self, ref: str, body: dict[str, Any]) -> User:
         user = await self.get_user(ref)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or not name.strip()
+                                 or len(name) > 255):
+            raise BadRequest("Invalid input for field 'name': a user name of 1-255 "
+                             "characters is required.")
 
         def work(s: Session) -> User:
             row = s.get(User, user.id)
@@ -162,6 +169,8 @@ class IdentityAdmin:
 
     async def delete_user(self, ref: str) -> None:
         user = await self.get_user(ref)
+        if user.id != ref:  # Keystone deletes by id only; clients resolve names first
+            raise NotFound(f"Could not find user: {ref}.")
 
         def work(s: Session) -> None:
             for a in s.exec(select(RoleAssignment).where(

@@ -10,6 +10,7 @@ Data handling (hashing, format checks, files) is :mod:`novalite.image.store`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -301,15 +302,17 @@ class ImageService(WebDownload, ImageMembers):
 
         def work(s: Session) -> None:
             row = s.get(Image, image_id)
-            if row is not None:
-                s.delete(row)
+            if row is None:  # a concurrent delete won: one 204, the others 404
+                raise NotFound(f"No image found with ID {image_id}")
+            s.delete(row)
             for member in s.exec(select(ImageMember).where(
                     ImageMember.image_id == image_id)).all():
                 s.delete(member)
 
         await self.db.write(work)
-        if image.path and os.path.exists(image.path):
-            os.unlink(image.path)
+        if image.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(image.path)
         log.info("image deleted", image=image_id)
 
     @staticmethod
@@ -349,7 +352,10 @@ class ImageService(WebDownload, ImageMembers):
         log.info("image reactivated", image=image_id)
 
     async def _set(self, image_id: str, expect_status: Sequence[str] | None = None,
-                   **values: Any) -> Image:
+                   within_quota: str | None = None, **values: Any) -> Image:
+        """Change the record; ``within_quota``: the project whose image storage quota the
+        new size must fit, checked in the same transaction (uploads finishing together
+        cannot pass the quota together)."""
         def work(s: Session) -> Image:
             row = s.get(Image, image_id)
             if row is None:
@@ -357,6 +363,12 @@ class ImageService(WebDownload, ImageMembers):
             if expect_status is not None and row.status not in expect_status:
                 raise Conflict(f"Image {image_id} is {row.status}; expected "
                                f"{' or '.join(expect_status)}")
+            if within_quota is not None:
+                quota = self.cfg.image.storage_quota_mb * 1024 * 1024
+                used = int(s.exec(select(func.coalesce(func.sum(Image.size), 0)).where(
+                    Image.owner == within_quota, Image.id != image_id)).one() or 0)
+                if quota >= 0 and used + int(values.get("size") or 0) > quota:
+                    raise QuotaExceeded413(max(0, quota - used))
             for k, v in values.items():
                 setattr(row, k, v)
             row.updated_at = utcnow()
@@ -452,7 +464,8 @@ class ImageService(WebDownload, ImageMembers):
                 active = await self._set(
                     image_id, expect_status=(status,), status="active", size=received.size,
                     virtual_size=vsize, checksum=received.md5, os_hash_algo="sha512",
-                    os_hash_value=received.sha512, path=final)
+                    os_hash_value=received.sha512, path=final,
+                    within_quota=image.owner if limit is not None else None)
             except (NotFound, Conflict):
                 raise Gone(f"Image {image_id} was deleted during the upload; its data was "
                            "discarded") from None

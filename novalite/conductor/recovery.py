@@ -1,0 +1,170 @@
+"""Reconciliation: no instance is left in a state nobody will finish.
+
+A build or an operation in flight is owned by a task of this process. When the
+process dies (kill -9, power loss), or a database outage makes a task give up
+before it could record how its work ended, the instance's record still says
+"building" or names a task state, and nothing will ever move it on. This module
+finds such records and puts each in a state a user can act on, as Nova's
+``_init_instance`` and ``_check_instance_build_time`` do:
+
+- at start (:func:`reconcile_at_start`, before the scheduler loads its claims and
+  before the API listens): every instance still building goes to ERROR with a
+  fault saying why and its claim released; an instance without a host in another
+  task state has the task state cleared, or its delete finished. Instances with a
+  host in other task states are left to their compute host's adoption.
+- while running (:func:`fail_stuck_builds`): instances building for longer than
+  ``[compute] instance_build_timeout``, and after a database outage the hostless
+  builds the outage stranded, go to ERROR the same way; the conductor runs it
+  (:meth:`~novalite.conductor.manager.ConductorManager.watch_builds`).
+
+ERROR rather than a new scheduling attempt: the request's scheduler hints and the
+caller's token are not stored, so a rebuilt request could place the server where
+the caller did not ask. The fault says what happened; deleting the server frees its
+quota, and a new boot is one command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy import and_, or_
+from sqlalchemy import delete as sa_delete
+from sqlmodel import Session, col, select
+
+from novalite import states
+from novalite.db import queries
+from novalite.db.engine import Database
+from novalite.db.models import (
+    Allocation,
+    Instance,
+    InstanceAction,
+    InstanceFault,
+    utcnow,
+)
+from novalite.network import Network
+
+log = structlog.get_logger("novalite.conductor")
+
+#: Faults the reconciliation records (the message a user sees in ``server show``).
+STOPPED_BEFORE_SCHEDULING = ("The service stopped before this instance was scheduled; it "
+                             "was not built. Delete it and create it again.")
+STOPPED_WHILE_BUILDING = ("The service stopped while this instance was being built on "
+                          "{host}; the build did not finish.")
+BUILD_TIMED_OUT = "Instance build timed out. Set to error state."
+LOST_IN_OUTAGE = ("A database outage interrupted this build before it was scheduled; it "
+                  "was not built. Delete it and create it again.")
+
+
+@dataclass
+class Reconciled:
+    """What one reconciliation changed: instance uuids by outcome."""
+
+    failed: list[str] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.failed or self.cleared or self.deleted)
+
+
+def _fail(s: Session, inst: Instance, message: str) -> None:
+    """ERROR with a fault and a failed build event; its claim goes (the caller tells the
+    scheduler when it runs)."""
+    now = utcnow()
+    inst.vm_state, inst.task_state, inst.updated_at = states.ERROR, None, now
+    s.add(inst)
+    s.add(InstanceFault(instance_uuid=inst.uuid, code=500, message=message[:255],
+                        details=message, host=inst.host))
+    s.execute(sa_delete(Allocation).where(col(Allocation.instance_uuid) == inst.uuid))
+    action = s.exec(select(InstanceAction).where(
+        InstanceAction.instance_uuid == inst.uuid,
+        InstanceAction.action == "create")).first()
+    if action is not None:
+        queries.record_event(s, inst.uuid, action.request_id,
+                             "conductor_schedule_and_build_instances", inst.host,
+                             result="Error", details=message)
+
+
+def _finish_delete(s: Session, inst: Instance) -> None:
+    now = utcnow()
+    Network.release(s, inst.uuid)
+    s.execute(sa_delete(Allocation).where(col(Allocation.instance_uuid) == inst.uuid))
+    inst.vm_state, inst.task_state, inst.power_state = states.DELETED, None, 0
+    inst.terminated_at = inst.deleted_at = inst.updated_at = now
+    inst.deleted = inst.id or 1
+    s.add(inst)
+
+
+async def reconcile_at_start(db: Database) -> Reconciled:
+    """After a restart nothing is in flight: finish every record a dead task left.
+
+    Run before the scheduler loads its claims (the released ones are gone by then)
+    and before the API or any compute host starts."""
+
+    def work(s: Session) -> Reconciled:
+        done = Reconciled()
+        unfinished = s.exec(select(Instance).where(
+            Instance.deleted == 0,
+            or_(col(Instance.vm_state) == states.BUILDING,
+                and_(col(Instance.task_state).is_not(None), col(Instance.host).is_(None))))
+        ).all()
+        for inst in unfinished:
+            if inst.vm_state == states.BUILDING:
+                _fail(s, inst, STOPPED_WHILE_BUILDING.format(host=inst.host) if inst.host
+                      else STOPPED_BEFORE_SCHEDULING)
+                done.failed.append(inst.uuid)
+            elif inst.task_state == states.DELETING:
+                _finish_delete(s, inst)
+                done.deleted.append(inst.uuid)
+            else:
+                inst.task_state, inst.updated_at = None, utcnow()
+                s.add(inst)
+                done.cleared.append(inst.uuid)
+        return done
+
+    done = await db.write(work)
+    if done:
+        log.warning("instances reconciled at start", failed=len(done.failed),
+                    cleared=len(done.cleared), deleted=len(done.deleted),
+                    instances=done.failed + done.cleared + done.deleted)
+    return done
+
+
+async def fail_stuck_builds(db: Database, *, older_than: dt.datetime, message: str,
+                            in_flight: Collection[str] = (), hostless_only: bool = False
+                            ) -> list[str]:
+    """Set to ERROR (fault ``message``, claim row dropped) the instances still building
+    whose record has not changed since ``older_than`` and that no task of this
+    conductor is working on (``in_flight``); ``hostless_only``: only those never
+    scheduled. Returns their uuids; the caller releases their claims in the scheduler."""
+
+    def work(s: Session) -> list[str]:
+        query = select(Instance).where(Instance.deleted == 0,
+                                       Instance.vm_state == states.BUILDING,
+                                       col(Instance.updated_at) < older_than)
+        if hostless_only:
+            query = query.where(col(Instance.host).is_(None))
+        failed = []
+        for inst in s.exec(query).all():
+            if inst.uuid not in in_flight:
+                _fail(s, inst, message)
+                failed.append(inst.uuid)
+        return failed
+
+    failed: list[str] = await db.write(work)
+    if failed:
+        log.warning("stuck builds set to error", count=len(failed), reason=message,
+                    instances=failed)
+    return failed
+
+
+def as_utc(timestamp: float) -> dt.datetime:
+    """A ``time.time()`` value as the naive UTC datetime the records hold."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).replace(tzinfo=None)
+
+
+__all__ = ["BUILD_TIMED_OUT", "LOST_IN_OUTAGE", "Reconciled", "as_utc", "fail_stuck_builds",
+           "reconcile_at_start"]
