@@ -11,10 +11,14 @@ from novalite.api import (
     flavors,
     hypervisors,
     instance_actions,
+    ips,
     keypairs,
     quotas,
     server_actions,
+    server_diagnostics,
     server_groups,
+    server_metadata,
+    server_tags,
     servers,
     versions,
 )
@@ -26,6 +30,7 @@ ROUTERS: list[Router] = [
     versions.router, servers.router, server_actions.router, instance_actions.router,
     flavors.router, compute_services.router, hypervisors.router, keypairs.router,
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
+    server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
 ]
 
 

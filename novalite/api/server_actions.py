@@ -92,7 +92,7 @@ async def unlock(call: ApiCall, args: dict[str, Any] | None) -> Reply:
 
 
 @server_actions.action("createImage", rule="os_compute_api:servers:create_image",
-                       schema=schemas.CREATE_IMAGE)
+                       schema=schemas.CREATE_IMAGE_NOVA)
 async def create_image(call: ApiCall, args: dict[str, Any]) -> Reply:
     image_id = await call.services.compute.snapshot(
         call.ctx, call.request_id, call.params["server_id"], args["name"],
@@ -111,3 +111,11 @@ async def console_output(call: ApiCall, args: dict[str, Any] | None) -> dict[str
     output = await call.services.compute.console_output(call.ctx, call.params["server_id"],
                                                         lines)
     return {"output": output}
+
+
+@server_actions.action("os-resetState", rule="os_compute_api:os-admin-actions:reset_state",
+                       schema=schemas.RESET_STATE)
+async def reset_state(call: ApiCall, args: dict[str, Any]) -> Reply:
+    await call.services.compute.reset_state(call.ctx, call.request_id,
+                                            call.params["server_id"], args["state"])
+    return Reply(202)
