@@ -13,7 +13,7 @@ from typing import Any
 
 from novalite.api.framework import ApiCall, Router
 from novalite.db.models import utcnow
-from novalite.states import PowerState
+from novalite.virt.driver import PowerState
 
 router = Router()
 

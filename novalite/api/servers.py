@@ -134,7 +134,8 @@ def _personality(files: list[dict[str, str]] | None) -> list[dict[str, str]]:
     return out
 
 
-def _destination(call: ApiCall, server: dict[str, Any]) -> tuple[str | None, Destination]:
+def _destination(call: ApiCall, server: dict[str, Any]
+                 ) -> tuple[str | None, Destination | None]:
     """The availability zone and the requested destination: ``az:host``, ``az:host:node``
     or ``az::node`` (admin: forced, Nova's ``parse_availability_zone``), or 2.74's
     ``host``/``hypervisor_hostname`` (admin: requested, the filters still apply)."""

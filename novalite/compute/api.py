@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import re
 import secrets
 import uuid as uuidlib
@@ -182,7 +183,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
     async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
                      networks: str, hints: dict[str, Any] | None = None, *,
                      destination: Destination | None = None
-                     ) -> tuple[list[InstanceRow], str]:
+                     ) -> tuple[builtins.list[InstanceRow], str]:
         """Record the servers and cast their builds; returns (instances, admin password).
 
         ``hints`` are ``os:scheduler_hints``: ``group`` (a server group the servers
@@ -246,7 +247,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
         injected = list(server.get("personality") or [])
         reservation = f"r-{secrets.token_hex(4)}"
         name = server["name"]
-        instances: list[InstanceRow] = []
+        instances: builtins.list[InstanceRow] = []
         group: dict[str, Any] = {}
 
         def work(s: Session) -> None:

@@ -128,8 +128,8 @@ def _matches(search: ServerSearch, row: InstanceRow) -> bool:
         return False
     if search.ip is not None or search.ip6 is not None:
         for a in row.addresses or []:
-            pattern = search.ip6 if a.get("version", 4) == 6 else search.ip
-            if pattern is not None and pattern.match(a["address"]):
+            wanted = search.ip6 if a.get("version", 4) == 6 else search.ip
+            if wanted is not None and wanted.match(a["address"]):
                 break
         else:
             return False

@@ -116,9 +116,9 @@ class ServerMetadata:
                 current.append(tag)
                 added = True
             elif action == "delete tag":
-                if tag not in current:
+                if tag is None or tag not in current:
                     raise NotFound(f"Instance {inst.uuid} has no tag '{tag}'")
-                current.remove(tag)  # type: ignore[arg-type]
+                current.remove(tag)
             else:
                 current = []
             row.tags = current
