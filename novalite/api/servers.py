@@ -71,18 +71,20 @@ async def show_server(call: ApiCall) -> dict[str, Any]:
 
 
 def check_access_ips(server: dict[str, Any]) -> None:
-    """accessIPv4/accessIPv6 must be addresses of their version (Nova's ``format``)."""
+    """accessIPv4/accessIPv6 must be addresses of their version (Nova's ``format``);
+    they are kept in canonical form (RFC 5952 for IPv6), as Nova's column type does."""
     for key, kind, version in (("accessIPv4", "ipv4", 4), ("accessIPv6", "ipv6", 6)):
         value = server.get(key)
         if value is None:
             continue
         try:
-            ok = ipaddress.ip_address(value).version == version
+            address = ipaddress.ip_address(value)
         except ValueError:
-            ok = False
-        if not ok:
+            address = None
+        if address is None or address.version != version:
             raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}. "
                              f"'{value}' is not a '{kind}'")
+        server[key] = str(address)
 
 
 def _networks(call: ApiCall, requested: Any) -> str:
