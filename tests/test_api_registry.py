@@ -36,6 +36,7 @@ NOVA_ACTION_RULES = {
     "os-getVNCConsole": "os_compute_api:os-remote-consoles",
     "os-getSerialConsole": "os_compute_api:os-remote-consoles",
     "os-getSPICEConsole": "os_compute_api:os-remote-consoles",
+    "os-resetState": "os_compute_api:os-admin-actions:reset_state",
 }
 #: The one place Nova guards several actions by one rule (nova/policies/remote_consoles.py:
 #: every pre-2.6 console action, and POST /servers/{id}/remote-consoles).
@@ -75,7 +76,8 @@ def test_novalite_policy_lists_each_action_with_its_rule() -> None:
     action_url = "POST /compute/v2.1/servers/{server_id}/action"
     for name, rule in NOVA_ACTION_RULES.items():
         assert f"{action_url} ({name})" in rows[rule]["operations"], rule
-        assert rows[rule]["roles"] == ["admin", "member"]
+        admin_only = rule == "os_compute_api:os-admin-actions:reset_state"
+        assert rows[rule]["roles"] == (["admin"] if admin_only else ["admin", "member"])
     assert rows["os_compute_api:os-aggregates:add_host"]["roles"] == ["admin"]
     table = subprocess.run([novalite_bin(), "policy"], capture_output=True, text=True,
                            timeout=60).stdout

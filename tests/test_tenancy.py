@@ -98,6 +98,12 @@ def test_other_projects_servers_are_404_on_every_path(people: dict[str, Person])
         ("GET", f"/compute/v2.1/servers/{sid}", None),
         ("PUT", f"/compute/v2.1/servers/{sid}", {"server": {"name": "stolen"}}),
         ("GET", f"/compute/v2.1/servers/{sid}/os-instance-actions", None),
+        ("GET", f"/compute/v2.1/servers/{sid}/metadata", None),
+        ("POST", f"/compute/v2.1/servers/{sid}/metadata", {"metadata": {"k": "v"}}),
+        ("DELETE", f"/compute/v2.1/servers/{sid}/metadata/k", None),
+        ("GET", f"/compute/v2.1/servers/{sid}/tags", None),
+        ("PUT", f"/compute/v2.1/servers/{sid}/tags/t", None),
+        ("GET", f"/compute/v2.1/servers/{sid}/ips", None),
         ("DELETE", f"/compute/v2.1/servers/{sid}", None),
     ]
     actions = [{"os-stop": None}, {"os-start": None}, {"reboot": {"type": "HARD"}},
@@ -111,9 +117,12 @@ def test_other_projects_servers_are_404_on_every_path(people: dict[str, Person])
             leaks.append((method, path, body, r.status_code))
     assert leaks == []
     for listing in ("/compute/v2.1/servers", "/compute/v2.1/servers/detail"):
-        for params in ({}, {"all_tenants": "1"}, {"name": "iso-vm"}):
+        for params in ({}, {"name": "iso-vm"}, {"project_id": people["alice"].project_id}):
             assert sid not in [s["id"] for s in bob.get(listing, params=params)
                                .json()["servers"]]
+        # all_tenants is an admin's: refused to a member, as in Nova (never a leak)
+        r = bob.get(listing, params={"all_tenants": "1"})
+        assert r.status_code == 403 and sid not in r.text
     # untouched by all of that
     assert wait_status(alice, sid, "ACTIVE")["name"] == "iso-vm"
     assert alice.delete(f"/compute/v2.1/servers/{sid}").status_code == 204

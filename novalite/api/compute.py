@@ -14,13 +14,17 @@ from novalite.api import (
     hypervisors,
     images,
     instance_actions,
+    ips,
     keypairs,
     limits,
     quotas,
     remote_consoles,
     server_actions,
+    server_diagnostics,
     server_groups,
+    server_metadata,
     server_password,
+    server_tags,
     servers,
     usage,
     versions,
@@ -35,6 +39,7 @@ ROUTERS: list[Router] = [
     quotas.router, server_groups.router, aggregates.router, availability_zones.router,
     remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
     images.router, server_password.router,
+    server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
 ]
 
 

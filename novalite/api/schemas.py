@@ -7,6 +7,7 @@ keywords it does not know).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from novalite.compute.server_groups import POLICIES
@@ -387,4 +388,104 @@ TOKEN_ISSUE = {
         },
         "required": ["identity"]}},
     "required": ["auth"],
+}
+
+# -- servers, per microversion (Nova's schemas/servers.py) --
+#: Nova's ``parameter_types.metadata``: keys of 1-255 of ``[a-zA-Z0-9-_:. ]``, string
+#: values of at most 255 characters, nothing else.
+_METADATA_KEY = "^[a-zA-Z0-9-_:. ]{1,255}$"
+SERVER_METADATA_VALUES = {"type": "object",
+                          "patternProperties": {_METADATA_KEY: {"type": "string",
+                                                                "maxLength": 255}},
+                          "additionalProperties": False}
+#: Nova's tag rule: 1-60 characters, no ``/`` and no ``,``.
+TAG = {"type": "string", "pattern": "^[^,/]*$", "minLength": 1, "maxLength": 60}
+MAX_TAGS = 50
+_hostname = {"type": "string", "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$",
+             "minLength": 2, "maxLength": 63}
+_fqdn = {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1, "maxLength": 255}
+_description = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
+
+
+@functools.cache
+def server_create(mv: tuple[bool, ...]) -> dict[str, Any]:
+    """``POST /servers``'s schema; ``mv`` = (2.19, 2.37, 2.42, 2.52, 2.57, 2.74, 2.90,
+    2.94): whether the call's microversion is at least each."""
+    v219, v237, v242, v252, v257, v274, v290, v294 = mv
+    network: dict[str, Any] = {"fixed_ip": {"type": "string"},
+                               "port": {"type": ["string", "null"]},
+                               "uuid": {"type": "string"}}
+    if v242:  # (and 2.32 alone, which novalite does not single out)
+        network["tag"] = TAG
+    items = {"type": "object", "properties": network, "additionalProperties": False}
+    networks: dict[str, Any] = {"type": "array", "items": items}
+    if v237:
+        networks = {"oneOf": [networks, {"type": "string", "enum": ["auto", "none"]}]}
+    props = dict(SERVER_CREATE["properties"]["server"]["properties"])  # type: ignore[index]
+    for key in ("hostname", "tags", "description"):
+        props.pop(key, None)
+    props.update({
+        "metadata": SERVER_METADATA_VALUES,
+        "networks": networks,
+        "accessIPv4": {"type": "string"}, "accessIPv6": {"type": "string"},
+        "security_groups": {"type": "array", "items": {
+            "type": "object", "properties": {"name": _name}, "additionalProperties": False}},
+    })
+    if not v257:
+        props["personality"] = {"type": "array", "items": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "contents": {"type": "string"}},
+            "additionalProperties": False}}
+    if v219:
+        props["description"] = _description
+    if v252:
+        props["tags"] = {"type": "array", "items": TAG, "maxItems": MAX_TAGS}
+    if v274:
+        props["host"] = _fqdn
+        props["hypervisor_hostname"] = _fqdn
+    if v290:
+        props["hostname"] = _fqdn if v294 else _hostname
+    server = {"type": "object", "properties": props, "required": ["name", "flavorRef"],
+              "additionalProperties": False}
+    return {**SERVER_CREATE, "properties": {**SERVER_CREATE["properties"],  # type: ignore[dict-item]
+                                            "server": server}}
+
+
+@functools.cache
+def server_update(v219: bool, v290: bool, v294: bool) -> dict[str, Any]:
+    """``PUT /servers/{id}``'s schema at a microversion (2.19 ``description``, 2.90
+    ``hostname``, 2.94 an FQDN ``hostname``)."""
+    props: dict[str, Any] = {"name": _name, "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
+                             "accessIPv4": {"type": "string"},
+                             "accessIPv6": {"type": "string"}}
+    if v219:
+        props["description"] = _description
+    if v290:
+        props["hostname"] = _fqdn if v294 else _hostname
+    return {"type": "object",
+            "properties": {"server": {"type": "object", "properties": props,
+                                      "additionalProperties": False}},
+            "required": ["server"], "additionalProperties": False}
+
+
+SERVER_METADATA = {"type": "object", "properties": {"metadata": SERVER_METADATA_VALUES},
+                   "required": ["metadata"], "additionalProperties": False}
+SERVER_METADATA_ITEM = {"type": "object",
+                        "properties": {"meta": {**SERVER_METADATA_VALUES, "minProperties": 1,
+                                                "maxProperties": 1}},
+                        "required": ["meta"], "additionalProperties": False}
+SERVER_TAGS = {"type": "object",
+               "properties": {"tags": {"type": "array", "items": TAG,
+                                       "maxItems": MAX_TAGS}},
+               "required": ["tags"], "additionalProperties": False}
+
+RESET_STATE = {"type": "object",
+               "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+               "required": ["state"], "additionalProperties": False}
+
+#: createImage's argument as Nova validates it (metadata: Nova's metadata rule).
+CREATE_IMAGE_NOVA = {
+    "type": "object",
+    "properties": {"name": _name, "metadata": SERVER_METADATA_VALUES},
+    "required": ["name"], "additionalProperties": False,
 }

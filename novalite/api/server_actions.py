@@ -92,7 +92,7 @@ async def unlock(call: ApiCall, args: dict[str, Any] | None) -> Reply:
 
 
 @server_actions.action("createImage", rule="os_compute_api:servers:create_image",
-                       schema=schemas.CREATE_IMAGE)
+                       schema=schemas.CREATE_IMAGE_NOVA)
 async def create_image(call: ApiCall, args: dict[str, Any]) -> Reply:
     image_id = await call.services.compute.snapshot(
         call.ctx, call.request_id, call.params["server_id"], args["name"],
@@ -129,3 +129,11 @@ async def get_serial_console(call: ApiCall, args: dict[str, Any]) -> dict[str, A
                        schema=schemas.GET_SPICE_CONSOLE)
 async def get_spice_console(call: ApiCall, args: dict[str, Any]) -> dict[str, Any]:
     return await remote_consoles.legacy_console(call, "os-getSPICEConsole", args)
+
+
+@server_actions.action("os-resetState", rule="os_compute_api:os-admin-actions:reset_state",
+                       schema=schemas.RESET_STATE)
+async def reset_state(call: ApiCall, args: dict[str, Any]) -> Reply:
+    await call.services.compute.reset_state(call.ctx, call.request_id,
+                                            call.params["server_id"], args["state"])
+    return Reply(202)

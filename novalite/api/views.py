@@ -36,17 +36,30 @@ def server_brief(base: str, record: ServerRecord) -> dict[str, Any]:
             "links": links(base, "servers", inst.uuid)}
 
 
-def addresses(inst_addresses: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def addresses(inst_addresses: list[dict[str, Any]], extended: bool = True
+              ) -> dict[str, list[dict[str, Any]]]:
+    """A server's addresses by network; ``extended``: with the ``OS-EXT-IPS`` type and
+    MAC (every view but ``PUT /servers/{id}`` below 2.75)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for a in inst_addresses:
-        out.setdefault(a["network"], []).append({
-            "version": a.get("version", 4), "addr": a["address"],
-            "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": a["mac"]})
+    for a in inst_addresses or []:
+        item: dict[str, Any] = {"version": a.get("version", 4), "addr": a["address"]}
+        if extended:
+            item["OS-EXT-IPS:type"] = "fixed"
+            item["OS-EXT-IPS-MAC:mac_addr"] = a["mac"]
+        out.setdefault(a["network"], []).append(item)
     return out
 
 
-def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = False
-                  ) -> dict[str, Any]:
+#: The statuses Nova shows ``progress`` in.
+_PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
+
+
+def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = False,
+                  full: bool = True) -> dict[str, Any]:
+    """A server as ``GET /servers/{id}`` (``show``) or ``/servers/detail`` shows it.
+    ``full=False``: the reduced view ``PUT /servers/{id}`` answers below 2.75 (no
+    availability zone, config drive, key name, usage times, security groups,
+    extended status, volumes, extended attributes or host status)."""
     inst = record.instance
     admin = call.ctx.is_admin
     flavor = inst.flavor
@@ -65,24 +78,28 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
                              "href": f"{base}/compute/images/{inst.image_ref}"}]},
         "created": iso(inst.created_at),
         "updated": iso(inst.updated_at),
-        "addresses": addresses(inst.addresses),
-        "accessIPv4": "",
-        "accessIPv6": "",
+        "addresses": addresses(inst.addresses, extended=full),
+        "accessIPv4": inst.access_ip_v4 or "",
+        "accessIPv6": inst.access_ip_v6 or "",
         "links": links(base, "servers", inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
-        "progress": 100 if status == "ACTIVE" else 0,
-        "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
-        "config_drive": inst.config_drive,
-        "key_name": inst.key_name,
-        "OS-SRV-USG:launched_at": iso_usec(inst.launched_at),
-        "OS-SRV-USG:terminated_at": iso_usec(inst.terminated_at),
-        "OS-EXT-STS:task_state": inst.task_state,
-        "OS-EXT-STS:vm_state": inst.vm_state,
-        "OS-EXT-STS:power_state": inst.power_state,
-        "os-extended-volumes:volumes_attached": [],
     }
-    if inst.addresses:
-        body["security_groups"] = [{"name": "default"}]
+    if status in _PROGRESS_STATUSES:
+        body["progress"] = 100 if status == "ACTIVE" else (inst.progress or 0)
+    if full:
+        body.update({
+            "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
+            "config_drive": inst.config_drive,
+            "key_name": inst.key_name,
+            "OS-SRV-USG:launched_at": iso_usec(inst.launched_at),
+            "OS-SRV-USG:terminated_at": iso_usec(inst.terminated_at),
+            "OS-EXT-STS:task_state": inst.task_state,
+            "OS-EXT-STS:vm_state": inst.vm_state,
+            "OS-EXT-STS:power_state": inst.power_state,
+            "os-extended-volumes:volumes_attached": [],
+        })
+        if inst.addresses:
+            body["security_groups"] = [{"name": "default"}]
     if call.mv("2.47"):
         body["flavor"] = {"vcpus": flavor.get("vcpus"), "ram": flavor.get("memory_mb"),
                           "disk": flavor.get("root_gb"), "ephemeral": flavor.get("ephemeral_gb"),
@@ -92,30 +109,28 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
         body["flavor"] = {"id": flavor.get("id"),
                           "links": [{"rel": "bookmark",
                                      "href": f"{base}/compute/flavors/{flavor.get('id')}"}]}
-    if admin:
+    if admin and full:
         body["OS-EXT-SRV-ATTR:host"] = inst.host
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.id or 0:08x}"
-    if call.mv("2.3") and admin:
-        body.update({
-            "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-            "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
-            "OS-EXT-SRV-ATTR:hostname": inst.hostname,
-            "OS-EXT-SRV-ATTR:kernel_id": "",
-            "OS-EXT-SRV-ATTR:ramdisk_id": "",
-            "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-            "OS-EXT-SRV-ATTR:user_data": inst.user_data,
-        })
-    if call.mv("2.3"):
-        body["os-extended-volumes:volumes_attached"] = []
+        if call.mv("2.3"):
+            body.update({
+                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
+                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
+                "OS-EXT-SRV-ATTR:kernel_id": "",
+                "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+            })
     if call.mv("2.9"):
-        body["locked"] = inst.locked
-    if call.mv("2.16") and admin:
+        body["locked"] = bool(inst.locked)
+    if call.mv("2.16") and admin and full:
         body["host_status"] = "UP" if inst.host else ""
     if call.mv("2.19"):
         body["description"] = inst.display_description
     if call.mv("2.26"):
-        body["tags"] = []
+        body["tags"] = list(inst.tags or [])
     if call.mv("2.63"):
         body["trusted_image_certificates"] = None
     if call.mv("2.71") and show:
@@ -124,7 +139,7 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
         body["locked_reason"] = inst.locked_reason
     if call.mv("2.90"):
         body["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
-    if call.mv("2.96"):
+    if call.mv("2.96") and full:
         body["pinned_availability_zone"] = None
     if record.fault is not None and status in ("ERROR", "DELETED"):
         fault: dict[str, Any] = {"code": record.fault.code, "message": record.fault.message,

@@ -7,7 +7,8 @@ decides, as Nova's ``check_instance_state``, which action a server may take when
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
@@ -23,7 +24,13 @@ from novalite.db.models import (
     InstanceActionEvent,
     utcnow,
 )
-from novalite.exceptions import Conflict, InstanceInvalidState, NotFound, NovaliteError
+from novalite.exceptions import (
+    Conflict,
+    InstanceInvalidState,
+    NotFound,
+    NovaliteError,
+    QuotaExceeded,
+)
 from novalite.rpc import Clients, RemoteError, current_context
 from novalite.virt.driver import DriverError, InstanceNotFound
 
@@ -31,6 +38,9 @@ if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord
     from novalite.db.models import InstanceRow
     from novalite.image.glance_client import GlanceClient
+
+#: What Nova strips from console output: control characters but tab and newline.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0B-\x1F]")
 
 #: action -> (allowed vm_states, allowed task_states, driver capability)
 ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...], str | None]] = {
@@ -140,6 +150,11 @@ class ServerActions:
 
         glance = self.glance
         inst = (await self.get(ctx, server_id)).instance
+        quotas = getattr(self, "quotas", None)
+        if quotas is not None and metadata:
+            limit = (await quotas.limits(ctx.project_id))["metadata_items"]
+            if 0 <= limit < len(metadata):
+                raise QuotaExceeded("Image metadata limit exceeded")
         self._check_lock(ctx, inst)
         await self._check_state(inst, "createImage", "createImage")
         vm_ok, task_ok, _ = ACTIONS["createImage"]
@@ -217,20 +232,70 @@ class ServerActions:
         except (RemoteError, DriverError, NovaliteError) as exc:
             message = exc.message if isinstance(exc, RemoteError) else str(exc)
             raise Conflict(f"Cannot get console output: {message}") from None
-        if length is not None:
-            lines = output.splitlines()
-            output = "\n".join(lines[-length:] if length else []) + ("\n" if length else "")
-        return output
+        if length is not None:  # Nova's _tail_log: the last ``length`` of its '\n' parts
+            output = "\n".join(output.split("\n")[-length:]) if length else ""
+        return _UNPRINTABLE.sub("", output)
 
-    async def actions(self, ctx: AuthContext, server_id: str) -> list[InstanceAction]:
+    async def reset_state(self, ctx: AuthContext, request_id: str, server_id: str,
+                          state: str) -> None:
+        """os-resetState: set vm_state ``active`` or ``error`` and clear the task, recorded
+        as the instance action ``resetState`` (Nova's admin action)."""
         inst = (await self.get(ctx, server_id)).instance
+
+        def work(s: Session) -> None:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            row.vm_state = {"active": states.ACTIVE, "error": states.ERROR}[state]
+            row.task_state = None
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="resetState",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id, finish_time=utcnow()))
+
+        await self.db.write(work)
+
+    async def diagnostics(self, ctx: AuthContext, server_id: str) -> dict[str, Any]:
+        """What is known of a server's guest: its state, the host's driver and
+        hypervisor, vCPUs, memory, NICs and disks (counters the drivers do not report
+        are None)."""
+        inst = (await self.get(ctx, server_id)).instance
+        if not inst.host or inst.vm_state == states.BUILDING:
+            raise InstanceInvalidState(f"Instance {inst.uuid} is not ready: it is in vm_state "
+                                       f"{inst.vm_state}")
+        node = await self.db.read(lambda s: s.exec(
+            select(ComputeNode).where(ComputeNode.host == inst.host)).first())
+        return {"instance": inst, "hypervisor_type": node.hypervisor_type if node else None}
+
+    async def _server_any(self, ctx: AuthContext, server_id: str) -> Instance:
+        """The caller's server, deleted ones too (instance actions from 2.21)."""
+        def work(s: Session) -> Instance | None:
+            rows = s.exec(select(Instance).where(Instance.uuid == server_id)
+                          .order_by(Instance.deleted)).all()  # type: ignore[arg-type]
+            for inst in rows:
+                if ctx.is_admin or inst.project_id == ctx.project_id:
+                    return inst
+            return None
+
+        found = await self.db.read(work)
+        if found is None:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        return found
+
+    async def actions(self, ctx: AuthContext, server_id: str, *,
+                      read_deleted: bool = False) -> list[InstanceAction]:
+        """The server's actions, newest first; ``read_deleted``: a deleted server's too
+        (Nova from 2.21)."""
+        inst = await self._server_any(ctx, server_id) if read_deleted \
+            else (await self.get(ctx, server_id)).instance
         return await self.db.read(lambda s: list(s.exec(
             select(InstanceAction).where(InstanceAction.instance_uuid == inst.uuid)
             .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc())).all()))  # type: ignore[attr-defined, union-attr]
 
-    async def action_with_events(self, ctx: AuthContext, server_id: str, request_id: str
+    async def action_with_events(self, ctx: AuthContext, server_id: str, request_id: str, *,
+                                 read_deleted: bool = False
                                  ) -> tuple[InstanceAction, list[InstanceActionEvent]]:
-        match = [a for a in await self.actions(ctx, server_id) if a.request_id == request_id]
+        match = [a for a in await self.actions(ctx, server_id, read_deleted=read_deleted)
+                 if a.request_id == request_id]
         if not match:
             raise NotFound(f"Action {request_id} not found")
         action = match[0]

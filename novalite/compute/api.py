@@ -20,17 +20,21 @@ import structlog
 from sqlmodel import Session, col, select
 
 from novalite import states
+from novalite.compute import server_list
 from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.quotas import QuotaAPI
 from novalite.compute.server_groups import ServerGroupAPI
+from novalite.compute.server_list import ServerSearch
+from novalite.compute.server_metadata import ServerMetadata
 from novalite.config import Config
 from novalite.console import tokens as console_tokens
 from novalite.context import AuthContext
 from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
+    ComputeNode,
     Flavor,
     FlavorExtraSpec,
     Instance,
@@ -45,7 +49,6 @@ from novalite.db.models import (
 from novalite.exceptions import (
     BadRequest,
     Conflict,
-    Forbidden,
     NotFound,
 )
 from novalite.image.glance_client import GlanceClient
@@ -111,6 +114,16 @@ def hostname_for(name: str) -> str:
     return sanitize_hostname(name, "server")
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where a boot asked to go: a compute host and/or node, ``force``d (``az:host``,
+    the filters are skipped) or requested (2.74's ``host``, the filters still apply)."""
+
+    host: str | None
+    node: str | None
+    force: bool
+
+
 @dataclass
 class ServerRecord:
     """An instance with the extra rows its views need."""
@@ -119,9 +132,10 @@ class ServerRecord:
     fault: InstanceFault | None = None
 
 
-class ComputeAPI(ServerActions):
+class ComputeAPI(ServerActions, ServerMetadata):
     """Business rules for servers and flavors; the actions on a server come from
-    :class:`~novalite.compute.actions.ServerActions`."""
+    :class:`~novalite.compute.actions.ServerActions`, its metadata and tags from
+    :class:`~novalite.compute.server_metadata.ServerMetadata`."""
 
     def __init__(self, db: Database, cfg: Config, rpc: Clients) -> None:
         self.db = db
@@ -156,63 +170,12 @@ class ComputeAPI(ServerActions):
             raise NotFound(f"Instance {server_id} could not be found.")
         return record
 
-    async def list(self, ctx: AuthContext, query: dict[str, str], *,
-                   strict_status: bool = True) -> list[ServerRecord]:
-        """The servers ``query`` selects (Nova's filters); an unknown ``status`` is a 400
-        when ``strict_status`` (microversion 2.38 and later), else matches nothing."""
-        all_tenants = _truthy(query.get("all_tenants"))
-        if (all_tenants or "host" in query) and not ctx.is_admin:
-            if "host" in query:
-                raise Forbidden("Policy doesn't allow os_compute_api:servers:index:"
-                                "get_all_tenants to be performed.")
-            all_tenants = False
-        deleted = _truthy(query.get("deleted")) and ctx.is_admin
-        name_re = None
-        if query.get("name"):
-            try:
-                name_re = re.compile(query["name"], re.IGNORECASE)
-            except re.error as exc:
-                raise BadRequest(f"Invalid regular expression for name: {exc}") from None
-        changes_since = _parse_time(query.get("changes-since"), "changes-since")
-        vm_states_wanted = None
-        if query.get("status"):
-            vm_states_wanted = states.states_for_status(query["status"])
-            if not vm_states_wanted:
-                if strict_status:
-                    raise BadRequest("Invalid status value")
-                return []
-        limit = _int_param(query.get("limit"), "limit")
+    async def list(self, ctx: AuthContext, search: ServerSearch) -> list[ServerRecord]:
+        """The servers ``search`` selects (the route has applied who may filter by what;
+        a project filter is in ``search.exact`` unless an admin asked for all projects)."""
 
         def work(s: Session) -> list[ServerRecord]:
-            # Rows of the table, not ORM objects: a list is only read, and loading 1,000
-            # instances through the ORM's identity map costs several times more.
-            q = select(Instance.__table__)  # type: ignore[attr-defined]
-            if not (all_tenants and ctx.is_admin):
-                q = q.where(Instance.project_id == ctx.project_id)
-            if changes_since is None:
-                q = q.where(Instance.deleted != 0) if deleted else q.where(Instance.deleted == 0)
-            else:
-                q = q.where(Instance.updated_at >= changes_since)
-            if "host" in query:
-                q = q.where(Instance.host == query["host"])
-            if vm_states_wanted is not None:
-                q = q.where(Instance.vm_state.in_(vm_states_wanted))  # type: ignore[attr-defined]
-            if query.get("image"):
-                q = q.where(Instance.image_ref == query["image"])
-            q = q.order_by(Instance.created_at.desc(), Instance.id.desc())  # type: ignore[union-attr, attr-defined]
-            rows = [InstanceRow(r._mapping) for r in s.connection().execute(q)]
-            if name_re is not None:
-                rows = [r for r in rows if name_re.search(r.display_name)]
-            if query.get("status"):
-                rows = [r for r in rows if states.status_from_state(r.vm_state, r.task_state)
-                        == query["status"].upper()]
-            if query.get("marker"):
-                ids = [r.uuid for r in rows]
-                if query["marker"] not in ids:
-                    raise BadRequest(f"marker [{query['marker']}] not found")
-                rows = rows[ids.index(query["marker"]) + 1 :]
-            if limit is not None:
-                rows = rows[:limit]
+            rows = server_list.run(s, search)
             faults = _latest_fault(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
             return [ServerRecord(r, faults.get(r.uuid)) for r in rows]
 
@@ -220,13 +183,17 @@ class ComputeAPI(ServerActions):
 
     # -- create -------------------------------------------------------------------
     async def create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
-                     networks: str, hints: dict[str, Any] | None = None
+                     networks: str, hints: dict[str, Any] | None = None, *,
+                     destination: Destination | None = None
                      ) -> tuple[builtins.list[InstanceRow], str]:
         """Record the servers and cast their builds; returns (instances, admin password).
 
         ``hints`` are ``os:scheduler_hints``: ``group`` (a server group the servers
         join), ``same_host`` / ``different_host`` (instance uuids). Several servers
         (``min_count``/``max_count``) are placed by one scheduler call, all or none.
+        ``server`` may carry ``hostname``, ``tags``, ``accessIPv4``/``accessIPv6``,
+        ``description`` and ``personality`` (checked by the route); ``destination``
+        restricts the scheduler to one compute host.
         """
         group_id, same_host, different_host = _hints(hints or {})
         image_ref = _image_ref(server)
@@ -237,9 +204,12 @@ class ComputeAPI(ServerActions):
             found = await self.db.read(lambda s: _flavor_with_specs(s, flavor_ref))
             if found is not None:
                 self.flavors[flavor_ref] = found
-        if found is None:
-            raise NotFound(f"Flavor {flavor_ref} could not be found.")
+        if found is None:  # a 400 at create, as in Nova
+            raise BadRequest(f"Flavor {flavor_ref} could not be found.")
         flavor, extra_specs = found
+        requested_host = None
+        if destination is not None:
+            requested_host = await self._destination_host(destination)
         glance_images = None
         image: Any = None
         if not local_images:  # the external Glance decides what the caller may see
@@ -278,9 +248,11 @@ class ComputeAPI(ServerActions):
         # The adminPass given is the one used (the config drive's admin_pass).
         admin_pass = server.get("adminPass") or secrets.token_urlsafe(9)
         config_drive = ""
+        tags = list(dict.fromkeys(server.get("tags") or []))
+        injected = list(server.get("personality") or [])
         reservation = f"r-{secrets.token_hex(4)}"
         name = server["name"]
-        instances: list[InstanceRow] = []
+        instances: builtins.list[InstanceRow] = []
         group: dict[str, Any] = {}
 
         def work(s: Session) -> None:
@@ -300,7 +272,10 @@ class ComputeAPI(ServerActions):
                 rows.append(row_values(
                     Instance, display_name=display,
                     display_description=server.get("description"),
-                    hostname=hostname_for(display), project_id=ctx.project_id,
+                    hostname=server.get("hostname") or hostname_for(display),
+                    project_id=ctx.project_id, tags=list(tags), injected_files=injected,
+                    access_ip_v4=server.get("accessIPv4"),
+                    access_ip_v6=server.get("accessIPv6"),
                     user_id=ctx.user_id,
                     availability_zone=az or self.cfg.compute.availability_zone,
                     image_ref=image.id, flavor=flavor_snapshot, vcpus=flavor.vcpus,
@@ -332,7 +307,9 @@ class ComputeAPI(ServerActions):
                     "availability_zone": az, "image_properties": dict(image.properties),
                     "image_id": image.id, "extra_specs": dict(extra_specs),
                     "group": dict(group) or None, "same_host": same_host,
-                    "different_host": different_host, "project_id": ctx.project_id}
+                    "different_host": different_host, "project_id": ctx.project_id,
+                    "requested_host": requested_host,
+                    "force_host": bool(destination and destination.force)}
             if glance_images is not None:
                 spec["glance_images"] = glance_images
             if config_drive:  # the only place the guest reads it from
@@ -349,14 +326,14 @@ class ComputeAPI(ServerActions):
     # -- update / delete -----------------------------------------------------------
     async def update(self, ctx: AuthContext, server_id: str, values: dict[str, Any]
                      ) -> ServerRecord:
+        """Set ``values`` (by column: display_name, display_description, hostname,
+        access_ip_v4, access_ip_v6) on the caller's server."""
         record = await self.get(ctx, server_id)
 
         def work(s: Session) -> Instance:
             inst = s.exec(select(Instance).where(Instance.uuid == record.instance.uuid)).one()
-            if "name" in values:
-                inst.display_name = values["name"]
-            if "description" in values:
-                inst.display_description = values["description"]
+            for column, value in values.items():
+                setattr(inst, column, value)
             inst.updated_at = utcnow()
             s.add(inst)
             return inst
@@ -398,6 +375,25 @@ class ComputeAPI(ServerActions):
             await self.rpc.scheduler.release(context, row.uuid)
         except Exception:
             log.exception("releasing claim failed", instance=row.uuid)
+
+    async def _destination_host(self, destination: Destination) -> str:
+        """The compute host a requested destination names; 400 when there is none (Nova's
+        ``ComputeHostNotFound``)."""
+        host, node = destination.host, destination.node
+
+        def work(s: Session) -> str | None:
+            q = select(ComputeNode)
+            if host:
+                q = q.where(ComputeNode.host == host)
+            if node:
+                q = q.where(ComputeNode.hypervisor_hostname == node)
+            found = s.exec(q).first()
+            return found.host if found is not None else None
+
+        found = await self.db.read(work)
+        if found is None:
+            raise BadRequest(f"Compute host {host or node} could not be found.")
+        return found
 
     # -- flavors ------------------------------------------------------------------
     async def flavor(self, ctx: AuthContext, flavor_id: str) -> tuple[Flavor, dict[str, str]]:
@@ -462,35 +458,3 @@ def _latest_fault(s: Session, uuids: list[str]) -> dict[str, InstanceFault]:
     rows = s.exec(select(InstanceFault).where(InstanceFault.instance_uuid.in_(uuids))  # type: ignore[attr-defined]
                   .order_by(col(InstanceFault.id))).all()
     return {r.instance_uuid: r for r in rows}
-
-
-def _truthy(value: str | None) -> bool:
-    return str(value).lower() in ("1", "true", "yes", "on", "t", "y")
-
-
-def _int_param(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-        if number < 0:
-            raise ValueError
-    except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
-                         f"'{value}' is not a non-negative integer") from None
-    return number
-
-
-def _parse_time(value: str | None, name: str) -> Any:
-    if not value:
-        return None
-    import datetime as dt
-
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}. "
-                         "It is not a valid ISO 8601 time") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed

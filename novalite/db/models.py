@@ -243,6 +243,16 @@ class Instance(SQLModel, table=True):
     updated_at: NaiveDatetime = Field(default_factory=utcnow, index=True, sa_type=DATETIME)
     deleted_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     deleted: int = Field(default=0, index=True)
+    #: accessIPv4/accessIPv6, as the user gave them (Nova's access_ip_v4/v6).
+    access_ip_v4: str | None = Field(default=None, max_length=39)
+    access_ip_v6: str | None = Field(default=None, max_length=39)
+    #: The server's tags (2.26), in the order they were added; None on rows written
+    #: before migration 0005 (read as none).
+    tags: list[str] | None = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
+    #: ``personality`` files (below 2.57): ``[{"path", "contents"}]`` (contents base64),
+    #: for the config drive and metadata service to serve.
+    injected_files: list[dict[str, str]] | None = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=True))
     __table_args__ = (Index("ix_instances_project_deleted", "project_id", "deleted"),)
 
 
@@ -320,6 +330,10 @@ class InstanceRow(Row):
     updated_at: dt.datetime
     deleted_at: dt.datetime | None
     deleted: int
+    access_ip_v4: str | None
+    access_ip_v6: str | None
+    tags: list[str] | None
+    injected_files: list[dict[str, str]] | None
 
     def __init__(self, mapping: Any) -> None:
         super().__init__(mapping)

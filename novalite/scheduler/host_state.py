@@ -119,6 +119,11 @@ class RequestSpec:
     different_host: list[str] = field(default_factory=list)
     project_id: str = ""
     group_hosts: dict[str, int] = field(default_factory=dict)
+    #: The host the boot asked for (``availability_zone`` ``az:host`` or 2.74's
+    #: ``host``/``hypervisor_hostname``): only it is considered.
+    requested_host: str | None = None
+    #: ``az:host`` forces the host: Nova skips the filters then.
+    force_host: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RequestSpec:

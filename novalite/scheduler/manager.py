@@ -198,6 +198,13 @@ class SchedulerManager:
             ignore = set(spec.ignore_hosts)
             candidates = [h for h in candidates if h.host not in ignore]
             removed.append(f"{len(self.hosts) - len(candidates)} host(s) already tried")
+        if spec.requested_host:
+            before = len(candidates)
+            candidates = [h for h in candidates if h.host == spec.requested_host]
+            if len(candidates) < before:
+                removed.append(f"the requested host left out {before - len(candidates)}")
+            if spec.force_host and candidates:
+                return candidates[0]
         for f in self.filters:
             if not candidates:
                 break
