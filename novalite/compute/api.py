@@ -37,6 +37,8 @@ from novalite.db.models import (
     ComputeNode,
     Flavor,
     FlavorExtraSpec,
+    FlavorProject,
+    ImageMember,
     Instance,
     InstanceAction,
     InstanceFault,
@@ -204,6 +206,12 @@ class ComputeAPI(ServerActions, ServerMetadata):
             found = await self.db.read(lambda s: _flavor_with_specs(s, flavor_ref))
             if found is not None:
                 self.flavors[flavor_ref] = found
+        if found is not None and not found[0].is_public and not ctx.is_admin:
+            flavor_id = found[0].id
+            shared = await self.db.read(lambda s: s.get(
+                FlavorProject, (flavor_id, ctx.project_id)) is not None)
+            if not shared:  # a private flavor not shared with the caller: as if none
+                found = None
         if found is None:  # a 400 at create, as in Nova
             raise BadRequest(f"Flavor {flavor_ref} could not be found.")
         flavor, extra_specs = found
@@ -259,7 +267,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
             nonlocal image, config_drive
             if local_images:  # read in the insert's transaction: one database hop a boot
                 image = _check_image(ctx, queries.image(s, image_ref), image_ref, flavor,
-                                     local=True)
+                                     local=True, session=s)
             config_drive = _config_drive(server, image, self.cfg)
             # The quota check and the insert are one step (QuotaAPI.reserving).
             count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
@@ -413,11 +421,19 @@ def _config_drive(server: dict[str, Any], image: Any, cfg: Config) -> str:
 
 
 def _check_image(ctx: AuthContext, image: Any, image_ref: str, flavor: Flavor, *,
-                 local: bool) -> Any:
-    """``image`` if the caller may boot it with ``flavor``; else Nova's error."""
+                 local: bool, session: Session | None = None) -> Any:
+    """``image`` if the caller may boot it with ``flavor``; else Nova's error.
+
+    The embedded image service's rules (``local``): public and community images, the
+    project's own, and ``shared`` images the project is a member of (Glance lets a
+    member read a shared image whatever its answer; listing is what the answer gates).
+    """
     if local and image is not None and not ctx.is_admin and image.visibility not in (
             "public", "community") and image.owner != ctx.project_id:
-        image = None  # another project's private image: as if there were none
+        member = (image.visibility == "shared" and session is not None
+                  and session.get(ImageMember, (image.id, ctx.project_id)) is not None)
+        if not member:
+            image = None  # another project's private image: as if there were none
     if image is None:
         raise BadRequest(f"Image {image_ref} could not be found.")
     if image.status != "active":
