@@ -58,7 +58,9 @@ def hold(state_path: str) -> Iterator[None]:
     """
     try:
         os.makedirs(state_path, exist_ok=True)
-        fd = os.open(lock_path(state_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Readable by the service's user only, as everything in the state directory.
+        fd = os.open(lock_path(state_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)
     except OSError as exc:
         raise ConfigError(f"state path {state_path}: {exc.strerror or exc}") from None
     try:

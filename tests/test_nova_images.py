@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from novalite.testing.server import start
 from tests.test_nova_cli import NOVA, clean_env, fails, ok, unique
 
 pytestmark = pytest.mark.backends("sqlite")  # the CLI is under test, not the database
@@ -161,8 +162,22 @@ def web(disks: dict[str, Path]) -> Iterator[str]:
         thread.join(5)
 
 
-def test_upload_from_url_imports_with_web_download(env: dict[str, str], web: str,
+@pytest.fixture
+def web_env(tmp_path: Path, db_config: dict[str, dict[str, Any]], token_cache: Path
+            ) -> Iterator[dict[str, str]]:
+    """A service of this test's own that may import from this machine's loopback (refused
+    by default: [import_filtering_opts]), and the CLI's environment for it."""
+    srv = start(tmp_path / "state", config={**db_config, "import_filtering_opts": {
+        "allowed_hosts": ["127.0.0.1"], "allowed_ports": []}})
+    try:
+        yield clean_env(token_cache, srv.env)
+    finally:
+        srv.stop()
+
+
+def test_upload_from_url_imports_with_web_download(web_env: dict[str, str], web: str,
                                                    disks: dict[str, Path]) -> None:
+    env = web_env
     name = unique("web")
     result = ok("-f", "json", "image-upload", name, "--url", f"{web}/disk.qcow2",
                 "--disk-format", "qcow2", env=env)
