@@ -43,12 +43,14 @@ async def rebuild(call: ApiCall, args: Any) -> Reply:
     # Below 2.75 Nova answers a reduced view; from 2.75 the whole show view.
     server = views.server_detail(call, call.services.base_url, record, show=True,
                                  full=call.mv("2.75"))
+    server.pop("OS-EXT-SRV-ATTR:user_data", None)  # Nova: user_data instead, from 2.57
     if call.mv("2.54"):
         server["key_name"] = inst.key_name
     if call.mv("2.57"):
         server["user_data"] = inst.user_data
     server["adminPass"] = admin_pass
-    return Reply(202, {"server": server})
+    return Reply(202, {"server": server}, headers={
+        "Location": f"{call.services.base_url}/compute/v2.1/servers/{inst.uuid}"})
 
 
 @server_actions.action("rescue", rule="os_compute_api:os-rescue", schema=schemas.RESCUE)
