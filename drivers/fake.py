@@ -22,7 +22,8 @@ Options (``[fake]`` in novalite.toml):
 ``fail_actions``
     Names of driver methods (``rebuild``, ``rescue``, ``unrescue``,
     ``trigger_crash_dump``) that fail with :class:`DriverError`, to exercise the
-    error paths (default none).
+    error paths (default none); an instance whose metadata holds
+    ``fake_fail_actions`` (comma-separated names) fails those on every host.
 
 Rebuild, rescue and crash dumps (contract 1.4): a rebuild replaces the guest's
 image in place; a rescued guest boots the rescue image and lists the guest's own
@@ -163,6 +164,8 @@ class FakeDriver(Driver):
             "hostname": instance.hostname,
             "image": image.id,
             "disks": [f"disk of image {image.id}"],
+            "fail_actions": [a for a in str(instance.metadata.get("fake_fail_actions", ""))
+                             .split(",") if a],
             "console": [
                 f"fake guest {instance.hostname} booting image {image.name}",
                 f"addresses: {addresses}",
@@ -239,7 +242,7 @@ class FakeDriver(Driver):
         guest = self._guest(uuid)
         if self.action_delay:
             await trio.sleep(self.action_delay)
-        if name in self.fail_actions:
+        if name in self.fail_actions or name in guest.get("fail_actions", ()):
             raise DriverError(f"fake {name} failure on host {self.context.host}")
         return guest
 

@@ -217,6 +217,20 @@ def test_stable_device_rescue_for_an_image_that_asks(c: httpx.Client,
     _purge(c, sid)
 
 
+def test_a_failed_rescue_or_rebuild_is_error_with_a_fault(c: httpx.Client,
+                                                          other_image: str) -> None:
+    sid = _server(c, metadata={"fake_fail_actions": "rescue,rebuild"})
+    assert act(c, sid, {"rescue": None}).status_code == 200
+    shown = wait_status(c, sid, "ERROR")
+    assert "Rescue failed: fake rescue failure" in shown["fault"]["message"]
+    assert ("compute_rescue_instance", "Error") in events(c, sid, "rescue")
+    # a server in ERROR may be rebuilt (Nova's states); this one fails again
+    assert act(c, sid, {"rebuild": {"imageRef": other_image}}).status_code == 202
+    shown = wait_status(c, sid, "ERROR")
+    assert "Rebuild failed: fake rebuild failure" in shown["fault"]["message"]
+    _purge(c, sid)
+
+
 def _backups(c: httpx.Client, sid: str) -> list[dict[str, Any]]:
     images = c.get("/image/v2/images").json()["images"]
     return [i for i in images if i.get("instance_uuid") == sid
