@@ -147,7 +147,7 @@ class ServerLifecycle(_Base):
         key_data: str | None = None
         if args.get("key_name") is not None:
             key = await self.db.read(lambda s: s.exec(select(KeyPair).where(
-                KeyPair.user_id == inst.user_id, KeyPair.name == args["key_name"])).first())
+                KeyPair.user_id == ctx.user_id, KeyPair.name == args["key_name"])).first())
             if key is None:
                 raise BadRequest("Invalid key_name provided.")
             key_data = key.public_key
@@ -252,13 +252,17 @@ class ServerLifecycle(_Base):
         """DELETE with ``[DEFAULT] reclaim_instance_interval`` set: the server becomes
         SOFT_DELETED (restorable until reclaimed). False when it cannot be (no host):
         the caller deletes it at once."""
+        from novalite.compute.api import _compute_up
+
         if not inst.host or inst.vm_state in (states.SOFT_DELETED, states.BUILDING):
             return False
+        down_time = self.cfg.compute.service_down_time
 
         def work(s: Session) -> Instance | None:
             row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
-            if row.task_state is not None or row.deleted:
-                return None
+            if row.task_state is not None or row.deleted or row.host is None \
+                    or not _compute_up(s, row.host, down_time):
+                return None  # deleted at once, as the host's being down allows
             row.task_state = states.SOFT_DELETING
             row.deleted_at = row.updated_at = utcnow()
             s.add(row)
