@@ -178,6 +178,7 @@ class LifecycleHandlers:
             await self.update(context, uuid, vm_state=states.RESCUED, task_state=None,
                               power_state=int(power if power is not None
                                               else PowerState.RUNNING))
+            log.info("instance rescued", instance=uuid, rescue_image=image_id)
 
     @rpc.method
     async def unrescue_instance(self, context: RequestContext, uuid: str) -> None:
@@ -192,6 +193,7 @@ class LifecycleHandlers:
             await self.update(context, uuid, vm_state=states.ACTIVE, task_state=None,
                               power_state=int(power if power is not None
                                               else PowerState.RUNNING))
+            log.info("instance unrescued", instance=uuid)
 
     # -- backup ------------------------------------------------------------------------
     @rpc.method
@@ -211,6 +213,7 @@ class LifecycleHandlers:
                     return  # the snapshot failed (and was deleted): nothing rotates
                 backups.sort(key=lambda i: (i.get("created_at") or "", i["id"] == image_id),
                              reverse=True)
+                log.info("backup stored", instance=uuid, image=image_id, type=backup_type)
                 for old in backups[rotation:]:
                     log.info("rotating out backup", instance=uuid, image=old["id"])
                     await self.cache.api.delete(token, old["id"])
@@ -234,6 +237,7 @@ class LifecycleHandlers:
             await self.update(context, uuid, vm_state=states.SOFT_DELETED, task_state=None,
                               power_state=int(power if power is not None
                                               else PowerState.SHUTDOWN))
+            log.info("instance soft-deleted", instance=uuid)
 
     @rpc.method
     async def restore_instance(self, context: RequestContext, uuid: str) -> None:
@@ -250,6 +254,7 @@ class LifecycleHandlers:
             await self.update(context, uuid, vm_state=states.ACTIVE, task_state=None,
                               power_state=int(power if power is not None
                                               else PowerState.RUNNING))
+            log.info("instance restored", instance=uuid)
 
     # -- crash dump --------------------------------------------------------------------
     @rpc.method
@@ -260,6 +265,8 @@ class LifecycleHandlers:
                     await self.driver.trigger_crash_dump(uuid)
             except Exception as exc:
                 await self._failed(context, uuid, "Trigger crash dump", exc, vm_state=None)
+                return
+            log.info("crash dump triggered (NMI sent)", instance=uuid)
 
 
 __all__ = ["STABLE_RESCUE_PROPERTIES", "LifecycleHandlers", "image_info", "is_stable_rescue"]
