@@ -17,6 +17,18 @@ Options (``[fake]`` in novalite.toml):
     A list of host names on which every spawn fails with :class:`SpawnFailed`,
     to exercise rescheduling and faults. An instance whose metadata holds
     ``fake_fail_spawn`` fails on every host.
+``action_delay``
+    Seconds a rebuild, rescue or unrescue takes (default 0; contract 1.4).
+``fail_actions``
+    Names of driver methods (``rebuild``, ``rescue``, ``unrescue``,
+    ``trigger_crash_dump``) that fail with :class:`DriverError`, to exercise the
+    error paths (default none); an instance whose metadata holds
+    ``fake_fail_actions`` (comma-separated names) fails those on every host.
+
+Rebuild, rescue and crash dumps (contract 1.4): a rebuild replaces the guest's
+image in place; a rescued guest boots the rescue image and lists the guest's own
+disk as its second disk (``disks`` in the state file); a crash dump writes
+``NMI received`` to the console.
 
 Consoles (contract 1.3): a serial console, in process, that echoes what is typed
 (as a terminal in echo mode does) and answers each line with
@@ -53,7 +65,7 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.3"
+    contract_version = "1.4"
     hypervisor_type = "fake"
     #: ``driver = "auto"`` falls back to simulated guests when no hypervisor volunteers.
     auto_priority = 100
@@ -63,6 +75,8 @@ class FakeDriver(Driver):
         "local_gb": 1024,
         "spawn_delay": 0.0,
         "fail_spawn_on": [],
+        "action_delay": 0.0,
+        "fail_actions": [],
     }
     capabilities = {
         "supports_reboot": True,
@@ -72,6 +86,10 @@ class FakeDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
         "supports_serial_console": True,
+        "supports_rebuild": True,
+        "supports_rescue": True,
+        "supports_stable_rescue": True,
+        "supports_trigger_crash_dump": True,
     }
 
     @classmethod
@@ -93,6 +111,8 @@ class FakeDriver(Driver):
         self.local_gb = int(opts.get("local_gb", 1024))
         self.spawn_delay = float(opts.get("spawn_delay", 0.0))
         self.fail_hosts = set(opts.get("fail_spawn_on", []))
+        self.action_delay = float(opts.get("action_delay", 0.0))
+        self.fail_actions = set(opts.get("fail_actions", []))
         self.guests: dict[str, dict[str, Any]] = {}
         self._file = os.path.join(context.state_path, "guests.json")
         self._dirty = False
@@ -141,6 +161,11 @@ class FakeDriver(Driver):
             "vcpus": instance.vcpus,
             "memory_mb": instance.memory_mb,
             "state": int(PowerState.RUNNING),
+            "hostname": instance.hostname,
+            "image": image.id,
+            "disks": [f"disk of image {image.id}"],
+            "fail_actions": [a for a in str(instance.metadata.get("fake_fail_actions", ""))
+                             .split(",") if a],
             "console": [
                 f"fake guest {instance.hostname} booting image {image.name}",
                 f"addresses: {addresses}",
@@ -211,6 +236,53 @@ class FakeDriver(Driver):
         with open(dest_path, "wb") as f:
             f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
         return "raw", "bare"
+
+
+    async def _action(self, name: str, uuid: str) -> dict[str, Any]:
+        guest = self._guest(uuid)
+        if self.action_delay:
+            await trio.sleep(self.action_delay)
+        if name in self.fail_actions or name in guest.get("fail_actions", ()):
+            raise DriverError(f"fake {name} failure on host {self.context.host}")
+        return guest
+
+    async def rebuild(self, instance: InstanceSpec, image: ImageInfo,
+                      network: list[NetworkInfo]) -> None:
+        """A new disk from ``image``, booted: the console starts over with the new image."""
+        guest = await self._action("rebuild", instance.uuid)
+        guest.update(hostname=instance.hostname, image=image.id, state=int(PowerState.RUNNING),
+                     reason=None, disks=[f"disk of image {image.id}"])
+        guest.pop("rescue", None)
+        guest["console"] = [f"fake guest {instance.hostname} booting image {image.name}",
+                            f"{instance.hostname} login:"]
+        self._save()
+
+    async def rescue(self, instance: InstanceSpec, rescue_image: ImageInfo,
+                     network: list[NetworkInfo], *, stable: bool = False) -> None:
+        guest = await self._action("rescue", instance.uuid)
+        own = guest["disks"][0]
+        rescue_disk = f"rescue disk of image {rescue_image.id}"
+        guest["rescue"] = rescue_image.id
+        guest["disks"] = [own, rescue_disk] if stable else [rescue_disk, own]
+        guest["state"], guest["reason"] = int(PowerState.RUNNING), None
+        guest["console"].append(f"rescue: booting image {rescue_image.name}, "
+                                f"{'stable device' if stable else 'disk of the guest second'}")
+        self._save()
+
+    async def unrescue(self, uuid: str) -> None:
+        guest = await self._action("unrescue", uuid)
+        guest.pop("rescue", None)
+        guest["disks"] = [d for d in guest["disks"] if not d.startswith("rescue disk")]
+        guest["state"], guest["reason"] = int(PowerState.RUNNING), None
+        guest["console"].append("unrescue: booting the guest's own disk")
+        self._save()
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        guest = await self._action("trigger_crash_dump", uuid)
+        if guest["state"] != PowerState.RUNNING:
+            raise DriverError(f"guest {uuid} is not running")
+        guest["console"].append("NMI received")
+        self._save()
 
 
 class FakeSerialConsole(trio.abc.Stream):

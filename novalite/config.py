@@ -42,6 +42,9 @@ class DefaultSection:
     state_path: str = ""
     #: Attach a config drive to every guest, asked for or not (Nova's option).
     force_config_drive: bool = False
+    #: Seconds a deleted server stays SOFT_DELETED (restorable) before it is reclaimed
+    #: (Nova's option; 0, the default, deletes at once).
+    reclaim_instance_interval: float = 0
 
 
 @dataclass

@@ -272,6 +272,7 @@ class Service:
                 await nursery.start(self.run_actor, "conductor", conductor)
                 await self.start_metadata(nursery)
                 nursery.start_soon(conductor.watch_builds)
+                nursery.start_soon(conductor.watch_soft_deleted)
                 await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)

@@ -17,6 +17,7 @@ STOPPED = "stopped"
 DELETED = "deleted"
 ERROR = "error"
 SOFT_DELETED = "soft-delete"
+RESCUED = "rescued"
 
 # task_states
 SCHEDULING = "scheduling"
@@ -37,6 +38,15 @@ POWERING_OFF = "powering-off"
 POWERING_ON = "powering-on"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+# task_states of rebuild, rescue, backup and soft delete (issue 20, part A)
+REBUILDING = "rebuilding"
+REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+REBUILD_SPAWNING = "rebuild_spawning"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
+IMAGE_BACKUP = "image_backup"
+SOFT_DELETING = "soft-deleting"
+RESTORING = "restoring"
 
 POWER_STATE_NAMES = {
     PowerState.NOSTATE: "NOSTATE",
@@ -64,7 +74,12 @@ _STATE_MAP: dict[str, dict[str | None, str]] = {
     ERROR: {"default": "ERROR"},
     DELETED: {"default": "DELETED"},
     SOFT_DELETED: {"default": "SOFT_DELETED"},
+    RESCUED: {"default": "RESCUE"},
 }
+# REBUILD while a rebuild runs, from each state a rebuild starts in (Nova's map).
+for _vm in (ACTIVE, STOPPED, ERROR):
+    _STATE_MAP[_vm].update({REBUILDING: "REBUILD", REBUILD_BLOCK_DEVICE_MAPPING: "REBUILD",
+                            REBUILD_SPAWNING: "REBUILD"})
 
 
 def status_from_state(vm_state: str, task_state: str | None = None) -> str:

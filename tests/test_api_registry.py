@@ -38,6 +38,13 @@ NOVA_ACTION_RULES = {
     "os-getSPICEConsole": "os_compute_api:os-remote-consoles",
     "os-resetState": "os_compute_api:os-admin-actions:reset_state",
     "changePassword": "os_compute_api:os-admin-password",
+    "rebuild": "os_compute_api:servers:rebuild",
+    "rescue": "os_compute_api:os-rescue",
+    "unrescue": "os_compute_api:os-unrescue",
+    "createBackup": "os_compute_api:os-create-backup",
+    "restore": "os_compute_api:os-deferred-delete:restore",
+    "forceDelete": "os_compute_api:os-deferred-delete:force",
+    "trigger_crash_dump": "os_compute_api:servers:trigger_crash_dump",
 }
 #: The one place Nova guards several actions by one rule (nova/policies/remote_consoles.py:
 #: every pre-2.6 console action, and POST /servers/{id}/remote-consoles).

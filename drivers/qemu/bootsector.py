@@ -62,6 +62,71 @@ def make_boot_sector(message: str) -> bytes:
     return body + bytes(510 - len(body)) + b"\x55\xaa"
 
 
+#: Where a :func:`make_boot_sector` sector keeps its message.
+MESSAGE_OFFSET = _CODE_LEN
+
+
+def make_rescue_boot_sector(message: str) -> bytes:
+    """A boot sector for rescue tests: it writes ``message`` + CRLF to COM1, then reads
+    the first sector of the second BIOS disk (drive 0x81, the rescued guest's own disk)
+    and writes the message of the :func:`make_boot_sector` sector found there, then
+    halts. So the console shows both that the rescue image booted and that the old
+    disk is readable.
+
+    Example::
+
+        open("rescue.img", "wb").write(make_rescue_boot_sector("RESCUE"))
+    """
+    text = message.encode("ascii")
+    if b"\0" in text:
+        raise ValueError("boot sector message must not contain NUL")
+    head = bytes([
+        0xFA,  # cli
+        0x31, 0xC0,  # xor ax, ax
+        0x8E, 0xD8,  # mov ds, ax
+        0x8E, 0xC0,  # mov es, ax
+        0x8E, 0xD0,  # mov ss, ax
+        0xBC, 0x00, 0x7C,  # mov sp, 0x7c00
+        0xFB,  # sti
+        0xFC,  # cld
+    ])
+    # then: mov si, msg; call print; (disk read); mov si, 0x8000+off; call print; halt
+    read = bytes([
+        0xB8, 0x01, 0x02,  # mov ax, 0x0201 (read one sector)
+        0xB9, 0x01, 0x00,  # mov cx, 0x0001 (cylinder 0, sector 1)
+        0xBA, 0x81, 0x00,  # mov dx, 0x0081 (head 0, drive 0x81)
+        0xBB, 0x00, 0x80,  # mov bx, 0x8000 (es:bx, the buffer)
+        0xCD, 0x13,  # int 0x13
+    ])
+    halt = bytes([0xF4, 0xEB, 0xFD])  # hlt; jmp hlt
+    printer = bytes([
+        0xBA, 0xF8, 0x03,  # mov dx, 0x3f8
+        0xAC,  # lodsb
+        0x84, 0xC0,  # test al, al
+        0x74, 0x03,  # jz ret
+        0xEE,  # out dx, al
+        0xEB, 0xF8,  # jmp lodsb
+        0xC3,  # ret
+    ])
+    # layout: head | mov si(3) | call(3) | read | mov si(3) | call(3) | halt | printer | text
+    printer_at = len(head) + 6 + len(read) + 6 + len(halt)
+    text_at = printer_at + len(printer)
+
+    def call_from(end: int) -> bytes:  # call rel16, relative to the next instruction
+        return bytes([0xE8]) + (printer_at - end).to_bytes(2, "little", signed=True)
+
+    code = head + bytes([0xBE]) + (_LOAD_ADDRESS + text_at).to_bytes(2, "little")
+    code += call_from(len(code) + 3)
+    code += read + bytes([0xBE]) + (0x8000 + MESSAGE_OFFSET).to_bytes(2, "little")
+    code += call_from(len(code) + 3)
+    code += halt + printer
+    assert len(code) == text_at
+    body = code + text + b"\r\n\0"
+    if len(body) > 510:
+        raise ValueError("boot sector message too long")
+    return body + bytes(510 - len(body)) + b"\x55\xaa"
+
+
 def demo_image() -> DemoImage:
     """The ``demo`` image: a boot sector printing :data:`DEMO_MESSAGE`, as a raw disk."""
     return DemoImage("raw", "bare", data=make_boot_sector(DEMO_MESSAGE),

@@ -50,6 +50,7 @@ from novalite.virt.driver import (
     InstanceSpec,
     LifecycleEvent,
     NetworkInfo,
+    NotSupported,
     PowerState,
     SpawnFailed,
 )
@@ -84,7 +85,7 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.3"
+    contract_version = "1.4"
     hypervisor_type = "qemu"
     accel = "tcg"
     auto_priority = 200
@@ -112,6 +113,9 @@ class QemuDriver(Driver):
         "supports_serial_console": True,
         "supports_config_drive": True,
         "supports_metadata_socket": True,
+        # rebuild: novalite's destroy + spawn (a new overlay on the new image)
+        "supports_rescue": True,
+        "supports_trigger_crash_dump": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -610,6 +614,67 @@ class QemuDriver(Driver):
                     with trio.CancelScope(shield=True):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
+
+
+    # -- rescue and crash dumps (contract 1.4) -----------------------------------------
+    async def rescue(self, instance: InstanceSpec, rescue_image: ImageInfo,
+                     network: list[NetworkInfo], *, stable: bool = False) -> None:
+        """Stop the guest's QEMU and start it again from a new overlay on the rescue
+        image (``disk.rescue.qcow2``, the first disk, booted), with the guest's own
+        disks after it untouched; the launch configuration before the rescue is kept
+        for :meth:`unrescue`. No stable device rescue (the first disk boots)."""
+        if stable:
+            raise NotSupported(f"{self.name} does not support stable device rescue")
+        uuid = instance.uuid
+        directory = self._exists(uuid)
+        self._check_image(rescue_image)
+        saved = os.path.join(directory, RESCUE_SAVED)
+        async with self._operation(uuid):
+            self._watchers.stop(uuid)
+            await self._stop_process(uuid, float(self.options["shutdown_timeout"]))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, proc.SUSPEND_STATE))
+            if not os.path.exists(saved):
+                await trio.to_thread.run_sync(
+                    shutil.copyfile, os.path.join(directory, proc.LAUNCH_FILE), saved)
+            cfg = proc.LaunchConfig.load(directory)
+            try:
+                await disks.create_root_disk(rescue_image,
+                                             os.path.join(directory, RESCUE_DISK), 0)
+            except SpawnFailed as exc:
+                raise DriverError(str(exc)) from None
+            cfg.disks = [proc.DiskConfig(RESCUE_DISK),
+                         *(d for d in cfg.disks if d.path != RESCUE_DISK)]
+            cfg.kernel = cfg.initrd = cfg.append = None  # the rescue disk boots
+            cfg.save(directory)
+            await self._launch(uuid)
+
+    async def unrescue(self, uuid: str) -> None:
+        """Stop the rescue QEMU, drop the rescue disk and start the guest as before."""
+        directory = self._exists(uuid)
+        saved = os.path.join(directory, RESCUE_SAVED)
+        if not os.path.exists(saved):
+            raise DriverError(f"guest {uuid} is not rescued")
+        async with self._operation(uuid):
+            self._watchers.stop(uuid)
+            await self._stop_process(uuid, float(self.options["shutdown_timeout"]))
+            os.replace(saved, os.path.join(directory, proc.LAUNCH_FILE))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, RESCUE_DISK))
+            await self._launch(uuid)
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        """QMP ``inject-nmi`` into the running guest."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                raise DriverError(f"guest {uuid} is not running")
+            await self._qmp(uuid, "inject-nmi")
+
+
+#: The rescue image's overlay, and the launch configuration a rescue replaced.
+RESCUE_DISK = "disk.rescue.qcow2"
+RESCUE_SAVED = "launch.unrescue.json"
 
 
 def _hardware(properties: Any, options: dict[str, Any]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from novalite.api import (
     server_actions,
     server_diagnostics,
     server_groups,
+    server_lifecycle,  # noqa: F401  (registers its actions with server_actions)
     server_metadata,
     server_password,
     server_tags,

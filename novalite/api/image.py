@@ -95,6 +95,13 @@ async def show(call: ApiCall) -> dict[str, Any]:
     return images.view(await images.get(call.ctx, call.params["image_id"]))
 
 
+@router.route("GET", IMAGE + "/tasks", rule="image:get_image")
+async def image_tasks(call: ApiCall) -> dict[str, Any]:
+    """Glance 2.12's tasks of an image: novalite's imports run in process, none is kept."""
+    await call.services.images.get(call.ctx, call.params["image_id"])
+    return {"tasks": []}
+
+
 @router.route("GET", "/v2/images/", rule="image:get_image")
 @router.route("DELETE", "/v2/images/", rule="image:delete_image")
 async def no_image_id(call: ApiCall) -> Reply:

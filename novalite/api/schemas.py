@@ -489,3 +489,62 @@ CREATE_IMAGE_NOVA = {
     "properties": {"name": _name, "metadata": SERVER_METADATA_VALUES},
     "required": ["name"], "additionalProperties": False,
 }
+
+
+_personality = {"type": "array", "items": {
+    "type": "object",
+    "properties": {"path": {"type": "string"}, "contents": {"type": "string"}},
+    "additionalProperties": False}}
+
+
+@functools.cache
+def rebuild(mv: tuple[bool, ...]) -> dict[str, Any]:
+    """The ``rebuild`` action's schema (Nova's ``base_rebuild`` and its versions);
+    ``mv`` = (2.19, 2.54, 2.57, 2.63, 2.90, 2.94): whether the call's microversion is
+    at least each (2.19 ``description``, 2.54 ``key_name``, 2.57 ``user_data`` and no
+    ``personality``, 2.63 ``trusted_image_certificates``, 2.90 ``hostname``, 2.94 an
+    FQDN ``hostname``)."""
+    v219, v254, v257, v263, v290, v294 = mv
+    props: dict[str, Any] = {
+        "name": _name, "imageRef": {"type": "string", "minLength": 1},
+        "adminPass": {"type": "string"}, "metadata": SERVER_METADATA_VALUES,
+        "preserve_ephemeral": _boolean,
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": {"type": "string"}, "accessIPv6": {"type": "string"},
+    }
+    if not v257:
+        props["personality"] = _personality
+    if v219:
+        props["description"] = _description
+    if v254:
+        props["key_name"] = {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
+    if v257:
+        props["user_data"] = {"type": ["string", "null"], "maxLength": 65535}
+    if v263:
+        props["trusted_image_certificates"] = {
+            "type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1}}
+    if v290:
+        props["hostname"] = _fqdn if v294 else _hostname
+    return {"type": "object",
+            "properties": {"rebuild": {"type": "object", "properties": props,
+                                       "required": ["imageRef"],
+                                       "additionalProperties": False}},
+            "required": ["rebuild"], "additionalProperties": False}
+
+
+#: ``rescue``'s argument (null, or an object), Nova's ``rescue.py`` schema.
+RESCUE = {"type": ["object", "null"],
+          "properties": {"adminPass": {"type": "string"},
+                         "rescue_image_ref": {"type": "string", "minLength": 1}},
+          "additionalProperties": False}
+
+#: ``createBackup``'s argument (Nova's ``create_backup.py`` schema).
+CREATE_BACKUP = {
+    "type": "object",
+    "properties": {"name": _name, "backup_type": {"type": "string"},
+                   "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]+$",
+                                "minimum": 0},
+                   "metadata": SERVER_METADATA_VALUES},
+    "required": ["name", "backup_type", "rotation"], "additionalProperties": False,
+}

@@ -24,6 +24,7 @@ from novalite.compute import server_list
 from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
+from novalite.compute.lifecycle import ServerLifecycle
 from novalite.compute.quotas import QuotaAPI
 from novalite.compute.server_groups import ServerGroupAPI
 from novalite.compute.server_list import ServerSearch
@@ -134,7 +135,7 @@ class ServerRecord:
     fault: InstanceFault | None = None
 
 
-class ComputeAPI(ServerActions, ServerMetadata):
+class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`, its metadata and tags from
     :class:`~novalite.compute.server_metadata.ServerMetadata`."""
@@ -349,11 +350,17 @@ class ComputeAPI(ServerActions, ServerMetadata):
         record.instance = await self.db.write(work)
         return record
 
-    async def delete(self, ctx: AuthContext, request_id: str, server_id: str) -> None:
+    async def delete(self, ctx: AuthContext, request_id: str, server_id: str, *,
+                     force: bool = False) -> None:
+        """Delete the server; with ``[DEFAULT] reclaim_instance_interval`` set (and not
+        ``force``) it is soft-deleted instead (ServerLifecycle.soft_delete)."""
         record = await self.get(ctx, server_id)
         inst = record.instance
         self._check_lock(ctx, inst)
         if inst.task_state == states.DELETING:
+            return
+        if self.cfg.DEFAULT.reclaim_instance_interval > 0 and not force \
+                and await self.soft_delete(ctx, request_id, inst):
             return
 
         def work(s: Session) -> Instance:

@@ -328,6 +328,14 @@ class ConductorManager:
             except Exception:
                 log.exception("build check failed")
 
+    async def watch_soft_deleted(self) -> None:
+        """Until cancelled: reclaim servers soft-deleted longer than ``[DEFAULT]
+        reclaim_instance_interval`` (novalite.conductor.reclaim; returns at once when 0)."""
+        from novalite.conductor.reclaim import watch_soft_deleted
+
+        await watch_soft_deleted(self.db, self.transport,
+                                 self.cfg.DEFAULT.reclaim_instance_interval)
+
     async def _fail_stuck(self, **kwargs: Any) -> None:
         failed = await recovery.fail_stuck_builds(self.db, in_flight=self.in_flight, **kwargs)
         context = RequestContext.system()
@@ -385,6 +393,19 @@ class ConductorManager:
         def work(s: Session) -> dict[str, Any] | None:
             inst = s.exec(select(Instance).where(Instance.uuid == uuid)).first()
             return instance_payload(inst) if inst else None
+
+        return await self.db.read(work)
+
+    @rpc.method
+    async def image_payloads(self, context: RequestContext, image_id: str) -> dict[str, Any]:
+        """An image with its kernel and ramdisk, as a build carries them (rebuild, rescue)."""
+        def work(s: Session) -> dict[str, Any]:
+            image = queries.image(s, image_id)
+            extras = [queries.image(s, image.properties.get(key)) if image is not None
+                      else None for key in ("kernel_id", "ramdisk_id")]
+            return {"image": image_payload(image, self.image_api_url),
+                    "kernel": image_payload(extras[0], self.image_api_url),
+                    "ramdisk": image_payload(extras[1], self.image_api_url)}
 
         return await self.db.read(work)
 

@@ -58,6 +58,14 @@ class Gone(NovaliteError):
     title = "gone"
 
 
+#: The list parameters that are not custom-property filters.
+LIST_PARAMETERS = frozenset((
+    "name", "status", "disk_format", "container_format", "owner", "id", "member_status",
+    "visibility", "protected", "tag", "size_min", "size_max", "limit", "marker", "sort",
+    "sort_key", "sort_dir", "created_at", "updated_at", "os_hidden", "checksum",
+    "os_hash_value", "min_disk", "min_ram"))
+
+
 class ImageService(WebDownload, ImageMembers):
     """Create, upload, import, list, show, patch, tag, share, deactivate and delete
     images."""
@@ -172,6 +180,9 @@ class ImageService(WebDownload, ImageMembers):
         if protected is not None and protected not in ("true", "false"):
             raise BadRequest(f"Invalid value for protected: {protected}")
         tags = list(query.get("tag") or [])
+        # Glance: any other parameter filters on the custom property of its name.
+        properties = {key: values[-1] for key, values in query.items()
+                      if values and key not in LIST_PARAMETERS}
         found = []
         for image in rows:
             status = shared.get(image.id) if image.visibility == "shared" else None
@@ -188,6 +199,8 @@ class ImageService(WebDownload, ImageMembers):
             if protected is not None and image.protected != (protected == "true"):
                 continue
             if tags and not set(tags) <= set(image.tags):
+                continue
+            if any(str(image.properties.get(k)) != v for k, v in properties.items()):
                 continue
             for key in ("size_min", "size_max"):
                 bound = one(key)

@@ -76,6 +76,56 @@ class ComputeClient:
         image is deleted again if the snapshot fails."""
         await self._rpc.cast(ctx, "snapshot_instance", {"uuid": uuid, "image_id": image_id})
 
+    async def rebuild_instance(self, ctx: RequestContext, uuid: str, image_id: str,
+                               admin_pass: str | None,
+                               glance_images: dict[str, Any] | None = None) -> None:
+        """Rebuild the guest from ``image_id`` (cast): its old disk is dropped, the
+        instance keeps its id and addresses; task_state goes rebuilding →
+        rebuild_block_device_mapping → rebuild_spawning → None, a stopped server stays
+        stopped, a failure is ERROR with a fault. ``glance_images`` are the payloads
+        of an external Glance (else the host asks the conductor).
+
+        Example::
+
+            await ComputeClient(transport, inst.host).rebuild_instance(
+                ctx, uuid, new_image_id, "s3cret")
+        """
+        await self._rpc.cast(ctx, "rebuild_instance", {
+            "uuid": uuid, "image_id": image_id, "admin_pass": admin_pass,
+            "glance_images": glance_images})
+
+    async def rescue_instance(self, ctx: RequestContext, uuid: str, image_id: str,
+                              glance_images: dict[str, Any] | None = None) -> None:
+        """Boot the guest from the rescue image ``image_id`` with its own disk second
+        (cast); the instance becomes RESCUED (or ERROR with a fault)."""
+        await self._rpc.cast(ctx, "rescue_instance", {
+            "uuid": uuid, "image_id": image_id, "glance_images": glance_images})
+
+    async def unrescue_instance(self, ctx: RequestContext, uuid: str) -> None:
+        """Boot the rescued guest from its own disk again (cast); ACTIVE after."""
+        await self._rpc.cast(ctx, "unrescue_instance", {"uuid": uuid})
+
+    async def backup_instance(self, ctx: RequestContext, uuid: str, image_id: str,
+                              backup_type: str, rotation: int) -> None:
+        """Snapshot the guest into the queued image ``image_id`` (cast), then delete the
+        oldest backups of this server of ``backup_type`` beyond ``rotation``."""
+        await self._rpc.cast(ctx, "backup_instance", {
+            "uuid": uuid, "image_id": image_id, "backup_type": backup_type,
+            "rotation": rotation})
+
+    async def soft_delete_instance(self, ctx: RequestContext, uuid: str) -> None:
+        """Power the guest off and set the instance SOFT_DELETED (cast); its disk is
+        kept until it is restored, force-deleted or reclaimed."""
+        await self._rpc.cast(ctx, "soft_delete_instance", {"uuid": uuid})
+
+    async def restore_instance(self, ctx: RequestContext, uuid: str) -> None:
+        """Power a SOFT_DELETED guest on again (cast); ACTIVE after."""
+        await self._rpc.cast(ctx, "restore_instance", {"uuid": uuid})
+
+    async def trigger_crash_dump(self, ctx: RequestContext, uuid: str) -> None:
+        """Inject an NMI into the guest (cast); a failure is recorded as a fault."""
+        await self._rpc.cast(ctx, "trigger_crash_dump", {"uuid": uuid})
+
     async def get_console_output(self, ctx: RequestContext, uuid: str) -> str:
         """The guest's console log, as the driver keeps it.
 

@@ -93,6 +93,14 @@ class ConductorClient:
                                                              {"uuid": uuid})
         return result
 
+    async def image_payloads(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+        """The image ``image_id`` as a build carries it: ``{"image": ..., "kernel": ...,
+        "ramdisk": ...}`` (payloads, or None where there is none), for a rebuild or a
+        rescue on a compute host."""
+        result: dict[str, Any] = await self._rpc.call(ctx, "image_payloads",
+                                                      {"image_id": image_id})
+        return result
+
     async def instances_on_host(self, ctx: RequestContext, host: str, *,
                                 brief: bool = False) -> list[dict[str, Any]]:
         """The live instances of ``host`` as payloads; ``brief``: only ``uuid``,

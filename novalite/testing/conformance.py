@@ -653,6 +653,39 @@ class DriverConformance:
         assert dest.is_file() and dest.stat().st_size > 0, "snapshot wrote nothing"
         assert await h.state(uuid) == PowerState.RUNNING, "snapshot changed the power state"
 
+    async def _check_supports_rebuild(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        """Rebuilt in place from the image (contract 1.4): the same uuid, RUNNING, listed."""
+        with trio.fail_after(self.step_timeout):
+            await h.driver.rebuild(h.spec(uuid=uuid), h.image, list(self.networks))
+        assert await h.state(uuid) == PowerState.RUNNING, "not RUNNING after rebuild"
+        assert uuid in await h.driver.list_instances()
+
+    async def _check_supports_rescue(self, h: Harness, uuid: str, tmp_path: Path,
+                                     stable: bool = False) -> None:
+        """Rescued (contract 1.4): RUNNING from the rescue image, then unrescued: RUNNING
+        from its own disk; unrescue of a guest not rescued is a DriverError."""
+        with trio.fail_after(self.step_timeout):
+            await h.driver.rescue(h.spec(uuid=uuid), h.image, list(self.networks),
+                                  stable=stable)
+        assert await h.state(uuid) == PowerState.RUNNING, "not RUNNING in rescue"
+        with trio.fail_after(self.step_timeout):
+            await h.driver.unrescue(uuid)
+        assert await h.state(uuid) == PowerState.RUNNING, "not RUNNING after unrescue"
+        with pytest.raises(InstanceNotFound):
+            await h.driver.unrescue(str(uuidlib.uuid4()))
+
+    async def _check_supports_stable_rescue(self, h: Harness, uuid: str,
+                                            tmp_path: Path) -> None:
+        await self._check_supports_rescue(h, uuid, tmp_path, stable=True)
+
+    async def _check_supports_trigger_crash_dump(self, h: Harness, uuid: str,
+                                                 tmp_path: Path) -> None:
+        """An NMI is sent to a running guest (contract 1.4); an unknown uuid is not found."""
+        with trio.fail_after(self.step_timeout):
+            await h.driver.trigger_crash_dump(uuid)
+        with pytest.raises(InstanceNotFound):
+            await h.driver.trigger_crash_dump(str(uuidlib.uuid4()))
+
     # -- adoption ------------------------------------------------------------------------------
     async def test_new_driver_object_adopts_running_and_stopped_guests(self, harness: Harness
                                                                        ) -> None:
@@ -697,4 +730,10 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
         return await driver.power_off(uuid, power_off_timeout)
     if method == "snapshot":
         return await driver.snapshot(uuid, str(tmp_path / "snapshot"))
+    if method in ("rebuild", "rescue"):  # contract 1.4: a spec and an image, never used
+        spec = InstanceSpec(uuid=uuid, name="refused", hostname="refused", vcpus=1,
+                            memory_mb=64, root_gb=0)
+        image = ImageInfo(id="refused", name="refused", disk_format="raw",
+                          container_format="bare", path=str(tmp_path / "no-image"))
+        return await getattr(driver, method)(spec, image, [])
     return await getattr(driver, method)(uuid)

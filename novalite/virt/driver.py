@@ -1,4 +1,4 @@
-"""The hypervisor driver contract, version 1.3.
+"""The hypervisor driver contract, version 1.4.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -113,6 +113,11 @@ CHANGES: Mapping[str, str] = {
            "(a config-2 ISO 9660 image to attach read-only) and NetworkInfo.metadata_socket "
            "(a UNIX socket to connect the guest's metadata address to), with the "
            "capabilities supports_config_drive and supports_metadata_socket",
+    "1.4": "rebuild, rescue and crash dumps: Driver.rebuild (capability supports_rebuild; "
+           "without it novalite rebuilds by destroy and spawn), Driver.rescue and "
+           "Driver.unrescue (supports_rescue; supports_stable_rescue for images asking "
+           "hw_rescue_device/hw_rescue_bus), Driver.trigger_crash_dump "
+           "(supports_trigger_crash_dump)",
 }
 
 
@@ -153,6 +158,15 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_metadata_socket": "spawn connects the guest's TCP connections to "
                                 "169.254.169.254:80 to NetworkInfo.metadata_socket, one "
                                 "socket connection per guest connection (contract 1.3)",
+    "supports_rebuild": "rebuild replaces the guest's disk with a new image in place "
+                        "(contract 1.4; without it novalite destroys and spawns)",
+    "supports_rescue": "rescue boots a rescue image with the guest's disk attached second, "
+                       "unrescue boots the guest's own disk again (contract 1.4)",
+    "supports_stable_rescue": "rescue keeps the guest's disk at its device and attaches "
+                              "the rescue disk where the image's hw_rescue_device/"
+                              "hw_rescue_bus ask (contract 1.4)",
+    "supports_trigger_crash_dump": "trigger_crash_dump injects an NMI into the guest "
+                                   "(contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -170,6 +184,10 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_serial_console": ("open_serial_console",),
     "supports_config_drive": (),  # likewise
     "supports_metadata_socket": (),  # likewise
+    "supports_rebuild": ("rebuild",),
+    "supports_rescue": ("rescue", "unrescue"),
+    "supports_stable_rescue": (),  # a property of rescue
+    "supports_trigger_crash_dump": ("trigger_crash_dump",),
 }
 
 
@@ -671,3 +689,52 @@ class Driver(abc.ABC):
             answer = await stream.receive_some(4096)
         """
         raise NotSupported(f"{self.name} does not support serial consoles")
+
+    async def rebuild(self, instance: InstanceSpec, image: ImageInfo,
+                      network: list[NetworkInfo]) -> None:
+        """Replace the guest's disk with a new one from ``image`` and boot it, keeping
+        what the hypervisor knows of the guest otherwise (capability
+        ``supports_rebuild``, contract 1.4).
+
+        Called on a guest that exists, in any power state; the old disk (and any
+        rescue disk) must be gone on return, and the guest RUNNING from the new one,
+        with ``instance``'s data (user data, key, hostname, config drive) as
+        :meth:`spawn` takes them. A driver without the capability is rebuilt by
+        novalite as :meth:`destroy` then :meth:`spawn`, which is correct for every
+        driver; implement it only when in-place is cheaper. Raises
+        :class:`InstanceNotFound`, :class:`DriverError` (the instance goes to ERROR).
+        Example: ``await driver.rebuild(spec, new_image, network)``.
+        """
+        raise NotSupported(f"{self.name} does not support rebuild in place")
+
+    async def rescue(self, instance: InstanceSpec, rescue_image: ImageInfo,
+                     network: list[NetworkInfo], *, stable: bool = False) -> None:
+        """Boot the guest from ``rescue_image`` with its own disk attached as the second
+        disk (capability ``supports_rescue``, contract 1.4).
+
+        The guest's own disk is kept untouched for :meth:`unrescue`. With ``stable``
+        (capability ``supports_stable_rescue``; the image's ``hw_rescue_device`` /
+        ``hw_rescue_bus`` properties ask for it) the guest's disk keeps its device and
+        the rescue disk is added after it. The guest is RUNNING on return. Raises
+        :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.rescue(spec, rescue_image, network)``.
+        """
+        raise NotSupported(f"{self.name} does not support rescue")
+
+    async def unrescue(self, uuid: str) -> None:
+        """Leave rescue: drop the rescue disk and boot the guest from its own disk
+        again (capability ``supports_rescue``, contract 1.4). RUNNING on return.
+        Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.unrescue(uuid)``.
+        """
+        raise NotSupported(f"{self.name} does not support unrescue")
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        """Inject a non-maskable interrupt into the running guest, which a guest kernel
+        configured for it answers with a crash dump (capability
+        ``supports_trigger_crash_dump``, contract 1.4). Returns once the NMI is sent;
+        what the guest does with it is up to the guest. Raises
+        :class:`InstanceNotFound`, :class:`DriverError` when the guest is not running.
+        Example: ``await driver.trigger_crash_dump(uuid)``.
+        """
+        raise NotSupported(f"{self.name} does not support crash dumps")

@@ -132,6 +132,18 @@ class ImageAPIClient:
         """Delete ``image_id``; raises :class:`ImageTransferFailed` when refused."""
         await self._call("DELETE", f"/v2/images/{image_id}", token)
 
+    async def list_images(self, token: str) -> list[dict[str, Any]]:
+        """Every image the caller sees (Glance's list, followed page by page), as the
+        image API shows them (custom properties at the top level)."""
+        images: list[dict[str, Any]] = []
+        path: str | None = "/v2/images?limit=1000"
+        while path:
+            body = (await self._call("GET", path, token)).json()
+            images += body.get("images", [])
+            nxt = body.get("next")
+            path = nxt if nxt and body.get("images") else None
+        return images
+
     async def _call(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
         headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
         url = f"{self.url}{path}"

@@ -21,7 +21,7 @@ import tempfile
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
@@ -32,6 +32,7 @@ import trio
 from novalite import metrics, rpc, states
 from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
+from novalite.compute.host.lifecycle import LifecycleHandlers
 from novalite.context import RequestContext
 from novalite.metadata import configdrive
 from novalite.metadata.content import InstanceData, config_drive_files
@@ -64,7 +65,7 @@ _DONE = {
 }
 
 
-class ComputeManager:
+class ComputeManager(LifecycleHandlers):
     """Handles the ``compute.<host>`` topic: its ``@rpc.method`` methods are what
     :class:`~novalite.rpc.compute.ComputeClient` sends."""
 
@@ -306,8 +307,11 @@ class ComputeManager:
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
                      kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
-                     token: str = "", admin_pass: str | None = None) -> int | None:
-        """Fetch the images and spawn; returns the host port forwarded to port 22, if any."""
+                     token: str = "", admin_pass: str | None = None,
+                     launch: Callable[[InstanceSpec, ImageInfo, list[NetworkInfo]],
+                                      Awaitable[None]] | None = None) -> int | None:
+        """Fetch the images and spawn (or ``launch``: the driver's rebuild); returns the
+        host port forwarded to port 22, if any."""
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
         uuid = instance["uuid"]
@@ -330,7 +334,7 @@ class ComputeManager:
         try:
             drive = await self._config_drive(instance, work, admin_pass)
             spec = dataclasses.replace(spec_from_payload(instance), config_drive=drive)
-            await self.driver.spawn(spec, image_info, network)
+            await (launch or self.driver.spawn)(spec, image_info, network)
         finally:
             await trio.to_thread.run_sync(shutil.rmtree, work, True)
         return ssh_port
