@@ -75,7 +75,7 @@ async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[MakeTr
         from novalite.rpc.amqp import AmqpTransport
 
         url = request.getfixturevalue("rabbit_vhost")
-        prefix = f"{uuid.uuid4().hex[:8]}."  # auto-deleted queues of this test's own
+        prefix = f"{uuid.uuid4().hex[:8]}."  # queues of this test's own (the vhost goes at the end)
 
         def make(inbox_size: int = rpc.memory.INBOX_SIZE) -> Transport:
             made.append(AmqpTransport(url, prefix=prefix, inbox_size=inbox_size,

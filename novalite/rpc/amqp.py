@@ -5,9 +5,11 @@ Selected by ``[DEFAULT] transport_url = "rabbit://user:pass@host:5672/vhost"``
 :mod:`novalite.rpc.transport` as the in-memory transport does:
 
 * **Topics** are queues of the default exchange, named ``<prefix><topic>``
-  (``conductor``, ``scheduler``, ``compute.<host>``), non-durable and auto-deleted
-  when their last consumer leaves: a message to a topic nobody serves is returned by
-  the broker (``mandatory``) and the sender gets
+  (``conductor``, ``scheduler``, ``compute.<host>``), non-durable, and deleted by the
+  broker once nobody has consumed them for ``QUEUE_EXPIRES`` seconds (``x-expires``):
+  a topic rides out a dropped connection or a restarting process (messages sent
+  meanwhile wait in its queue), while a message to a topic nobody serves is returned
+  by the broker (``mandatory``) and the sender gets
   :class:`~novalite.rpc.errors.UnknownTopic`, as in one process. Two processes that
   listen on one topic (two control processes) share its messages.
 * **Calls** use RabbitMQ's direct reply-to (``amq.rabbitmq.reply-to``): no reply queue
@@ -20,9 +22,13 @@ Selected by ``[DEFAULT] transport_url = "rabbit://user:pass@host:5672/vhost"``
 * **Faults.** The connection is remade with back-off (0.5 s doubling to 10 s) and the
   topics listened on are consumed again. A call waiting when the connection drops
   fails with :class:`~novalite.rpc.errors.BusError` (its reply could not come back);
-  a message taken off a connection that then died is not handed out again by this
-  transport (the broker may redeliver it: it was never acknowledged, and it is then
-  handed out once). The broker's credentials are never logged (only host, port and
+  a message taken off a connection that then died is not handed out by this
+  transport (it was never acknowledged: the broker redelivers it, and that copy is
+  handed out). A message is acknowledged as the listener takes it, before its handler
+  runs: at most once, but for the instant between the take and the broker's receipt
+  of the acknowledgement (a connection lost then redelivers a message already taken).
+  A broker restart loses what its (non-durable) queues held; the conductor's build
+  timeout puts a boot lost that way into ERROR. The broker's credentials are never logged (only host, port and
   virtual host).
 
 The client is pika's ``BlockingConnection``, confined to one I/O thread per transport
@@ -72,6 +78,8 @@ REPLY_TO = "amq.rabbitmq.reply-to"
 PREFETCH = 64
 #: Seconds an operation waits for a connection to the broker before it fails.
 CONNECT_WAIT = 30.0
+#: Seconds a topic's queue outlives its last consumer.
+QUEUE_EXPIRES = 60.0
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
@@ -303,7 +311,7 @@ class AmqpTransport(Transport):
             conn = self._conn
             if conn is not None:
                 try:
-                    conn.add_callback_threadsafe(lambda: None)  # wake it
+                    conn.add_callback_threadsafe(self._close_connection)  # now, not in 1 s
                 except Exception:
                     pass
             with trio.move_on_after(5):
@@ -363,8 +371,9 @@ class AmqpTransport(Transport):
         if topic in self._consuming:
             return
         queue = self.prefix + topic
-        channel.queue_declare(queue, auto_delete=True, arguments={
-            "x-max-length": self.queue_length, "x-overflow": "reject-publish"})
+        channel.queue_declare(queue, arguments={
+            "x-max-length": self.queue_length, "x-overflow": "reject-publish",
+            "x-expires": int(QUEUE_EXPIRES * 1000)})
         generation = self._io_generation
 
         def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
@@ -436,4 +445,4 @@ class AmqpTransport(Transport):
                 pass
 
 
-__all__ = ["PREFETCH", "REPLY_TO", "AmqpTransport", "connection_parameters", "safe_url"]
+__all__ = ["PREFETCH", "QUEUE_EXPIRES", "REPLY_TO", "AmqpTransport", "connection_parameters", "safe_url"]
