@@ -254,3 +254,50 @@ async def test_the_bus_rides_out_broker_faults(own_broker: Broker) -> None:
     finally:
         await server.aclose()
         await caller.aclose()
+
+
+def test_boots_during_broker_faults_all_end(tmp_path: Path, own_broker: Broker) -> None:
+    """A stream of boots while the broker drops every connection and then restarts:
+    every accepted boot ends ACTIVE or ERROR (with a fault), none stays in BUILD."""
+    conf: dict[str, dict[str, Any]] = {
+        "DEFAULT": {"transport_url": own_broker.url},
+        "compute": {"service_down_time": 30.0, "instance_build_timeout": 20.0,
+                    "build_check_interval": 1.0}}
+    control = start(tmp_path / "control", config=conf, extra_env={"NOVALITE_ROLE": "control"})
+    compute: RunningServer | None = None
+    try:
+        compute_conf = {**conf, "compute": {**conf["compute"], "hosts": ["remote-1"],
+                                            "image_api_url": f"{control.url}/image"}}
+        compute = start(tmp_path / "compute", config=compute_conf,
+                        extra_env={"NOVALITE_ROLE": "compute"})
+        accepted: list[str] = []
+        with control.client() as c:
+            for i in range(12):
+                if i == 4:
+                    own_broker.ctl("close_all_connections", "fault test")
+                if i == 8:
+                    own_broker.ctl("stop_app")
+                    own_broker.ctl("start_app")
+                try:
+                    accepted.append(boot(c, f"stream-{i}"))
+                except AssertionError:
+                    pass  # not accepted (the API answered an error): nothing to end
+            assert len(accepted) >= 8
+
+            def all_ended() -> dict[str, str] | None:
+                states = {sid: c.get(f"/compute/v2.1/servers/{sid}").json()["server"]
+                          for sid in accepted}
+                if any(s["status"] not in ("ACTIVE", "ERROR") for s in states.values()):
+                    return None
+                return {sid: s["status"] for sid, s in states.items()}
+
+            ended = wait_for(all_ended, timeout=90, interval=1)
+            for sid, status in ended.items():
+                if status == "ERROR":
+                    server = c.get(f"/compute/v2.1/servers/{sid}").json()["server"]
+                    assert server.get("fault", {}).get("message"), server
+            assert "ACTIVE" in ended.values()
+    finally:
+        if compute is not None:
+            compute.stop()
+        control.stop()
