@@ -384,7 +384,7 @@ class AmqpTransport(Transport):
         self._consuming.add(topic)
 
     def _connect(self, generation: int) -> None:
-        conn = pika.BlockingConnection(self.params)
+        conn = self._conn = pika.BlockingConnection(self.params)
         channel = conn.channel()
         channel.confirm_delivery()
         channel.basic_qos(prefetch_count=self.prefetch)
@@ -394,7 +394,7 @@ class AmqpTransport(Transport):
                 self._to_trio(self._on_reply, properties.correlation_id, body)
 
         channel.basic_consume(REPLY_TO, on_reply, auto_ack=True)
-        self._conn, self._channel = conn, channel
+        self._channel = channel
         self._io_generation = generation
         self._consuming = set()
         with self._lock:
