@@ -298,3 +298,29 @@ def test_a_server_whose_host_left_the_service_is_deleted(tmp_path: Any, down_tim
             assert not [e for e in srv.log_events() if e.get("level") == "error"]
     finally:
         srv.stop()
+
+
+def test_transport_urls() -> None:
+    """oslo.messaging's URLs: rabbits:// is TLS with the broker's certificate verified,
+    the default virtual host is "/", and the password stays out of what is logged."""
+    import ssl
+
+    from novalite.exceptions import ConfigError
+    from novalite.rpc.amqp import connection_parameters, safe_url
+
+    tls = connection_parameters("rabbits://nova:s3cret@broker.example:5671/nova")
+    assert tls.ssl_options is not None and tls.port == 5671
+    assert tls.ssl_options.context.verify_mode == ssl.CERT_REQUIRED
+    assert tls.ssl_options.server_hostname == "broker.example"
+    plain = connection_parameters("rabbit://nova:s3cret@broker.example:5672/")
+    assert plain.ssl_options is None and plain.virtual_host == "/"
+    assert plain.credentials.password == "s3cret"
+    assert safe_url("rabbit://nova:s3cret@broker.example:5672/nova") == \
+        "rabbit://nova@broker.example:5672/nova"
+    with pytest.raises(ValueError, match="rabbit://"):
+        connection_parameters("kafka://broker:9092")
+    from novalite import config
+
+    with pytest.raises(ConfigError, match="transport_url") as err:
+        config.load(environ={"NOVALITE_DEFAULT__TRANSPORT_URL": "kafka://u:pw@b/"})
+    assert "pw" not in err.value.message
