@@ -53,6 +53,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -80,6 +82,8 @@ PREFETCH = 64
 CONNECT_WAIT = 30.0
 #: Seconds a topic's queue outlives its last consumer.
 QUEUE_EXPIRES = 60.0
+#: Seconds the broker may block this connection's publishes before it is remade.
+BLOCKED_TIMEOUT = 60.0
 
 
 def connection_parameters(url: str) -> pika.URLParameters:
@@ -101,6 +105,11 @@ def connection_parameters(url: str) -> pika.URLParameters:
     if scheme == "amqps":
         params.ssl_options = pika.SSLOptions(ssl.create_default_context(),
                                              server_hostname=parts.hostname)
+    # Named in the broker's connection list (rabbitmqctl list_connections client_properties).
+    params.client_properties = {"connection_name":
+                                f"novalite {socket.gethostname()} pid {os.getpid()}"}
+    # A broker that blocks publishers (memory or disk alarm) this long: reconnect.
+    params.blocked_connection_timeout = BLOCKED_TIMEOUT
     return params
 
 
@@ -425,6 +434,8 @@ class AmqpTransport(Transport):
             try:
                 while not self._stop.is_set():
                     self._conn.process_data_events(time_limit=1)
+                    if self._channel is None or not self._channel.is_open:
+                        raise BusError("the broker closed the channel")  # reconnect
             except Exception as exc:
                 if not self._stop.is_set():
                     log.warning("broker connection lost", **where, error=type(exc).__name__)
