@@ -17,8 +17,9 @@ Selected by ``[DEFAULT] transport_url = "rabbit://user:pass@host:5672/vhost"``
 * **Bounded.** A topic's queue holds at most ``inbox_size - prefetch`` messages
   (``x-max-length`` with ``reject-publish``) and its consumer at most ``prefetch``
   unacknowledged; a message is acknowledged when the listener takes it. Publishes are
-  confirmed: a rejected one (full queue) is retried with back-off, so a sender to a
-  full topic waits, as the contract asks.
+  confirmed (replies excepted: their caller's wait is their check): a rejected one
+  (full queue) is retried with back-off, so a sender to a full topic waits, as the
+  contract asks.
 * **Faults.** The connection is remade with back-off (0.5 s doubling to 10 s) and the
   topics listened on are consumed again. A call waiting when the connection drops
   fails with :class:`~novalite.rpc.errors.BusError` (its reply could not come back);
@@ -182,7 +183,8 @@ class AmqpTransport(Transport):
         self._lock = threading.Lock()
         self._listening: list[str] = []           # topics, read by the I/O thread on connect
         self._conn: Any = None
-        self._channel: Any = None
+        self._channel: Any = None        # confirmed publishes, consumers, direct reply-to
+        self._reply_channel: Any = None  # replies: no confirm to wait for
         self._io_generation = 0
         self._consuming: set[str] = set()
         self.connections_made = 0
@@ -299,9 +301,9 @@ class AmqpTransport(Transport):
             raise ValueError("a cast has no caller to reply to")
         reply_to, call_id = incoming.reply_to, incoming.call_id
 
-        def publish(channel: Any) -> None:
-            channel.basic_publish("", reply_to, data,
-                                  pika.BasicProperties(correlation_id=call_id))
+        def publish(channel: Any) -> None:  # unconfirmed: the caller's wait is the check
+            self._reply_channel.basic_publish("", reply_to, data,
+                                              pika.BasicProperties(correlation_id=call_id))
         try:
             await self._submit(publish)
         except BusError:
@@ -403,6 +405,7 @@ class AmqpTransport(Transport):
                 self._to_trio(self._on_reply, properties.correlation_id, body)
 
         channel.basic_consume(REPLY_TO, on_reply, auto_ack=True)
+        self._reply_channel = conn.channel()
         self._channel = channel
         self._io_generation = generation
         self._consuming = set()
@@ -434,7 +437,8 @@ class AmqpTransport(Transport):
             try:
                 while not self._stop.is_set():
                     self._conn.process_data_events(time_limit=1)
-                    if self._channel is None or not self._channel.is_open:
+                    if self._channel is None or not self._channel.is_open \
+                            or not self._reply_channel.is_open:
                         raise BusError("the broker closed the channel")  # reconnect
             except Exception as exc:
                 if not self._stop.is_set():
@@ -447,7 +451,7 @@ class AmqpTransport(Transport):
 
     def _close_connection(self) -> None:
         conn, self._conn = self._conn, None
-        self._channel = None
+        self._channel = self._reply_channel = None
         if conn is not None:
             try:
                 if conn.is_open:
