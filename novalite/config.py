@@ -45,6 +45,10 @@ class DefaultSection:
     #: Seconds a deleted server stays SOFT_DELETED (restorable) before it is reclaimed
     #: (Nova's option; 0, the default, deletes at once).
     reclaim_instance_interval: float = 0
+    #: The bus between processes (oslo.messaging's option): empty for one process (the
+    #: in-memory transport), else ``rabbit://user:pass@host:5672/vhost`` (``rabbits://``
+    #: for TLS). Keep the password out of the file with NOVALITE_DEFAULT__TRANSPORT_URL.
+    transport_url: str = ""
 
 
 @dataclass
@@ -105,6 +109,10 @@ class ComputeSection:
     #: Seconds between the checks for instances stuck in BUILD (and after a database
     #: outage, the reconciliation runs at once).
     build_check_interval: float = 60.0
+    #: The image API compute hosts fetch images from and upload snapshots to; default
+    #: this process's own (``<public_url>/image``, or ``[glance] api_servers``). A
+    #: ``--role compute`` process on another machine names the control process's.
+    image_api_url: str = ""
 
 
 @dataclass
@@ -573,6 +581,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"[logging] level = {cfg.logging.level!r}: expected one of debug, info, warning, error"
         )
+    url = cfg.DEFAULT.transport_url
+    if url and url.partition("://")[0] not in ("rabbit", "rabbits"):
+        scheme = url.partition("://")[0] if "://" in url else "(no scheme)"
+        raise ConfigError(f"[DEFAULT] transport_url = {scheme}://...: expected "
+                          "rabbit://user:pass@host:5672/vhost or rabbits://... (or empty: "
+                          "one process)")
     try:
         major, minor = (int(p) for p in cfg.api.max_microversion.split("."))
         if (major, minor) < (2, 37):

@@ -5,6 +5,11 @@ every compute host (adopting its guests), then the API listener. A failing
 actor fails the nursery, so the service goes down loudly with the cause.
 SIGINT/SIGTERM stop the listener, give in-flight work ``[api] graceful_timeout``
 seconds, then end the actors; guests keep running.
+
+Roles (``novalite serve --role``): ``all`` runs everything in one process;
+``control`` the API, conductor and scheduler (it owns the database); ``compute`` the
+compute hosts of ``[compute] hosts`` and their drivers, with no database connection:
+they reach the conductor over the bus (``[DEFAULT] transport_url``).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ import trio
 from novalite import __version__
 from novalite.config import Config, check_driver_sections
 from novalite.exceptions import ConfigError
-from novalite.rpc import Clients, Dispatcher, MemoryTransport
+from novalite.rpc import BusError, Clients, Dispatcher, transport_for
 from novalite.rpc.compute import topic as compute_topic
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt import registry
 from novalite.virt.driver import Driver, DriverContext
 
 log = structlog.get_logger("novalite.service")
+
+#: What ``novalite serve --role`` runs: everything, the control plane, or compute hosts.
+ROLES = ("all", "control", "compute")
 
 
 def choose_driver(cfg: Config) -> tuple[str, str]:
@@ -40,10 +48,16 @@ def choose_driver(cfg: Config) -> tuple[str, str]:
 class Service:
     """Everything one ``novalite serve`` owns."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, role: str = "all") -> None:
         self.cfg = cfg
+        if role not in ROLES:
+            raise ConfigError(f"--role {role}: expected one of {', '.join(ROLES)}")
+        if role != "all" and not cfg.DEFAULT.transport_url:
+            raise ConfigError(f"--role {role} needs [DEFAULT] transport_url (rabbit://...): "
+                              "the other roles run in other processes")
+        self.role = role
         #: Everything between actors crosses this (one process: the in-memory transport).
-        self.transport = MemoryTransport()
+        self.transport = transport_for(cfg.DEFAULT.transport_url)
         self.rpc = Clients(self.transport)
         self.started_at = time.monotonic()
         self.driver_name, self.driver_reason = choose_driver(cfg)
@@ -120,7 +134,8 @@ class Service:
         # The compute side holds the image API's URL: here derived from this process's
         # own configuration; a compute host on another machine is configured with it.
         cache = ImageCache(os.path.join(self.cfg.state_path, "image-cache"),
-                           image_api_url(self.cfg), max_age=self.cfg.image.cache_max_age)
+                           self.cfg.compute.image_api_url or image_api_url(self.cfg),
+                           max_age=self.cfg.image.cache_max_age)
         managers = []
         relay = ConsoleRelay(self.cfg.vnc.server_listen, self.cfg.vnc.server_proxyclient_address)
         events_send, events_recv = trio.open_memory_channel[Any](1000)
@@ -251,6 +266,9 @@ class Service:
 
     # -- the whole service ---------------------------------------------------------------
     async def run(self) -> None:
+        if self.role == "compute":
+            await self.run_compute_role()
+            return
         from novalite.conductor.manager import ConductorManager
         from novalite.conductor.recovery import reconcile_at_start
         from novalite.scheduler.manager import SchedulerManager
@@ -273,7 +291,8 @@ class Service:
                 await self.start_metadata(nursery)
                 nursery.start_soon(conductor.watch_builds)
                 nursery.start_soon(conductor.watch_soft_deleted)
-                await nursery.start(self.run_compute)
+                if self.role == "all":
+                    await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
                 await nursery.start(self.run_api)
                 log.info("novalite ready", url=self.cfg.public_url,
@@ -289,6 +308,51 @@ class Service:
                 await self.transport.aclose()
             self.db.close()
         log.info("novalite stopped; guests keep running")
+
+    async def run_compute_role(self) -> None:
+        """``--role compute``: this machine's compute hosts, no database; the conductor
+        (a control process) is reached over the bus and waited for at start."""
+        log.info("novalite starting", version=__version__, config=self.cfg.source,
+                 role=self.role, state_path=self.cfg.state_path, driver=self.driver_name,
+                 why=self.driver_reason, hosts=len(self.cfg.host_names))
+        md = self.cfg.metadata
+        if md.metadata_url and md.metadata_proxy_shared_secret:
+            from novalite.metadata.proxy import MetadataProxy, default_socket_dir
+
+            self.metadata_proxy = MetadataProxy(
+                md.socket_dir or default_socket_dir(self.cfg.state_path), md.metadata_url,
+                md.metadata_proxy_shared_secret)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.watch_signals, nursery.cancel_scope)
+                if self.metadata_proxy is not None:
+                    await nursery.start(self.metadata_proxy.run)
+                await self.wait_for_conductor()
+                await nursery.start(self.run_compute)
+                log.info("novalite ready", role=self.role, hosts=self.cfg.host_names,
+                         seconds=round(time.monotonic() - self.started_at, 3))
+                self.ready.set()
+                await self.stopping.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.transport.aclose()
+        log.info("novalite stopped; guests keep running")
+
+    async def wait_for_conductor(self) -> None:
+        """Until a conductor answers over the bus (back-off 0.5 s doubling to 10 s)."""
+        from novalite.context import RequestContext
+
+        delay = 0.5
+        while True:
+            try:
+                await self.rpc.conductor.instances_on_hosts(RequestContext.system(), [],
+                                                            brief=True)
+                return
+            except BusError as exc:  # no conductor yet, or no broker: wait
+                log.warning("waiting for a conductor", error=str(exc), retry_in=delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def watch_signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -369,10 +433,10 @@ def _chmod(path: str, mode: int) -> None:
         pass
 
 
-def serve(cfg: Config) -> None:
-    """Run the service until a signal stops it."""
+def serve(cfg: Config, role: str = "all") -> None:
+    """Run the service (or one ``role`` of it) until a signal stops it."""
     from novalite.statelock import hold  # one service per state directory
 
     with hold(cfg.state_path):
         harden_process(cfg)
-        trio.run(Service(cfg).run)
+        trio.run(Service(cfg, role).run)

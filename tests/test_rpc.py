@@ -1,10 +1,17 @@
 """RPC: typed clients over a transport, one dispatcher, errors by type, the request context.
 
-These run the in-memory transport, the one every actor of a process shares.
+The conformance tests run on both transports: the in-memory one every actor of a
+process shares, and AMQP to the local RabbitMQ (127.0.0.1:5672, guest/guest) in a
+virtual host of this test run's own, deleted at the end. Where that broker cannot be
+reached, the AMQP runs skip and say why.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +33,59 @@ from novalite.rpc import (
     UnknownTopic,
 )
 from novalite.rpc.serializer import decode, encode
+from novalite.rpc.transport import Transport
 from novalite.virt.driver import InstanceNotFound, SpawnFailed
+
+BROKER = "guest:guest@127.0.0.1:5672"
+
+
+def _rabbitmqctl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbit_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of this test run's own on the local broker; its URL."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed: no local RabbitMQ")
+    vhost = f"novalite-test-{uuid.uuid4().hex[:12]}"
+    made = _rabbitmqctl("add_vhost", vhost)
+    if made.returncode != 0:
+        pytest.skip(f"the local RabbitMQ cannot be reached: {made.stderr.strip()[:200]}")
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"rabbit://{BROKER}/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
+MakeTransport = Callable[..., Transport]
+
+
+@pytest.fixture(params=["memory", "amqp"])
+async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[MakeTransport]:
+    """Makes transports of one kind (``inbox_size`` as MemoryTransport's), closed after
+    the test. Two made in one test are two processes on one bus."""
+    made: list[Transport] = []
+    if request.param == "memory":
+        def make(inbox_size: int = rpc.memory.INBOX_SIZE) -> Transport:
+            made.append(MemoryTransport(inbox_size))
+            return made[-1]
+    else:
+        from novalite.rpc.amqp import AmqpTransport
+
+        url = request.getfixturevalue("rabbit_vhost")
+        prefix = f"{uuid.uuid4().hex[:8]}."  # queues of this test's own (the vhost goes at the end)
+
+        def make(inbox_size: int = rpc.memory.INBOX_SIZE) -> Transport:
+            made.append(AmqpTransport(url, prefix=prefix, inbox_size=inbox_size,
+                                      connect_wait=10))
+            return made[-1]
+    try:
+        yield make
+    finally:
+        for transport in made:
+            await transport.aclose()
 
 
 class Echo:
@@ -72,8 +131,8 @@ class Echo:
 CTX = RequestContext("req-1", user_id="u1", project_id="p1", roles=("member",))
 
 
-async def test_call_cast_errors_and_context() -> None:
-    transport = MemoryTransport()
+async def test_call_cast_errors_and_context(make_transport: MakeTransport) -> None:
+    transport = make_transport()
     endpoint = Echo()
     client = RpcClient(transport, "conductor")
     async with trio.open_nursery() as nursery:
@@ -99,8 +158,8 @@ async def test_call_cast_errors_and_context() -> None:
     assert ("echo", "req-2", "req-2") in endpoint.seen
 
 
-async def test_novalite_exceptions_arrive_as_themselves() -> None:
-    transport = MemoryTransport()
+async def test_novalite_exceptions_arrive_as_themselves(make_transport: MakeTransport) -> None:
+    transport = make_transport()
     client = RpcClient(transport, "compute.h1")
     async with trio.open_nursery() as nursery:
         await nursery.start(Dispatcher("compute.h1", Echo()).serve, transport)
@@ -114,9 +173,9 @@ async def test_novalite_exceptions_arrive_as_themselves() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_a_remote_error_passed_on_keeps_its_type() -> None:
+async def test_a_remote_error_passed_on_keeps_its_type(make_transport: MakeTransport) -> None:
     """An actor that lets another's RemoteError through hands on the original type."""
-    transport = MemoryTransport()
+    transport = make_transport()
 
     class Relay:
         @rpc.method
@@ -132,20 +191,20 @@ async def test_a_remote_error_passed_on_keeps_its_type() -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_unknown_topic() -> None:
+async def test_unknown_topic(make_transport: MakeTransport) -> None:
     with pytest.raises(UnknownTopic):
-        await SchedulerClient(MemoryTransport()).host_usage(CTX)
+        await SchedulerClient(make_transport()).host_usage(CTX)
 
 
-async def test_call_ids_are_unique_across_transports() -> None:
+async def test_call_ids_are_unique_across_transports(make_transport: MakeTransport) -> None:
     """Two transports (two processes) never make the same call id."""
     seen: list[str] = []
-    transports = [MemoryTransport(), MemoryTransport()]
+    transports = [make_transport(), make_transport()]
     async with trio.open_nursery() as nursery:
         for t in transports:
             inbox = await t.listen("scheduler")
 
-            async def answer(t: MemoryTransport = t,
+            async def answer(t: Transport = t,
                              inbox: trio.abc.ReceiveChannel[rpc.Incoming] = inbox) -> None:
                 async for incoming in inbox:
                     assert incoming.call_id is not None
@@ -160,17 +219,18 @@ async def test_call_ids_are_unique_across_transports() -> None:
     assert len(seen) == 6 and len(set(seen)) == 6
 
 
-async def test_a_late_reply_is_dropped() -> None:
-    transport = MemoryTransport()
+async def test_a_late_reply_is_dropped(make_transport: MakeTransport) -> None:
+    transport = make_transport()
     inbox = await transport.listen("conductor")
     with trio.move_on_after(0.05):
         await transport.call("conductor", b"{}")
-    incoming = inbox.receive_nowait()
+    with trio.fail_after(5):
+        incoming = await inbox.receive()
     await transport.reply(incoming, b'{"result": 1}')  # the caller is gone: no error
 
 
-async def test_full_inbox_applies_backpressure() -> None:
-    transport = MemoryTransport(inbox_size=2)
+async def test_full_inbox_applies_backpressure(make_transport: MakeTransport) -> None:
+    transport = make_transport(inbox_size=2)
     await transport.listen("compute.h1")  # nobody serves it
     client = RpcClient(transport, "compute.h1")
     await client.cast(CTX, "x", {})
@@ -180,12 +240,13 @@ async def test_full_inbox_applies_backpressure() -> None:
     assert scope.cancelled_caught
 
 
-async def test_closing_the_transport_ends_the_dispatchers() -> None:
-    transport = MemoryTransport()
+async def test_closing_the_transport_ends_the_dispatchers(make_transport: MakeTransport) -> None:
+    transport = make_transport()
     async with trio.open_nursery() as nursery:
         await nursery.start(Dispatcher("scheduler", Echo()).serve, transport)
         await transport.aclose()
-    with pytest.raises(UnknownTopic):
+    # In one process the topic is gone; over a broker the transport itself is closed.
+    with pytest.raises(UnknownTopic if isinstance(transport, MemoryTransport) else BusError):
         await transport.cast("scheduler", b"{}")
 
 
@@ -237,3 +298,29 @@ def test_a_server_whose_host_left_the_service_is_deleted(tmp_path: Any, down_tim
             assert not [e for e in srv.log_events() if e.get("level") == "error"]
     finally:
         srv.stop()
+
+
+def test_transport_urls() -> None:
+    """oslo.messaging's URLs: rabbits:// is TLS with the broker's certificate verified,
+    the default virtual host is "/", and the password stays out of what is logged."""
+    import ssl
+
+    from novalite.exceptions import ConfigError
+    from novalite.rpc.amqp import connection_parameters, safe_url
+
+    tls = connection_parameters("rabbits://nova:s3cret@broker.example:5671/nova")
+    assert tls.ssl_options is not None and tls.port == 5671
+    assert tls.ssl_options.context.verify_mode == ssl.CERT_REQUIRED
+    assert tls.ssl_options.server_hostname == "broker.example"
+    plain = connection_parameters("rabbit://nova:s3cret@broker.example:5672/")
+    assert plain.ssl_options is None and plain.virtual_host == "/"
+    assert plain.credentials.password == "s3cret"
+    assert safe_url("rabbit://nova:s3cret@broker.example:5672/nova") == \
+        "rabbit://nova@broker.example:5672/nova"
+    with pytest.raises(ValueError, match="rabbit://"):
+        connection_parameters("kafka://broker:9092")
+    from novalite import config
+
+    with pytest.raises(ConfigError, match="transport_url") as err:
+        config.load(environ={"NOVALITE_DEFAULT__TRANSPORT_URL": "kafka://u:pw@b/"})
+    assert "pw" not in err.value.message

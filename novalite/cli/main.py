@@ -78,10 +78,17 @@ def serve_environ(environ: dict[str, str], port: int | None, state_path: str | N
     return out
 
 
+RoleOpt = Annotated[str, typer.Option(
+    "--role", envvar="NOVALITE_ROLE",
+    help="all: everything in one process. control: API, conductor, scheduler (owns the "
+         "database). compute: the compute hosts of \\[compute] hosts, no database. "
+         "control and compute talk over \\[DEFAULT] transport_url (RabbitMQ).")]
+
+
 @app.command()
-def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathOpt = None
-          ) -> None:
-    """Run novalite: API, scheduler, conductor and compute in one process."""
+def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathOpt = None,
+          role: RoleOpt = "all") -> None:
+    """Run novalite: API, scheduler, conductor and compute in one process (or one role)."""
     from novalite import log
     from novalite.exceptions import ConfigError
 
@@ -90,7 +97,7 @@ def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathO
     try:
         from novalite.service import serve as run
 
-        run(cfg)
+        run(cfg, role)
     except ConfigError as exc:
         _fail(exc.message)
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ Layers, top to bottom::
     ConductorClient  SchedulerClient  ComputeClient(host)    what actors send (typed)
     RpcClient                                                call/cast on one topic
     serializer                                               plain data <-> bytes, errors
-    Transport: MemoryTransport | (AMQP, later)               bytes between topics
+    Transport: MemoryTransport | AmqpTransport               bytes between topics
     Dispatcher + @rpc.method                                 what actors answer
 
 An actor is served with ``Dispatcher(topic, endpoint).serve(transport)``; its
@@ -33,6 +33,17 @@ from novalite.rpc.scheduler import SchedulerClient
 from novalite.rpc.transport import Incoming, Transport
 
 
+def transport_for(url: str) -> Transport:
+    """The transport ``[DEFAULT] transport_url`` names: empty for the in-memory transport
+    (one process), ``rabbit://`` or ``rabbits://`` for AMQP to RabbitMQ
+    (:mod:`novalite.rpc.amqp`)."""
+    if not url:
+        return MemoryTransport()
+    from novalite.rpc.amqp import AmqpTransport
+
+    return AmqpTransport(url)
+
+
 class Clients:
     """The typed clients of every topic over one transport, for the compute API layer."""
 
@@ -49,4 +60,4 @@ class Clients:
 __all__ = ["DEFAULT_TIMEOUT", "BusError", "CallTimeout", "Clients", "ComputeClient",
            "ConductorClient", "Dispatcher", "Incoming", "MemoryTransport", "RemoteError",
            "RpcClient", "SchedulerClient", "Transport", "UnknownMethod", "UnknownTopic",
-           "current_context", "method"]
+           "current_context", "method", "transport_for"]
