@@ -210,6 +210,10 @@ class NetworkSection:
 
     name: str = "private"
     cidr: str = "10.0.0.0/24"
+    #: How guests' ports reach their network: "bridge" (a Linux bridge per network,
+    #: dnsmasq, nftables NAT and security groups; needs root or CAP_NET_ADMIN), "user"
+    #: (QEMU's per-guest user-mode networking) or "auto" (bridge when possible).
+    driver: str = "auto"
 
 
 @dataclass
@@ -524,6 +528,9 @@ def _validate(cfg: Config) -> None:
             f"[network] cidr = {cfg.network.cidr!r}: expected an IPv4 network like "
             f"10.0.0.0/24 ({exc})"
         ) from None
+    if cfg.network.driver not in ("auto", "bridge", "user"):
+        raise ConfigError(f"[network] driver = {cfg.network.driver!r}: expected "
+                          '"auto", "bridge" or "user"')
     for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
         if getattr(cfg.scheduler, key) <= 0:
             raise ConfigError(

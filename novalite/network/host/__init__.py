@@ -85,6 +85,24 @@ def can_manage() -> tuple[bool, str]:
     return True, "root" if os.geteuid() == 0 else "CAP_NET_ADMIN"
 
 
+MODES = ("auto", "bridge", "user")
+
+
+def choose_mode(configured: str) -> tuple[str, str]:
+    """``[network] driver`` -> ("bridge" | "user", why)."""
+    if configured == "user":
+        return "user", '[network] driver = "user": per-guest user-mode networking'
+    ok, why = can_manage()
+    if configured == "bridge":
+        if not ok:
+            raise NetworkSetupError(f'[network] driver = "bridge" but this host cannot '
+                                    f"manage networks: {why}")
+        return "bridge", f'[network] driver = "bridge" ({why})'
+    if ok:
+        return "bridge", f"bridges, dnsmasq and nftables managed here ({why})"
+    return "user", f"per-guest user-mode networking: cannot manage networks ({why})"
+
+
 @dataclass
 class Port:
     """One guest interface on this host, as persisted."""
@@ -115,10 +133,11 @@ class Port:
         """From a NetworkInfo (or any object/mapping with its fields)."""
         get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
         network_id = get("network_id") or ""
-        return cls(port_id=get("port_id"), instance_uuid=instance_uuid, hostname=hostname,
-                   network_id=network_id, bridge=get("bridge") or bridge_name(network_id),
-                   mac=str(get("mac")).lower(), address=get("address"), cidr=get("cidr"),
-                   gateway=get("gateway"), kind=kind, dns=list(get("dns") or []),
+        return cls(port_id=str(get("port_id")), instance_uuid=instance_uuid,
+                   hostname=hostname, network_id=network_id,
+                   bridge=get("bridge") or bridge_name(network_id),
+                   mac=str(get("mac")).lower(), address=str(get("address")),
+                   cidr=str(get("cidr")), gateway=str(get("gateway")), kind=kind, dns=list(get("dns") or []),
                    mtu=int(get("mtu") or 1500),
                    security_rules=[dict(r) for r in get("security_rules") or []],
                    security_group_ids=list(get("security_group_ids") or []),
