@@ -48,7 +48,7 @@ class Dnsmasq:
     def argv(self) -> list[str]:
         return [
             DNSMASQ, "--conf-file=/dev/null", "--no-hosts", "--strict-order",
-            "--bind-interfaces", f"--interface={self.bridge}", "--except-interface=lo",
+            "--bind-dynamic", f"--interface={self.bridge}", "--except-interface=lo",
             f"--listen-address={self.gateway}", f"--pid-file={self.pid_file}",
             f"--dhcp-hostsfile={self.hosts_file}", f"--addn-hosts={self.names_file}",
             f"--dhcp-range=set:{self.bridge},{self.net.network_address},static,"
@@ -57,7 +57,7 @@ class Dnsmasq:
             f"--dhcp-option=tag:{self.bridge},option:dns-server,{self.gateway}",
             f"--dhcp-option-force=tag:{self.bridge},option:mtu,{self.mtu}",
             f"--domain={self.domain}", f"--local=/{self.domain}/", "--leasefile-ro",
-            "--dhcp-authoritative", "--dhcp-no-override",
+            "--dhcp-authoritative", "--dhcp-no-override", "--no-ping",
         ]
 
     def pid(self) -> int | None:

@@ -131,6 +131,7 @@ def _port_chains(p: PortRules) -> list[str]:
     lines += ["    drop", "  }",
               f"  chain sg-in-{s} {{",
               "    ct state established,related accept",
+              f"    ip saddr {p.gateway} udp sport 67 udp dport 68 accept",
               "    ct state invalid drop"]
     lines += [f"    {m} accept" if m else "    accept" for m in in_rules]
     lines += ["    drop", "  }"]
