@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import uuid as uuidlib
 
@@ -75,6 +76,22 @@ class Guest:
         return int(m.group(1)), out
 
 
+async def serve_metadata(path: str, body: str) -> None:
+    """An HTTP server on a UNIX socket answering ``body`` to everything."""
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    await sock.bind(path)
+    sock.listen(8)
+
+    async def answer(stream: trio.SocketStream) -> None:
+        async with stream:
+            with contextlib.suppress(trio.BrokenResourceError):
+                await stream.receive_some(4096)
+                await stream.send_all(f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n"
+                                      f"\r\n{body}".encode())
+
+    await trio.serve_listeners(answer, [trio.SocketListener(sock)])
+
+
 async def host_connect(address: str, port: int) -> str | None:
     """What the guest's service answers to the host, or None when it cannot connect."""
     with trio.move_on_after(3):
@@ -114,8 +131,11 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
     await driver.init_host()
     guests: list[Guest] = []
     hn = HostNetwork(state, table=table, runtime_dir=runtime)
+    md_sockets = [str(tmp_path / f"md{i}.sock") for i in range(2)]
     try:
         async with trio.open_nursery() as nursery:
+            for i, path in enumerate(md_sockets):  # stand-ins for the metadata relay
+                nursery.start_soon(serve_metadata, path, f"metadata-of-vm{i}")
             await nursery.start(hn.run)
             for i, address in enumerate(addresses):
                 port_id, uuid = str(uuidlib.uuid4()), str(uuidlib.uuid4())
@@ -123,7 +143,8 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
                                    gateway=gateway, mac=f"fa:16:3e:{tag[:2]}:{tag[2:4]}:1{i}",
                                    port_id=port_id, network_id=network_id, bridge=bridge,
                                    dns=[gateway], mtu=1500, security_rules=base_rules)
-                await hn.plug(Port.from_info(info, uuid, f"vm{i}", "tap"))
+                await hn.plug(Port.from_info(info, uuid, f"vm{i}", "tap",
+                                             metadata_socket=md_sockets[i]))
                 spec = InstanceSpec(uuid=uuid, name=f"vm{i}", hostname=f"vm{i}", vcpus=1,
                                     memory_mb=128, root_gb=0)
                 await driver.spawn(spec, image, [info])
@@ -150,6 +171,13 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
             assert await host_connect(b.address, 7000) == "pong\n"
             assert await hn.update_port_security(b.port_id, base_rules)
             assert await host_connect(b.address, 7000) is None
+            # 169.254.169.254 reaches each guest's own metadata relay, and no other's.
+            for i, g in enumerate(guests):
+                rc, out = await g.sh("wget -q -O - http://169.254.169.254/")
+                assert rc == 0 and f"metadata-of-vm{i}" in out, out
+            a_relay = hn._relays[a.port_id][1]
+            rc, out = await b.sh(f"wget -q -T 3 -O - http://{gateway}:{a_relay}/")
+            assert rc != 0 and "metadata-of-vm0" not in out, out
             # A guest cannot speak as another: a spoofed source address goes nowhere.
             rc, out = await a.sh(f"ip addr add 10.{n}.{m}.99/24 dev eth0 && "
                                  f"ping -c 1 -W 2 -I 10.{n}.{m}.99 {b.address}")
