@@ -1,5 +1,6 @@
 """Guests on a host bridge (issue 19's data plane): the compute host's network layer
-(:mod:`novalite.network.host`) with the real qemu driver and two Linux test guests.
+(:mod:`novalite.network.host`) with the real qemu driver and two Linux test guests, and
+(where the lxc driver runs) a busybox LXC container on the same bridge.
 
 The ports are plain NetworkInfo data built here, as the control plane would send them.
 Each run uses its own names (bridge ``nlbr-<random>``, a random 10.x.y.0/24, nftables
@@ -20,13 +21,22 @@ import uuid as uuidlib
 
 import pytest
 import trio
+from novalite_drivers.lxc import LxcDriver
 from novalite_drivers.qemu import QemuDriver, hostcheck
 
-from novalite.network.host import HostNetwork, Port, bridge_name, can_manage, tap_name
+from novalite.network.host import (
+    HostNetwork,
+    Port,
+    bridge_name,
+    can_manage,
+    tap_name,
+    veth_name,
+)
 from novalite.network.host.dnsmasq import Dnsmasq
 from novalite.network.host.nft import short
 from novalite.testing import guest_images
-from novalite.virt.driver import ImageInfo, InstanceSpec, NetworkInfo
+from novalite.testing.rootfs import build_busybox_rootfs
+from novalite.virt.driver import DriverContext, ImageInfo, InstanceSpec, NetworkInfo
 
 pytestmark = [
     pytest.mark.skipif(not hostcheck.check_qemu().usable,
@@ -35,6 +45,8 @@ pytestmark = [
                        reason=f"cannot manage host networks here: {can_manage()[1]}"),
 ]
 
+#: The LXC container part runs where the lxc driver can (else only the QEMU guests).
+LXC_USABLE = LxcDriver.check_host().usable
 BOOT = 120.0  # TCG Linux on a loaded 2-core machine
 
 
@@ -118,7 +130,8 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
     m = secrets.randbelow(256)
     cidr, gateway = f"10.{n}.{m}.0/24", f"10.{n}.{m}.1"
     addresses = [f"10.{n}.{m}.{i}" for i in (11, 12)]
-    group = rule("ingress", group=addresses)  # the default group: members talk
+    lxc_address = f"10.{n}.{m}.13"
+    group = rule("ingress", group=[*addresses, lxc_address])  # the default group
     base_rules = [rule("egress"), group, rule("ingress", "icmp", prefix="0.0.0.0/0")]
     state = str(tmp_path / "net")
     root = tmp_path / "root.raw"
@@ -129,6 +142,12 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
                       properties={"os_command_line": linux_guest.append})
     driver = make_driver()
     await driver.init_host()
+    lxc_driver = LxcDriver(DriverContext(host="h", state_path=str(tmp_path / "lxc-state"),
+                                         instances_path=str(tmp_path / "lxc")))
+    rootfs = ""
+    if LXC_USABLE:
+        await lxc_driver.init_host()
+        rootfs = build_busybox_rootfs()
     guests: list[Guest] = []
     hn = HostNetwork(state, table=table, runtime_dir=runtime)
     md_sockets = [str(tmp_path / f"md{i}.sock") for i in range(2)]
@@ -178,6 +197,30 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
             a_relay = hn._relays[a.port_id][1]
             rc, out = await b.sh(f"wget -q -T 3 -O - http://{gateway}:{a_relay}/")
             assert rc != 0 and "metadata-of-vm0" not in out, out
+            if LXC_USABLE:  # an LXC container (a veth) and the QEMU guests on one bridge
+                port_id, uuid = str(uuidlib.uuid4()), str(uuidlib.uuid4())
+                info = NetworkInfo(network="private", address=lxc_address, cidr=cidr,
+                                   gateway=gateway, mac=f"fa:16:3e:{tag[:2]}:{tag[2:4]}:20",
+                                   port_id=port_id, network_id=network_id, bridge=bridge,
+                                   security_rules=base_rules)
+                await hn.plug(Port.from_info(info, uuid, "ct0", "veth"))
+                await lxc_driver.spawn(InstanceSpec(uuid=uuid, name="ct0", hostname="ct0",
+                                                    vcpus=1, memory_mb=96, root_gb=1),
+                                       ImageInfo(id="rootfs", name="rootfs", disk_format="raw",
+                                                 container_format="bare", path=rootfs,
+                                                 properties={"hypervisor_type": "lxc"}),
+                                       [info])
+                assert os.path.exists(f"/sys/class/net/{veth_name(port_id)}")
+                attach = ["lxc-attach", "-P", lxc_driver.lxc_path, "-n", uuid, "--"]
+                ping = await trio.run_process([*attach, "ping", "-c", "2", "-W", "3", a.address],
+                                              capture_stdout=True, check=False)
+                assert ping.returncode == 0, ping.stdout
+                rc, out = await a.sh(f"ping -c 2 -W 3 {lxc_address}")
+                assert rc == 0, out
+                await lxc_driver.destroy(uuid)
+                await hn.unplug_instance(uuid)
+                assert not os.path.exists(f"/sys/class/net/{veth_name(port_id)}")
+                assert short(port_id) not in nft_table(table)
             # A guest cannot speak as another: a spoofed source address goes nowhere.
             rc, out = await a.sh(f"ip addr add 10.{n}.{m}.99/24 dev eth0 && "
                                  f"ping -c 1 -W 2 -I 10.{n}.{m}.99 {b.address}")
@@ -226,6 +269,10 @@ async def test_two_guests_on_a_bridge_with_security_groups(tmp_path, make_driver
             for g in guests:
                 with contextlib.suppress(Exception):
                     await driver.destroy(g.uuid)
+            for name in os.listdir(lxc_driver.lxc_path) if LXC_USABLE else []:
+                for argv in (["lxc-stop", "-k"], ["lxc-destroy"]):
+                    subprocess.run([argv[0], "-P", lxc_driver.lxc_path, "-n", name, *argv[1:]],
+                                   capture_output=True, timeout=30)
             cleanup = HostNetwork(state, table=table, runtime_dir=runtime)
             with contextlib.suppress(Exception):
                 await cleanup.start()
