@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -214,6 +215,9 @@ class NetworkSection:
     #: dnsmasq, nftables NAT and security groups; needs root or CAP_NET_ADMIN), "user"
     #: (QEMU's per-guest user-mode networking) or "auto" (bridge when possible).
     driver: str = "auto"
+    #: The nftables tables (``ip`` and ``bridge`` family) holding every rule novalite
+    #: makes, and the name of its runtime directory ``/run/<nft_table>/net``.
+    nft_table: str = "novalite"
 
 
 @dataclass
@@ -531,6 +535,9 @@ def _validate(cfg: Config) -> None:
     if cfg.network.driver not in ("auto", "bridge", "user"):
         raise ConfigError(f"[network] driver = {cfg.network.driver!r}: expected "
                           '"auto", "bridge" or "user"')
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", cfg.network.nft_table):
+        raise ConfigError(f"[network] nft_table = {cfg.network.nft_table!r}: expected a "
+                          "lowercase name of letters, digits, - and _")
     for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
         if getattr(cfg.scheduler, key) <= 0:
             raise ConfigError(

@@ -133,6 +133,7 @@ class Service:
         log.info("network mode", mode=mode, why=why)
         if mode == "bridge":
             host_network = HostNetwork(os.path.join(self.cfg.state_path, "network"),
+                                       table=self.cfg.network.nft_table,
                                        domain=self.cfg.metadata.dhcp_domain or "novalocal")
         for host in self.cfg.host_names:
             context = DriverContext(

@@ -46,7 +46,7 @@ BRIDGE_PREFIX = "nlbr-"
 TAP_PREFIX = "nltap-"
 VETH_PREFIX = "nlveth-"
 DEFAULT_TABLE = "novalite"
-DEFAULT_RUNTIME_DIR = "/run/novalite/net"
+DEFAULT_RUNTIME_DIR = ""  # "": /run/<table>/net
 
 
 def bridge_name(network_id: str) -> str:
@@ -165,7 +165,7 @@ class HostNetwork:
         self.state_dir = state_dir
         self.ports_dir = os.path.join(state_dir, "ports")
         self.table = table
-        self.runtime_dir = runtime_dir
+        self.runtime_dir = runtime_dir or f"/run/{table}/net"
         self.domain = domain
         self.ports: dict[str, Port] = {}
         self._lock = trio.Lock()
@@ -209,7 +209,8 @@ class HostNetwork:
             for port in self.ports.values():
                 await self._ensure_device(port)
                 await self._ensure_relay(port)
-            await self._apply_rules()
+            if self.ports:  # with none, leave the table alone (another service's, maybe)
+                await self._apply_rules()
         if self.ports:
             log.info("host network restored", ports=len(self.ports),
                      bridges=len({p.bridge for p in self.ports.values()}))
