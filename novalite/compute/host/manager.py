@@ -153,6 +153,9 @@ class ComputeManager:
             await self.sync_power_state(ctx, record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
+        if self.network is not None:  # ports of instances deleted while the service was down
+            for uuid in sorted(self.network.instances(self.host) - known - guests):
+                await self.network.unplug_instance(uuid)
         if records:
             log.info("adopted guests", host=self.host, count=len(guests & known))
 
@@ -371,7 +374,7 @@ class ComputeManager:
                 socket_path = self.metadata.socket_path(instance["uuid"])
             await self.network.plug(Port.from_info(
                 n, instance["uuid"], instance.get("hostname") or instance["name"], kind,
-                metadata_socket=socket_path))
+                metadata_socket=socket_path, host=self.host))
             socket_path = ""  # the first interface's guest asks the metadata service
 
     def _ssh_forward_port(self, instance: dict[str, Any]) -> int | None:

@@ -122,6 +122,8 @@ class Port:
     security_rules: list[dict[str, Any]] = field(default_factory=list)
     security_group_ids: list[str] = field(default_factory=list)
     metadata_socket: str | None = None
+    #: The compute host (of this process) whose guest it is.
+    host: str = ""
 
     @property
     def device(self) -> str:
@@ -129,7 +131,7 @@ class Port:
 
     @classmethod
     def from_info(cls, info: Any, instance_uuid: str, hostname: str, kind: str,
-                  metadata_socket: str | None = None) -> Port:
+                  metadata_socket: str | None = None, host: str = "") -> Port:
         """From a NetworkInfo (or any object/mapping with its fields)."""
         get = info.get if isinstance(info, Mapping) else (lambda k, d=None: getattr(info, k, d))
         network_id = get("network_id") or ""
@@ -141,7 +143,7 @@ class Port:
                    mtu=int(get("mtu") or 1500),
                    security_rules=[dict(r) for r in get("security_rules") or []],
                    security_group_ids=list(get("security_group_ids") or []),
-                   metadata_socket=metadata_socket)
+                   metadata_socket=metadata_socket, host=host)
 
 
 async def _run(*argv: str, stdin: bytes | None = None, check: bool = True) -> str:
@@ -241,6 +243,10 @@ class HostNetwork:
             await self._remove_locked([p.port_id for p in self.ports.values()
                                        if p.instance_uuid == instance_uuid])
 
+    def instances(self, host: str) -> set[str]:
+        """The instances of compute host ``host`` with ports here."""
+        return {p.instance_uuid for p in self.ports.values() if p.host == host}
+
     async def unplug(self, port_id: str) -> None:
         async with self._lock:
             await self._remove_locked([port_id])
@@ -257,7 +263,11 @@ class HostNetwork:
             if security_group_ids is not None:
                 port.security_group_ids = list(security_group_ids)
             self._save(port)
-            await self._apply_rules()
+            try:  # only this port's chains, in one transaction
+                await _run("nft", "-f", "-", stdin=nft.render_port(
+                    self.table, self._port_rules(port)).encode())
+            except NetworkSetupError:  # its chains went missing: the whole table again
+                await self._apply_rules()
         log.info("port security updated", port=port_id, rules=len(security_rules))
         return True
 
@@ -346,16 +356,18 @@ class HostNetwork:
                 while True:
                     nursery.start_soon(one, await listener.accept())
 
+    def _port_rules(self, p: Port) -> nft.PortRules:
+        relay = self._relays.get(p.port_id)
+        return nft.PortRules(p.port_id, p.device, p.bridge, p.mac, p.address, p.cidr,
+                             p.gateway, p.security_rules, relay[1] if relay else None)
+
     async def _apply_rules(self) -> None:
         networks: dict[str, nft.NetRules] = {}
         ports = []
         for p in sorted(self.ports.values(), key=lambda x: x.port_id):
             networks.setdefault(p.bridge, nft.NetRules(p.bridge, str(
                 ipaddress.ip_network(p.cidr, strict=False)), p.gateway))
-            relay = self._relays.get(p.port_id)
-            ports.append(nft.PortRules(p.port_id, p.device, p.bridge, p.mac, p.address,
-                                       p.cidr, p.gateway, p.security_rules,
-                                       relay[1] if relay else None))
+            ports.append(self._port_rules(p))
         script = nft.render(nft.Ruleset(self.table, list(networks.values()), ports))
         await _run("nft", "-f", "-", stdin=script.encode())
 

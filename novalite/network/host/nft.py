@@ -208,5 +208,14 @@ def render(rs: Ruleset) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_port(table: str, port: PortRules) -> str:
+    """The ``nft -f`` script that replaces one port's security group chains only (one
+    transaction; the rest of the table is untouched)."""
+    s = short(port.port_id)
+    lines = [f"flush chain ip {table} sg-out-{s}", f"flush chain ip {table} sg-in-{s}",
+             f"table ip {table} {{", *_port_chains(port), "}"]
+    return "\n".join(lines) + "\n"
+
+
 def tables_of(script: str) -> Iterable[str]:
     return [line for line in script.splitlines() if line.startswith("table ")]
