@@ -329,9 +329,10 @@ class ComputeManager:
                                container_format=image["container_format"], path=path,
                                size=image["size"], properties=image["properties"],
                                kernel_path=kernel_path, ramdisk_path=ramdisk_path)
-        ssh_port = self._ssh_forward_port(instance)
         bridged = self.network is not None and any(
             a.get("bridge") and a.get("port_id") for a in instance["addresses"])
+        # On a bridge the host reaches the guest's own address: nothing to forward.
+        ssh_port = None if bridged else self._ssh_forward_port(instance)
         metadata_socket = await self._open_metadata(instance, bridged)
         network = [self._network_info(a, ssh_port if i == 0 else None,
                                       metadata_socket if i == 0 else None)

@@ -174,6 +174,7 @@ class HostNetwork:
         self._nursery: trio.Nursery | None = None
         #: port_id -> (listener's cancel scope, host TCP port) of its metadata relay.
         self._relays: dict[str, tuple[trio.CancelScope, int]] = {}
+        self._warned_forwarding = False
 
     # -- life ---------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -304,6 +305,13 @@ class HostNetwork:
         with contextlib.suppress(OSError):  # route between this bridge and the uplink
             with open(f"/proc/sys/net/ipv4/conf/{bridge}/forwarding", "w") as f:
                 f.write("1")
+        if not self._warned_forwarding:
+            self._warned_forwarding = True
+            with contextlib.suppress(OSError), open("/proc/sys/net/ipv4/ip_forward") as f:
+                if f.read().strip() == "0":  # the host's own setting: novalite leaves it
+                    log.warning("IPv4 forwarding is off on this host: guests reach each "
+                                "other and the host, but not beyond it (sysctl -w "
+                                "net.ipv4.ip_forward=1 enables their NAT'd egress)")
         leases = [Lease(p.mac, p.address, p.hostname) for p in self.ports.values()
                   if p.bridge == bridge]
         try:
