@@ -167,6 +167,7 @@ class HostNetwork:
         self.state_dir = state_dir
         self.ports_dir = os.path.join(state_dir, "ports")
         self.table = table
+        self._default_runtime = not runtime_dir
         self.runtime_dir = runtime_dir or f"/run/{table}/net"
         self.domain = domain
         self.ports: dict[str, Port] = {}
@@ -403,7 +404,9 @@ class HostNetwork:
             if _link_exists(bridge):
                 await _run("ip", "link", "del", bridge, check=False)
             log.info("network removed", bridge=bridge, last_port=gone.port_id)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.runtime_dir)  # only when empty
+        with contextlib.suppress(OSError):  # only when empty
+            os.rmdir(self.runtime_dir)
+            if self._default_runtime:
+                os.rmdir(os.path.dirname(self.runtime_dir))
         for port in removed:
             log.info("port unplugged", port=port.port_id, device=port.device)
