@@ -149,7 +149,8 @@ class ComputeManager:
         for record in records:
             self.cache.adopt(record.get("image_ref"), record["uuid"])
             if record["uuid"] in guests:  # the guest asks its metadata at the same socket
-                await self._open_metadata(record)
+                await self._open_metadata(record, bridged=self.network is not None and record[
+                    "uuid"] in self.network.instances(self.host))
             await self.sync_power_state(ctx, record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
