@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
@@ -221,6 +222,13 @@ class NetworkSection:
 
     name: str = "private"
     cidr: str = "10.0.0.0/24"
+    #: How guests' ports reach their network: "bridge" (a Linux bridge per network,
+    #: dnsmasq, nftables NAT and security groups; needs root or CAP_NET_ADMIN), "user"
+    #: (QEMU's per-guest user-mode networking) or "auto" (bridge when possible).
+    driver: str = "auto"
+    #: The nftables tables (``ip`` and ``bridge`` family) holding every rule novalite
+    #: makes, and the name of its runtime directory ``/run/<nft_table>/net``.
+    nft_table: str = "novalite"
 
 
 @dataclass
@@ -538,6 +546,12 @@ def _validate(cfg: Config) -> None:
             f"[network] cidr = {cfg.network.cidr!r}: expected an IPv4 network like "
             f"10.0.0.0/24 ({exc})"
         ) from None
+    if cfg.network.driver not in ("auto", "bridge", "user"):
+        raise ConfigError(f"[network] driver = {cfg.network.driver!r}: expected "
+                          '"auto", "bridge" or "user"')
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", cfg.network.nft_table):
+        raise ConfigError(f"[network] nft_table = {cfg.network.nft_table!r}: expected a "
+                          "lowercase name of letters, digits, - and _")
     for key in ("cpu_allocation_ratio", "ram_allocation_ratio", "disk_allocation_ratio"):
         if getattr(cfg.scheduler, key) <= 0:
             raise ConfigError(

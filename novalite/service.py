@@ -130,6 +130,7 @@ class Service:
         from novalite.compute.host.image_cache import ImageCache
         from novalite.compute.host.manager import ComputeManager
         from novalite.image.glance_client import image_api_url
+        from novalite.network.host import HostNetwork, NetworkSetupError, choose_mode
 
         # The compute side holds the image API's URL: here derived from this process's
         # own configuration; a compute host on another machine is configured with it.
@@ -139,6 +140,16 @@ class Service:
         managers = []
         relay = ConsoleRelay(self.cfg.vnc.server_listen, self.cfg.vnc.server_proxyclient_address)
         events_send, events_recv = trio.open_memory_channel[Any](1000)
+        host_network = None
+        try:
+            mode, why = choose_mode(self.cfg.network.driver)
+        except NetworkSetupError as exc:
+            raise ConfigError(str(exc)) from None
+        log.info("network mode", mode=mode, why=why)
+        if mode == "bridge":
+            host_network = HostNetwork(os.path.join(self.cfg.state_path, "network"),
+                                       table=self.cfg.network.nft_table,
+                                       domain=self.cfg.metadata.dhcp_domain or "novalocal")
         for host in self.cfg.host_names:
             context = DriverContext(
                 host=host,
@@ -154,13 +165,16 @@ class Service:
                                      shutdown_timeout=self.cfg.compute.shutdown_timeout,
                                      events=events_send, consoles=relay,
                                      metadata=self.metadata_proxy,
-                                     dhcp_domain=self.cfg.metadata.dhcp_domain)
+                                     dhcp_domain=self.cfg.metadata.dhcp_domain,
+                                     network=host_network)
             context.emit_event = manager.emit_event
             managers.append(manager)
         self.managers = managers
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(relay.serve)  # consoles reach guests through it
+                if host_network is not None:  # re-creates what guests need, before adoption
+                    await nursery.start(host_network.run)
                 for m in managers:  # every topic exists before the first host reports
                     dispatcher = Dispatcher(compute_topic(m.host), m)
                     inbox = await self.transport.listen(dispatcher.topic)

@@ -62,10 +62,14 @@ class NetworkConfig:
     address: str = ""
     cidr: str = ""
     gateway: str = ""
+    #: The host side's name (``lxc.net.N.veth.pair``); "" lets LXC choose one.
+    veth_pair: str = ""
 
     def lines(self, index: int) -> list[str]:
         key = f"lxc.net.{index}"
         out = [f"{key}.type = veth", f"{key}.link = {self.bridge}", f"{key}.flags = up"]
+        if self.veth_pair:
+            out.append(f"{key}.veth.pair = {self.veth_pair}")
         out.append(f"{key}.name = eth{index}")
         if self.mac:
             out.append(f"{key}.hwaddr = {self.mac}")

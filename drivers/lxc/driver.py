@@ -52,7 +52,9 @@ Networking
     None by default: ``lxc.net.0.type = empty`` (the container has only ``lo``).
     With the ``bridge`` option set to an existing Linux bridge, each of the
     instance's networks becomes a veth on that bridge with novalite's MAC and
-    fixed address.
+    fixed address. A port the compute host put on its own bridge (contract 1.4,
+    ``NetworkInfo.bridge``) becomes a veth on that bridge, host side
+    ``nlveth-<first 8 of the port id>``.
 
 Power states come from ``lxc-info``: RUNNING -> RUNNING, STOPPED -> SHUTDOWN,
 FROZEN -> PAUSED. A container stopped behind the driver's back (``lxc-stop``)
@@ -132,7 +134,7 @@ class LxcDriver(Driver):
     """Instances as LXC system containers in a private LXC path; see the module docstring."""
 
     name = "lxc"
-    contract_version = "1.2"
+    contract_version = "1.4"
     hypervisor_type = "lxc"
     capabilities = {
         "supports_reboot": True,
@@ -323,6 +325,10 @@ class LxcDriver(Driver):
             raise SpawnFailed(f"{uuid!r} is not usable as a container name")
         if self.bridge and not os.path.isdir(f"/sys/class/net/{self.bridge}/bridge"):
             raise SpawnFailed(f"[lxc] bridge {self.bridge!r} is not a Linux bridge on this host")
+        for n in network:  # contract 1.4: the compute host's bridge for this port
+            bridge = getattr(n, "bridge", None)
+            if bridge and not os.path.isdir(f"/sys/class/net/{bridge}/bridge"):
+                raise SpawnFailed(f"bridge {bridge!r} is not a Linux bridge on this host")
         halt = str(image.properties.get("lxc_halt_signal") or self.halt_signal)
         reboot = str(image.properties.get("lxc_reboot_signal") or self.reboot_signal)
         for sig in (halt, reboot):
@@ -337,14 +343,7 @@ class LxcDriver(Driver):
                 base = await self.bases.ensure(image)  # SpawnFailed on a bad image
                 os.makedirs(path, mode=0o700)
                 rootfs = await prepare_layer(base, path, self.backend)
-                nets = (
-                    [
-                        NetworkConfig(self.bridge, n.mac, n.address, n.cidr, n.gateway)
-                        for n in network
-                    ]
-                    if self.bridge
-                    else []
-                )
+                nets = _networks(network, self.bridge)
                 config = ContainerConfig(
                     name=uuid,
                     hostname=sanitize_hostname(instance.hostname or instance.name, uuid[:8]),
@@ -525,3 +524,17 @@ class LxcDriver(Driver):
                     with trio.CancelScope(shield=True):
                         await self.lxc.unfreeze(uuid)
         return SNAPSHOT_FORMAT
+
+
+def _networks(network: list[NetworkInfo], default_bridge: str) -> list[NetworkConfig]:
+    """Each interface a veth: on its port's bridge (contract 1.4; the host side named
+    ``nlveth-<port8>`` so the compute host's rules find it), else on ``[lxc] bridge``."""
+    nets = []
+    for n in network:
+        bridge, port_id = getattr(n, "bridge", None), getattr(n, "port_id", None)
+        if bridge and port_id:
+            nets.append(NetworkConfig(bridge, n.mac, n.address, n.cidr, n.gateway,
+                                      veth_pair="nlveth-" + port_id.replace("-", "")[:8]))
+        elif default_bridge:
+            nets.append(NetworkConfig(default_bridge, n.mac, n.address, n.cidr, n.gateway))
+    return nets

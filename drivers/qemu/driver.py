@@ -374,9 +374,7 @@ class QemuDriver(Driver):
             memory_mb=spec.memory_mb, disk_bus=hw["disk_bus"],
             nic_model=hw["nic_model"], console_ring_bytes=ring,
             disks=disk_files,
-            nics=[proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port,
-                                 n.metadata_socket)
-                  for n in network],
+            nics=[_nic(n) for n in network],
             kernel=kernel, initrd=initrd, append=str(append) if kernel and append else None,
             vnc=self.context.vnc_enabled,
             rng=hw["rng"] == "virtio",
@@ -704,6 +702,18 @@ def _link_or_copy(src: str, dst: str) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _nic(n: NetworkInfo) -> proc.NicConfig:
+    """A user-mode NIC, or (contract 1.4, ``n.bridge`` set) one on the host's tap."""
+    bridge, port_id = getattr(n, "bridge", None), getattr(n, "port_id", None)
+    if bridge and port_id:
+        tap = "nltap-" + port_id.replace("-", "")[:8]
+        if not os.path.exists(f"/sys/class/net/{tap}"):
+            raise SpawnFailed(f"tap device {tap} for bridge {bridge} does not exist")
+        return proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), tap=tap)
+    return proc.NicConfig(n.address, n.cidr, n.gateway, _mac(n.mac), n.ssh_host_port,
+                          n.metadata_socket)
 
 
 def _mac(mac: str) -> str:

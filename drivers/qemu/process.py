@@ -70,6 +70,9 @@ class NicConfig:
     ssh_host_port: int | None = None
     #: The compute host's metadata relay socket for this guest (see :func:`netdev_option`).
     metadata_socket: str | None = None
+    #: A tap device on a host bridge (contract 1.4) made by the compute host: the NIC
+    #: joins it instead of user-mode networking (the bridge's dnsmasq leases the address).
+    tap: str | None = None
 
 
 #: Nova's SMBIOS system identity (libvirt driver's sysinfo): cloud-init's ds-identify
@@ -150,13 +153,16 @@ def metadata_address(nic: NicConfig) -> str:
 
 
 def netdev_option(index: int, nic: NicConfig, hostname: str) -> str:
-    """``-netdev user,...`` whose DHCP server leases ``nic.address`` first.
+    """``-netdev user,...`` whose DHCP server leases ``nic.address`` first (or, with
+    ``nic.tap``, ``-netdev tap`` on the compute host's tap device).
 
     With ``nic.metadata_socket``, each TCP connection the guest opens to
     :func:`metadata_address` port 80 starts ``socat`` (QEMU's ``guestfwd=...-cmd:``)
     joining it to a new connection to that socket: one socket per guest, so the
     relay behind it knows which guest is asking.
     """
+    if nic.tap:
+        return f"tap,id=net{index},ifname={_q(nic.tap)},script=no,downscript=no"
     net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
     opt = (
         f"user,id=net{index},net={net},host={nic.gateway},dhcpstart={nic.address},"

@@ -163,6 +163,9 @@ def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or js
         typer.echo(f'[compute] driver = "auto" runs {name}: {why}')
     except ConfigError as exc:
         typer.echo(exc.message)
+    from novalite.network.host import choose_mode
+    mode, why = choose_mode("auto")
+    typer.echo(f'[network] driver = "auto" runs {mode}: {why}')
 
 
 @db_app.command("sync")

@@ -117,7 +117,11 @@ CHANGES: Mapping[str, str] = {
            "without it novalite rebuilds by destroy and spawn), Driver.rescue and "
            "Driver.unrescue (supports_rescue; supports_stable_rescue for images asking "
            "hw_rescue_device/hw_rescue_bus), Driver.trigger_crash_dump "
-           "(supports_trigger_crash_dump)",
+           "(supports_trigger_crash_dump); bridged networking: NetworkInfo.port_id, "
+           "network_id, bridge, dns, mtu, security_rules and security_group_ids; with a "
+           "bridge the driver attaches the guest's NIC to it (QEMU: the tap nltap-<port8> "
+           "the compute host made; LXC: a veth nlveth-<port8>) instead of user-mode "
+           "networking",
 }
 
 
@@ -253,6 +257,23 @@ class NetworkInfo:
     #: and nothing else to it. The socket tells guests apart by path: it must be
     #: reachable from this guest only. None: no metadata service for this interface.
     metadata_socket: str | None = None
+    #: Contract 1.4, a port on a host bridge (all optional: None/empty on user-mode
+    #: networking). The Neutron port's id; its network's id.
+    port_id: str | None = None
+    network_id: str | None = None
+    #: The Linux bridge the guest's NIC joins (``nlbr-<first 8 of network id>``), set up
+    #: by the compute host before spawn; None: user-mode networking as before. The
+    #: host creates a QEMU guest's tap ``nltap-<first 8 of port id>`` on it; an LXC
+    #: container's veth is ``nlveth-<first 8 of port id>`` (host side), made by LXC.
+    bridge: str | None = None
+    #: DNS servers and MTU the network's DHCP hands out.
+    dns: list[str] = field(default_factory=list)
+    mtu: int | None = None
+    #: The port's security group rules as plain dicts (direction ingress|egress,
+    #: ethertype, protocol tcp|udp|icmp|None, port_range_min, port_range_max,
+    #: remote_ip_prefix, remote_group_addresses); the compute host enforces them.
+    security_rules: list[dict[str, Any]] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from novalite.context import RequestContext
 from novalite.metadata import configdrive
 from novalite.metadata.content import InstanceData, config_drive_files
 from novalite.metadata.proxy import Guest, MetadataProxy
+from novalite.network.host import HostNetwork, Port
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
@@ -74,9 +75,11 @@ class ComputeManager(LifecycleHandlers):
                  image_cache: ImageCache, shutdown_timeout: float,
                  events: trio.MemorySendChannel[LifecycleEvent] | None = None,
                  consoles: ConsoleRelay | None = None,
-                 metadata: MetadataProxy | None = None, dhcp_domain: str = "novalocal"
-                 ) -> None:
+                 metadata: MetadataProxy | None = None, dhcp_domain: str = "novalocal",
+                 network: HostNetwork | None = None) -> None:
         self.host = host
+        #: This host's bridges and rules (None: guests on user-mode networking).
+        self.network = network
         #: The console relay of this process (None: this host serves no consoles).
         self.consoles = consoles
         #: The guests' metadata relay (None: no metadata service for this host's guests).
@@ -147,10 +150,14 @@ class ComputeManager(LifecycleHandlers):
         for record in records:
             self.cache.adopt(record.get("image_ref"), record["uuid"])
             if record["uuid"] in guests:  # the guest asks its metadata at the same socket
-                await self._open_metadata(record)
+                await self._open_metadata(record, bridged=self.network is not None and record[
+                    "uuid"] in self.network.instances(self.host))
             await self.sync_power_state(ctx, record, adopting=True)
         for uuid in sorted(guests - known):
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
+        if self.network is not None:  # ports of instances deleted while the service was down
+            for uuid in sorted(self.network.instances(self.host) - known - guests):
+                await self.network.unplug_instance(uuid)
         if records:
             log.info("adopted guests", host=self.host, count=len(guests & known))
 
@@ -262,6 +269,8 @@ class ComputeManager(LifecycleHandlers):
                         details=f"{type(exc).__name__}: {exc}")
                     await self.driver.destroy(uuid)
                     self.cache.release(uuid)
+                    if self.network is not None:
+                        await self.network.unplug_instance(uuid)
                     if self.metadata is not None:
                         self.metadata.close(uuid)
                     await self.conductor.build_failed(
@@ -280,10 +289,12 @@ class ComputeManager(LifecycleHandlers):
             metrics.BUILD_SECONDS.labels("success").observe(time.monotonic() - started)
             log.info("instance spawned", instance=uuid, host=self.host)
 
-    async def _open_metadata(self, instance: dict[str, Any]) -> str | None:
-        """Open the guest's metadata relay socket when its driver can connect it; its path."""
-        if self.metadata is None or not instance.get("addresses") \
-                or not self.driver.capabilities.get("supports_metadata_socket"):
+    async def _open_metadata(self, instance: dict[str, Any], bridged: bool = False
+                             ) -> str | None:
+        """Open the guest's metadata relay socket when its driver (or, ``bridged``, the
+        host network) can connect it; its path."""
+        if self.metadata is None or not instance.get("addresses") or not (
+                bridged or self.driver.capabilities.get("supports_metadata_socket")):
             return None
         return await self.metadata.open(Guest(instance["uuid"], instance["project_id"],
                                               instance["addresses"][0]["address"]))
@@ -323,21 +334,54 @@ class ComputeManager(LifecycleHandlers):
                                container_format=image["container_format"], path=path,
                                size=image["size"], properties=image["properties"],
                                kernel_path=kernel_path, ramdisk_path=ramdisk_path)
-        ssh_port = self._ssh_forward_port(instance)
-        metadata_socket = await self._open_metadata(instance)
-        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
-                               gateway=a["gateway"], mac=a["mac"],
-                               ssh_host_port=ssh_port if i == 0 else None,
-                               metadata_socket=metadata_socket if i == 0 else None)
+        bridged = self.network is not None and any(
+            a.get("bridge") and a.get("port_id") for a in instance["addresses"])
+        # On a bridge the host reaches the guest's own address: nothing to forward.
+        ssh_port = None if bridged else self._ssh_forward_port(instance)
+        metadata_socket = await self._open_metadata(instance, bridged)
+        network = [self._network_info(a, ssh_port if i == 0 else None,
+                                      metadata_socket if i == 0 else None)
                    for i, a in enumerate(instance["addresses"])]
         work = await trio.to_thread.run_sync(tempfile.mkdtemp, None, "novalite-build-")
         try:
+            await self._plug(instance, network)
             drive = await self._config_drive(instance, work, admin_pass)
             spec = dataclasses.replace(spec_from_payload(instance), config_drive=drive)
             await (launch or self.driver.spawn)(spec, image_info, network)
         finally:
             await trio.to_thread.run_sync(shutil.rmtree, work, True)
         return ssh_port
+
+    def _network_info(self, a: dict[str, Any], ssh_port: int | None,
+                      metadata_socket: str | None) -> NetworkInfo:
+        """One address of the build as the driver sees it: on its port's bridge when the
+        host network runs (the host relays metadata then), else user-mode."""
+        bridge = a.get("bridge") if self.network is not None and a.get("port_id") else None
+        return NetworkInfo(
+            network=a["network"], address=a["address"], cidr=a["cidr"],
+            gateway=a["gateway"], mac=a["mac"],
+            ssh_host_port=None if bridge else ssh_port,
+            metadata_socket=None if bridge else metadata_socket,
+            port_id=a.get("port_id"), network_id=a.get("network_id"), bridge=bridge,
+            dns=list(a.get("dns") or []), mtu=a.get("mtu"),
+            security_rules=[dict(r) for r in a.get("security_rules") or []],
+            security_group_ids=list(a.get("security_group_ids") or []))
+
+    async def _plug(self, instance: dict[str, Any], network: list[NetworkInfo]) -> None:
+        """Put the guest's bridged ports on their bridges before the driver spawns it."""
+        if self.network is None:
+            return
+        kind = "veth" if self.driver.hypervisor_type == "lxc" else "tap"
+        socket_path = None
+        for n in network:
+            if not n.bridge:
+                continue
+            if self.metadata is not None and socket_path is None:
+                socket_path = self.metadata.socket_path(instance["uuid"])
+            await self.network.plug(Port.from_info(
+                n, instance["uuid"], instance.get("hostname") or instance["name"], kind,
+                metadata_socket=socket_path, host=self.host))
+            socket_path = ""  # the first interface's guest asks the metadata service
 
     def _ssh_forward_port(self, instance: dict[str, Any]) -> int | None:
         """A free host port for the guest's port 22, when its metadata asks
@@ -364,6 +408,8 @@ class ComputeManager(LifecycleHandlers):
                 await self.conductor.instance_fault(
                     context, uuid, f"Failed to delete the guest: {exc}", self.host)
                 return
+            if self.network is not None:
+                await self.network.unplug_instance(uuid)
             await self.conductor.instance_destroyed(context, uuid, self.host)
         self.cache.release(uuid)
         if self.metadata is not None:
@@ -443,6 +489,15 @@ class ComputeManager(LifecycleHandlers):
                 return
             await self.update(context, uuid, task_state=None)
             log.info("snapshot stored", instance=uuid, image=image_id)
+
+    @rpc.method
+    async def update_port_security(self, context: RequestContext, port_id: str,
+                                   security_rules: list[dict[str, Any]]) -> bool:
+        """A port's security group rules changed: enforce them at once on this host.
+        False when the port is not on this host's bridges."""
+        if self.network is None:
+            return False
+        return await self.network.update_port_security(port_id, security_rules)
 
     @rpc.method
     async def get_console_output(self, context: RequestContext, uuid: str) -> str:
