@@ -18,6 +18,11 @@ Options (``[fake]`` in novalite.toml):
     to exercise rescheduling and faults. An instance whose metadata holds
     ``fake_fail_spawn`` fails on every host.
 
+Resize and cold migration (contract 1.4): the guest's record is its "disk"; the
+source keeps it under ``<uuid>_resize`` (as libvirt keeps ``<dir>_resize``) until
+the move is confirmed or reverted, and hands the destination a copy in
+``disk_info`` (plain data: the destination never reads the source's state file).
+
 Consoles (contract 1.3): a serial console, in process, that echoes what is typed
 (as a terminal in echo mode does) and answers each line with
 ``<hostname>: <the line>``; no VNC console (``supports_vnc_console`` False, so the
@@ -53,7 +58,7 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.3"
+    contract_version = "1.4"
     hypervisor_type = "fake"
     #: ``driver = "auto"`` falls back to simulated guests when no hypervisor volunteers.
     auto_priority = 100
@@ -72,6 +77,7 @@ class FakeDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
         "supports_serial_console": True,
+        "supports_resize": True,
     }
 
     @classmethod
@@ -111,6 +117,10 @@ class FakeDriver(Driver):
         except KeyError:
             raise InstanceNotFound(f"fake guest {uuid} not found") from None
 
+    def _spawned(self, uuid: str, guest: dict[str, Any]) -> None:
+        self.guests[uuid] = guest
+        self._save()
+
     def _set(self, uuid: str, state: PowerState, line: str) -> None:
         guest = self._guest(uuid)
         guest["state"] = int(state)
@@ -126,7 +136,7 @@ class FakeDriver(Driver):
                 self.guests = json.load(f)
 
     async def list_instances(self) -> list[str]:
-        return list(self.guests)
+        return [uuid for uuid in self.guests if not uuid.endswith(_KEPT)]
 
     async def spawn(
         self, instance: InstanceSpec, image: ImageInfo, network: list[NetworkInfo]
@@ -211,6 +221,44 @@ class FakeDriver(Driver):
         with open(dest_path, "wb") as f:
             f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
         return "raw", "bare"
+
+    # -- resize and cold migration (contract 1.4) -------------------------------------
+    async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
+                                         instance: InstanceSpec) -> dict[str, Any]:
+        guest = self._guest(uuid)
+        self._set(uuid, PowerState.SHUTDOWN, f"powered off to move to {dest_host}")
+        self.guests[uuid + _KEPT] = self.guests.pop(uuid)
+        self._save()
+        return {"fake_guest": json.loads(json.dumps(guest)), "source": self.context.host}
+
+    async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
+                               network: list[NetworkInfo], power_on: bool) -> None:
+        guest = dict(disk_info["fake_guest"])
+        guest.update(name=instance.name, vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+                     root_gb=instance.root_gb)
+        guest["console"] = [*guest["console"],
+                            f"disk from {disk_info['source']} on {self.context.host}: "
+                            f"{instance.vcpus} vCPUs, {instance.memory_mb} MiB, "
+                            f"{instance.root_gb} GiB"]
+        guest["state"] = int(PowerState.RUNNING if power_on else PowerState.SHUTDOWN)
+        guest["reason"] = None if power_on else "powered off by request"
+        self._spawned(instance.uuid, guest)
+
+    async def confirm_migration(self, uuid: str) -> None:
+        if self.guests.pop(uuid + _KEPT, None) is not None:
+            self._save()
+
+    async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
+        kept = self.guests.pop(uuid + _KEPT, None)
+        if kept is None:
+            raise InstanceNotFound(f"fake guest {uuid} kept for a revert not found")
+        self.guests[uuid] = kept
+        self._set(uuid, PowerState.RUNNING if power_on else PowerState.SHUTDOWN,
+                  "resize reverted")
+
+
+#: The suffix of a guest kept on the source host during a resize or cold migration.
+_KEPT = "_resize"
 
 
 class FakeSerialConsole(trio.abc.Stream):

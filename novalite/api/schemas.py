@@ -489,3 +489,17 @@ CREATE_IMAGE_NOVA = {
     "properties": {"name": _name, "metadata": SERVER_METADATA_VALUES},
     "required": ["name"], "additionalProperties": False,
 }
+
+#: resize's argument (Nova's resize_server.resize): a flavor id, optional disk config.
+RESIZE = {"type": "object",
+          "properties": {"flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                         "OS-DCF:diskConfig": {"type": "string",
+                                               "enum": ["AUTO", "MANUAL"]}},
+          "required": ["flavorRef"], "additionalProperties": False}
+#: migrate's argument: null, or from 2.56 ``{"host": <name or null>}``.
+MIGRATE = {"type": ["object", "null"],
+           "properties": {"host": {"type": ["string", "null"], "minLength": 1,
+                                   "maxLength": 255}},
+           "additionalProperties": False}
+#: confirmResize / revertResize: null.
+NULL_ACTION = {"type": "null"}

@@ -24,7 +24,9 @@ from novalite.compute import server_list
 from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
+from novalite.compute.migrations import MigrationReads
 from novalite.compute.quotas import QuotaAPI
+from novalite.compute.resize import ResizeActions
 from novalite.compute.server_groups import ServerGroupAPI
 from novalite.compute.server_list import ServerSearch
 from novalite.compute.server_metadata import ServerMetadata
@@ -132,7 +134,7 @@ class ServerRecord:
     fault: InstanceFault | None = None
 
 
-class ComputeAPI(ServerActions, ServerMetadata):
+class ComputeAPI(ServerActions, ServerMetadata, ResizeActions, MigrationReads):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`, its metadata and tags from
     :class:`~novalite.compute.server_metadata.ServerMetadata`."""

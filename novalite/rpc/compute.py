@@ -76,6 +76,42 @@ class ComputeClient:
         image is deleted again if the snapshot fails."""
         await self._rpc.cast(ctx, "snapshot_instance", {"uuid": uuid, "image_id": image_id})
 
+    # -- resize and cold migration (novalite.conductor.tasks.migrate), all casts ----------
+    async def resize_instance(self, ctx: RequestContext, instance: dict[str, Any],
+                              migration_id: int, flavor: dict[str, Any],
+                              dest_host: str) -> None:
+        """On the source: power the guest off and make its disk ready for ``dest_host``
+        with ``flavor`` (the new flavor snapshot); reports ``migrated`` (with the
+        driver's disk_info) to the conductor."""
+        await self._rpc.cast(ctx, "resize_instance", {
+            "instance": instance, "migration_id": migration_id, "flavor": flavor,
+            "dest_host": dest_host})
+
+    async def finish_resize(self, ctx: RequestContext, instance: dict[str, Any],
+                            migration_id: int, flavor: dict[str, Any],
+                            disk_info: dict[str, Any], source_host: str) -> None:
+        """On the destination: create the guest from ``disk_info`` with ``flavor``'s
+        sizes; reports ``finished``."""
+        await self._rpc.cast(ctx, "finish_resize", {
+            "instance": instance, "migration_id": migration_id, "flavor": flavor,
+            "disk_info": disk_info, "source_host": source_host})
+
+    async def confirm_resize(self, ctx: RequestContext, uuid: str, migration_id: int) -> None:
+        """On the source: remove the old guest; reports ``confirmed``."""
+        await self._rpc.cast(ctx, "confirm_resize", {"uuid": uuid,
+                                                     "migration_id": migration_id})
+
+    async def revert_resize(self, ctx: RequestContext, uuid: str, migration_id: int) -> None:
+        """On the destination: destroy the new guest; reports ``dest_reverted``."""
+        await self._rpc.cast(ctx, "revert_resize", {"uuid": uuid,
+                                                    "migration_id": migration_id})
+
+    async def finish_revert_resize(self, ctx: RequestContext, instance: dict[str, Any],
+                                   migration_id: int, power_on: bool) -> None:
+        """On the source: bring the old guest back; reports ``reverted``."""
+        await self._rpc.cast(ctx, "finish_revert_resize", {
+            "instance": instance, "migration_id": migration_id, "power_on": power_on})
+
     async def get_console_output(self, ctx: RequestContext, uuid: str) -> str:
         """The guest's console log, as the driver keeps it.
 

@@ -568,6 +568,32 @@ class DriverConformance:
             await h.destroy(spec.uuid)
             await h.assert_gone(spec.uuid)
 
+    async def _check_supports_resize(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        """Contract 1.4: a same-host resize to a bigger flavor, reverted, then again and
+        confirmed; the disk_info crosses the bus (plain JSON data); the guest is listed
+        once and RUNNING at each end."""
+        old = h.spec()  # the kit's flavor, for sizes
+        bigger = dataclasses.replace(old, uuid=uuid, vcpus=old.vcpus + 1,
+                                     memory_mb=old.memory_mb * 2, root_gb=old.root_gb + 1)
+        host = h.driver.context.host
+        for confirm in (False, True):
+            with trio.fail_after(self.step_timeout * 2):
+                disk_info = await h.driver.migrate_disk_and_power_off(uuid, host, bigger)
+                disk_info = json.loads(json.dumps(disk_info))
+                await h.driver.finish_migration(bigger, disk_info, list(self.networks), True)
+            assert await h.state(uuid) == PowerState.RUNNING, "not RUNNING after finish"
+            info = await h.driver.get_info(uuid)
+            assert info.vcpus in (0, bigger.vcpus), "the new flavor's vCPUs"
+            with trio.fail_after(self.step_timeout * 2):
+                if confirm:
+                    await h.driver.confirm_migration(uuid)
+                else:
+                    await h.driver.destroy(uuid)
+                    await h.driver.finish_revert_migration(uuid, True)
+            assert await h.state(uuid) == PowerState.RUNNING, \
+                f"not RUNNING after {'confirm' if confirm else 'revert'}"
+            assert (await h.driver.list_instances()).count(uuid) == 1
+
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):
             with trio.fail_after(self.step_timeout):
@@ -697,4 +723,12 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
         return await driver.power_off(uuid, power_off_timeout)
     if method == "snapshot":
         return await driver.snapshot(uuid, str(tmp_path / "snapshot"))
+    if method in ("migrate_disk_and_power_off", "finish_migration"):
+        spec = InstanceSpec(uuid=uuid, name="conformance", hostname="conformance",
+                            vcpus=1, memory_mb=64, root_gb=1)
+        if method == "finish_migration":
+            return await driver.finish_migration(spec, {}, [], True)
+        return await driver.migrate_disk_and_power_off(uuid, driver.context.host, spec)
+    if method == "finish_revert_migration":
+        return await driver.finish_revert_migration(uuid, True)
     return await getattr(driver, method)(uuid)

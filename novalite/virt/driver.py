@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -113,6 +113,9 @@ CHANGES: Mapping[str, str] = {
            "(a config-2 ISO 9660 image to attach read-only) and NetworkInfo.metadata_socket "
            "(a UNIX socket to connect the guest's metadata address to), with the "
            "capabilities supports_config_drive and supports_metadata_socket",
+    "1.4": "resize and cold migration: Driver.migrate_disk_and_power_off, "
+           "Driver.finish_migration, Driver.confirm_migration and "
+           "Driver.finish_revert_migration (capability supports_resize)",
 }
 
 
@@ -153,6 +156,10 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_metadata_socket": "spawn connects the guest's TCP connections to "
                                 "169.254.169.254:80 to NetworkInfo.metadata_socket, one "
                                 "socket connection per guest connection (contract 1.3)",
+    "supports_resize": "resize and cold migration: migrate_disk_and_power_off on the "
+                       "source, finish_migration on the destination (which may be the "
+                       "same host), then confirm_migration or finish_revert_migration on "
+                       "the source (contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -170,6 +177,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_serial_console": ("open_serial_console",),
     "supports_config_drive": (),  # likewise
     "supports_metadata_socket": (),  # likewise
+    "supports_resize": ("migrate_disk_and_power_off", "finish_migration",
+                        "confirm_migration", "finish_revert_migration"),
 }
 
 
@@ -671,3 +680,52 @@ class Driver(abc.ABC):
             answer = await stream.receive_some(4096)
         """
         raise NotSupported(f"{self.name} does not support serial consoles")
+
+    # -- resize and cold migration (contract 1.4, capability ``supports_resize``) -------
+    async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
+                                         instance: InstanceSpec) -> dict[str, Any]:
+        """On the source host: power the guest off and make its disk ready to move to
+        ``dest_host`` (this host's own name for a same-host resize) with ``instance``'s
+        new sizes (the new flavor; ``root_gb`` is never smaller than the old one: the
+        compute layer refuses that before calling).
+
+        Returns plain data (it crosses the bus) that the destination's
+        :meth:`finish_migration` needs to get the disk: where to fetch it from (a URL or
+        an address of this host; never a path the destination is assumed to share).
+        The source guest must stay recoverable, powered off, until
+        :meth:`confirm_migration` removes it or :meth:`finish_revert_migration` brings
+        it back, and must not be listed by :meth:`list_instances` meanwhile if the same
+        uuid is spawned here by :meth:`finish_migration`.
+
+        Raises :class:`InstanceNotFound`, :class:`DriverError` (the guest is left as it
+        was, running again if it ran). Example::
+
+            disk = await driver.migrate_disk_and_power_off(uuid, "compute-b", new_spec)
+        """
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
+                               network: list[NetworkInfo], power_on: bool) -> None:
+        """On the destination host: create the guest ``instance`` (its new sizes: the
+        root disk grown to ``root_gb``, the new vCPUs and memory) from the disk that
+        ``disk_info`` (what :meth:`migrate_disk_and_power_off` returned) describes, and
+        start it when ``power_on`` (else leave it SHUTDOWN).
+
+        Raises :class:`DriverError` after removing what it created. Example::
+
+            await driver.finish_migration(new_spec, disk, [net], power_on=True)
+        """
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def confirm_migration(self, uuid: str) -> None:
+        """On the source host: the move is confirmed; remove what
+        :meth:`migrate_disk_and_power_off` kept of the old guest. Idempotent.
+        Example: ``await driver.confirm_migration(uuid)``."""
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
+        """On the source host: the move is reverted (the destination has destroyed its
+        guest): bring the old guest back as :meth:`migrate_disk_and_power_off` kept it,
+        its old sizes, started when ``power_on``. Raises :class:`DriverError`.
+        Example: ``await driver.finish_revert_migration(uuid, power_on=True)``."""
+        raise NotSupported(f"{self.name} does not support resize or cold migration")

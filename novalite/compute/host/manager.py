@@ -32,6 +32,7 @@ import trio
 from novalite import metrics, rpc, states
 from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
+from novalite.compute.host.resize import ResizeHost
 from novalite.context import RequestContext
 from novalite.metadata import configdrive
 from novalite.metadata.content import InstanceData, config_drive_files
@@ -64,7 +65,7 @@ _DONE = {
 }
 
 
-class ComputeManager:
+class ComputeManager(ResizeHost):
     """Handles the ``compute.<host>`` topic: its ``@rpc.method`` methods are what
     :class:`~novalite.rpc.compute.ComputeClient` sends."""
 
