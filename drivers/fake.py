@@ -146,12 +146,14 @@ class FakeDriver(Driver):
         if self.context.host in self.fail_hosts or "fake_fail_spawn" in instance.metadata:
             raise SpawnFailed(f"fake spawn failure on host {self.context.host}")
         addresses = ", ".join(n.address for n in network) or "none"
+        restored = _fake_snapshot(image.path)
         self.guests[instance.uuid] = {
             "name": instance.name,
             "vcpus": instance.vcpus,
             "memory_mb": instance.memory_mb,
             "state": int(PowerState.RUNNING),
             "console": [
+                *(restored.get("console") or []),
                 f"fake guest {instance.hostname} booting image {image.name}",
                 f"addresses: {addresses}",
                 f"{instance.hostname} login:",
@@ -219,7 +221,10 @@ class FakeDriver(Driver):
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
         guest = self._guest(uuid)
         with open(dest_path, "wb") as f:
-            f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
+            # The guest's console lines are its "disk": a guest spawned from this
+            # snapshot starts with them (shelve/unshelve keeps the disk's contents).
+            f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"],
+                                "console": guest["console"]}).encode())
         return "raw", "bare"
 
     # -- resize and cold migration (contract 1.4) -------------------------------------
@@ -255,6 +260,24 @@ class FakeDriver(Driver):
         self.guests[uuid] = kept
         self._set(uuid, PowerState.RUNNING if power_on else PowerState.SHUTDOWN,
                   "resize reverted")
+
+
+def _fake_snapshot(path: str) -> dict[str, Any]:
+    """What a fake snapshot at ``path`` holds; {} for any other image."""
+    try:
+        if os.path.getsize(path) > 1 << 20:
+            return {}
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    if not data.startswith(b'{"fake_snapshot_of"'):
+        return {}
+    try:
+        found = json.loads(data)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 #: The suffix of a guest kept on the source host during a resize or cold migration.

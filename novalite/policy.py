@@ -67,6 +67,10 @@ RULES: dict[str, str] = {
     "os_compute_api:servers:migrations:show": "admin_api",
     "os_compute_api:servers:migrations:force_complete": "admin_api",
     "os_compute_api:servers:migrations:delete": "admin_api",
+    "os_compute_api:os-shelve:shelve": "project_member",
+    "os_compute_api:os-shelve:shelve_offload": "admin_api",
+    "os_compute_api:os-shelve:unshelve": "project_member",
+    "os_compute_api:os-shelve:unshelve_to_host": "admin_api",
     # server actions (POST /servers/{id}/action), each its own rule as in Nova
     "os_compute_api:servers:reboot": "project_member",
     "os_compute_api:servers:start": "project_member",

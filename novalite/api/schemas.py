@@ -503,3 +503,9 @@ MIGRATE = {"type": ["object", "null"],
            "additionalProperties": False}
 #: confirmResize / revertResize: null.
 NULL_ACTION = {"type": "null"}
+#: unshelve's argument: null; from 2.77 ``{"availability_zone": name}``; from 2.91
+#: ``availability_zone`` may be null (unpinned) and ``host`` may be given.
+UNSHELVE = {"type": ["object", "null"],
+            "properties": {"availability_zone": {"type": ["string", "null"]},
+                           "host": {"type": "string", "minLength": 1, "maxLength": 255}},
+            "additionalProperties": False}

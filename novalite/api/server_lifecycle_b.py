@@ -45,3 +45,42 @@ async def migrate(call: ApiCall, args: dict[str, Any] | None) -> Reply:
     await call.services.compute.resize(call.ctx, call.request_id, call.params["server_id"],
                                        None, host=host)
     return Reply(202)
+
+
+@server_actions.action("shelve", rule="os_compute_api:os-shelve:shelve",
+                       schema=schemas.NULL_ACTION)
+async def shelve(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.shelve(call.ctx, call.request_id, call.params["server_id"])
+    return Reply(202)
+
+
+@server_actions.action("shelveOffload", rule="os_compute_api:os-shelve:shelve_offload",
+                       schema=schemas.NULL_ACTION)
+async def shelve_offload(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.shelve_offload(call.ctx, call.request_id,
+                                               call.params["server_id"])
+    return Reply(202)
+
+
+@server_actions.action("unshelve", rule="os_compute_api:os-shelve:unshelve",
+                       schema=schemas.UNSHELVE)
+async def unshelve(call: ApiCall, args: dict[str, Any] | None) -> Reply:
+    args = args or {}
+    if args and not call.mv("2.77"):
+        raise BadRequest(f"Invalid input for field/attribute unshelve. Value: {args}. "
+                         f"{args} is not of type 'null'")
+    if "host" in args and not call.mv("2.91"):
+        raise BadRequest("Additional properties are not allowed ('host' was unexpected)")
+    if "availability_zone" in args and args["availability_zone"] is None \
+            and not call.mv("2.91"):
+        raise BadRequest("Invalid input for field/attribute availability_zone. Value: None. "
+                         "None is not of type 'string'")
+    if "host" in args:
+        from novalite import policy
+
+        policy.authorize(call.ctx, "os_compute_api:os-shelve:unshelve_to_host")
+    await call.services.compute.unshelve(
+        call.ctx, call.request_id, call.params["server_id"],
+        availability_zone=args.get("availability_zone"), host=args.get("host"),
+        unpin_az="availability_zone" in args and args["availability_zone"] is None)
+    return Reply(202)

@@ -30,6 +30,7 @@ from novalite.compute.resize import ResizeActions
 from novalite.compute.server_groups import ServerGroupAPI
 from novalite.compute.server_list import ServerSearch
 from novalite.compute.server_metadata import ServerMetadata
+from novalite.compute.shelve import ShelveActions
 from novalite.config import Config
 from novalite.console import tokens as console_tokens
 from novalite.context import AuthContext
@@ -134,7 +135,8 @@ class ServerRecord:
     fault: InstanceFault | None = None
 
 
-class ComputeAPI(ServerActions, ServerMetadata, ResizeActions, MigrationReads):
+class ComputeAPI(ServerActions, ServerMetadata, ResizeActions, MigrationReads,
+                 ShelveActions):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`, its metadata and tags from
     :class:`~novalite.compute.server_metadata.ServerMetadata`."""

@@ -112,6 +112,30 @@ class ComputeClient:
         await self._rpc.cast(ctx, "finish_revert_resize", {
             "instance": instance, "migration_id": migration_id, "power_on": power_on})
 
+    # -- shelving (novalite.compute.host.shelve), all casts ---------------------------------
+    async def shelve_instance(self, ctx: RequestContext, uuid: str, image_id: str,
+                              offload: bool) -> None:
+        """Power off, snapshot into the queued image ``image_id`` (uploaded as the
+        caller) and, ``offload``, destroy the guest; reports ``shelve_done``."""
+        await self._rpc.cast(ctx, "shelve_instance", {"uuid": uuid, "image_id": image_id,
+                                                      "offload": offload})
+
+    async def shelve_offload_instance(self, ctx: RequestContext, uuid: str) -> None:
+        """Destroy a SHELVED server's guest; reports ``shelve_done`` (offloaded)."""
+        await self._rpc.cast(ctx, "shelve_offload_instance", {"uuid": uuid})
+
+    async def unshelve_on_host(self, ctx: RequestContext, uuid: str, image_id: str) -> None:
+        """Power a SHELVED (not offloaded) server on; its snapshot ``image_id`` is
+        deleted."""
+        await self._rpc.cast(ctx, "unshelve_on_host", {"uuid": uuid, "image_id": image_id})
+
+    async def unshelve_instance(self, ctx: RequestContext, instance: dict[str, Any],
+                                image: dict[str, Any] | None) -> None:
+        """Boot a SHELVED_OFFLOADED server here from its snapshot ``image`` (a payload as
+        builds carry it); the snapshot is deleted once it runs."""
+        await self._rpc.cast(ctx, "unshelve_instance", {"instance": instance,
+                                                        "image": image})
+
     async def get_console_output(self, ctx: RequestContext, uuid: str) -> str:
         """The guest's console log, as the driver keeps it.
 

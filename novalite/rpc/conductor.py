@@ -95,6 +95,35 @@ class ConductorClient:
             "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
             "message": message, "rolled_back": rolled_back})
 
+    # -- shelving (novalite.conductor.tasks.shelve) -----------------------------------------
+    async def unshelve_instance(self, ctx: RequestContext, instance_uuid: str,
+                                image_id: str, spec: dict[str, Any]) -> None:
+        """Place a SHELVED_OFFLOADED server (``spec``: its request spec, with the zone
+        or host asked for) and boot it from its snapshot ``image_id`` there (cast)."""
+        await self._rpc.cast(ctx, "unshelve_instance", {
+            "uuid": instance_uuid, "image_id": image_id, "spec": spec})
+
+    async def shelve_done(self, ctx: RequestContext, uuid: str, host: str, offloaded: bool,
+                          power_state: int = 0) -> None:
+        """The snapshot is stored: SHELVED, or (``offloaded``: the guest destroyed)
+        SHELVED_OFFLOADED with the host's resources released."""
+        await self._rpc.call(ctx, "shelve_done", {"uuid": uuid, "host": host,
+                                                  "offloaded": offloaded,
+                                                  "power_state": power_state})
+
+    async def unshelve_done(self, ctx: RequestContext, uuid: str, host: str,
+                            power_state: int) -> None:
+        """The server runs again on ``host``: ACTIVE."""
+        await self._rpc.call(ctx, "unshelve_done", {"uuid": uuid, "host": host,
+                                                    "power_state": power_state})
+
+    async def unshelve_failed(self, ctx: RequestContext, uuid: str, host: str,
+                              message: str) -> None:
+        """The boot from the snapshot failed on ``host``: SHELVED_OFFLOADED again, with
+        a fault."""
+        await self._rpc.call(ctx, "unshelve_failed", {"uuid": uuid, "host": host,
+                                                      "message": message})
+
     # -- builds (from compute hosts) -----------------------------------------------------
     async def build_failed(self, ctx: RequestContext, instance_uuid: str, host: str,
                            reason: str, spec: dict[str, Any], tried: list[str],
