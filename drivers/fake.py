@@ -17,6 +17,11 @@ Options (``[fake]`` in novalite.toml):
     A list of host names on which every spawn fails with :class:`SpawnFailed`,
     to exercise rescheduling and faults. An instance whose metadata holds
     ``fake_fail_spawn`` fails on every host.
+``live_migration_delay``
+    Seconds a live migration takes (default 0), while the guest keeps running.
+``fail_live_migration_to``
+    Destination host names to which every live migration fails (the guest keeps
+    running on its source).
 
 Resize and cold migration (contract 1.4): the guest's record is its "disk"; the
 source keeps it under ``<uuid>_resize`` (as libvirt keeps ``<dir>_resize``) until
@@ -68,6 +73,8 @@ class FakeDriver(Driver):
         "local_gb": 1024,
         "spawn_delay": 0.0,
         "fail_spawn_on": [],
+        "live_migration_delay": 0.0,
+        "fail_live_migration_to": [],
     }
     capabilities = {
         "supports_reboot": True,
@@ -78,6 +85,7 @@ class FakeDriver(Driver):
         "supports_snapshot": True,
         "supports_serial_console": True,
         "supports_resize": True,
+        "supports_live_migration": True,
     }
 
     @classmethod
@@ -99,6 +107,8 @@ class FakeDriver(Driver):
         self.local_gb = int(opts.get("local_gb", 1024))
         self.spawn_delay = float(opts.get("spawn_delay", 0.0))
         self.fail_hosts = set(opts.get("fail_spawn_on", []))
+        self.live_migration_delay = float(opts.get("live_migration_delay", 0.0))
+        self.fail_live_to = set(opts.get("fail_live_migration_to", []))
         self.guests: dict[str, dict[str, Any]] = {}
         self._file = os.path.join(context.state_path, "guests.json")
         self._dirty = False
@@ -261,6 +271,28 @@ class FakeDriver(Driver):
         self._set(uuid, PowerState.RUNNING if power_on else PowerState.SHUTDOWN,
                   "resize reverted")
 
+
+    # -- live migration (contract 1.4) ------------------------------------------------
+    async def live_migration(self, uuid: str, dest_host: str,
+                             instance: InstanceSpec) -> dict[str, Any]:
+        guest = self._guest(uuid)
+        if self.live_migration_delay:
+            await trio.sleep(self.live_migration_delay)
+        if dest_host in self.fail_live_to:
+            raise DriverError(f"fake live migration to {dest_host} failed")
+        return {"fake_guest": json.loads(json.dumps(guest)), "source": self.context.host}
+
+    async def post_live_migration_at_destination(self, instance: InstanceSpec,
+                                                 migrate_data: dict[str, Any],
+                                                 network: list[NetworkInfo]) -> None:
+        guest = dict(migrate_data["fake_guest"])
+        guest["console"] = [*guest["console"],
+                            f"live-migrated from {migrate_data['source']} to "
+                            f"{self.context.host} without a restart"]
+        self._spawned(instance.uuid, guest)
+
+    async def post_live_migration(self, uuid: str) -> None:
+        await self.destroy(uuid)
 
 def _fake_snapshot(path: str) -> dict[str, Any]:
     """What a fake snapshot at ``path`` holds; {} for any other image."""

@@ -42,6 +42,7 @@ NOVA_ACTION_RULES = {
     "confirmResize": "os_compute_api:servers:confirm_resize",
     "revertResize": "os_compute_api:servers:revert_resize",
     "migrate": "os_compute_api:os-migrate-server:migrate",
+    "os-migrateLive": "os_compute_api:os-migrate-server:migrate_live",
     "shelve": "os_compute_api:os-shelve:shelve",
     "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
     "unshelve": "os_compute_api:os-shelve:unshelve",
@@ -86,6 +87,7 @@ def test_novalite_policy_lists_each_action_with_its_rule() -> None:
         assert f"{action_url} ({name})" in rows[rule]["operations"], rule
         admin_only = rule in ("os_compute_api:os-admin-actions:reset_state",
                               "os_compute_api:os-migrate-server:migrate",
+                              "os_compute_api:os-migrate-server:migrate_live",
                               "os_compute_api:os-shelve:shelve_offload")
         assert rows[rule]["roles"] == (["admin"] if admin_only else ["admin", "member"])
     assert rows["os_compute_api:os-aggregates:add_host"]["roles"] == ["admin"]

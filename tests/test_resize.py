@@ -19,10 +19,11 @@ pytestmark = pytest.mark.backends("sqlite")
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """Two fake hosts; a move never stays on its host (Nova's default), so every
-    resize here crosses hosts."""
+    """Three fake hosts; a move never stays on its host (Nova's default), so every
+    resize here crosses hosts. Live migrations take a second, and fail to host-c."""
     server = start(tmp_path_factory.mktemp("resize") / "state", config={
-        "compute": {"hosts": ["host-a", "host-b"]},
+        "compute": {"hosts": ["host-a", "host-b", "host-c"]},
+        "fake": {"live_migration_delay": 1.0, "fail_live_migration_to": ["host-c"]},
         "DEFAULT": {"allow_resize_to_same_host": False},
         "quota": {"instances": -1, "cores": -1, "ram": -1}})
     try:
@@ -238,3 +239,52 @@ def test_resize_confirms_itself_after_the_window(tmp_path: Path) -> None:
             assert m["source_compute"] == m["dest_compute"]
     finally:
         server.stop()
+
+
+def test_live_migration_keeps_the_guest_running(c: httpx.Client) -> None:
+    sid = boot(c, "live")
+    wait_status(c, sid, "ACTIVE")
+    source = host_of(c, sid)
+    other = "host-b" if source == "host-a" else "host-a"
+    before = usage(c)
+    body = {"os-migrateLive": {"host": other, "block_migration": "auto"}}
+    assert action(c, sid, body, "2.24").status_code == 400  # "auto" from 2.25
+    assert action(c, sid, body).status_code == 202
+    migrating = c.get(f"/compute/v2.1/servers/{sid}").json()["server"]
+    assert migrating["status"] == "MIGRATING"
+    assert action(c, sid, {"os-stop": None}).status_code == 409
+
+    def running() -> dict[str, Any] | None:
+        found = c.get(f"/compute/v2.1/servers/{sid}/migrations").json()["migrations"]
+        return found[0] if found and found[0]["status"] == "running" else None
+
+    m = wait_for(running, 10)
+    assert m["server_uuid"] == sid and m["dest_compute"] == other
+    shown = c.get(f"/compute/v2.1/servers/{sid}/migrations/{m['id']}").json()["migration"]
+    assert shown["id"] == m["id"]
+    url = f"/compute/v2.1/servers/{sid}/migrations/{m['id']}"
+    assert c.post(url + "/action", json={"force_complete": None}).status_code == 202
+    assert c.delete(url).status_code == 409
+    server = wait_status(c, sid, "ACTIVE")
+    assert server["OS-EXT-SRV-ATTR:host"] == other
+    out = action(c, sid, {"os-getConsoleOutput": {}}).json()["output"]
+    assert f"live-migrated from {source} to {other} without a restart" in out
+    assert out.count("booting image") == 1  # never restarted
+    assert usage(c)[source]["memory_mb_used"] == before[source]["memory_mb_used"] - 512
+    assert usage(c)[other]["memory_mb_used"] == before[other]["memory_mb_used"] + 512
+    listed = c.get("/compute/v2.1/os-migrations", params={"instance_uuid": sid}
+                   ).json()["migrations"][0]
+    assert (listed["migration_type"], listed["status"]) == ("live-migration", "completed")
+    assert c.get(f"/compute/v2.1/servers/{sid}/migrations").json() == {"migrations": []}
+    # a failed live migration: the guest keeps running on its host
+    here = other
+    assert action(c, sid, {"os-migrateLive": {"host": "host-c", "block_migration": False}}
+                  ).status_code == 202
+    wait_for(lambda: c.get("/compute/v2.1/os-migrations", params={"instance_uuid": sid}
+                           ).json()["migrations"][0]["status"] == "error", 15)
+    server = wait_status(c, sid, "ACTIVE")
+    assert server["OS-EXT-SRV-ATTR:host"] == here
+    assert usage(c)["host-c"]["memory_mb_used"] == before["host-c"]["memory_mb_used"]
+    assert action(c, sid, {"os-migrateLive": {"host": here, "block_migration": False}}
+                  ).status_code == 400
+    c.delete(f"/compute/v2.1/servers/{sid}")

@@ -145,7 +145,7 @@ async def force_complete(call: ApiCall) -> Reply:
                          f"{next(iter(call.body), '') if isinstance(call.body, dict) else ''}")
     await call.services.compute.migration_action(
         call.ctx, call.params["server_id"], call.params["migration_id"],
-        "live_migrate_force_complete")
+        "force_complete")
     return Reply(202)
 
 
@@ -154,5 +154,5 @@ async def force_complete(call: ApiCall) -> Reply:
 async def abort(call: ApiCall) -> Reply:
     _server_migrations_at(call, "2.24")
     await call.services.compute.migration_action(
-        call.ctx, call.params["server_id"], call.params["migration_id"], "live_migrate_abort")
+        call.ctx, call.params["server_id"], call.params["migration_id"], "abort live migration")
     return Reply(202)

@@ -501,6 +501,14 @@ MIGRATE = {"type": ["object", "null"],
            "properties": {"host": {"type": ["string", "null"], "minLength": 1,
                                    "maxLength": 255}},
            "additionalProperties": False}
+#: os-migrateLive's argument (the fields of every microversion; the route checks which
+#: apply).
+MIGRATE_LIVE = {"type": "object",
+                "properties": {"host": {"type": ["string", "null"], "maxLength": 255},
+                               "block_migration": {"type": ["boolean", "string"]},
+                               "disk_over_commit": {"type": ["boolean", "string"]},
+                               "force": {"type": ["boolean", "string"]}},
+                "required": ["block_migration", "host"], "additionalProperties": False}
 #: confirmResize / revertResize: null.
 NULL_ACTION = {"type": "null"}
 #: unshelve's argument: null; from 2.77 ``{"availability_zone": name}``; from 2.91

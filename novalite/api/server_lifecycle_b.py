@@ -84,3 +84,25 @@ async def unshelve(call: ApiCall, args: dict[str, Any] | None) -> Reply:
         availability_zone=args.get("availability_zone"), host=args.get("host"),
         unpin_az="availability_zone" in args and args["availability_zone"] is None)
     return Reply(202)
+
+
+@server_actions.action("os-migrateLive", rule="os_compute_api:os-migrate-server:migrate_live",
+                       schema=schemas.MIGRATE_LIVE)
+async def migrate_live(call: ApiCall, args: dict[str, Any]) -> Reply:
+    """Live migration (the fake driver's; QEMU's ``-incoming`` migration is not built
+    yet, so its hosts answer 400 "not supported")."""
+    block = args["block_migration"]
+    if block == "auto" and not call.mv("2.25"):
+        raise BadRequest("Invalid input for field/attribute block_migration. Value: auto. "
+                         "'auto' is not of type 'boolean'")
+    if isinstance(block, str) and block != "auto":
+        raise BadRequest(f"Invalid input for field/attribute block_migration. Value: "
+                         f"{block}.")
+    if "disk_over_commit" in args and call.mv("2.25"):
+        raise BadRequest("Additional properties are not allowed ('disk_over_commit' was "
+                         "unexpected)")
+    if "force" in args and not (call.mv("2.30") and not call.mv("2.68")):
+        raise BadRequest("Additional properties are not allowed ('force' was unexpected)")
+    await call.services.compute.live_migrate(call.ctx, call.request_id,
+                                             call.params["server_id"], args.get("host"))
+    return Reply(202)

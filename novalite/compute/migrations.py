@@ -12,14 +12,14 @@ from sqlmodel import Session, col, or_, select
 from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Migration
-from novalite.exceptions import BadRequest, NotFound
+from novalite.exceptions import BadRequest, Conflict, NotFound
 
 if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord
 
 #: The statuses of a migration still in progress (Nova's in-progress list).
-IN_PROGRESS = ("queued", "preparing", "running", "post-migrating", "pre-migrating",
-               "migrating")
+IN_PROGRESS = ("accepted", "queued", "preparing", "running", "post-migrating",
+               "pre-migrating", "migrating")
 
 
 @dataclass
@@ -110,9 +110,15 @@ class MigrationReads:
                 else f"vm_state {inst.vm_state}"
             raise InstanceInvalidState(f"Cannot '{action}' instance {inst.uuid} while it is "
                                        f"in {what}")
-        await self.server_migration(ctx, server_id, migration_id)
-        raise BadRequest(f"Migration {migration_id} is not in a state to be {action}d: "
-                         "live migration is not supported by this service yet")
+        m = await self.server_migration(ctx, server_id, migration_id)
+        if action == "force_complete" and m.status == "running":
+            return  # the fake driver's migration completes by itself; QEMU's is left
+        if m.status not in ("running", "preparing", "queued", "accepted"):
+            raise BadRequest(f"Migration {migration_id} state of instance {inst.uuid} is "
+                             f"{m.status}. Cannot {action} while the migration is in this "
+                             "state.")
+        raise Conflict(f"Cannot {action} live migration {migration_id} of instance "
+                       f"{inst.uuid}: the driver cannot abort a live migration")
 
 
 __all__ = ["IN_PROGRESS", "MigrationReads", "MigrationSearch"]

@@ -36,6 +36,7 @@ MOVE_STATES: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
     "migrate": ((states.ACTIVE, states.STOPPED), (None,)),
     "confirmResize": ((states.RESIZED,), (None,)),
     "revertResize": ((states.RESIZED,), (None,)),
+    "os-migrateLive": ((states.ACTIVE, states.PAUSED), (None,)),
 }
 
 
@@ -149,6 +150,70 @@ class ResizeActions:
 
         await self.rpc.conductor.migrate_server(bus_context(ctx, request_id), inst.uuid,
                                                 migration_id, spec)
+
+    async def live_migrate(self, ctx: AuthContext, request_id: str, server_id: str,
+                           host: str | None) -> None:
+        """os-migrateLive: recorded (migration ``accepted``, task ``migrating``) and
+        cast to the conductor; ``host`` the destination asked for, else the
+        scheduler's choice (never the server's own host)."""
+        from novalite.compute.actions import bus_context
+
+        action = "os-migrateLive"
+        inst = (await self.get(ctx, server_id)).instance
+        self._check_lock(ctx, inst)
+        check_move_state(inst, action)
+        if not inst.host:
+            raise InstanceInvalidState(f"Cannot '{action}' instance {inst.uuid}: it has no "
+                                       f"host")
+        if not (await self.host_capabilities(inst.host)).get("supports_live_migration"):
+            raise BadRequest(f"Live migration is not supported by the hypervisor of host "
+                             f"{inst.host}")
+        if host is not None:
+            host = await self._destination_host_named(host)
+            if host == inst.host:
+                raise BadRequest(f"Unable to migrate instance ({inst.uuid}) to current "
+                                 f"host ({host}).")
+        flavor = dict(inst.flavor)
+
+        def work(s: Session) -> int | None:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            vm_ok, task_ok = MOVE_STATES[action]
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return None
+            fid = s.exec(select(Flavor.id).where(
+                Flavor.flavorid == str(flavor.get("id")))).first()
+            m = Migration(instance_uuid=row.uuid, source_compute=row.host,
+                          source_node=row.node or row.host, old_flavor=flavor,
+                          new_flavor=flavor, old_instance_type_id=fid,
+                          new_instance_type_id=fid, migration_type="live-migration",
+                          status="accepted", user_id=ctx.user_id,
+                          project_id=row.project_id)
+            s.add(m)
+            row.task_state = states.MIGRATING
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="live-migration",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            s.flush()
+            return m.id
+
+        migration_id = await self.db.write(work)
+        if migration_id is None:
+            raise InstanceInvalidState(f"Cannot '{action}' instance {inst.uuid} while it is "
+                                       f"in task_state {inst.task_state}")
+        image = await self.db.read(lambda s: queries.image(s, inst.image_ref))
+        spec = {"instance_uuid": inst.uuid, "vcpus": int(flavor.get("vcpus") or 0),
+                "memory_mb": int(flavor.get("memory_mb") or 0),
+                "disk_gb": int(flavor.get("root_gb") or 0)
+                + int(flavor.get("ephemeral_gb") or 0)
+                + (int(flavor.get("swap") or 0) + 1023) // 1024,
+                "image_properties": dict(image.properties) if image is not None else {},
+                "image_id": inst.image_ref,
+                "extra_specs": dict(flavor.get("extra_specs") or {}),
+                "project_id": inst.project_id, "requested_host": host}
+        await self.rpc.conductor.live_migrate_server(bus_context(ctx, request_id), inst.uuid,
+                                                     migration_id, spec)
 
     async def _destination_host_named(self, host: str) -> str:
         """2.56's ``host``: a compute host that exists (400 otherwise, as Nova)."""

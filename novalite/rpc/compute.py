@@ -112,6 +112,29 @@ class ComputeClient:
         await self._rpc.cast(ctx, "finish_revert_resize", {
             "instance": instance, "migration_id": migration_id, "power_on": power_on})
 
+    # -- live migration, all casts -------------------------------------------------------
+    async def live_migration(self, ctx: RequestContext, instance: dict[str, Any],
+                             migration_id: int, dest_host: str) -> None:
+        """On the source: move the running guest to ``dest_host``; reports ``migrated``
+        (with the driver's migrate_data) or ``live_failed``."""
+        await self._rpc.cast(ctx, "live_migration", {
+            "instance": instance, "migration_id": migration_id, "dest_host": dest_host})
+
+    async def post_live_migration_at_destination(self, ctx: RequestContext,
+                                                 instance: dict[str, Any],
+                                                 migration_id: int,
+                                                 migrate_data: dict[str, Any]) -> None:
+        """On the destination: take the guest over; reports ``arrived``."""
+        await self._rpc.cast(ctx, "post_live_migration_at_destination", {
+            "instance": instance, "migration_id": migration_id,
+            "migrate_data": migrate_data})
+
+    async def post_live_migration(self, ctx: RequestContext, uuid: str,
+                                  migration_id: int) -> None:
+        """On the source: clean up after the move; reports ``completed``."""
+        await self._rpc.cast(ctx, "post_live_migration", {"uuid": uuid,
+                                                          "migration_id": migration_id})
+
     # -- shelving (novalite.compute.host.shelve), all casts ---------------------------------
     async def shelve_instance(self, ctx: RequestContext, uuid: str, image_id: str,
                               offload: bool) -> None:

@@ -95,6 +95,27 @@ class ConductorClient:
             "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
             "message": message, "rolled_back": rolled_back})
 
+    async def live_migrate_server(self, ctx: RequestContext, instance_uuid: str,
+                                  migration_id: int, spec: dict[str, Any]) -> None:
+        """Place a recorded live migration and start it on the source (cast)."""
+        await self._rpc.cast(ctx, "live_migrate_server", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "spec": spec})
+
+    async def live_step(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                        step: str, host: str, data: dict[str, Any] | None = None) -> None:
+        """A compute host's part of a live migration is done (``running``,
+        ``migrated``, ``arrived``, ``completed``): recorded, the next step cast."""
+        await self._rpc.call(ctx, "live_step", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "step": step,
+            "host": host, "data": data})
+
+    async def live_failed(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                          host: str, message: str) -> None:
+        """A live migration failed on ``host``; the guest runs on the source."""
+        await self._rpc.call(ctx, "live_failed", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+            "message": message})
+
     # -- shelving (novalite.conductor.tasks.shelve) -----------------------------------------
     async def unshelve_instance(self, ctx: RequestContext, instance_uuid: str,
                                 image_id: str, spec: dict[str, Any]) -> None:

@@ -594,6 +594,20 @@ class DriverConformance:
                 f"not RUNNING after {'confirm' if confirm else 'revert'}"
             assert (await h.driver.list_instances()).count(uuid) == 1
 
+    async def _check_supports_live_migration(self, h: Harness, uuid: str,
+                                             tmp_path: Path) -> None:
+        """Contract 1.4, what one host can check: live_migration returns plain JSON data
+        and the guest keeps running, listed, meanwhile; post_live_migration is
+        idempotent on a uuid the driver does not have."""
+        with trio.fail_after(self.step_timeout * 2):
+            data = await h.driver.live_migration(uuid, "conformance-destination", h.spec())
+        assert json.loads(json.dumps(data)) == data, "migrate_data must be plain JSON data"
+        assert await h.state(uuid) == PowerState.RUNNING, "the source guest stops early"
+        assert uuid in await h.driver.list_instances()
+        missing = str(uuidlib.uuid4())
+        await h.driver.post_live_migration(missing)
+        await h.driver.post_live_migration(missing)
+
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):
             with trio.fail_after(self.step_timeout):
@@ -731,4 +745,10 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
         return await driver.migrate_disk_and_power_off(uuid, driver.context.host, spec)
     if method == "finish_revert_migration":
         return await driver.finish_revert_migration(uuid, True)
+    spec = InstanceSpec(uuid=uuid, name="conformance", hostname="conformance", vcpus=1,
+                        memory_mb=64, root_gb=1)
+    if method == "live_migration":
+        return await driver.live_migration(uuid, "conformance-destination", spec)
+    if method == "post_live_migration_at_destination":
+        return await driver.post_live_migration_at_destination(spec, {}, [])
     return await getattr(driver, method)(uuid)

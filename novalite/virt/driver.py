@@ -115,7 +115,9 @@ CHANGES: Mapping[str, str] = {
            "capabilities supports_config_drive and supports_metadata_socket",
     "1.4": "resize and cold migration: Driver.migrate_disk_and_power_off, "
            "Driver.finish_migration, Driver.confirm_migration and "
-           "Driver.finish_revert_migration (capability supports_resize)",
+           "Driver.finish_revert_migration (capability supports_resize); live migration: "
+           "Driver.live_migration, Driver.post_live_migration_at_destination and "
+           "Driver.post_live_migration (capability supports_live_migration)",
 }
 
 
@@ -160,6 +162,10 @@ CAPABILITIES: Mapping[str, str] = {
                        "source, finish_migration on the destination (which may be the "
                        "same host), then confirm_migration or finish_revert_migration on "
                        "the source (contract 1.4)",
+    "supports_live_migration": "live migration: live_migration on the source while the "
+                               "guest runs, post_live_migration_at_destination on the "
+                               "destination, post_live_migration on the source "
+                               "(contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -179,6 +185,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_metadata_socket": (),  # likewise
     "supports_resize": ("migrate_disk_and_power_off", "finish_migration",
                         "confirm_migration", "finish_revert_migration"),
+    "supports_live_migration": ("live_migration", "post_live_migration_at_destination",
+                                "post_live_migration"),
 }
 
 
@@ -729,3 +737,37 @@ class Driver(abc.ABC):
         its old sizes, started when ``power_on``. Raises :class:`DriverError`.
         Example: ``await driver.finish_revert_migration(uuid, power_on=True)``."""
         raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    # -- live migration (contract 1.4, capability ``supports_live_migration``) ----------
+    async def live_migration(self, uuid: str, dest_host: str,
+                             instance: InstanceSpec) -> dict[str, Any]:
+        """On the source host: move the running guest's memory and disk to
+        ``dest_host`` while it runs (QEMU: the destination started with ``-incoming``,
+        QMP ``migrate`` with the disk copied); the guest keeps running here until the
+        move is complete.
+
+        Returns plain data (it crosses the bus) that the destination's
+        :meth:`post_live_migration_at_destination` needs. Raises
+        :class:`InstanceNotFound`, :class:`DriverError` (the guest keeps running here,
+        as it was). Example::
+
+            migrate_data = await driver.live_migration(uuid, "compute-b", spec)
+        """
+        raise NotSupported(f"{self.name} does not support live migration")
+
+    async def post_live_migration_at_destination(self, instance: InstanceSpec,
+                                                 migrate_data: dict[str, Any],
+                                                 network: list[NetworkInfo]) -> None:
+        """On the destination host: the guest moved by :meth:`live_migration` runs
+        here now; :meth:`list_instances` and :meth:`get_info` know it.
+        Raises :class:`DriverError`. Example::
+
+            await driver.post_live_migration_at_destination(spec, migrate_data, [net])
+        """
+        raise NotSupported(f"{self.name} does not support live migration")
+
+    async def post_live_migration(self, uuid: str) -> None:
+        """On the source host, after the destination runs the guest: remove what is
+        left of it here (its process, its files). Idempotent.
+        Example: ``await driver.post_live_migration(uuid)``."""
+        raise NotSupported(f"{self.name} does not support live migration")

@@ -152,3 +152,54 @@ class ResizeHost:
         await self.conductor.resize_step(context, uuid, migration_id, "reverted", self.host,
                                          {"power_state": int(power or 0),
                                           "stopped": power != PowerState.RUNNING})
+
+    # -- live migration (capability supports_live_migration) ---------------------------
+    @rpc.method
+    async def live_migration(self, context: RequestContext, instance: dict[str, Any],
+                             migration_id: int, dest_host: str) -> None:
+        """On the source: move the running guest to ``dest_host``."""
+        uuid = instance["uuid"]
+        async with self._locks[uuid]:
+            await self.conductor.live_step(context, uuid, migration_id, "running", self.host)
+            try:
+                async with self.event(context, uuid, "compute_live_migration"):
+                    data = await self.driver.live_migration(uuid, dest_host, _spec(instance))
+            except Exception as exc:
+                await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                 str(exc) or type(exc).__name__)
+                return
+        await self.conductor.live_step(context, uuid, migration_id, "migrated", self.host,
+                                       data)
+
+    @rpc.method
+    async def post_live_migration_at_destination(self, context: RequestContext,
+                                                 instance: dict[str, Any],
+                                                 migration_id: int,
+                                                 migrate_data: dict[str, Any]) -> None:
+        """On the destination: the guest runs here now."""
+        uuid = instance["uuid"]
+        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
+                               gateway=a["gateway"], mac=a["mac"])
+                   for a in instance.get("addresses") or []]
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid,
+                                      "compute_post_live_migration_at_destination"):
+                    await self.driver.post_live_migration_at_destination(
+                        _spec(instance), migrate_data, network)
+            except Exception as exc:
+                await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                 str(exc) or type(exc).__name__)
+                return
+            power = await self._power_or_none(uuid)
+        await self.conductor.live_step(context, uuid, migration_id, "arrived", self.host,
+                                       {"power_state": int(power or 0)})
+
+    @rpc.method
+    async def post_live_migration(self, context: RequestContext, uuid: str,
+                                  migration_id: int) -> None:
+        """On the source, after the destination runs the guest: clean up here."""
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_post_live_migration"):
+                await self.driver.post_live_migration(uuid)
+        await self.conductor.live_step(context, uuid, migration_id, "completed", self.host)

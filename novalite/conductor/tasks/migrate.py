@@ -292,6 +292,80 @@ class MigrationTasks:
         await self._record_move(context, instance_uuid, migration_id, status="error",
                                 instance=values, fault=(message, host))
 
+    # -- live migration ---------------------------------------------------------------
+    @rpc.method
+    async def live_migrate_server(self, context: RequestContext, instance_uuid: str,
+                                  migration_id: int, spec: dict[str, Any]) -> None:
+        """Place a live migration (never on its own host) and start it on the source
+        (cast by the compute API; the migration recorded "accepted")."""
+        event = "conductor_live_migrate_instance"
+        migration = await self._migration(migration_id)
+        spec = {**spec, "ignore_hosts": [str(migration.source_compute)]}
+        if spec.get("requested_host") == migration.source_compute:
+            spec["requested_host"] = None
+        try:
+            dest = await self.scheduler.move_claim(context, spec, migration.uuid)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, NoValidHost) else str(exc)
+            await self._record_move(context, instance_uuid, migration_id, status="error",
+                                    instance={"task_state": None}, fault=(message, None),
+                                    event={"event": event, "host": None,
+                                           "result": "Error", "details": message})
+            return
+        host = dest["host"]
+        payload, _ = await self._record_move(
+            context, instance_uuid, migration_id, status="preparing",
+            migration={"dest_compute": host, "dest_node": dest["node"], "dest_host": host},
+            event={"event": event, "host": None, "result": "Success"})
+        if payload is None:
+            await self.scheduler.revert_move_claim(context, instance_uuid, migration.uuid)
+            return
+        await self.compute(str(migration.source_compute)).live_migration(
+            context, payload, migration_id, host)
+
+    @rpc.method
+    async def live_step(self, context: RequestContext, instance_uuid: str,
+                        migration_id: int, step: str, host: str,
+                        data: dict[str, Any] | None = None) -> None:
+        """A compute host's part of a live migration: ``running`` (source started),
+        ``migrated`` (source done, ``data`` the driver's migrate_data: cast to the
+        destination), ``arrived`` (destination runs it: the source cleans up),
+        ``completed`` (source cleaned up: its claim released)."""
+        data = data or {}
+        if step == "running":
+            await self._record_move(context, instance_uuid, migration_id, status="running")
+        elif step == "migrated":
+            payload, m = await self._record_move(context, instance_uuid, migration_id)
+            if payload is not None and m is not None:
+                await self.compute(str(m.dest_compute)).post_live_migration_at_destination(
+                    context, payload, migration_id, data)
+        elif step == "arrived":
+            m = await self._migration(migration_id)
+            await self._record_move(context, instance_uuid, migration_id, instance={
+                "host": host, "node": host, "task_state": None,
+                "power_state": int(data.get("power_state") or 0)})
+            await self.compute(str(m.source_compute)).post_live_migration(
+                context, instance_uuid, migration_id)
+        elif step == "completed":
+            m = await self._migration(migration_id)
+            await self.scheduler.release(context, m.uuid)
+            await self._record_move(context, instance_uuid, migration_id, status="completed")
+        else:
+            raise ValueError(f"unknown live migration step {step!r}")
+
+    @rpc.method
+    async def live_failed(self, context: RequestContext, instance_uuid: str,
+                          migration_id: int, host: str, message: str) -> None:
+        """A live migration failed before the destination ran the guest: it keeps
+        running on the source (ACTIVE), the migration is ``error``, the destination's
+        claim dropped, a fault recorded."""
+        m = await self._migration(migration_id)
+        await self.scheduler.revert_move_claim(context, instance_uuid, m.uuid)
+        await self._record_move(context, instance_uuid, migration_id, status="error",
+                                instance={"task_state": None, "host": m.source_compute,
+                                          "node": m.source_node},
+                                fault=(message, host))
+
     async def _rpc_self(self, context: RequestContext, method: str,
                         args: dict[str, Any]) -> None:
         from novalite.rpc.client import RpcClient
