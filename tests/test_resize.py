@@ -288,3 +288,20 @@ def test_live_migration_keeps_the_guest_running(c: httpx.Client) -> None:
     assert action(c, sid, {"os-migrateLive": {"host": here, "block_migration": False}}
                   ).status_code == 400
     c.delete(f"/compute/v2.1/servers/{sid}")
+
+
+def test_resize_beyond_the_quota_is_refused(c: httpx.Client, srv: RunningServer) -> None:
+    member = make_member(srv)
+    try:
+        assert c.put(f"/compute/v2.1/os-quota-sets/{member.project_id}",
+                     json={"quota_set": {"ram": 1024, "cores": 2}}).status_code == 200
+        sid = boot(member.client, "small")
+        wait_status(member.client, sid, "ACTIVE")
+        r = action(member.client, sid, {"resize": {"flavorRef": "2"}})
+        assert r.status_code == 403
+        assert r.json()["forbidden"]["message"] == (
+            "Quota exceeded for ram: Requested 1536, but already used 512 of 1024 ram")
+        assert c.get(f"/compute/v2.1/servers/{sid}").json()["server"]["status"] == "ACTIVE"
+        member.client.delete(f"/compute/v2.1/servers/{sid}")
+    finally:
+        member.client.close()

@@ -509,8 +509,9 @@ MIGRATE_LIVE = {"type": "object",
                                "disk_over_commit": {"type": ["boolean", "string"]},
                                "force": {"type": ["boolean", "string"]}},
                 "required": ["block_migration", "host"], "additionalProperties": False}
-#: confirmResize / revertResize: null.
-NULL_ACTION = {"type": "null"}
+#: confirmResize, revertResize, shelve, shelveOffload: null (Tempest sends {}, which
+#: Nova takes too).
+NULL_ACTION = {"type": ["null", "object"], "maxProperties": 0}
 #: unshelve's argument: null; from 2.77 ``{"availability_zone": name}``; from 2.91
 #: ``availability_zone`` may be null (unpinned) and ``host`` may be given.
 UNSHELVE = {"type": ["object", "null"],

@@ -24,7 +24,13 @@ from novalite.db.models import (
     Migration,
     utcnow,
 )
-from novalite.exceptions import BadRequest, Conflict, InstanceInvalidState, NotFound
+from novalite.exceptions import (
+    BadRequest,
+    Conflict,
+    InstanceInvalidState,
+    NotFound,
+    QuotaExceeded,
+)
 from novalite.rpc import Clients
 
 if TYPE_CHECKING:
@@ -115,6 +121,7 @@ class ResizeActions:
             vm_ok, task_ok = MOVE_STATES[action]
             if row.vm_state not in vm_ok or row.task_state not in task_ok:
                 return None
+            _check_quota(self, s, row.project_id, old, new)
             ids = {f.flavorid: f.id for f in s.exec(select(Flavor).where(
                 Flavor.flavorid.in_([str(old.get("id")), str(new["id"])]))).all()}  # type: ignore[attr-defined]
             m = Migration(instance_uuid=row.uuid, source_compute=row.host,
@@ -275,6 +282,26 @@ class ResizeActions:
     async def revert_resize(self, ctx: AuthContext, request_id: str,
                             server_id: str) -> None:
         await self._finish_move(ctx, request_id, server_id, "revertResize")
+
+
+def _check_quota(api: Any, s: Session, project_id: str, old: dict[str, Any],
+                 new: dict[str, Any]) -> None:
+    """A resize to a bigger flavor needs the growth in cores and ram within the
+    project's quota (Nova's resize quota check): 403 otherwise."""
+    from novalite.compute.quotas import usage
+
+    quotas = getattr(api, "quotas", None)
+    growth = {"cores": int(new.get("vcpus") or 0) - int(old.get("vcpus") or 0),
+              "ram": int(new.get("memory_mb") or 0) - int(old.get("memory_mb") or 0)}
+    if quotas is None or all(v <= 0 for v in growth.values()):
+        return
+    limits = quotas.limits_in(s, project_id)
+    used = usage(s, project_id)
+    for resource, more in growth.items():
+        limit = limits[resource]
+        if more > 0 and 0 <= limit < used[resource] + more:
+            raise QuotaExceeded(f"Quota exceeded for {resource}: Requested {more}, but "
+                                f"already used {used[resource]} of {limit} {resource}")
 
 
 def _flavor(s: Session, flavor_id: str) -> tuple[Flavor, dict[str, str]] | None:
