@@ -305,3 +305,18 @@ def test_resize_beyond_the_quota_is_refused(c: httpx.Client, srv: RunningServer)
         member.client.delete(f"/compute/v2.1/servers/{sid}")
     finally:
         member.client.close()
+
+
+def test_deleting_a_resized_server_confirms_first(c: httpx.Client) -> None:
+    sid = boot(c, "gone")
+    wait_status(c, sid, "ACTIVE")
+    before = usage(c)
+    source = host_of(c, sid)
+    assert action(c, sid, {"resize": {"flavorRef": "2"}}).status_code == 202
+    wait_status(c, sid, "VERIFY_RESIZE")
+    assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    wait_for(lambda: c.get(f"/compute/v2.1/servers/{sid}").status_code == 404, 15)
+    wait_for(lambda: usage(c)[source]["memory_mb_used"]
+             == before[source]["memory_mb_used"] - 512, 15)
+    assert c.get("/compute/v2.1/os-migrations", params={"instance_uuid": sid}
+                 ).json()["migrations"][0]["status"] == "confirmed"

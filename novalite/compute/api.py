@@ -351,6 +351,7 @@ class ComputeAPI(ServerActions, ServerMetadata, ResizeActions, MigrationReads,
         self._check_lock(ctx, inst)
         if inst.task_state == states.DELETING:
             return
+        await self.confirm_resize_on_deleting(ctx, request_id, inst)
 
         def work(s: Session) -> Instance:
             row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()

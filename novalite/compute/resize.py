@@ -275,6 +275,30 @@ class ResizeActions:
         else:
             await self.rpc.conductor.revert_resize(context, inst.uuid, migration_id)
 
+    async def confirm_resize_on_deleting(self, ctx: AuthContext, request_id: str,
+                                         inst: Any) -> None:
+        """Deleting a server in VERIFY_RESIZE confirms its resize first (Nova's
+        ``_confirm_resize_on_deleting``): the source's kept guest and claim go too."""
+        if inst.vm_state != states.RESIZED:
+            return
+        from novalite.compute.actions import bus_context
+
+        def work(s: Session) -> int | None:
+            m = s.exec(select(Migration).where(Migration.instance_uuid == inst.uuid,
+                                               Migration.status == "finished")
+                       .order_by(Migration.id.desc())).first()  # type: ignore[union-attr]
+            if m is None:
+                return None
+            m.status = "confirming"
+            m.updated_at = utcnow()
+            s.add(m)
+            return m.id
+
+        migration_id = await self.db.write(work)
+        if migration_id is not None:
+            await self.rpc.conductor.confirm_resize(bus_context(ctx, request_id), inst.uuid,
+                                                    migration_id)
+
     async def confirm_resize(self, ctx: AuthContext, request_id: str,
                              server_id: str) -> None:
         await self._finish_move(ctx, request_id, server_id, "confirmResize")

@@ -254,10 +254,11 @@ class MigrationTasks:
             await self.scheduler.release(context, m.uuid)
             current = await self.instance_get(context, uuid) or {}
             running = current.get("power_state") == int(PowerState.RUNNING)
-            await self._record_move(
+            confirming = current.get("task_state") in (states.RESIZE_CONFIRMING, None)
+            await self._record_move(  # a server being deleted keeps its task_state
                 context, uuid, migration_id, status="confirmed",
                 instance={"vm_state": _after_move({"stopped": not running}),
-                          "task_state": None})
+                          "task_state": None} if confirming else None)
         elif step == "dest_reverted":
             m = await self._migration(migration_id)
             await self.scheduler.revert_move_claim(context, uuid, m.uuid)
