@@ -50,7 +50,7 @@ PASSWORD = "tempest-secret-1"
 #: Tempest's [compute-feature-enabled] flags: True only for what novalite does.
 COMPUTE_FEATURES = {
     "console_output": True, "pause": True, "suspend": True, "snapshot": True,
-    "resize": False, "shelve": False, "shelve_migrate": False, "cold_migration": False,
+    "resize": True, "shelve": True, "shelve_migrate": False, "cold_migration": True,
     "live_migration": False, "live_migrate_back_and_forth": False,
     "block_migration_for_live_migration": False, "metadata_service": False,
     "vnc_console": False, "spice_console": False, "serial_console": False,

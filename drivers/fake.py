@@ -25,10 +25,21 @@ Options (``[fake]`` in novalite.toml):
     error paths (default none); an instance whose metadata holds
     ``fake_fail_actions`` (comma-separated names) fails those on every host.
 
+``live_migration_delay``
+    Seconds a live migration takes (default 0), while the guest keeps running.
+``fail_live_migration_to``
+    Destination host names to which every live migration fails (the guest keeps
+    running on its source).
+
 Rebuild, rescue and crash dumps (contract 1.4): a rebuild replaces the guest's
 image in place; a rescued guest boots the rescue image and lists the guest's own
 disk as its second disk (``disks`` in the state file); a crash dump writes
 ``NMI received`` to the console.
+
+Resize and cold migration (contract 1.4): the guest's record is its "disk"; the
+source keeps it under ``<uuid>_resize`` (as libvirt keeps ``<dir>_resize``) until
+the move is confirmed or reverted, and hands the destination a copy in
+``disk_info`` (plain data: the destination never reads the source's state file).
 
 Consoles (contract 1.3): a serial console, in process, that echoes what is typed
 (as a terminal in echo mode does) and answers each line with
@@ -77,6 +88,8 @@ class FakeDriver(Driver):
         "fail_spawn_on": [],
         "action_delay": 0.0,
         "fail_actions": [],
+        "live_migration_delay": 0.0,
+        "fail_live_migration_to": [],
     }
     capabilities = {
         "supports_reboot": True,
@@ -90,6 +103,8 @@ class FakeDriver(Driver):
         "supports_rescue": True,
         "supports_stable_rescue": True,
         "supports_trigger_crash_dump": True,
+        "supports_resize": True,
+        "supports_live_migration": True,
     }
 
     @classmethod
@@ -113,6 +128,8 @@ class FakeDriver(Driver):
         self.fail_hosts = set(opts.get("fail_spawn_on", []))
         self.action_delay = float(opts.get("action_delay", 0.0))
         self.fail_actions = set(opts.get("fail_actions", []))
+        self.live_migration_delay = float(opts.get("live_migration_delay", 0.0))
+        self.fail_live_to = set(opts.get("fail_live_migration_to", []))
         self.guests: dict[str, dict[str, Any]] = {}
         self._file = os.path.join(context.state_path, "guests.json")
         self._dirty = False
@@ -131,6 +148,10 @@ class FakeDriver(Driver):
         except KeyError:
             raise InstanceNotFound(f"fake guest {uuid} not found") from None
 
+    def _spawned(self, uuid: str, guest: dict[str, Any]) -> None:
+        self.guests[uuid] = guest
+        self._save()
+
     def _set(self, uuid: str, state: PowerState, line: str) -> None:
         guest = self._guest(uuid)
         guest["state"] = int(state)
@@ -146,7 +167,7 @@ class FakeDriver(Driver):
                 self.guests = json.load(f)
 
     async def list_instances(self) -> list[str]:
-        return list(self.guests)
+        return [uuid for uuid in self.guests if not uuid.endswith(_KEPT)]
 
     async def spawn(
         self, instance: InstanceSpec, image: ImageInfo, network: list[NetworkInfo]
@@ -156,6 +177,7 @@ class FakeDriver(Driver):
         if self.context.host in self.fail_hosts or "fake_fail_spawn" in instance.metadata:
             raise SpawnFailed(f"fake spawn failure on host {self.context.host}")
         addresses = ", ".join(n.address for n in network) or "none"
+        restored = _fake_snapshot(image.path)
         self.guests[instance.uuid] = {
             "name": instance.name,
             "vcpus": instance.vcpus,
@@ -167,6 +189,7 @@ class FakeDriver(Driver):
             "fail_actions": [a for a in str(instance.metadata.get("fake_fail_actions", ""))
                              .split(",") if a],
             "console": [
+                *(restored.get("console") or []),
                 f"fake guest {instance.hostname} booting image {image.name}",
                 f"addresses: {addresses}",
                 f"{instance.hostname} login:",
@@ -234,9 +257,68 @@ class FakeDriver(Driver):
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
         guest = self._guest(uuid)
         with open(dest_path, "wb") as f:
-            f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
+            # The guest's console lines are its "disk": a guest spawned from this
+            # snapshot starts with them (shelve/unshelve keeps the disk's contents).
+            f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"],
+                                "console": guest["console"]}).encode())
         return "raw", "bare"
 
+    # -- resize and cold migration (contract 1.4) -------------------------------------
+    async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
+                                         instance: InstanceSpec) -> dict[str, Any]:
+        guest = self._guest(uuid)
+        self._set(uuid, PowerState.SHUTDOWN, f"powered off to move to {dest_host}")
+        self.guests[uuid + _KEPT] = self.guests.pop(uuid)
+        self._save()
+        return {"fake_guest": json.loads(json.dumps(guest)), "source": self.context.host}
+
+    async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
+                               network: list[NetworkInfo], power_on: bool) -> None:
+        guest = dict(disk_info["fake_guest"])
+        guest.update(name=instance.name, vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+                     root_gb=instance.root_gb)
+        guest["console"] = [*guest["console"],
+                            f"disk from {disk_info['source']} on {self.context.host}: "
+                            f"{instance.vcpus} vCPUs, {instance.memory_mb} MiB, "
+                            f"{instance.root_gb} GiB"]
+        guest["state"] = int(PowerState.RUNNING if power_on else PowerState.SHUTDOWN)
+        guest["reason"] = None if power_on else "powered off by request"
+        self._spawned(instance.uuid, guest)
+
+    async def confirm_migration(self, uuid: str) -> None:
+        if self.guests.pop(uuid + _KEPT, None) is not None:
+            self._save()
+
+    async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
+        kept = self.guests.pop(uuid + _KEPT, None)
+        if kept is None:
+            raise InstanceNotFound(f"fake guest {uuid} kept for a revert not found")
+        self.guests[uuid] = kept
+        self._set(uuid, PowerState.RUNNING if power_on else PowerState.SHUTDOWN,
+                  "resize reverted")
+
+
+    # -- live migration (contract 1.4) ------------------------------------------------
+    async def live_migration(self, uuid: str, dest_host: str,
+                             instance: InstanceSpec) -> dict[str, Any]:
+        guest = self._guest(uuid)
+        if self.live_migration_delay:
+            await trio.sleep(self.live_migration_delay)
+        if dest_host in self.fail_live_to:
+            raise DriverError(f"fake live migration to {dest_host} failed")
+        return {"fake_guest": json.loads(json.dumps(guest)), "source": self.context.host}
+
+    async def post_live_migration_at_destination(self, instance: InstanceSpec,
+                                                 migrate_data: dict[str, Any],
+                                                 network: list[NetworkInfo]) -> None:
+        guest = dict(migrate_data["fake_guest"])
+        guest["console"] = [*guest["console"],
+                            f"live-migrated from {migrate_data['source']} to "
+                            f"{self.context.host} without a restart"]
+        self._spawned(instance.uuid, guest)
+
+    async def post_live_migration(self, uuid: str) -> None:
+        await self.destroy(uuid)
 
     async def _action(self, name: str, uuid: str) -> dict[str, Any]:
         guest = self._guest(uuid)
@@ -283,6 +365,28 @@ class FakeDriver(Driver):
             raise DriverError(f"guest {uuid} is not running")
         guest["console"].append("NMI received")
         self._save()
+
+
+def _fake_snapshot(path: str) -> dict[str, Any]:
+    """What a fake snapshot at ``path`` holds; {} for any other image."""
+    try:
+        if os.path.getsize(path) > 1 << 20:
+            return {}
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    if not data.startswith(b'{"fake_snapshot_of"'):
+        return {}
+    try:
+        found = json.loads(data)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+#: The suffix of a guest kept on the source host during a resize or cold migration.
+_KEPT = "_resize"
 
 
 class FakeSerialConsole(trio.abc.Stream):

@@ -50,6 +50,16 @@ class DefaultSection:
     #: in-memory transport), else ``rabbit://user:pass@host:5672/vhost`` (``rabbits://``
     #: for TLS). Keep the password out of the file with NOVALITE_DEFAULT__TRANSPORT_URL.
     transport_url: str = ""
+    #: Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is
+    #: confirmed by itself (Nova's option); 0: never.
+    resize_confirm_window: float = 0.0
+    #: Whether a resize or cold migration may choose the host the server is on. Nova's
+    #: default is False; novalite's is True, because one novalite often has one compute
+    #: host, where a resize could otherwise never succeed.
+    allow_resize_to_same_host: bool = True
+    #: Seconds a SHELVED server keeps its guest and resources before it is offloaded
+    #: (Nova's option); 0: offloaded at once, -1: never.
+    shelved_offload_time: float = 0.0
 
 
 @dataclass

@@ -55,6 +55,22 @@ RULES: dict[str, str] = {
     "os_compute_api:ips:show": "project_reader",
     "os_compute_api:os-admin-actions:reset_state": "admin_api",
     "os_compute_api:os-server-diagnostics": "admin_api",
+    # moves: resize (the owner), cold migration and the migration records (admins;
+    # Nova's current defaults also let a project manager migrate, a role novalite has not)
+    "os_compute_api:servers:resize": "project_member",
+    "os_compute_api:servers:confirm_resize": "project_member",
+    "os_compute_api:servers:revert_resize": "project_member",
+    "os_compute_api:os-migrate-server:migrate": "admin_api",
+    "os_compute_api:os-migrate-server:migrate_live": "admin_api",
+    "os_compute_api:os-migrations:index": "admin_api",
+    "os_compute_api:servers:migrations:index": "admin_api",
+    "os_compute_api:servers:migrations:show": "admin_api",
+    "os_compute_api:servers:migrations:force_complete": "admin_api",
+    "os_compute_api:servers:migrations:delete": "admin_api",
+    "os_compute_api:os-shelve:shelve": "project_member",
+    "os_compute_api:os-shelve:shelve_offload": "admin_api",
+    "os_compute_api:os-shelve:unshelve": "project_member",
+    "os_compute_api:os-shelve:unshelve_to_host": "admin_api",
     # server actions (POST /servers/{id}/action), each its own rule as in Nova
     "os_compute_api:servers:reboot": "project_member",
     "os_compute_api:servers:start": "project_member",

@@ -18,6 +18,9 @@ DELETED = "deleted"
 ERROR = "error"
 SOFT_DELETED = "soft-delete"
 RESCUED = "rescued"
+RESIZED = "resized"
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_states
 SCHEDULING = "scheduling"
@@ -47,6 +50,20 @@ UNRESCUING = "unrescuing"
 IMAGE_BACKUP = "image_backup"
 SOFT_DELETING = "soft-deleting"
 RESTORING = "restoring"
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
+RESIZE_REVERTING = "resize_reverting"
+RESIZE_CONFIRMING = "resize_confirming"
+MIGRATING = "migrating"
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
+#: The task states of a resize or cold migration before VERIFY_RESIZE (status RESIZE).
+RESIZE_TASKS = (RESIZE_PREP, RESIZE_MIGRATING, RESIZE_MIGRATED, RESIZE_FINISH)
 
 POWER_STATE_NAMES = {
     PowerState.NOSTATE: "NOSTATE",
@@ -66,9 +83,14 @@ _STATE_MAP: dict[str, dict[str | None, str]] = {
         REBOOTING_HARD: "HARD_REBOOT",
         REBOOT_PENDING_HARD: "HARD_REBOOT",
         REBOOT_STARTED_HARD: "HARD_REBOOT",
+        **dict.fromkeys(RESIZE_TASKS, "RESIZE"),
+        MIGRATING: "MIGRATING",
     },
     BUILDING: {"default": "BUILD"},
-    STOPPED: {"default": "SHUTOFF"},
+    STOPPED: {"default": "SHUTOFF", **dict.fromkeys(RESIZE_TASKS, "RESIZE")},
+    RESIZED: {"default": "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
+    SHELVED: {"default": "SHELVED"},
+    SHELVED_OFFLOADED: {"default": "SHELVED_OFFLOADED"},
     PAUSED: {"default": "PAUSED"},
     SUSPENDED: {"default": "SUSPENDED"},
     ERROR: {"default": "ERROR"},

@@ -45,6 +45,14 @@ NOVA_ACTION_RULES = {
     "restore": "os_compute_api:os-deferred-delete:restore",
     "forceDelete": "os_compute_api:os-deferred-delete:force",
     "trigger_crash_dump": "os_compute_api:servers:trigger_crash_dump",
+    "resize": "os_compute_api:servers:resize",
+    "confirmResize": "os_compute_api:servers:confirm_resize",
+    "revertResize": "os_compute_api:servers:revert_resize",
+    "migrate": "os_compute_api:os-migrate-server:migrate",
+    "os-migrateLive": "os_compute_api:os-migrate-server:migrate_live",
+    "shelve": "os_compute_api:os-shelve:shelve",
+    "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
+    "unshelve": "os_compute_api:os-shelve:unshelve",
 }
 #: The one place Nova guards several actions by one rule (nova/policies/remote_consoles.py:
 #: every pre-2.6 console action, and POST /servers/{id}/remote-consoles).
@@ -84,7 +92,10 @@ def test_novalite_policy_lists_each_action_with_its_rule() -> None:
     action_url = "POST /compute/v2.1/servers/{server_id}/action"
     for name, rule in NOVA_ACTION_RULES.items():
         assert f"{action_url} ({name})" in rows[rule]["operations"], rule
-        admin_only = rule == "os_compute_api:os-admin-actions:reset_state"
+        admin_only = rule in ("os_compute_api:os-admin-actions:reset_state",
+                              "os_compute_api:os-migrate-server:migrate",
+                              "os_compute_api:os-migrate-server:migrate_live",
+                              "os_compute_api:os-shelve:shelve_offload")
         assert rows[rule]["roles"] == (["admin"] if admin_only else ["admin", "member"])
     assert rows["os_compute_api:os-aggregates:add_host"]["roles"] == ["admin"]
     table = subprocess.run([novalite_bin(), "policy"], capture_output=True, text=True,

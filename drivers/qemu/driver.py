@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -116,6 +117,7 @@ class QemuDriver(Driver):
         # rebuild: novalite's destroy + spawn (a new overlay on the new image)
         "supports_rescue": True,
         "supports_trigger_crash_dump": True,
+        "supports_resize": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -388,7 +390,8 @@ class QemuDriver(Driver):
             names = os.listdir(root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if os.path.isfile(os.path.join(root, n, proc.LAUNCH_FILE)))
+        return sorted(n for n in names if not n.endswith(_KEPT)
+                      and os.path.isfile(os.path.join(root, n, proc.LAUNCH_FILE)))
 
     async def spawn(self, instance: InstanceSpec, image: ImageInfo,
                     network: list[NetworkInfo]) -> None:
@@ -612,6 +615,80 @@ class QemuDriver(Driver):
                     with trio.CancelScope(shield=True):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
+
+    # -- resize (contract 1.4): on this host only, for now -----------------------------
+    async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
+                                         instance: InstanceSpec) -> dict[str, Any]:
+        """Same host only (moving the disk between hosts is not built yet): power off
+        and keep the guest's directory as ``<uuid>_resize`` until confirm or revert."""
+        directory = self._exists(uuid)
+        if dest_host != self.context.host:
+            raise DriverError(f"the qemu driver resizes on the same host only; moving "
+                              f"{uuid} to {dest_host} is not supported yet")
+        await self.power_off(uuid, float(self.options["shutdown_timeout"]))
+        kept = directory + _KEPT
+        async with self._operation(uuid):
+            await trio.to_thread.run_sync(shutil.rmtree, kept, True)
+            os.rename(directory, kept)
+        return {"host": self.context.host, "kept": os.path.basename(kept)}
+
+    async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
+                               network: list[NetworkInfo], power_on: bool) -> None:
+        """A copy of the kept directory, its root disk grown to ``root_gb`` (qemu-img
+        resize), the new vCPUs and memory in launch.json; started when ``power_on``."""
+        uuid = instance.uuid
+        if disk_info.get("host") != self.context.host:
+            raise DriverError(f"guest {uuid}'s disk is on host {disk_info.get('host')}: "
+                              "the qemu driver resizes on the same host only")
+        directory = self._dir(uuid)
+        kept = os.path.join(self.context.instances_path, str(disk_info["kept"]))
+        async with self._operation(uuid):
+            try:
+                await trio.to_thread.run_sync(lambda: shutil.copytree(
+                    kept, directory, ignore=_runtime_files))
+                root = os.path.join(directory, proc.ROOT_DISK)
+                if instance.root_gb and disks.virtual_size(root, "qcow2") < \
+                        instance.root_gb * disks.GiB:
+                    await disks.qemu_img("resize", root, f"{instance.root_gb}G")
+                cfg = proc.LaunchConfig.load(directory)
+                dataclasses.replace(cfg, vcpus=max(instance.vcpus, 1),
+                                    memory_mb=instance.memory_mb).save(directory)
+                for name in (proc.SUSPEND_STATE,):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
+                if power_on:
+                    await self._launch(uuid)
+            except BaseException as exc:
+                with trio.CancelScope(shield=True):
+                    await self._remove(uuid)
+                if isinstance(exc, Exception):
+                    raise DriverError(f"cannot finish the resize of {uuid}: {exc}") from exc
+                raise
+
+    async def confirm_migration(self, uuid: str) -> None:
+        await trio.to_thread.run_sync(shutil.rmtree, self._dir(uuid) + _KEPT, True)
+
+    async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
+        kept = self._dir(uuid) + _KEPT
+        if not os.path.isdir(kept):
+            raise InstanceNotFound(f"guest {uuid} kept for a revert not found")
+        async with self._operation(uuid):
+            await trio.to_thread.run_sync(shutil.rmtree, self._dir(uuid), True)
+            os.rename(kept, self._dir(uuid))
+            if power_on:
+                await self._launch(uuid)
+
+
+#: The suffix of a guest's directory kept during a resize (as libvirt's ``_resize``).
+_KEPT = "_resize"
+
+
+def _runtime_files(directory: str, names: list[str]) -> set[str]:
+    """What a copy of a stopped guest's directory leaves out: its sockets."""
+    import stat
+
+    return {n for n in names
+            if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
 
 
     # -- rescue and crash dumps (contract 1.4) -----------------------------------------

@@ -17,12 +17,14 @@ from novalite.api import (
     ips,
     keypairs,
     limits,
+    migrations,
     quotas,
     remote_consoles,
     server_actions,
     server_diagnostics,
     server_groups,
     server_lifecycle,  # noqa: F401  (registers its actions with server_actions)
+    server_lifecycle_b,
     server_metadata,
     server_password,
     server_tags,
@@ -41,7 +43,10 @@ ROUTERS: list[Router] = [
     remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
     images.router, server_password.router,
     server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
+    migrations.router,
 ]
+#: Modules that only register server actions (on server_actions' registry).
+ACTION_MODULES = [server_lifecycle_b]
 
 
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:

@@ -548,3 +548,32 @@ CREATE_BACKUP = {
                    "metadata": SERVER_METADATA_VALUES},
     "required": ["name", "backup_type", "rotation"], "additionalProperties": False,
 }
+
+#: resize's argument (Nova's resize_server.resize): a flavor id, optional disk config.
+RESIZE = {"type": "object",
+          "properties": {"flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                         "OS-DCF:diskConfig": {"type": "string",
+                                               "enum": ["AUTO", "MANUAL"]}},
+          "required": ["flavorRef"], "additionalProperties": False}
+#: migrate's argument: null, or from 2.56 ``{"host": <name or null>}``.
+MIGRATE = {"type": ["object", "null"],
+           "properties": {"host": {"type": ["string", "null"], "minLength": 1,
+                                   "maxLength": 255}},
+           "additionalProperties": False}
+#: os-migrateLive's argument (the fields of every microversion; the route checks which
+#: apply).
+MIGRATE_LIVE = {"type": "object",
+                "properties": {"host": {"type": ["string", "null"], "maxLength": 255},
+                               "block_migration": {"type": ["boolean", "string"]},
+                               "disk_over_commit": {"type": ["boolean", "string"]},
+                               "force": {"type": ["boolean", "string"]}},
+                "required": ["block_migration", "host"], "additionalProperties": False}
+#: confirmResize, revertResize, shelve, shelveOffload: null (Tempest sends {}, which
+#: Nova takes too).
+NULL_ACTION = {"type": ["null", "object"], "maxProperties": 0}
+#: unshelve's argument: null; from 2.77 ``{"availability_zone": name}``; from 2.91
+#: ``availability_zone`` may be null (unpinned) and ``host`` may be given.
+UNSHELVE = {"type": ["object", "null"],
+            "properties": {"availability_zone": {"type": ["string", "null"]},
+                           "host": {"type": "string", "minLength": 1, "maxLength": 255}},
+            "additionalProperties": False}

@@ -25,10 +25,13 @@ from novalite.compute.actions import ServerActions, bus_context
 from novalite.compute.aggregates import AggregateAPI
 from novalite.compute.keypairs import KeypairAPI
 from novalite.compute.lifecycle import ServerLifecycle
+from novalite.compute.migrations import MigrationReads
 from novalite.compute.quotas import QuotaAPI
+from novalite.compute.resize import ResizeActions
 from novalite.compute.server_groups import ServerGroupAPI
 from novalite.compute.server_list import ServerSearch
 from novalite.compute.server_metadata import ServerMetadata
+from novalite.compute.shelve import ShelveActions
 from novalite.config import Config
 from novalite.console import tokens as console_tokens
 from novalite.context import AuthContext
@@ -135,7 +138,8 @@ class ServerRecord:
     fault: InstanceFault | None = None
 
 
-class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata):
+class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
+                 MigrationReads, ShelveActions):
     """Business rules for servers and flavors; the actions on a server come from
     :class:`~novalite.compute.actions.ServerActions`, its metadata and tags from
     :class:`~novalite.compute.server_metadata.ServerMetadata`."""
@@ -359,6 +363,7 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata):
         self._check_lock(ctx, inst)
         if inst.task_state == states.DELETING:
             return
+        await self.confirm_resize_on_deleting(ctx, request_id, inst)
         if self.cfg.DEFAULT.reclaim_instance_interval > 0 and not force \
                 and await self.soft_delete(ctx, request_id, inst):
             return

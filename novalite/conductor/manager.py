@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 
 from novalite import rpc, states
 from novalite.conductor import recovery
+from novalite.conductor.tasks.migrate import MigrationTasks
+from novalite.conductor.tasks.shelve import ShelveTasks
 from novalite.config import Config
 from novalite.context import RequestContext
 from novalite.db import queries
@@ -95,7 +97,7 @@ def image_payload(image: Image | ImageRow | None, api_url: str) -> dict[str, Any
             "os_hash_algo": image.os_hash_algo, "os_hash_value": image.os_hash_value}
 
 
-class ConductorManager:
+class ConductorManager(MigrationTasks, ShelveTasks):
     """Handles the ``conductor`` topic."""
 
     def __init__(self, db: Database, cfg: Config, transport: Transport) -> None:

@@ -542,6 +542,37 @@ class ConsoleAuthToken(SQLModel, table=True):
     created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
+
+class Migration(SQLModel, table=True):
+    """A move of an instance between hosts (Nova's ``migrations``): a resize, a cold
+    migration (``migration``) or a live migration (``live-migration``). The scheduler's
+    claim of the source host's resources is held under the migration's ``uuid`` until
+    the move is confirmed or reverted. ``old_flavor``/``new_flavor`` are the instance's
+    flavor snapshots before and after (Nova keeps them in ``instance_extra``)."""
+
+    __tablename__ = "migrations"
+    id: int | None = Field(default=None, primary_key=True)
+    uuid: str = Field(default_factory=new_uuid, max_length=36, unique=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    source_compute: str | None = Field(default=None, max_length=255)
+    dest_compute: str | None = Field(default=None, max_length=255)
+    source_node: str | None = Field(default=None, max_length=255)
+    dest_node: str | None = Field(default=None, max_length=255)
+    dest_host: str | None = Field(default=None, max_length=255)
+    old_instance_type_id: int | None = None
+    new_instance_type_id: int | None = None
+    old_flavor: dict[str, Any] = _json()
+    new_flavor: dict[str, Any] = _json()
+    status: str = Field(default="pre-migrating", max_length=255, index=True)
+    migration_type: str = Field(default="resize", max_length=255)
+    hidden: bool = False
+    user_id: str | None = Field(default=None, max_length=64)
+    project_id: str | None = Field(default=None, max_length=64)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True, sa_type=DATETIME)
+    updated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    deleted_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    deleted: int = 0
+
 # -- one rule for string lengths on every backend ----------------------------------
 class ValueTooLong(NovaliteError):
     """A value is longer than its column holds (MySQL would refuse it; SQLite would not)."""

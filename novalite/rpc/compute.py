@@ -126,6 +126,89 @@ class ComputeClient:
         """Inject an NMI into the guest (cast); a failure is recorded as a fault."""
         await self._rpc.cast(ctx, "trigger_crash_dump", {"uuid": uuid})
 
+    # -- resize and cold migration (novalite.conductor.tasks.migrate), all casts ----------
+    async def resize_instance(self, ctx: RequestContext, instance: dict[str, Any],
+                              migration_id: int, flavor: dict[str, Any],
+                              dest_host: str) -> None:
+        """On the source: power the guest off and make its disk ready for ``dest_host``
+        with ``flavor`` (the new flavor snapshot); reports ``migrated`` (with the
+        driver's disk_info) to the conductor."""
+        await self._rpc.cast(ctx, "resize_instance", {
+            "instance": instance, "migration_id": migration_id, "flavor": flavor,
+            "dest_host": dest_host})
+
+    async def finish_resize(self, ctx: RequestContext, instance: dict[str, Any],
+                            migration_id: int, flavor: dict[str, Any],
+                            disk_info: dict[str, Any], source_host: str) -> None:
+        """On the destination: create the guest from ``disk_info`` with ``flavor``'s
+        sizes; reports ``finished``."""
+        await self._rpc.cast(ctx, "finish_resize", {
+            "instance": instance, "migration_id": migration_id, "flavor": flavor,
+            "disk_info": disk_info, "source_host": source_host})
+
+    async def confirm_resize(self, ctx: RequestContext, uuid: str, migration_id: int) -> None:
+        """On the source: remove the old guest; reports ``confirmed``."""
+        await self._rpc.cast(ctx, "confirm_resize", {"uuid": uuid,
+                                                     "migration_id": migration_id})
+
+    async def revert_resize(self, ctx: RequestContext, uuid: str, migration_id: int) -> None:
+        """On the destination: destroy the new guest; reports ``dest_reverted``."""
+        await self._rpc.cast(ctx, "revert_resize", {"uuid": uuid,
+                                                    "migration_id": migration_id})
+
+    async def finish_revert_resize(self, ctx: RequestContext, instance: dict[str, Any],
+                                   migration_id: int, power_on: bool) -> None:
+        """On the source: bring the old guest back; reports ``reverted``."""
+        await self._rpc.cast(ctx, "finish_revert_resize", {
+            "instance": instance, "migration_id": migration_id, "power_on": power_on})
+
+    # -- live migration, all casts -------------------------------------------------------
+    async def live_migration(self, ctx: RequestContext, instance: dict[str, Any],
+                             migration_id: int, dest_host: str) -> None:
+        """On the source: move the running guest to ``dest_host``; reports ``migrated``
+        (with the driver's migrate_data) or ``live_failed``."""
+        await self._rpc.cast(ctx, "live_migration", {
+            "instance": instance, "migration_id": migration_id, "dest_host": dest_host})
+
+    async def post_live_migration_at_destination(self, ctx: RequestContext,
+                                                 instance: dict[str, Any],
+                                                 migration_id: int,
+                                                 migrate_data: dict[str, Any]) -> None:
+        """On the destination: take the guest over; reports ``arrived``."""
+        await self._rpc.cast(ctx, "post_live_migration_at_destination", {
+            "instance": instance, "migration_id": migration_id,
+            "migrate_data": migrate_data})
+
+    async def post_live_migration(self, ctx: RequestContext, uuid: str,
+                                  migration_id: int) -> None:
+        """On the source: clean up after the move; reports ``completed``."""
+        await self._rpc.cast(ctx, "post_live_migration", {"uuid": uuid,
+                                                          "migration_id": migration_id})
+
+    # -- shelving (novalite.compute.host.shelve), all casts ---------------------------------
+    async def shelve_instance(self, ctx: RequestContext, uuid: str, image_id: str,
+                              offload: bool) -> None:
+        """Power off, snapshot into the queued image ``image_id`` (uploaded as the
+        caller) and, ``offload``, destroy the guest; reports ``shelve_done``."""
+        await self._rpc.cast(ctx, "shelve_instance", {"uuid": uuid, "image_id": image_id,
+                                                      "offload": offload})
+
+    async def shelve_offload_instance(self, ctx: RequestContext, uuid: str) -> None:
+        """Destroy a SHELVED server's guest; reports ``shelve_done`` (offloaded)."""
+        await self._rpc.cast(ctx, "shelve_offload_instance", {"uuid": uuid})
+
+    async def unshelve_on_host(self, ctx: RequestContext, uuid: str, image_id: str) -> None:
+        """Power a SHELVED (not offloaded) server on; its snapshot ``image_id`` is
+        deleted."""
+        await self._rpc.cast(ctx, "unshelve_on_host", {"uuid": uuid, "image_id": image_id})
+
+    async def unshelve_instance(self, ctx: RequestContext, instance: dict[str, Any],
+                                image: dict[str, Any] | None) -> None:
+        """Boot a SHELVED_OFFLOADED server here from its snapshot ``image`` (a payload as
+        builds carry it); the snapshot is deleted once it runs."""
+        await self._rpc.cast(ctx, "unshelve_instance", {"instance": instance,
+                                                        "image": image})
+
     async def get_console_output(self, ctx: RequestContext, uuid: str) -> str:
         """The guest's console log, as the driver keeps it.
 

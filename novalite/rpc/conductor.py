@@ -52,6 +52,99 @@ class ConductorClient:
         await self._rpc.cast(ctx, "schedule_and_build_instances",
                              {"builds": builds, "networks": networks})
 
+    # -- resize and cold migration (novalite.conductor.tasks.migrate) -----------------------
+    async def migrate_server(self, ctx: RequestContext, instance_uuid: str,
+                             migration_id: int, spec: dict[str, Any]) -> None:
+        """Place a recorded resize or cold migration (``spec``: the request spec with
+        the new flavor's sizes) and start it on the source (cast). No valid host: the
+        migration is ``error``, the instance as it was with a fault.
+
+        Example::
+
+            await conductor.migrate_server(ctx, inst.uuid, migration.id, spec)
+        """
+        await self._rpc.cast(ctx, "migrate_server", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "spec": spec})
+
+    async def confirm_resize(self, ctx: RequestContext, instance_uuid: str,
+                             migration_id: int) -> None:
+        """confirmResize: the source removes the old guest, its claim is released (cast)."""
+        await self._rpc.cast(ctx, "confirm_resize", {"instance_uuid": instance_uuid,
+                                                     "migration_id": migration_id})
+
+    async def revert_resize(self, ctx: RequestContext, instance_uuid: str,
+                            migration_id: int) -> None:
+        """revertResize: back to the source host and the old flavor (cast)."""
+        await self._rpc.cast(ctx, "revert_resize", {"instance_uuid": instance_uuid,
+                                                    "migration_id": migration_id})
+
+    async def resize_step(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                          step: str, host: str, data: dict[str, Any] | None = None) -> None:
+        """A compute host finished its part of a move (``migrating``, ``migrated``,
+        ``finished``, ``confirmed``, ``dest_reverted``, ``reverted``): recorded, and the
+        next step cast to the next host."""
+        await self._rpc.call(ctx, "resize_step", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "step": step,
+            "host": host, "data": data})
+
+    async def resize_failed(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                            host: str, message: str, rolled_back: bool) -> None:
+        """A step of a move failed on ``host``: migration ``error``, claims back on the
+        source, a fault; the instance ERROR unless ``rolled_back``."""
+        await self._rpc.call(ctx, "resize_failed", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+            "message": message, "rolled_back": rolled_back})
+
+    async def live_migrate_server(self, ctx: RequestContext, instance_uuid: str,
+                                  migration_id: int, spec: dict[str, Any]) -> None:
+        """Place a recorded live migration and start it on the source (cast)."""
+        await self._rpc.cast(ctx, "live_migrate_server", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "spec": spec})
+
+    async def live_step(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                        step: str, host: str, data: dict[str, Any] | None = None) -> None:
+        """A compute host's part of a live migration is done (``running``,
+        ``migrated``, ``arrived``, ``completed``): recorded, the next step cast."""
+        await self._rpc.call(ctx, "live_step", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "step": step,
+            "host": host, "data": data})
+
+    async def live_failed(self, ctx: RequestContext, instance_uuid: str, migration_id: int,
+                          host: str, message: str) -> None:
+        """A live migration failed on ``host``; the guest runs on the source."""
+        await self._rpc.call(ctx, "live_failed", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+            "message": message})
+
+    # -- shelving (novalite.conductor.tasks.shelve) -----------------------------------------
+    async def unshelve_instance(self, ctx: RequestContext, instance_uuid: str,
+                                image_id: str, spec: dict[str, Any]) -> None:
+        """Place a SHELVED_OFFLOADED server (``spec``: its request spec, with the zone
+        or host asked for) and boot it from its snapshot ``image_id`` there (cast)."""
+        await self._rpc.cast(ctx, "unshelve_instance", {
+            "uuid": instance_uuid, "image_id": image_id, "spec": spec})
+
+    async def shelve_done(self, ctx: RequestContext, uuid: str, host: str, offloaded: bool,
+                          power_state: int = 0) -> None:
+        """The snapshot is stored: SHELVED, or (``offloaded``: the guest destroyed)
+        SHELVED_OFFLOADED with the host's resources released."""
+        await self._rpc.call(ctx, "shelve_done", {"uuid": uuid, "host": host,
+                                                  "offloaded": offloaded,
+                                                  "power_state": power_state})
+
+    async def unshelve_done(self, ctx: RequestContext, uuid: str, host: str,
+                            power_state: int) -> None:
+        """The server runs again on ``host``: ACTIVE."""
+        await self._rpc.call(ctx, "unshelve_done", {"uuid": uuid, "host": host,
+                                                    "power_state": power_state})
+
+    async def unshelve_failed(self, ctx: RequestContext, uuid: str, host: str,
+                              message: str) -> None:
+        """The boot from the snapshot failed on ``host``: SHELVED_OFFLOADED again, with
+        a fault."""
+        await self._rpc.call(ctx, "unshelve_failed", {"uuid": uuid, "host": host,
+                                                      "message": message})
+
     # -- builds (from compute hosts) -----------------------------------------------------
     async def build_failed(self, ctx: RequestContext, instance_uuid: str, host: str,
                            reason: str, spec: dict[str, Any], tried: list[str],

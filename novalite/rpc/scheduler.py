@@ -50,6 +50,32 @@ class SchedulerClient:
                                                   {"instance_uuid": instance_uuid})
         return result
 
+    async def move_claim(self, ctx: RequestContext, spec: dict[str, Any],
+                         migration_uuid: str) -> dict[str, Any]:
+        """Choose the destination of a resize or cold migration (``spec``: a
+        :class:`~novalite.scheduler.host_state.RequestSpec` dict with the new flavor's
+        sizes; the source in ``ignore_hosts`` unless same-host moves are allowed) and
+        claim it for the instance; its old claim is then held by ``migration_uuid``
+        until :meth:`release` (confirm) or :meth:`revert_move_claim` (revert).
+
+        Returns ``{"host", "node"}``. Raises :class:`~novalite.exceptions.NoValidHost`;
+        then nothing is claimed and nothing moved.
+
+        Example::
+
+            dest = await scheduler.move_claim(ctx, spec, migration.uuid)
+        """
+        result: dict[str, Any] = await self._rpc.call(
+            ctx, "move_claim", {"spec": spec, "migration_uuid": migration_uuid})
+        return result
+
+    async def revert_move_claim(self, ctx: RequestContext, instance_uuid: str,
+                                migration_uuid: str) -> None:
+        """Undo :meth:`move_claim`: the destination's claim dropped, the source's given
+        back to the instance."""
+        await self._rpc.call(ctx, "revert_move_claim", {"instance_uuid": instance_uuid,
+                                                        "migration_uuid": migration_uuid})
+
     async def host_update(self, ctx: RequestContext, host: str, *,
                           resources: dict[str, Any] | None = None,
                           availability_zone: str | None = None,

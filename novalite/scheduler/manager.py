@@ -352,6 +352,69 @@ class SchedulerManager:
     async def release_for(self, ctx: RequestContext, instance_uuid: str) -> str | None:
         return await self.release(instance_uuid)
 
+    # -- moves: resize and cold migration ----------------------------------------------
+    @rpc.method
+    async def move_claim(self, ctx: RequestContext, spec: dict[str, Any],
+                         migration_uuid: str) -> dict[str, Any]:
+        """Choose a destination for a resize or cold migration and claim the new
+        flavor's resources there for the instance, moving its old claim on the source
+        to ``migration_uuid`` (as Nova moves the source allocation to the migration
+        consumer), in one step. Raises NoValidHost (nothing claimed, nothing moved)."""
+        request = RequestSpec.from_dict(spec)
+        uuid = request.instance_uuid
+        state = self.choose(request)
+        old = self.claims.get(uuid)
+        if old is not None:
+            self._release(uuid)
+            self._claim(old[0], migration_uuid, old[1], old[2], old[3], None)
+        group = request.group["uuid"] if request.group else (old[4] if old else None)
+        self._claim(state.host, uuid, request.vcpus, request.memory_mb, request.disk_gb, group)
+        rows = [Allocation(instance_uuid=uuid, host=state.host, vcpus=request.vcpus,
+                           memory_mb=request.memory_mb, disk_gb=request.disk_gb)]
+        if old is not None:
+            rows.append(Allocation(instance_uuid=migration_uuid, host=old[0], vcpus=old[1],
+                                   memory_mb=old[2], disk_gb=old[3]))
+
+        def work(s: Session) -> None:
+            for row in rows:
+                s.merge(row)
+
+        try:
+            await self.db.write(work)
+        except BaseException:
+            self._revert_move(uuid, migration_uuid)
+            raise
+        return {"host": state.host, "node": state.host}
+
+    def _revert_move(self, uuid: str, migration_uuid: str) -> Claim | None:
+        current = self.claims.get(uuid)
+        self._release(uuid)
+        old = self.claims.get(migration_uuid)
+        if old is None:
+            return None
+        self._release(migration_uuid)
+        self._claim(old[0], uuid, old[1], old[2], old[3], current[4] if current else None)
+        return old
+
+    @rpc.method
+    async def revert_move_claim(self, ctx: RequestContext, instance_uuid: str,
+                                migration_uuid: str) -> None:
+        """A resize or cold migration reverted or failed: drop the destination's claim
+        and give the source's (held by ``migration_uuid``) back to the instance."""
+        old = self._revert_move(instance_uuid, migration_uuid)
+
+        def work(s: Session) -> None:
+            for key in (instance_uuid, migration_uuid):
+                row = s.get(Allocation, key)
+                if row is not None:
+                    s.delete(row)
+            if old is not None:
+                s.flush()
+                s.add(Allocation(instance_uuid=instance_uuid, host=old[0], vcpus=old[1],
+                                 memory_mb=old[2], disk_gb=old[3]))
+
+        await self.db.write(work)
+
     @rpc.method(name="host_update")
     async def host_update_for(self, ctx: RequestContext, **update: Any) -> None:
         self.host_update(update)

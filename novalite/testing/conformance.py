@@ -568,6 +568,46 @@ class DriverConformance:
             await h.destroy(spec.uuid)
             await h.assert_gone(spec.uuid)
 
+    async def _check_supports_resize(self, h: Harness, uuid: str, tmp_path: Path) -> None:
+        """Contract 1.4: a same-host resize to a bigger flavor, reverted, then again and
+        confirmed; the disk_info crosses the bus (plain JSON data); the guest is listed
+        once and RUNNING at each end."""
+        old = h.spec()  # the kit's flavor, for sizes
+        bigger = dataclasses.replace(old, uuid=uuid, vcpus=old.vcpus + 1,
+                                     memory_mb=old.memory_mb * 2, root_gb=old.root_gb + 1)
+        host = h.driver.context.host
+        for confirm in (False, True):
+            with trio.fail_after(self.step_timeout * 2):
+                disk_info = await h.driver.migrate_disk_and_power_off(uuid, host, bigger)
+                disk_info = json.loads(json.dumps(disk_info))
+                await h.driver.finish_migration(bigger, disk_info, list(self.networks), True)
+            assert await h.state(uuid) == PowerState.RUNNING, "not RUNNING after finish"
+            info = await h.driver.get_info(uuid)
+            assert info.vcpus in (0, bigger.vcpus), "the new flavor's vCPUs"
+            with trio.fail_after(self.step_timeout * 2):
+                if confirm:
+                    await h.driver.confirm_migration(uuid)
+                else:
+                    await h.driver.destroy(uuid)
+                    await h.driver.finish_revert_migration(uuid, True)
+            assert await h.state(uuid) == PowerState.RUNNING, \
+                f"not RUNNING after {'confirm' if confirm else 'revert'}"
+            assert (await h.driver.list_instances()).count(uuid) == 1
+
+    async def _check_supports_live_migration(self, h: Harness, uuid: str,
+                                             tmp_path: Path) -> None:
+        """Contract 1.4, what one host can check: live_migration returns plain JSON data
+        and the guest keeps running, listed, meanwhile; post_live_migration is
+        idempotent on a uuid the driver does not have."""
+        with trio.fail_after(self.step_timeout * 2):
+            data = await h.driver.live_migration(uuid, "conformance-destination", h.spec())
+        assert json.loads(json.dumps(data)) == data, "migrate_data must be plain JSON data"
+        assert await h.state(uuid) == PowerState.RUNNING, "the source guest stops early"
+        assert uuid in await h.driver.list_instances()
+        missing = str(uuidlib.uuid4())
+        await h.driver.post_live_migration(missing)
+        await h.driver.post_live_migration(missing)
+
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):
             with trio.fail_after(self.step_timeout):
@@ -736,4 +776,18 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
         image = ImageInfo(id="refused", name="refused", disk_format="raw",
                           container_format="bare", path=str(tmp_path / "no-image"))
         return await getattr(driver, method)(spec, image, [])
+    if method in ("migrate_disk_and_power_off", "finish_migration"):
+        spec = InstanceSpec(uuid=uuid, name="conformance", hostname="conformance",
+                            vcpus=1, memory_mb=64, root_gb=1)
+        if method == "finish_migration":
+            return await driver.finish_migration(spec, {}, [], True)
+        return await driver.migrate_disk_and_power_off(uuid, driver.context.host, spec)
+    if method == "finish_revert_migration":
+        return await driver.finish_revert_migration(uuid, True)
+    spec = InstanceSpec(uuid=uuid, name="conformance", hostname="conformance", vcpus=1,
+                        memory_mb=64, root_gb=1)
+    if method == "live_migration":
+        return await driver.live_migration(uuid, "conformance-destination", spec)
+    if method == "post_live_migration_at_destination":
+        return await driver.post_live_migration_at_destination(spec, {}, [])
     return await getattr(driver, method)(uuid)

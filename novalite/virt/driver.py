@@ -121,7 +121,12 @@ CHANGES: Mapping[str, str] = {
            "network_id, bridge, dns, mtu, security_rules and security_group_ids; with a "
            "bridge the driver attaches the guest's NIC to it (QEMU: the tap nltap-<port8> "
            "the compute host made; LXC: a veth nlveth-<port8>) instead of user-mode "
-           "networking",
+           "networking; "
+           "resize and cold migration: Driver.migrate_disk_and_power_off, "
+           "Driver.finish_migration, Driver.confirm_migration and "
+           "Driver.finish_revert_migration (capability supports_resize); live migration: "
+           "Driver.live_migration, Driver.post_live_migration_at_destination and "
+           "Driver.post_live_migration (capability supports_live_migration)",
 }
 
 
@@ -171,6 +176,14 @@ CAPABILITIES: Mapping[str, str] = {
                               "hw_rescue_bus ask (contract 1.4)",
     "supports_trigger_crash_dump": "trigger_crash_dump injects an NMI into the guest "
                                    "(contract 1.4)",
+    "supports_resize": "resize and cold migration: migrate_disk_and_power_off on the "
+                       "source, finish_migration on the destination (which may be the "
+                       "same host), then confirm_migration or finish_revert_migration on "
+                       "the source (contract 1.4)",
+    "supports_live_migration": "live migration: live_migration on the source while the "
+                               "guest runs, post_live_migration_at_destination on the "
+                               "destination, post_live_migration on the source "
+                               "(contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -192,6 +205,10 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_rescue": ("rescue", "unrescue"),
     "supports_stable_rescue": (),  # a property of rescue
     "supports_trigger_crash_dump": ("trigger_crash_dump",),
+    "supports_resize": ("migrate_disk_and_power_off", "finish_migration",
+                        "confirm_migration", "finish_revert_migration"),
+    "supports_live_migration": ("live_migration", "post_live_migration_at_destination",
+                                "post_live_migration"),
 }
 
 
@@ -759,3 +776,85 @@ class Driver(abc.ABC):
         Example: ``await driver.trigger_crash_dump(uuid)``.
         """
         raise NotSupported(f"{self.name} does not support crash dumps")
+    # -- resize and cold migration (contract 1.4, capability ``supports_resize``) -------
+    async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
+                                         instance: InstanceSpec) -> dict[str, Any]:
+        """On the source host: power the guest off and make its disk ready to move to
+        ``dest_host`` (this host's own name for a same-host resize) with ``instance``'s
+        new sizes (the new flavor; ``root_gb`` is never smaller than the old one: the
+        compute layer refuses that before calling).
+
+        Returns plain data (it crosses the bus) that the destination's
+        :meth:`finish_migration` needs to get the disk: where to fetch it from (a URL or
+        an address of this host; never a path the destination is assumed to share).
+        The source guest must stay recoverable, powered off, until
+        :meth:`confirm_migration` removes it or :meth:`finish_revert_migration` brings
+        it back, and must not be listed by :meth:`list_instances` meanwhile if the same
+        uuid is spawned here by :meth:`finish_migration`.
+
+        Raises :class:`InstanceNotFound`, :class:`DriverError` (the guest is left as it
+        was, running again if it ran). Example::
+
+            disk = await driver.migrate_disk_and_power_off(uuid, "compute-b", new_spec)
+        """
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
+                               network: list[NetworkInfo], power_on: bool) -> None:
+        """On the destination host: create the guest ``instance`` (its new sizes: the
+        root disk grown to ``root_gb``, the new vCPUs and memory) from the disk that
+        ``disk_info`` (what :meth:`migrate_disk_and_power_off` returned) describes, and
+        start it when ``power_on`` (else leave it SHUTDOWN).
+
+        Raises :class:`DriverError` after removing what it created. Example::
+
+            await driver.finish_migration(new_spec, disk, [net], power_on=True)
+        """
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def confirm_migration(self, uuid: str) -> None:
+        """On the source host: the move is confirmed; remove what
+        :meth:`migrate_disk_and_power_off` kept of the old guest. Idempotent.
+        Example: ``await driver.confirm_migration(uuid)``."""
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
+        """On the source host: the move is reverted (the destination has destroyed its
+        guest): bring the old guest back as :meth:`migrate_disk_and_power_off` kept it,
+        its old sizes, started when ``power_on``. Raises :class:`DriverError`.
+        Example: ``await driver.finish_revert_migration(uuid, power_on=True)``."""
+        raise NotSupported(f"{self.name} does not support resize or cold migration")
+
+    # -- live migration (contract 1.4, capability ``supports_live_migration``) ----------
+    async def live_migration(self, uuid: str, dest_host: str,
+                             instance: InstanceSpec) -> dict[str, Any]:
+        """On the source host: move the running guest's memory and disk to
+        ``dest_host`` while it runs (QEMU: the destination started with ``-incoming``,
+        QMP ``migrate`` with the disk copied); the guest keeps running here until the
+        move is complete.
+
+        Returns plain data (it crosses the bus) that the destination's
+        :meth:`post_live_migration_at_destination` needs. Raises
+        :class:`InstanceNotFound`, :class:`DriverError` (the guest keeps running here,
+        as it was). Example::
+
+            migrate_data = await driver.live_migration(uuid, "compute-b", spec)
+        """
+        raise NotSupported(f"{self.name} does not support live migration")
+
+    async def post_live_migration_at_destination(self, instance: InstanceSpec,
+                                                 migrate_data: dict[str, Any],
+                                                 network: list[NetworkInfo]) -> None:
+        """On the destination host: the guest moved by :meth:`live_migration` runs
+        here now; :meth:`list_instances` and :meth:`get_info` know it.
+        Raises :class:`DriverError`. Example::
+
+            await driver.post_live_migration_at_destination(spec, migrate_data, [net])
+        """
+        raise NotSupported(f"{self.name} does not support live migration")
+
+    async def post_live_migration(self, uuid: str) -> None:
+        """On the source host, after the destination runs the guest: remove what is
+        left of it here (its process, its files). Idempotent.
+        Example: ``await driver.post_live_migration(uuid)``."""
+        raise NotSupported(f"{self.name} does not support live migration")

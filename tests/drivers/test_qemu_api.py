@@ -253,6 +253,39 @@ def test_lifecycle_actions_act_on_the_real_qemu(cloud: Cloud, linux_server: str)
         assert name in done
 
 
+def test_resize_gives_the_real_guest_more_memory_cpus_and_disk(cloud: Cloud,
+                                                               linux_server: str) -> None:
+    """Same-host resize on QEMU: a new QEMU with the new flavor's memory and vCPUs on
+    a copy of the disk grown to the new size; confirm removes the kept directory."""
+    from novalite_drivers.qemu import disks as qemu_disks
+
+    sid = linux_server
+    cloud.wait_status(sid, "ACTIVE", LINUX_BOOT)
+    cloud.wait_console(sid, guest_images.LINUX_MARKER)
+    r = cloud.c.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": "qemu-bigger", "ram": 256, "vcpus": 2, "disk": 2}})
+    assert r.status_code == 200, r.text
+    pid = cloud.pid(sid)
+    server = cloud.action(sid, {"resize": {"flavorRef": r.json()["flavor"]["id"]}},
+                          "VERIFY_RESIZE", timeout=120)
+    assert server["flavor"]["ram"] == 256 and server["flavor"]["vcpus"] == 2
+    assert_no_qemu(sid, pid)
+    pid = cloud.pid(sid)
+    cmdline = open(f"/proc/{pid}/cmdline").read().split("\0")
+    assert cmdline[cmdline.index("-m") + 1] == "256"
+    assert cmdline[cmdline.index("-smp") + 1] == "2"
+    root = os.path.join(cloud.instance_dir(sid), qemu_process.ROOT_DISK)
+    assert qemu_disks.virtual_size(root, "qcow2") == 2 * qemu_disks.GiB
+    kept = cloud.instance_dir(sid) + "_resize"
+    assert os.path.isdir(kept), "the old guest is kept until the resize is confirmed"
+    cloud.wait_console(sid, guest_images.LINUX_MARKER)  # the guest boots on the new size
+    assert cloud.c.post(f"/compute/v2.1/servers/{sid}/action",
+                        json={"confirmResize": None}).status_code == 204
+    cloud.wait_status(sid, "ACTIVE")
+    wait_for(lambda: not os.path.isdir(kept), 10)
+    assert cloud.pid(sid) == pid
+
+
 def test_guest_survives_kill_9_of_the_service_and_is_adopted(cloud: Cloud,
                                                             linux_server: str) -> None:
     sid = linux_server

@@ -33,6 +33,8 @@ from novalite import metrics, rpc, states
 from novalite.compute.host.consoles import OPENERS, ConsoleRelay
 from novalite.compute.host.image_cache import ImageCache
 from novalite.compute.host.lifecycle import LifecycleHandlers
+from novalite.compute.host.resize import ResizeHost
+from novalite.compute.host.shelve import ShelveHost
 from novalite.context import RequestContext
 from novalite.metadata import configdrive
 from novalite.metadata.content import InstanceData, config_drive_files
@@ -66,7 +68,7 @@ _DONE = {
 }
 
 
-class ComputeManager(LifecycleHandlers):
+class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
     """Handles the ``compute.<host>`` topic: its ``@rpc.method`` methods are what
     :class:`~novalite.rpc.compute.ComputeClient` sends."""
 

@@ -1,0 +1,108 @@
+"""Server actions that move a server: resize, confirmResize, revertResize and
+migrate (Nova's ``servers.py`` resize actions and ``migrate_server.py``), each
+registered on :data:`~novalite.api.server_actions.server_actions` with Nova's rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from novalite.api import schemas
+from novalite.api.framework import ApiCall, Reply
+from novalite.api.server_actions import server_actions
+from novalite.exceptions import BadRequest
+
+
+@server_actions.action("resize", rule="os_compute_api:servers:resize", schema=schemas.RESIZE)
+async def resize(call: ApiCall, args: dict[str, Any]) -> Reply:
+    await call.services.compute.resize(call.ctx, call.request_id, call.params["server_id"],
+                                       str(args["flavorRef"]))
+    return Reply(202)
+
+
+@server_actions.action("confirmResize", rule="os_compute_api:servers:confirm_resize",
+                       schema=schemas.NULL_ACTION)
+async def confirm_resize(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.confirm_resize(call.ctx, call.request_id,
+                                               call.params["server_id"])
+    return Reply(204)
+
+
+@server_actions.action("revertResize", rule="os_compute_api:servers:revert_resize",
+                       schema=schemas.NULL_ACTION)
+async def revert_resize(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.revert_resize(call.ctx, call.request_id,
+                                              call.params["server_id"])
+    return Reply(202)
+
+
+@server_actions.action("migrate", rule="os_compute_api:os-migrate-server:migrate",
+                       schema=schemas.MIGRATE)
+async def migrate(call: ApiCall, args: dict[str, Any] | None) -> Reply:
+    host = (args or {}).get("host")
+    if args and not call.mv("2.56"):
+        raise BadRequest("Invalid input for field/attribute migrate. Value: "
+                         f"{args}. None is not of type 'null'")
+    await call.services.compute.resize(call.ctx, call.request_id, call.params["server_id"],
+                                       None, host=host)
+    return Reply(202)
+
+
+@server_actions.action("shelve", rule="os_compute_api:os-shelve:shelve",
+                       schema=schemas.NULL_ACTION)
+async def shelve(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.shelve(call.ctx, call.request_id, call.params["server_id"])
+    return Reply(202)
+
+
+@server_actions.action("shelveOffload", rule="os_compute_api:os-shelve:shelve_offload",
+                       schema=schemas.NULL_ACTION)
+async def shelve_offload(call: ApiCall, args: Any) -> Reply:
+    await call.services.compute.shelve_offload(call.ctx, call.request_id,
+                                               call.params["server_id"])
+    return Reply(202)
+
+
+@server_actions.action("unshelve", rule="os_compute_api:os-shelve:unshelve",
+                       schema=schemas.UNSHELVE)
+async def unshelve(call: ApiCall, args: dict[str, Any] | None) -> Reply:
+    args = args or {}
+    if args and not call.mv("2.77"):
+        raise BadRequest(f"Invalid input for field/attribute unshelve. Value: {args}. "
+                         f"{args} is not of type 'null'")
+    if "host" in args and not call.mv("2.91"):
+        raise BadRequest("Additional properties are not allowed ('host' was unexpected)")
+    if "availability_zone" in args and args["availability_zone"] is None \
+            and not call.mv("2.91"):
+        raise BadRequest("Invalid input for field/attribute availability_zone. Value: None. "
+                         "None is not of type 'string'")
+    if "host" in args:
+        from novalite import policy
+
+        policy.authorize(call.ctx, "os_compute_api:os-shelve:unshelve_to_host")
+    await call.services.compute.unshelve(
+        call.ctx, call.request_id, call.params["server_id"],
+        availability_zone=args.get("availability_zone"), host=args.get("host"),
+        unpin_az="availability_zone" in args and args["availability_zone"] is None)
+    return Reply(202)
+
+
+@server_actions.action("os-migrateLive", rule="os_compute_api:os-migrate-server:migrate_live",
+                       schema=schemas.MIGRATE_LIVE)
+async def migrate_live(call: ApiCall, args: dict[str, Any]) -> Reply:
+    """Live migration (the fake driver's; QEMU's ``-incoming`` migration is not built
+    yet, so its hosts answer 400 "not supported")."""
+    block = args["block_migration"]
+    if block == "auto" and not call.mv("2.25"):
+        raise BadRequest("Invalid input for field/attribute block_migration. Value: auto. "
+                         "'auto' is not of type 'boolean'")
+    if isinstance(block, str) and block != "auto":
+        raise BadRequest(f"Invalid input for field/attribute block_migration. Value: "
+                         f"{block}.")
+    if "disk_over_commit" in args and call.mv("2.25"):
+        raise BadRequest("Additional properties are not allowed ('disk_over_commit' was "
+                         "unexpected)")
+    if "force" in args and not (call.mv("2.30") and not call.mv("2.68")):
+        raise BadRequest("Additional properties are not allowed ('force' was unexpected)")
+    await call.services.compute.live_migrate(call.ctx, call.request_id,
+                                             call.params["server_id"], args.get("host"))
+    return Reply(202)

@@ -1,0 +1,205 @@
+"""The compute host's part of a resize or cold migration (driver contract 1.4,
+capability ``supports_resize``): each step runs the driver and reports to the
+conductor (:mod:`novalite.conductor.tasks.migrate`), which casts the next step to
+the next host. No database, no other host's address: the disk travels as the
+driver's ``disk_info``."""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+import trio
+
+from novalite import rpc, states
+from novalite.context import RequestContext
+from novalite.rpc.conductor import ConductorClient
+from novalite.virt.driver import Driver, DriverError, NetworkInfo, PowerState
+
+log = structlog.get_logger("novalite.compute.resize")
+
+
+def _spec(instance: dict[str, Any], flavor: dict[str, Any] | None = None) -> Any:
+    """The driver's InstanceSpec of ``instance`` with ``flavor``'s sizes, if given."""
+    from novalite.compute.host.manager import spec_from_payload
+
+    payload = dict(instance)
+    if flavor is not None:
+        payload.update(vcpus=int(flavor.get("vcpus") or 0),
+                       memory_mb=int(flavor.get("memory_mb") or 0),
+                       root_gb=int(flavor.get("root_gb") or 0),
+                       ephemeral_gb=int(flavor.get("ephemeral_gb") or 0),
+                       swap_mb=int(flavor.get("swap") or 0),
+                       flavor_name=str(flavor.get("name") or ""),
+                       extra_specs=dict(flavor.get("extra_specs") or {}))
+    return spec_from_payload(payload)
+
+
+class ResizeHost:
+    """The ``compute.<host>`` methods of resize and cold migration (mixed into
+    :class:`~novalite.compute.host.manager.ComputeManager`)."""
+
+    host: str
+    driver: Driver
+    conductor: ConductorClient
+    _locks: dict[str, trio.Lock]
+
+    def event(self, context: RequestContext, uuid: str, name: str
+              ) -> AbstractAsyncContextManager[None]:
+        raise NotImplementedError
+
+    async def update(self, context: RequestContext, uuid: str, **values: Any) -> Any:
+        raise NotImplementedError
+
+    async def _power_or_none(self, uuid: str) -> PowerState | None:
+        raise NotImplementedError
+
+
+    async def _move_failed(self, context: RequestContext, uuid: str,
+                           migration_id: int, exc: Exception, rolled_back: bool) -> None:
+        log.warning("resize step failed", instance=uuid, host=self.host, error=str(exc))
+        await self.conductor.resize_failed(context, uuid, migration_id, self.host,
+                                           f"{type(exc).__name__}: {exc}"
+                                           if not isinstance(exc, DriverError) else str(exc),
+                                           rolled_back)
+        if not isinstance(exc, DriverError):
+            log.error("resize step crashed", instance=uuid, traceback=traceback.format_exc())
+
+    @rpc.method
+    async def resize_instance(self, context: RequestContext,
+                              instance: dict[str, Any], migration_id: int,
+                              flavor: dict[str, Any], dest_host: str) -> None:
+        """On the source: power off and get the disk ready for ``dest_host``."""
+        uuid = instance["uuid"]
+        async with self._locks[uuid]:
+            await self.conductor.resize_step(context, uuid, migration_id, "migrating",
+                                             self.host)
+            try:
+                async with self.event(context, uuid, "compute_resize_instance"):
+                    disk_info = await self.driver.migrate_disk_and_power_off(
+                        uuid, dest_host, _spec(instance, flavor))
+            except Exception as exc:
+                running = await self._power_or_none(uuid) == PowerState.RUNNING
+                await self._move_failed(context, uuid, migration_id, exc,
+                                        rolled_back=running or
+                                        instance["vm_state"] == states.STOPPED)
+                return
+        await self.conductor.resize_step(context, uuid, migration_id, "migrated", self.host,
+                                         disk_info)
+
+    @rpc.method
+    async def finish_resize(self, context: RequestContext,
+                            instance: dict[str, Any], migration_id: int,
+                            flavor: dict[str, Any], disk_info: dict[str, Any],
+                            source_host: str) -> None:
+        """On the destination: create the guest from the source's disk, new sizes."""
+        uuid = instance["uuid"]
+        power_on = instance["vm_state"] != states.STOPPED
+        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
+                               gateway=a["gateway"], mac=a["mac"])
+                   for a in instance.get("addresses") or []]
+        async with self._locks[uuid]:
+            await self.update(context, uuid, task_state=states.RESIZE_FINISH)
+            try:
+                async with self.event(context, uuid, "compute_finish_resize"):
+                    await self.driver.finish_migration(_spec(instance, flavor), disk_info,
+                                                       network, power_on)
+            except Exception as exc:
+                await self._move_failed(context, uuid, migration_id, exc, rolled_back=False)
+                return
+            power = await self._power_or_none(uuid)
+        await self.conductor.resize_step(context, uuid, migration_id, "finished", self.host,
+                                         {"power_state": int(power or 0)})
+        log.info("instance resized", instance=uuid, source=source_host, dest=self.host)
+
+    @rpc.method
+    async def confirm_resize(self, context: RequestContext, uuid: str,
+                             migration_id: int) -> None:
+        """On the source: remove what was kept of the old guest."""
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_confirm_resize"):
+                await self.driver.confirm_migration(uuid)
+        await self.conductor.resize_step(context, uuid, migration_id, "confirmed", self.host)
+
+    @rpc.method
+    async def revert_resize(self, context: RequestContext, uuid: str,
+                            migration_id: int) -> None:
+        """On the destination: destroy the new guest (the source brings the old back)."""
+        async with self._locks[uuid]:
+            power = await self._power_or_none(uuid)
+            async with self.event(context, uuid, "compute_revert_resize"):
+                await self.driver.destroy(uuid)
+        await self.conductor.resize_step(context, uuid, migration_id, "dest_reverted",
+                                         self.host,
+                                         {"power_on": power in (PowerState.RUNNING, None)})
+
+    @rpc.method
+    async def finish_revert_resize(self, context: RequestContext,
+                                   instance: dict[str, Any], migration_id: int,
+                                   power_on: bool) -> None:
+        """On the source: the old guest back, as it was."""
+        uuid = instance["uuid"]
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_finish_revert_resize"):
+                    await self.driver.finish_revert_migration(uuid, power_on)
+            except Exception as exc:
+                await self._move_failed(context, uuid, migration_id, exc, rolled_back=False)
+                return
+            power = await self._power_or_none(uuid)
+        await self.conductor.resize_step(context, uuid, migration_id, "reverted", self.host,
+                                         {"power_state": int(power or 0),
+                                          "stopped": power != PowerState.RUNNING})
+
+    # -- live migration (capability supports_live_migration) ---------------------------
+    @rpc.method
+    async def live_migration(self, context: RequestContext, instance: dict[str, Any],
+                             migration_id: int, dest_host: str) -> None:
+        """On the source: move the running guest to ``dest_host``."""
+        uuid = instance["uuid"]
+        async with self._locks[uuid]:
+            await self.conductor.live_step(context, uuid, migration_id, "running", self.host)
+            try:
+                async with self.event(context, uuid, "compute_live_migration"):
+                    data = await self.driver.live_migration(uuid, dest_host, _spec(instance))
+            except Exception as exc:
+                await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                 str(exc) or type(exc).__name__)
+                return
+        await self.conductor.live_step(context, uuid, migration_id, "migrated", self.host,
+                                       data)
+
+    @rpc.method
+    async def post_live_migration_at_destination(self, context: RequestContext,
+                                                 instance: dict[str, Any],
+                                                 migration_id: int,
+                                                 migrate_data: dict[str, Any]) -> None:
+        """On the destination: the guest runs here now."""
+        uuid = instance["uuid"]
+        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
+                               gateway=a["gateway"], mac=a["mac"])
+                   for a in instance.get("addresses") or []]
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid,
+                                      "compute_post_live_migration_at_destination"):
+                    await self.driver.post_live_migration_at_destination(
+                        _spec(instance), migrate_data, network)
+            except Exception as exc:
+                await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                 str(exc) or type(exc).__name__)
+                return
+            power = await self._power_or_none(uuid)
+        await self.conductor.live_step(context, uuid, migration_id, "arrived", self.host,
+                                       {"power_state": int(power or 0)})
+
+    @rpc.method
+    async def post_live_migration(self, context: RequestContext, uuid: str,
+                                  migration_id: int) -> None:
+        """On the source, after the destination runs the guest: clean up here."""
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_post_live_migration"):
+                await self.driver.post_live_migration(uuid)
+        await self.conductor.live_step(context, uuid, migration_id, "completed", self.host)
