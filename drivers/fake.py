@@ -46,6 +46,7 @@ from novalite.virt.driver import (
     NetworkInfo,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 
@@ -53,7 +54,7 @@ class FakeDriver(Driver):
     """In-memory guests, persisted to ``guests.json`` so they survive restarts."""
 
     name = "fake"
-    contract_version = "1.3"
+    contract_version = "1.4"
     hypervisor_type = "fake"
     #: ``driver = "auto"`` falls back to simulated guests when no hypervisor volunteers.
     auto_priority = 100
@@ -72,6 +73,8 @@ class FakeDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
         "supports_serial_console": True,
+        "supports_attach_volume": True,
+        "supports_extend_volume": True,
     }
 
     @classmethod
@@ -211,6 +214,31 @@ class FakeDriver(Driver):
         with open(dest_path, "wb") as f:
             f.write(json.dumps({"fake_snapshot_of": uuid, "name": guest["name"]}).encode())
         return "raw", "bare"
+
+
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Remember the volume on the guest (its data is not read: guests are simulated)."""
+        guest = self._guest(uuid)
+        volumes = guest.setdefault("volumes", {})
+        if volume.volume_id in volumes:
+            raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
+        volumes[volume.volume_id] = {"path": volume.path, "size": volume.size,
+                                     "device": volume.device}
+        guest["console"].append(f"attached volume {volume.volume_id}")
+        self._save()
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        guest = self._guest(uuid)
+        if guest.setdefault("volumes", {}).pop(volume_id, None) is not None:
+            guest["console"].append(f"detached volume {volume_id}")
+            self._save()
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        volumes = self._guest(uuid).setdefault("volumes", {})
+        if volume_id not in volumes:
+            raise DriverError(f"volume {volume_id} is not attached to {uuid}")
+        volumes[volume_id]["size"] = new_size
+        self._save()
 
 
 class FakeSerialConsole(trio.abc.Stream):

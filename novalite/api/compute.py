@@ -28,6 +28,7 @@ from novalite.api import (
     servers,
     usage,
     versions,
+    volume_attachments,
 )
 from novalite.api.framework import Authenticator, Router, Services, starlette_routes
 
@@ -40,6 +41,7 @@ ROUTERS: list[Router] = [
     remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
     images.router, server_password.router,
     server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
+    volume_attachments.router,
 ]
 
 

@@ -13,7 +13,7 @@ import builtins
 import re
 import secrets
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -55,6 +55,9 @@ from novalite.image.glance_client import GlanceClient
 from novalite.metadata.content import sanitize_hostname
 from novalite.network import Network
 from novalite.rpc import Clients, UnknownTopic
+from novalite.volume import api as volume_api
+from novalite.volume.api import VolumeAPI
+from novalite.volume.attachments import ServerVolumes
 
 log = structlog.get_logger("novalite.compute.api")
 
@@ -130,6 +133,8 @@ class ServerRecord:
 
     instance: Instance | InstanceRow
     fault: InstanceFault | None = None
+    #: (volume id, delete_on_termination) of each attached volume.
+    volumes: builtins.list[tuple[str, bool]] = field(default_factory=builtins.list)
 
 
 class ComputeAPI(ServerActions, ServerMetadata):
@@ -151,6 +156,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
         self.keypairs = KeypairAPI(db, self.quotas)
         self.groups = ServerGroupAPI(db, self.quotas)
         self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
+        self.volumes = VolumeAPI(db, cfg)  # the block storage service (novalite.volume)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -163,7 +169,8 @@ class ComputeAPI(ServerActions, ServerMetadata):
                                                  Instance.deleted == 0)).first()
             if inst is None or (not ctx.is_admin and inst.project_id != ctx.project_id):
                 return None
-            return ServerRecord(inst, _latest_fault(s, [inst.uuid]).get(inst.uuid))
+            return ServerRecord(inst, _latest_fault(s, [inst.uuid]).get(inst.uuid),
+                                volume_api.attached_to(s, [inst.uuid]).get(inst.uuid, []))
 
         record = await self.db.read(work)
         if record is None:
@@ -177,7 +184,8 @@ class ComputeAPI(ServerActions, ServerMetadata):
         def work(s: Session) -> list[ServerRecord]:
             rows = server_list.run(s, search)
             faults = _latest_fault(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
-            return [ServerRecord(r, faults.get(r.uuid)) for r in rows]
+            volumes = volume_api.attached_to(s, [r.uuid for r in rows])
+            return [ServerRecord(r, faults.get(r.uuid), volumes.get(r.uuid, [])) for r in rows]
 
         return await self.db.read(work)
 
@@ -196,6 +204,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
         restricts the scheduler to one compute host.
         """
         group_id, same_host, different_host = _hints(hints or {})
+        _check_block_devices(server.get("block_device_mapping_v2") or [])
         image_ref = _image_ref(server)
         flavor_ref = str(server["flavorRef"])
         local_images = self.glance is None  # else the external Glance has the image
@@ -363,6 +372,8 @@ class ComputeAPI(ServerActions, ServerMetadata):
             return row
 
         row = await self.db.write(work)
+        # Its volumes: deleted with it (delete_on_termination) or available again.
+        await ServerVolumes(self.volumes, self.rpc).release_instance(row.uuid)
         context = bus_context(ctx, request_id)
         if not row.deleted:
             try:
@@ -436,6 +447,29 @@ def _flavor_with_specs(s: Session, flavor_id: str) -> tuple[Flavor, dict[str, st
         return None
     specs = s.exec(select(FlavorExtraSpec).where(FlavorExtraSpec.flavor_id == flavor.id)).all()
     return flavor, {e.key: e.value for e in specs}
+
+
+def _check_block_devices(bdms: builtins.list[Any]) -> None:
+    """Nova's 400s for ``block_device_mapping_v2``. A mapping to a volume (boot from
+    volume, or a volume attached at boot) is refused with a 400 rather than booted from
+    a local disk: the compute hosts cannot yet boot a guest from a volume."""
+    for bdm in bdms:
+        if not isinstance(bdm, dict):
+            raise BadRequest("Block Device Mapping is Invalid: a mapping must be an object.")
+        source = bdm.get("source_type", "image" if bdm.get("uuid") else "blank")
+        dest = bdm.get("destination_type", "volume" if source in ("volume", "snapshot")
+                       else "local")
+        if source not in ("image", "volume", "snapshot", "blank"):
+            raise BadRequest(f"Block Device Mapping is Invalid: Invalid source_type "
+                             f"{source}.")
+        if dest not in ("local", "volume"):
+            raise BadRequest(f"Block Device Mapping is Invalid: Invalid destination_type "
+                             f"{dest}.")
+        if dest == "volume":
+            raise BadRequest("Block Device Mapping is Invalid: Boot from volume "
+                             "(destination_type 'volume') is not supported by this cloud's "
+                             "compute hosts; boot from an image (destination_type "
+                             "'local') and attach the volume once the server is active.")
 
 
 def _image_ref(server: dict[str, Any]) -> str:

@@ -82,6 +82,7 @@ from novalite.virt.driver import (
     NotSupported,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 __all__ = ["DriverConformance", "DriverFactory", "Harness", "guest_files", "guest_processes"]
@@ -653,6 +654,34 @@ class DriverConformance:
         assert dest.is_file() and dest.stat().st_size > 0, "snapshot wrote nothing"
         assert await h.state(uuid) == PowerState.RUNNING, "snapshot changed the power state"
 
+    async def _check_supports_attach_volume(self, h: Harness, uuid: str,
+                                            tmp_path: Path) -> None:
+        """A 1 MiB volume attaches to the running guest and detaches again; detaching
+        twice is no error; the guest keeps running throughout."""
+        path = tmp_path / "volume"
+        path.write_bytes(b"\0" * (1 << 20))
+        vid = "00000000-0000-4000-8000-000000000002"
+        with trio.fail_after(self.step_timeout):
+            await h.driver.attach_volume(uuid, VolumeConnection(vid, str(path), 1 << 20))
+        assert await h.state(uuid) == PowerState.RUNNING, "attach changed the power state"
+        with trio.fail_after(self.step_timeout):
+            await h.driver.detach_volume(uuid, vid)
+            await h.driver.detach_volume(uuid, vid)
+        assert await h.state(uuid) == PowerState.RUNNING, "detach changed the power state"
+
+    async def _check_supports_extend_volume(self, h: Harness, uuid: str,
+                                            tmp_path: Path) -> None:
+        """An attached volume grown on disk is announced to the guest without error."""
+        path = tmp_path / "volume"
+        path.write_bytes(b"\0" * (1 << 20))
+        vid = "00000000-0000-4000-8000-000000000003"
+        with trio.fail_after(self.step_timeout):
+            await h.driver.attach_volume(uuid, VolumeConnection(vid, str(path), 1 << 20))
+            with open(path, "r+b") as f:
+                f.truncate(2 << 20)
+            await h.driver.extend_volume(uuid, vid, 2 << 20)
+            await h.driver.detach_volume(uuid, vid)
+
     # -- adoption ------------------------------------------------------------------------------
     async def test_new_driver_object_adopts_running_and_stopped_guests(self, harness: Harness
                                                                        ) -> None:
@@ -697,4 +726,12 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
         return await driver.power_off(uuid, power_off_timeout)
     if method == "snapshot":
         return await driver.snapshot(uuid, str(tmp_path / "snapshot"))
+    if method == "attach_volume":
+        return await driver.attach_volume(uuid, VolumeConnection(
+            "00000000-0000-4000-8000-000000000001", str(tmp_path / "volume"), 1 << 20))
+    if method == "detach_volume":
+        return await driver.detach_volume(uuid, "00000000-0000-4000-8000-000000000001")
+    if method == "extend_volume":
+        return await driver.extend_volume(uuid, "00000000-0000-4000-8000-000000000001",
+                                          2 << 20)
     return await getattr(driver, method)(uuid)

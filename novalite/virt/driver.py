@@ -1,4 +1,4 @@
-"""The hypervisor driver contract, version 1.3.
+"""The hypervisor driver contract, version 1.4.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -113,6 +113,9 @@ CHANGES: Mapping[str, str] = {
            "(a config-2 ISO 9660 image to attach read-only) and NetworkInfo.metadata_socket "
            "(a UNIX socket to connect the guest's metadata address to), with the "
            "capabilities supports_config_drive and supports_metadata_socket",
+    "1.4": "block storage: Driver.attach_volume / Driver.detach_volume (capability "
+           "supports_attach_volume) and Driver.extend_volume (supports_extend_volume), "
+           "with VolumeConnection (a volume's data as a path on the compute host)",
 }
 
 
@@ -153,6 +156,10 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_metadata_socket": "spawn connects the guest's TCP connections to "
                                 "169.254.169.254:80 to NetworkInfo.metadata_socket, one "
                                 "socket connection per guest connection (contract 1.3)",
+    "supports_attach_volume": "attach_volume adds a volume to a running guest as a new "
+                              "disk, detach_volume removes it (contract 1.4)",
+    "supports_extend_volume": "extend_volume tells a running guest that an attached "
+                              "volume grew (contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -170,6 +177,8 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_serial_console": ("open_serial_console",),
     "supports_config_drive": (),  # likewise
     "supports_metadata_socket": (),  # likewise
+    "supports_attach_volume": ("attach_volume", "detach_volume"),
+    "supports_extend_volume": ("extend_volume",),
 }
 
 
@@ -264,6 +273,25 @@ class InstanceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class VolumeConnection:
+    """A volume as the compute host reaches it (contract 1.4): its data is ``path``, a
+    file or block device on this machine that the driver opens read-write (never
+    copies); ``serial`` is what the guest sees as the disk's serial number
+    (``/dev/disk/by-id/virtio-<serial>``), the volume id cut to 20 characters as Nova
+    does; ``device`` the name the user asked for (``/dev/vdb``), a hint only."""
+
+    volume_id: str
+    path: str
+    size: int
+    device: str | None = None
+    read_only: bool = False
+
+    @property
+    def serial(self) -> str:
+        return self.volume_id[:20]
 
 
 @dataclass(frozen=True)
@@ -671,3 +699,37 @@ class Driver(abc.ABC):
             answer = await stream.receive_some(4096)
         """
         raise NotSupported(f"{self.name} does not support serial consoles")
+
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Add ``volume`` to the running guest as a new virtio disk (capability
+        ``supports_attach_volume``, contract 1.4).
+
+        On return the guest has the disk (a Linux guest sees a new ``/dev/vdX`` whose
+        serial is ``volume.serial``) and the driver remembers the attachment so that a
+        new driver object adopting the guest (``init_host``) still knows it. Attaching a
+        volume that is already attached to this guest raises :class:`DriverError`.
+        Raises :class:`InstanceNotFound`, :class:`DriverError` (the guest is not
+        running, the hypervisor refused). Example::
+
+            await driver.attach_volume(uuid, VolumeConnection(vid, "/srv/vol-1", 1 << 30))
+        """
+        raise NotSupported(f"{self.name} does not support attaching volumes")
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """Remove the volume ``volume_id`` from the guest (capability
+        ``supports_attach_volume``, contract 1.4), waiting until the guest has released
+        it (a hot-unplug the guest acknowledges), so the volume's data is no longer
+        written by this guest on return. A volume not attached to the guest is no
+        error (detach is idempotent). Raises :class:`InstanceNotFound`,
+        :class:`DriverError` (the guest did not release the disk in time).
+        Example: ``await driver.detach_volume(uuid, vid)``.
+        """
+        raise NotSupported(f"{self.name} does not support detaching volumes")
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        """Tell the guest that the attached volume ``volume_id`` now holds ``new_size``
+        bytes (its data already grew; capability ``supports_extend_volume``, contract
+        1.4). Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.extend_volume(uuid, vid, 2 << 30)``.
+        """
+        raise NotSupported(f"{self.name} does not support extending volumes")

@@ -48,6 +48,7 @@ from novalite.virt.driver import (
     NotSupported,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 log = structlog.get_logger("novalite.compute")
@@ -457,6 +458,36 @@ class ComputeManager:
             raise NotSupported(f"{self.driver.name} has no {console_type} console")
         await self.driver.get_info(uuid)  # InstanceNotFound when the guest is gone
         return self.consoles.grant(self.host, uuid, console_type, token_hash, expires)
+
+    # -- volumes (contract 1.4) ----------------------------------------------------------
+    @rpc.method
+    async def attach_volume(self, context: RequestContext, uuid: str,
+                            volume: dict[str, Any]) -> None:
+        """Hot-plug a volume (its data a path on this machine) into the guest."""
+        if not type(self.driver).capabilities.get("supports_attach_volume"):
+            raise NotSupported(f"{self.driver.name} cannot attach volumes")
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_attach_volume"):
+                await self.driver.attach_volume(uuid, VolumeConnection(**volume))
+        log.info("volume attached", instance=uuid, volume=volume["volume_id"])
+
+    @rpc.method
+    async def detach_volume(self, context: RequestContext, uuid: str, volume_id: str) -> None:
+        """Unplug a volume from the guest, once the guest released it."""
+        if not type(self.driver).capabilities.get("supports_attach_volume"):
+            raise NotSupported(f"{self.driver.name} cannot detach volumes")
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_detach_volume"):
+                await self.driver.detach_volume(uuid, volume_id)
+        log.info("volume detached", instance=uuid, volume=volume_id)
+
+    @rpc.method
+    async def extend_volume(self, context: RequestContext, uuid: str, volume_id: str,
+                            new_size: int) -> None:
+        if not type(self.driver).capabilities.get("supports_extend_volume"):
+            raise NotSupported(f"{self.driver.name} cannot extend attached volumes")
+        async with self._locks[uuid]:
+            await self.driver.extend_volume(uuid, volume_id, new_size)
 
 
 def spec_from_payload(instance: dict[str, Any]) -> InstanceSpec:
