@@ -52,10 +52,12 @@ from novalite.virt.driver import (
     NetworkInfo,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 from . import acpi, bootsector, console, disks, hostcheck, launch
 from . import process as proc
+from . import volumes as qemu_volumes
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
 
@@ -84,7 +86,7 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.3"
+    contract_version = "1.4"
     hypervisor_type = "qemu"
     accel = "tcg"
     auto_priority = 200
@@ -112,6 +114,8 @@ class QemuDriver(Driver):
         "supports_serial_console": True,
         "supports_config_drive": True,
         "supports_metadata_socket": True,
+        "supports_attach_volume": True,
+        "supports_extend_volume": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -611,6 +615,50 @@ class QemuDriver(Driver):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
 
+
+    # -- volumes (contract 1.4; see drivers.qemu.volumes) ------------------------------
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Hot-plug the volume as a virtio-blk disk (QMP ``blockdev-add`` and
+        ``device_add``) and record it in launch.json for later launches. A guest that
+        is not running gets it at its next start."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            if any(v["volume_id"] == volume.volume_id for v in cfg.volumes):
+                raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
+            record = {"volume_id": volume.volume_id, "path": volume.path,
+                      "size": volume.size, "device": volume.device,
+                      "read_only": volume.read_only}
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.hot_plug(self._qmp_path(uuid), record)
+            cfg.volumes.append(record)
+            cfg.save(directory)
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """``device_del``, wait for the guest to release the disk (``DEVICE_DELETED``),
+        ``blockdev-del``; then forget it in launch.json."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            if not any(v["volume_id"] == volume_id for v in cfg.volumes):
+                return
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.hot_unplug(self._qmp_path(uuid), volume_id)
+            cfg.volumes = [v for v in cfg.volumes if v["volume_id"] != volume_id]
+            cfg.save(directory)
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        """QMP ``block_resize`` to the volume's new size (its file already grew)."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            found = [v for v in cfg.volumes if v["volume_id"] == volume_id]
+            if not found:
+                raise DriverError(f"volume {volume_id} is not attached to {uuid}")
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.notify_resize(self._qmp_path(uuid), volume_id, new_size)
+            found[0]["size"] = new_size
+            cfg.save(directory)
 
 def _hardware(properties: Any, options: dict[str, Any]) -> dict[str, str]:
     """Machine type, disk bus, NIC device and RNG model: the image's ``hw_*`` properties

@@ -304,6 +304,9 @@ class DriverConformance:
     leak_grace: float = 5.0
     #: The addresses handed to every spawn.
     networks: tuple[NetworkInfo, ...] = (TEST_NETWORK,)
+    #: A hot-unplug needs the guest's operating system to acknowledge it (QEMU's
+    #: ``device_del``) and the kit's guest has none: the volume checks only attach.
+    detach_needs_guest_os: bool = False
 
     # -- fixtures and hooks to override ------------------------------------------------
     @pytest.fixture
@@ -664,6 +667,8 @@ class DriverConformance:
         with trio.fail_after(self.step_timeout):
             await h.driver.attach_volume(uuid, VolumeConnection(vid, str(path), 1 << 20))
         assert await h.state(uuid) == PowerState.RUNNING, "attach changed the power state"
+        if self.detach_needs_guest_os:  # the kit's guest cannot acknowledge an unplug
+            return
         with trio.fail_after(self.step_timeout):
             await h.driver.detach_volume(uuid, vid)
             await h.driver.detach_volume(uuid, vid)
@@ -680,7 +685,8 @@ class DriverConformance:
             with open(path, "r+b") as f:
                 f.truncate(2 << 20)
             await h.driver.extend_volume(uuid, vid, 2 << 20)
-            await h.driver.detach_volume(uuid, vid)
+            if not self.detach_needs_guest_os:
+                await h.driver.detach_volume(uuid, vid)
 
     # -- adoption ------------------------------------------------------------------------------
     async def test_new_driver_object_adopts_running_and_stopped_guests(self, harness: Harness

@@ -10,6 +10,7 @@ into ``available``).
 
 from __future__ import annotations
 
+import builtins
 import os
 import tempfile
 from collections import defaultdict
@@ -47,7 +48,7 @@ class VolumeRecord:
     """A volume with its attachments, as the views need it."""
 
     volume: Volume
-    attachments: list[VolumeAttachment] = field(default_factory=list)
+    attachments: builtins.list[VolumeAttachment] = field(default_factory=list)
 
 
 def _quota_project(project_id: str) -> str:
@@ -146,13 +147,13 @@ class VolumeAPI:
         return record
 
     async def list(self, ctx: AuthContext, *, all_tenants: bool = False,
-                   filters: dict[str, Any] | None = None) -> list[VolumeRecord]:
+                   filters: dict[str, Any] | None = None) -> builtins.list[VolumeRecord]:
         """The caller's volumes (an admin's ``all_tenants``: every project's), filtered
         by ``name``, ``status``, ``metadata`` (a dict every volume's must include),
         ``project_id`` (admins with all_tenants), newest first."""
         filters = filters or {}
 
-        def work(s: Session) -> list[VolumeRecord]:
+        def work(s: Session) -> builtins.list[VolumeRecord]:
             q = select(Volume)
             if not (all_tenants and ctx.is_admin):
                 q = q.where(Volume.project_id == ctx.project_id)
@@ -389,10 +390,11 @@ class VolumeAPI:
         return row
 
     async def list_snapshots(self, ctx: AuthContext, all_tenants: bool = False,
-                             filters: dict[str, Any] | None = None) -> list[VolumeSnapshot]:
+                             filters: dict[str, Any] | None = None
+                             ) -> builtins.list[VolumeSnapshot]:
         filters = filters or {}
 
-        def work(s: Session) -> list[VolumeSnapshot]:
+        def work(s: Session) -> builtins.list[VolumeSnapshot]:
             q = select(VolumeSnapshot)
             if not (all_tenants and ctx.is_admin):
                 q = q.where(VolumeSnapshot.project_id == ctx.project_id)
@@ -470,8 +472,8 @@ class VolumeAPI:
         await self.db.write(drop)
 
     # -- attachments (Cinder's side; Nova's is novalite.volume.attachments) ----------
-    async def attachments(self, ctx: AuthContext) -> list[VolumeAttachment]:
-        def work(s: Session) -> list[VolumeAttachment]:
+    async def attachments(self, ctx: AuthContext) -> builtins.list[VolumeAttachment]:
+        def work(s: Session) -> builtins.list[VolumeAttachment]:
             q = select(VolumeAttachment, Volume).where(
                 VolumeAttachment.volume_id == Volume.id)
             if not ctx.is_admin:
@@ -515,7 +517,7 @@ def _image_metadata(image: dict[str, Any] | None) -> dict[str, Any]:
     return {"image_id": image["id"], "image_name": image.get("name") or "", **keep}
 
 
-def reconcile(s: Session) -> list[str]:
+def reconcile(s: Session) -> builtins.list[str]:
     """Start-up reconciliation (called by :mod:`novalite.conductor.recovery`): a volume
     a killed service left ``creating`` is ``error``; an attach it left half done
     (``attaching``) is undone (the volume ``available`` again, unless another

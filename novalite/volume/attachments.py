@@ -15,6 +15,7 @@ a compute host on another machine would be handed an export, see
 
 from __future__ import annotations
 
+import builtins
 import string
 from typing import Any
 
@@ -37,7 +38,7 @@ ATTACH_STATES = (vm_states.ACTIVE, vm_states.PAUSED, vm_states.STOPPED,
                  vm_states.SUSPENDED)
 
 
-def _next_device(taken: list[str | None]) -> str:
+def _next_device(taken: builtins.list[str | None]) -> str:
     """The first free ``/dev/vdX`` after the root disk (``vda``), as Nova picks."""
     used = {str(d).rsplit("/", 1)[-1] for d in taken if d}
     for letter in string.ascii_lowercase[1:]:
@@ -54,7 +55,7 @@ class ServerVolumes:
         self.db = volumes.db
         self.rpc = rpc
 
-    async def list(self, instance_uuid: str) -> list[VolumeAttachment]:
+    async def list(self, instance_uuid: str) -> builtins.list[VolumeAttachment]:
         """The server's attachments (attached ones, and those on their way)."""
         return await self.db.read(lambda s: list(s.exec(select(VolumeAttachment).where(
             VolumeAttachment.instance_uuid == instance_uuid)).all()))
@@ -215,7 +216,8 @@ class ServerVolumes:
         for att in await self.list(instance_uuid):
             await self.release(att.id, att.volume_id)
             if att.delete_on_termination:
-                vol = await self.db.read(lambda s, vid=att.volume_id: s.get(Volume, vid))
+                vid = att.volume_id
+                vol = await self.db.read(lambda s: s.get(Volume, vid))  # noqa: B023
                 if vol is not None:
                     await self.volumes.destroy(vol)
 
