@@ -278,6 +278,9 @@ class MetadataSection:
     #: Where the compute hosts put the guests' relay sockets; default <state_path>/md
     #: (or, when that path is too long for UNIX sockets, a directory under /tmp).
     socket_dir: str = ""
+
+
+@dataclass
 class ImportFilteringSection:
     """``[import_filtering_opts]``: which URLs the web-download image import may fetch
     (Glance's options and defaults). An allow list, when set, wins over its deny list.
