@@ -280,3 +280,26 @@ def test_kill_mid_attach_leaves_the_volume_available(tmp_path: Path) -> None:
         assert shown["status"] == "available" and shown["attachments"] == []
     finally:
         s.stop()
+
+
+def test_openstackclient_volume_create_list_and_server_add_volume(srv: RunningServer) -> None:
+    from tests.test_real_clients import CLIENTS, osc
+
+    if not (CLIENTS / "openstack").exists():
+        pytest.skip("the real OpenStack clients are not installed")
+    import json
+
+    made = json.loads(osc(srv, "volume", "create", "--size", "1", "-f", "json", "osc-v1"))
+    assert made["status"] == "available" and made["size"] == 1
+    listed = json.loads(osc(srv, "volume", "list", "-f", "json"))
+    assert "osc-v1" in [v["Name"] for v in listed]
+    osc(srv, "server", "create", "--flavor", "m1.tiny", "--image", "demo", "--wait",
+        "osc-vol-vm")
+    osc(srv, "server", "add", "volume", "osc-vol-vm", "osc-v1")
+    shown = json.loads(osc(srv, "volume", "show", "-f", "json", "osc-v1"))
+    assert shown["status"] == "in-use"
+    osc(srv, "server", "remove", "volume", "osc-vol-vm", "osc-v1")
+    assert json.loads(osc(srv, "volume", "show", "-f", "json", "osc-v1"))["status"] == \
+        "available"
+    osc(srv, "server", "delete", "--wait", "osc-vol-vm")
+    osc(srv, "volume", "delete", "osc-v1")
