@@ -303,3 +303,28 @@ def test_openstackclient_volume_create_list_and_server_add_volume(srv: RunningSe
         "available"
     osc(srv, "server", "delete", "--wait", "osc-vol-vm")
     osc(srv, "volume", "delete", "osc-v1")
+
+
+def test_extend_in_use_from_3_42_and_admins_force_detach(admin: httpx.Client,
+                                                         srv: RunningServer) -> None:
+    c = srv.client()
+    sid = boot(c, "vol-extend")
+    wait_status(c, sid, "ACTIVE")
+    vol = create(admin, 1)
+    url = f"/compute/v2.1/servers/{sid}/os-volume_attachments"
+    assert c.post(url, json={"volumeAttachment": {"volumeId": vol["id"]}}
+                  ).status_code == 200
+    action = f"/volumes/{vol['id']}/action"
+    r = admin.post(action, json={"os-extend": {"new_size": 2}})
+    assert r.status_code == 400, r.text  # attached: only from 3.42
+    r = admin.post(action, json={"os-extend": {"new_size": 2}},
+                   headers={"OpenStack-API-Version": "volume 3.42"})
+    assert r.status_code == 202, r.text
+    shown = admin.get(f"/volumes/{vol['id']}").json()["volume"]
+    assert shown["size"] == 2 and shown["status"] == "in-use"
+    # The host died: an admin forgets the attachment without asking it.
+    assert admin.post(action, json={"os-force_detach": {}}).status_code == 202
+    assert status(admin, vol["id"]) == "available"
+    assert c.get(url).json()["volumeAttachments"] == []
+    assert admin.delete(f"/volumes/{vol['id']}").status_code == 202
+    c.delete(f"/compute/v2.1/servers/{sid}")

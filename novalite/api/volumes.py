@@ -32,13 +32,24 @@ from novalite.volume import states
 from novalite.volume.api import RESOURCES, VolumeAPI, VolumeRecord
 
 router = Router()
-MAX_VERSION = "3.0"
+MAX_VERSION = "3.42"
 UPDATED = "2023-03-08T00:00:00Z"
 TYPE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "novalite/volume-type/default"))
 
 
 def _api(call: ApiCall | Call) -> VolumeAPI:
     return call.services.compute.volumes
+
+
+def _volume_mv(call: ApiCall) -> tuple[int, int]:
+    """The ``OpenStack-API-Version: volume 3.N`` asked for (3.0 without one)."""
+    for item in call.request.headers.get("openstack-api-version", "").split(","):
+        parts = item.strip().split()
+        if len(parts) == 2 and parts[0].lower() == "volume":
+            major, _, minor = parts[1].partition(".")
+            if major.isdigit() and minor.isdigit():
+                return int(major), int(minor)
+    return 3, 0
 
 
 def _truthy(value: Any) -> bool:
@@ -233,7 +244,17 @@ async def extend(call: ApiCall, args: Any) -> Reply:
     new_size = args.get("new_size") if isinstance(args, dict) else None
     if isinstance(new_size, str) and new_size.isdigit():
         new_size = int(new_size)
-    await _api(call).extend(call.ctx, call.params["volume_id"], new_size)
+    # Cinder extends an attached volume from microversion 3.42.
+    await _api(call).extend(call.ctx, call.params["volume_id"], new_size,
+                            in_use_ok=_volume_mv(call) >= (3, 42))
+    return Reply(202)
+
+
+@volume_actions.action("os-force_detach",
+                       rule="volume_extension:volume_admin_actions:force_detach")
+async def force_detach(call: ApiCall, args: Any) -> Reply:
+    attachment = args.get("attachment_id") if isinstance(args, dict) else None
+    await _api(call).force_detach(call.ctx, call.params["volume_id"], attachment)
     return Reply(202)
 
 

@@ -156,7 +156,7 @@ class ComputeAPI(ServerActions, ServerMetadata):
         self.keypairs = KeypairAPI(db, self.quotas)
         self.groups = ServerGroupAPI(db, self.quotas)
         self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
-        self.volumes = VolumeAPI(db, cfg)  # the block storage service (novalite.volume)
+        self.volumes = VolumeAPI(db, cfg, rpc=rpc)  # the block storage service (novalite.volume)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:

@@ -27,6 +27,7 @@ from novalite.context import AuthContext
 from novalite.db.engine import Database
 from novalite.db.models import Quota, Volume, VolumeAttachment, VolumeSnapshot, utcnow
 from novalite.exceptions import BadRequest, NotFound, NovaliteError
+from novalite.rpc import Clients, current_context
 from novalite.volume import states
 from novalite.volume.backends import BackendError, VolumeBackend, load_backend
 
@@ -67,9 +68,13 @@ def usage_in(s: Session, project_id: str) -> dict[str, int]:
 class VolumeAPI:
     """Volumes, snapshots, quotas and attachment records of every project."""
 
-    def __init__(self, db: Database, cfg: Config, backend: VolumeBackend | None = None) -> None:
+    def __init__(self, db: Database, cfg: Config, backend: VolumeBackend | None = None,
+                 rpc: Clients | None = None) -> None:
         self.db = db
         self.cfg = cfg
+        #: The bus, to tell a compute host that an attached volume grew (None: no
+        #: in-use extend).
+        self.rpc = rpc
         self.backend = backend or load_backend(cfg.volume.backend, cfg.state_path)
         self.volume_type = cfg.volume.default_volume_type
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
@@ -344,10 +349,15 @@ class VolumeAPI:
         await self.db.write(drop)
         log.info("volume deleted", volume=vol.id)
 
-    async def extend(self, ctx: AuthContext, volume_id: str, new_size: Any) -> None:
-        """``os-extend`` of an available volume (in-use needs the driver: not here)."""
-        vol = (await self.get(ctx, volume_id)).volume
-        if vol.status != states.AVAILABLE:
+    async def extend(self, ctx: AuthContext, volume_id: str, new_size: Any,
+                     in_use_ok: bool = False) -> None:
+        """``os-extend``: an available volume, or (``in_use_ok``, Cinder 3.42) an
+        attached one, whose server's compute host is then told (driver capability
+        ``supports_extend_volume``)."""
+        record = await self.get(ctx, volume_id)
+        vol = record.volume
+        allowed = (states.AVAILABLE, states.IN_USE) if in_use_ok else (states.AVAILABLE,)
+        if vol.status not in allowed:
             raise BadRequest(f"Invalid volume: Volume {volume_id} status must be "
                              f"'available' to extend, currently {vol.status}.")
         if not isinstance(new_size, int) or isinstance(new_size, bool) or \
@@ -373,7 +383,37 @@ class VolumeAPI:
             log.warning("extend failed", volume=volume_id, error=str(exc))
             await self._set(volume_id, status="error_extending")
             return
-        await self._set(volume_id, status=states.AVAILABLE, size=new_size)
+        for att in record.attachments:  # the guest learns its disk grew
+            if self.rpc is not None and att.attached_host:
+                try:
+                    await self.rpc.compute(att.attached_host).extend_volume(
+                        current_context(ctx), att.instance_uuid, volume_id,
+                        new_size * 1024 ** 3)
+                except Exception as exc:  # the data grew; the guest sees it at reboot
+                    log.warning("guest not told of the extend", volume=volume_id,
+                                error=str(exc))
+        await self._set(volume_id, status=vol.status, size=new_size)
+
+    async def force_detach(self, ctx: AuthContext, volume_id: str,
+                           attachment_id: str | None = None) -> None:
+        """``os-force_detach`` (admins): forget the volume's attachments (or one) without
+        asking a compute host (whose host may be gone); the volume is available."""
+        await self.get(ctx, volume_id)
+
+        def work(s: Session) -> None:
+            for att in s.exec(select(VolumeAttachment).where(
+                    VolumeAttachment.volume_id == volume_id)).all():
+                if attachment_id in (None, att.id):
+                    s.delete(att)
+            s.flush()
+            row = s.get(Volume, volume_id)
+            assert row is not None
+            held = s.exec(select(VolumeAttachment).where(
+                VolumeAttachment.volume_id == volume_id)).first() is not None
+            row.status = states.IN_USE if held else states.AVAILABLE
+            s.add(row)
+
+        await self.db.write(work)
 
     async def reset_status(self, ctx: AuthContext, volume_id: str, status: str) -> None:
         if status not in states.VOLUME_STATES:
