@@ -75,6 +75,7 @@ class FakeDriver(Driver):
         "supports_serial_console": True,
         "supports_attach_volume": True,
         "supports_extend_volume": True,
+        "supports_boot_from_volume": True,
     }
 
     @classmethod

@@ -244,16 +244,60 @@ def test_attach_to_a_server_in_the_wrong_state_is_409(admin: httpx.Client,
     assert admin.delete(f"/volumes/{vol['id']}").status_code == 202
 
 
-def test_a_boot_from_volume_is_never_silently_a_local_disk(srv: RunningServer) -> None:
+def test_boot_from_volume_made_from_an_image(srv: RunningServer, admin: httpx.Client) -> None:
     c = srv.client()
     image = c.get("/image/v2/images", params={"name": "demo"}).json()["images"][0]["id"]
     r = c.post("/compute/v2.1/servers", json={"server": {
         "name": "bfv", "flavorRef": "1", "block_device_mapping_v2": [{
             "boot_index": 0, "uuid": image, "source_type": "image",
             "destination_type": "volume", "volume_size": 1}]}})
-    # Refused (Nova's 400) until compute hosts can boot from a volume: never a local disk.
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    server = wait_status(c, sid, "ACTIVE")
+    [attached] = server["os-extended-volumes:volumes_attached"]
+    vid = attached["id"]
+    vol = admin.get(f"/volumes/{vid}").json()["volume"]
+    assert vol["status"] == "in-use" and vol["bootable"] == "true"
+    assert vol["volume_image_metadata"]["image_id"] == image
+    assert vol["attachments"][0]["device"] == "/dev/vda"
+    # The image's bytes are the volume's.
+    data = (srv.state_path / "volumes" / f"volume-{vid}").read_bytes()[:512]
+    demo = c.get(f"/image/v2/images/{image}/file").content[:512]
+    assert data == demo
+    # The root volume is not detached; the server's deletion keeps it (not
+    # delete_on_termination), available with its data.
+    url = f"/compute/v2.1/servers/{sid}/os-volume_attachments/{vid}"
+    r = c.delete(url)
+    assert r.status_code == 400 and "root device" in r.json()["badRequest"]["message"]
+    assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    wait_gone(c, sid)
+    assert status(admin, vid) == "available"
+    # Boot again from that very volume, deleted with the server this time.
+    r = c.post("/compute/v2.1/servers", json={"server": {
+        "name": "bfv2", "flavorRef": "1", "block_device_mapping_v2": [{
+            "boot_index": 0, "uuid": vid, "source_type": "volume",
+            "destination_type": "volume", "delete_on_termination": True}]}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    wait_status(c, sid, "ACTIVE")
+    assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    wait_gone(c, sid)
+    assert admin.get(f"/volumes/{vid}").status_code == 404
+
+
+def test_other_volume_mappings_at_boot_are_refused_never_dropped(srv: RunningServer) -> None:
+    c = srv.client()
+    image = c.get("/image/v2/images", params={"name": "demo"}).json()["images"][0]["id"]
+    r = c.post("/compute/v2.1/servers", json={"server": {
+        "name": "bdm", "flavorRef": "1", "imageRef": image, "block_device_mapping_v2": [{
+            "boot_index": 1, "source_type": "blank", "destination_type": "volume",
+            "volume_size": 1}]}})
     assert r.status_code == 400, r.text
-    assert "destination_type 'volume'" in r.json()["badRequest"]["message"]
+    r = c.post("/compute/v2.1/servers", json={"server": {
+        "name": "bdm", "flavorRef": "1", "block_device_mapping_v2": [{
+            "boot_index": 0, "source_type": "image", "uuid": image,
+            "destination_type": "volume", "volume_size": 21}]}})
+    assert r.status_code == 413, r.text  # beyond the gigabytes quota
 
 
 def test_kill_mid_attach_leaves_the_volume_available(tmp_path: Path) -> None:

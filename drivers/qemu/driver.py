@@ -116,6 +116,7 @@ class QemuDriver(Driver):
         "supports_metadata_socket": True,
         "supports_attach_volume": True,
         "supports_extend_volume": True,
+        "supports_boot_from_volume": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -410,9 +411,13 @@ class QemuDriver(Driver):
         async with self._operation(uuid):
             try:
                 os.makedirs(directory)
-                await disks.create_root_disk(image, os.path.join(directory, proc.ROOT_DISK),
-                                             instance.root_gb)
-                disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
+                if instance.root_volume is not None:  # boot from volume: its data, raw
+                    disk_files = [proc.DiskConfig(instance.root_volume.path, "raw")]
+                else:
+                    await disks.create_root_disk(image, os.path.join(directory,
+                                                                     proc.ROOT_DISK),
+                                                 instance.root_gb)
+                    disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
                 if instance.ephemeral_gb:
                     await disks.create_blank_disk(os.path.join(directory, "disk.eph0"),
                                                   instance.ephemeral_gb * disks.GiB)

@@ -115,7 +115,8 @@ CHANGES: Mapping[str, str] = {
            "capabilities supports_config_drive and supports_metadata_socket",
     "1.4": "block storage: Driver.attach_volume / Driver.detach_volume (capability "
            "supports_attach_volume) and Driver.extend_volume (supports_extend_volume), "
-           "with VolumeConnection (a volume's data as a path on the compute host)",
+           "with VolumeConnection (a volume's data as a path on the compute host); "
+           "InstanceSpec.root_volume (boot from volume, supports_boot_from_volume)",
 }
 
 
@@ -160,6 +161,8 @@ CAPABILITIES: Mapping[str, str] = {
                               "disk, detach_volume removes it (contract 1.4)",
     "supports_extend_volume": "extend_volume tells a running guest that an attached "
                               "volume grew (contract 1.4)",
+    "supports_boot_from_volume": "spawn boots from InstanceSpec.root_volume when it is "
+                                 "set (contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -179,6 +182,7 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_metadata_socket": (),  # likewise
     "supports_attach_volume": ("attach_volume", "detach_volume"),
     "supports_extend_volume": ("extend_volume",),
+    "supports_boot_from_volume": (),  # a property of spawn
 }
 
 
@@ -247,6 +251,25 @@ class NetworkInfo:
 
 
 @dataclass(frozen=True)
+class VolumeConnection:
+    """A volume as the compute host reaches it (contract 1.4): its data is ``path``, a
+    file or block device on this machine that the driver opens read-write (never
+    copies); ``serial`` is what the guest sees as the disk's serial number
+    (``/dev/disk/by-id/virtio-<serial>``), the volume id cut to 20 characters as Nova
+    does; ``device`` the name the user asked for (``/dev/vdb``), a hint only."""
+
+    volume_id: str
+    path: str
+    size: int
+    device: str | None = None
+    read_only: bool = False
+
+    @property
+    def serial(self) -> str:
+        return self.volume_id[:20]
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     """What a guest is: identity, flavor sizes and user-supplied data."""
 
@@ -270,28 +293,14 @@ class InstanceSpec:
     #: (keeping its own copy: the compute host removes this file once spawn returns).
     #: None: no config drive.
     config_drive: str | None = None
+    #: The volume the guest boots from (contract 1.4, capability
+    #: ``supports_boot_from_volume``): the driver uses it, raw and read-write, as the
+    #: guest's root disk instead of a disk made from the image (the image still gives
+    #: the kernel and ramdisk it names). None: the root disk is made from the image.
+    root_volume: VolumeConnection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class VolumeConnection:
-    """A volume as the compute host reaches it (contract 1.4): its data is ``path``, a
-    file or block device on this machine that the driver opens read-write (never
-    copies); ``serial`` is what the guest sees as the disk's serial number
-    (``/dev/disk/by-id/virtio-<serial>``), the volume id cut to 20 characters as Nova
-    does; ``device`` the name the user asked for (``/dev/vdb``), a hint only."""
-
-    volume_id: str
-    path: str
-    size: int
-    device: str | None = None
-    read_only: bool = False
-
-    @property
-    def serial(self) -> str:
-        return self.volume_id[:20]
 
 
 @dataclass(frozen=True)

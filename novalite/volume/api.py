@@ -533,6 +533,21 @@ def _attachments(s: Session, volume_ids: list[str]) -> dict[str, list[VolumeAtta
     return out
 
 
+def record_boot_volume(s: Session, volume_id: str, instance_uuid: str,
+                       delete_on_termination: bool) -> None:
+    """A server's root volume (boot from volume), in the server's create transaction:
+    attached as ``/dev/vda`` at boot index 0, the volume ``in-use``."""
+    row = s.get(Volume, volume_id)
+    if row is None or row.status != states.AVAILABLE:
+        raise BadRequest(f"Invalid volume: volume {volume_id} status must be 'available'")
+    row.status, row.updated_at = states.IN_USE, utcnow()
+    s.add(row)
+    s.add(VolumeAttachment(volume_id=volume_id, instance_uuid=instance_uuid,
+                           device="/dev/vda", attach_status=states.ATTACHED, boot_index=0,
+                           delete_on_termination=delete_on_termination,
+                           attached_at=utcnow()))
+
+
 def attached_to(s: Session, instance_uuids: list[str]) -> dict[str, list[tuple[str, bool]]]:
     """instance uuid -> (volume id, delete_on_termination) of its attached volumes
     (the server view's ``os-extended-volumes:volumes_attached``)."""

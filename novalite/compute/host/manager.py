@@ -249,7 +249,8 @@ class ComputeManager:
                     raise SpawnFailed("instance was deleted during the build")
                 ssh_port = await self._spawn(instance, image, kernel, ramdisk,
                                              token=context.auth_token,
-                                             admin_pass=spec.get("admin_password"))
+                                             admin_pass=spec.get("admin_password"),
+                                             root_volume=spec.get("root_volume"))
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 metrics.BUILDS.labels("failed").inc()
@@ -307,8 +308,14 @@ class ComputeManager:
 
     async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
                      kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
-                     token: str = "", admin_pass: str | None = None) -> int | None:
-        """Fetch the images and spawn; returns the host port forwarded to port 22, if any."""
+                     token: str = "", admin_pass: str | None = None,
+                     root_volume: dict[str, Any] | None = None) -> int | None:
+        """Fetch the images and spawn; returns the host port forwarded to port 22, if any.
+        ``root_volume``: boot from this volume (a VolumeConnection as a dict)."""
+        if root_volume is not None and \
+                not type(self.driver).capabilities.get("supports_boot_from_volume"):
+            raise SpawnFailed(f"{self.driver.name} on host {self.host} cannot boot from a "
+                              "volume")
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
         uuid = instance["uuid"]
@@ -330,7 +337,9 @@ class ComputeManager:
         work = await trio.to_thread.run_sync(tempfile.mkdtemp, None, "novalite-build-")
         try:
             drive = await self._config_drive(instance, work, admin_pass)
-            spec = dataclasses.replace(spec_from_payload(instance), config_drive=drive)
+            spec = dataclasses.replace(
+                spec_from_payload(instance), config_drive=drive,
+                root_volume=VolumeConnection(**root_volume) if root_volume else None)
             await self.driver.spawn(spec, image_info, network)
         finally:
             await trio.to_thread.run_sync(shutil.rmtree, work, True)
