@@ -347,6 +347,13 @@ def test_openstackclient_volume_create_list_and_server_add_volume(srv: RunningSe
         "available"
     osc(srv, "server", "delete", "--wait", "osc-vol-vm")
     osc(srv, "volume", "delete", "osc-v1")
+    # --boot-from-volume: the server's root disk is a new 1 GiB volume made from the image
+    booted = json.loads(osc(srv, "server", "create", "--flavor", "m1.tiny", "--image", "demo",
+                            "--boot-from-volume", "1", "--wait", "-f", "json", "osc-bfv"))
+    assert booted["status"] == "ACTIVE"
+    server = json.loads(osc(srv, "server", "show", "-f", "json", "osc-bfv"))
+    assert len(server["volumes_attached"]) == 1, server
+    osc(srv, "server", "delete", "--wait", "osc-bfv")
 
 
 def test_extend_in_use_from_3_42_and_admins_force_detach(admin: httpx.Client,
