@@ -69,6 +69,7 @@ from novalite.virt.driver import (
     NetworkInfo,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 
@@ -105,6 +106,9 @@ class FakeDriver(Driver):
         "supports_trigger_crash_dump": True,
         "supports_resize": True,
         "supports_live_migration": True,
+        "supports_attach_volume": True,
+        "supports_extend_volume": True,
+        "supports_boot_from_volume": True,
     }
 
     @classmethod
@@ -366,6 +370,30 @@ class FakeDriver(Driver):
         guest["console"].append("NMI received")
         self._save()
 
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Remember the volume on the guest (its data is not read: guests are simulated)."""
+        guest = self._guest(uuid)
+        volumes = guest.setdefault("volumes", {})
+        if volume.volume_id in volumes:
+            raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
+        volumes[volume.volume_id] = {"path": volume.path, "size": volume.size,
+                                     "device": volume.device}
+        guest["console"].append(f"attached volume {volume.volume_id}")
+        self._save()
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        guest = self._guest(uuid)
+        if guest.setdefault("volumes", {}).pop(volume_id, None) is not None:
+            guest["console"].append(f"detached volume {volume_id}")
+            self._save()
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        volumes = self._guest(uuid).setdefault("volumes", {})
+        if volume_id not in volumes:
+            raise DriverError(f"volume {volume_id} is not attached to {uuid}")
+        volumes[volume_id]["size"] = new_size
+        self._save()
+
 
 def _fake_snapshot(path: str) -> dict[str, Any]:
     """What a fake snapshot at ``path`` holds; {} for any other image."""
@@ -387,6 +415,7 @@ def _fake_snapshot(path: str) -> dict[str, Any]:
 
 #: The suffix of a guest kept on the source host during a resize or cold migration.
 _KEPT = "_resize"
+
 
 
 class FakeSerialConsole(trio.abc.Stream):

@@ -258,6 +258,21 @@ class QuotaSection:
 
 
 @dataclass
+class VolumeSection:
+    """``[volume]``: the block storage service (a Cinder v3 subset) and its backend."""
+
+    #: The storage backend (entry-point group ``novalite.volume.backends``): ``file``
+    #: keeps each volume as a sparse raw file under ``<state_path>/volumes``.
+    backend: str = "file"
+    #: The name of the one volume type (Cinder's default type).
+    default_volume_type: str = "__DEFAULT__"
+    #: Each project's default limits (Cinder's defaults; -1 is unlimited).
+    quota_volumes: int = 10
+    quota_gigabytes: int = 1000
+    quota_snapshots: int = 10
+
+
+@dataclass
 class ImageSection:
     """``[image]``: the embedded image service (Glance v2) and the compute hosts' image cache."""
 
@@ -386,6 +401,7 @@ SECTIONS: dict[str, type] = {
     "glance": GlanceSection,
     "network": NetworkSection,
     "quota": QuotaSection,
+    "volume": VolumeSection,
     "image": ImageSection,
     "metadata": MetadataSection,
     "import_filtering_opts": ImportFilteringSection,
@@ -413,6 +429,7 @@ class Config:
     glance: GlanceSection = field(default_factory=GlanceSection)
     network: NetworkSection = field(default_factory=NetworkSection)
     quota: QuotaSection = field(default_factory=QuotaSection)
+    volume: VolumeSection = field(default_factory=VolumeSection)
     image: ImageSection = field(default_factory=ImageSection)
     metadata: MetadataSection = field(default_factory=MetadataSection)
     import_filtering_opts: ImportFilteringSection = field(

@@ -54,10 +54,12 @@ from novalite.virt.driver import (
     NotSupported,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 from . import acpi, bootsector, console, disks, hostcheck, launch
 from . import process as proc
+from . import volumes as qemu_volumes
 from .qmp import QmpClient, QmpError, qmp_execute
 from .watch import Watchers
 
@@ -118,6 +120,9 @@ class QemuDriver(Driver):
         "supports_rescue": True,
         "supports_trigger_crash_dump": True,
         "supports_resize": True,
+        "supports_attach_volume": True,
+        "supports_extend_volume": True,
+        "supports_boot_from_volume": True,
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -411,9 +416,13 @@ class QemuDriver(Driver):
         async with self._operation(uuid):
             try:
                 os.makedirs(directory)
-                await disks.create_root_disk(image, os.path.join(directory, proc.ROOT_DISK),
-                                             instance.root_gb)
-                disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
+                if instance.root_volume is not None:  # boot from volume: its data, raw
+                    disk_files = [proc.DiskConfig(instance.root_volume.path, "raw")]
+                else:
+                    await disks.create_root_disk(image, os.path.join(directory,
+                                                                     proc.ROOT_DISK),
+                                                 instance.root_gb)
+                    disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
                 if instance.ephemeral_gb:
                     await disks.create_blank_disk(os.path.join(directory, "disk.eph0"),
                                                   instance.ephemeral_gb * disks.GiB)
@@ -678,19 +687,6 @@ class QemuDriver(Driver):
             if power_on:
                 await self._launch(uuid)
 
-
-#: The suffix of a guest's directory kept during a resize (as libvirt's ``_resize``).
-_KEPT = "_resize"
-
-
-def _runtime_files(directory: str, names: list[str]) -> set[str]:
-    """What a copy of a stopped guest's directory leaves out: its sockets."""
-    import stat
-
-    return {n for n in names
-            if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
-
-
     # -- rescue and crash dumps (contract 1.4) -----------------------------------------
     async def rescue(self, instance: InstanceSpec, rescue_image: ImageInfo,
                      network: list[NetworkInfo], *, stable: bool = False) -> None:
@@ -746,10 +742,67 @@ def _runtime_files(directory: str, names: list[str]) -> set[str]:
                 raise DriverError(f"guest {uuid} is not running")
             await self._qmp(uuid, "inject-nmi")
 
+    # -- volumes (contract 1.4; see drivers.qemu.volumes) ------------------------------
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Hot-plug the volume as a virtio-blk disk (QMP ``blockdev-add`` and
+        ``device_add``) and record it in launch.json for later launches. A guest that
+        is not running gets it at its next start."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            if any(v["volume_id"] == volume.volume_id for v in cfg.volumes):
+                raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
+            record = {"volume_id": volume.volume_id, "path": volume.path,
+                      "size": volume.size, "device": volume.device,
+                      "read_only": volume.read_only}
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.hot_plug(self._qmp_path(uuid), record)
+            cfg.volumes.append(record)
+            cfg.save(directory)
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """``device_del``, wait for the guest to release the disk (``DEVICE_DELETED``),
+        ``blockdev-del``; then forget it in launch.json."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            if not any(v["volume_id"] == volume_id for v in cfg.volumes):
+                return
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.hot_unplug(self._qmp_path(uuid), volume_id)
+            cfg.volumes = [v for v in cfg.volumes if v["volume_id"] != volume_id]
+            cfg.save(directory)
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        """QMP ``block_resize`` to the volume's new size (its file already grew)."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            found = [v for v in cfg.volumes if v["volume_id"] == volume_id]
+            if not found:
+                raise DriverError(f"volume {volume_id} is not attached to {uuid}")
+            if proc.live_pid(directory, uuid) is not None:
+                await qemu_volumes.notify_resize(self._qmp_path(uuid), volume_id, new_size)
+            found[0]["size"] = new_size
+            cfg.save(directory)
+
+
+#: The suffix of a guest's directory kept during a resize (as libvirt's ``_resize``).
+_KEPT = "_resize"
+
+
+def _runtime_files(directory: str, names: list[str]) -> set[str]:
+    """What a copy of a stopped guest's directory leaves out: its sockets."""
+    import stat
+
+    return {n for n in names
+            if stat.S_ISSOCK(os.lstat(os.path.join(directory, n)).st_mode)}
+
 
 #: The rescue image's overlay, and the launch configuration a rescue replaced.
 RESCUE_DISK = "disk.rescue.qcow2"
 RESCUE_SAVED = "launch.unrescue.json"
+
 
 
 def _hardware(properties: Any, options: dict[str, Any]) -> dict[str, str]:

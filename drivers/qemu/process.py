@@ -34,6 +34,8 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from .volumes import blockdev_args
+
 LAUNCH_FILE = "launch.json"
 PID_FILE = "qemu.pid"
 QMP_SOCKET = "qmp.sock"
@@ -114,6 +116,9 @@ class LaunchConfig:
     vnc: bool = False
     #: ``hw_rng_model=virtio``: a virtio-rng device fed from the host's /dev/urandom.
     rng: bool = False
+    #: Attached volumes (contract 1.4): ``{"volume_id", "path", "size", "device",
+    #: "read_only"}`` each, hot-plugged while running and on the command line at launch.
+    volumes: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, directory: str) -> None:
         tmp = os.path.join(directory, LAUNCH_FILE + ".tmp")
@@ -226,6 +231,7 @@ def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -
     argv += ["-smbios", f"type=1,manufacturer={SMBIOS_MANUFACTURER},product={SMBIOS_PRODUCT},"
                         f"serial={_q(cfg.uuid)},uuid={_q(cfg.uuid)},family={SMBIOS_FAMILY}"]
     argv += _disk_args(cfg, d)
+    argv += blockdev_args(cfg.volumes)
     if cfg.rng:
         argv += ["-object", "rng-random,id=rng0,filename=/dev/urandom",
                  "-device", "virtio-rng-pci,rng=rng0"]

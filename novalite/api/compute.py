@@ -31,6 +31,7 @@ from novalite.api import (
     servers,
     usage,
     versions,
+    volume_attachments,
 )
 from novalite.api.framework import Authenticator, Router, Services, starlette_routes
 
@@ -44,6 +45,7 @@ ROUTERS: list[Router] = [
     images.router, server_password.router,
     server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
     migrations.router,
+    volume_attachments.router,
 ]
 #: Modules that only register server actions (on server_actions' registry).
 ACTION_MODULES = [server_lifecycle_b]

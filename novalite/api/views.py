@@ -96,7 +96,9 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
             "OS-EXT-STS:task_state": inst.task_state,
             "OS-EXT-STS:vm_state": inst.vm_state,
             "OS-EXT-STS:power_state": inst.power_state,
-            "os-extended-volumes:volumes_attached": [],
+            "os-extended-volumes:volumes_attached": [
+                {"id": vid, **({"delete_on_termination": dot} if call.mv("2.3") else {})}
+                for vid, dot in record.volumes],
         })
         if inst.addresses:
             body["security_groups"] = [{"name": "default"}]

@@ -13,10 +13,11 @@ import builtins
 import re
 import secrets
 import uuid as uuidlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+import trio
 from sqlmodel import Session, col, select
 
 from novalite import states
@@ -49,6 +50,7 @@ from novalite.db.models import (
     InstanceRow,
     KeyPair,
     Service,
+    Volume,
     row_values,
     utcnow,
 )
@@ -61,6 +63,9 @@ from novalite.image.glance_client import GlanceClient
 from novalite.metadata.content import sanitize_hostname
 from novalite.network import Network
 from novalite.rpc import Clients, UnknownTopic
+from novalite.volume import api as volume_api
+from novalite.volume.api import VolumeAPI
+from novalite.volume.attachments import ServerVolumes
 
 log = structlog.get_logger("novalite.compute.api")
 
@@ -136,6 +141,8 @@ class ServerRecord:
 
     instance: Instance | InstanceRow
     fault: InstanceFault | None = None
+    #: (volume id, delete_on_termination) of each attached volume.
+    volumes: builtins.list[tuple[str, bool]] = field(default_factory=builtins.list)
 
 
 class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
@@ -158,6 +165,7 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         self.keypairs = KeypairAPI(db, self.quotas)
         self.groups = ServerGroupAPI(db, self.quotas)
         self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
+        self.volumes = VolumeAPI(db, cfg, rpc=rpc)  # the block storage service (novalite.volume)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -170,7 +178,8 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                                                  Instance.deleted == 0)).first()
             if inst is None or (not ctx.is_admin and inst.project_id != ctx.project_id):
                 return None
-            return ServerRecord(inst, _latest_fault(s, [inst.uuid]).get(inst.uuid))
+            return ServerRecord(inst, _latest_fault(s, [inst.uuid]).get(inst.uuid),
+                                volume_api.attached_to(s, [inst.uuid]).get(inst.uuid, []))
 
         record = await self.db.read(work)
         if record is None:
@@ -184,7 +193,8 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         def work(s: Session) -> list[ServerRecord]:
             rows = server_list.run(s, search)
             faults = _latest_fault(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
-            return [ServerRecord(r, faults.get(r.uuid)) for r in rows]
+            volumes = volume_api.attached_to(s, [r.uuid for r in rows])
+            return [ServerRecord(r, faults.get(r.uuid), volumes.get(r.uuid, [])) for r in rows]
 
         return await self.db.read(work)
 
@@ -203,7 +213,59 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         restricts the scheduler to one compute host.
         """
         group_id, same_host, different_host = _hints(hints or {})
-        image_ref = _image_ref(server)
+        root_bdm = _check_block_devices(server.get("block_device_mapping_v2") or [])
+        root_volume = None
+        if root_bdm is not None:  # boot from volume: the volume is made (or found) first
+            if int(server.get("max_count", server.get("min_count", 1))) != 1:
+                raise BadRequest("Block Device Mapping is Invalid: a boot from volume "
+                                 "creates one server at a time.")
+            root_volume = await self._root_volume(ctx, root_bdm)
+        try:
+            return await self._create(ctx, request_id, server, networks, group_id, same_host,
+                                      different_host, destination, root_volume, root_bdm)
+        except BaseException:
+            if root_volume is not None and root_bdm is not None and \
+                    root_bdm.get("source_type") != "volume":  # made for this boot: gone
+                with trio.CancelScope(shield=True):
+                    await self.volumes.destroy(root_volume)
+            raise
+
+    async def _root_volume(self, ctx: AuthContext, bdm: dict[str, Any]) -> Volume:
+        """The volume a server boots from: made from an image or snapshot
+        (``volume_size`` GiB), or the caller's available volume."""
+        source, ref = bdm.get("source_type"), str(bdm.get("uuid") or "")
+        size = bdm.get("volume_size")
+        if size is not None:
+            try:
+                size = int(size)
+            except (TypeError, ValueError):
+                raise BadRequest(f"Invalid input for field/attribute volume_size. Value: "
+                                 f"{size}.") from None
+        if source == "volume":
+            vol = (await self.volumes.get(ctx, ref)).volume
+            if vol.status != "available":
+                raise BadRequest(f"Invalid volume: volume {ref} status must be "
+                                 f"'available'. Currently in '{vol.status}'")
+            return vol
+        if source == "blank":
+            raise BadRequest("Block Device Mapping is Invalid: a blank volume cannot be "
+                             "booted from.")
+        record = await self.volumes.create(
+            ctx, size=size, name="", image_id=ref if source == "image" else None,
+            snapshot_id=ref if source == "snapshot" else None)
+        if record.volume.status != "available":
+            with trio.CancelScope(shield=True):
+                await self.volumes.destroy(record.volume)
+            raise BadRequest(f"Block Device Mapping is Invalid: the boot volume could not "
+                             f"be made from {source} {ref}.")
+        return record.volume
+
+    async def _create(self, ctx: AuthContext, request_id: str, server: dict[str, Any],
+                      networks: str, group_id: str | None, same_host: builtins.list[str],
+                      different_host: builtins.list[str], destination: Destination | None,
+                      root_volume: Volume | None, root_bdm: dict[str, Any] | None
+                      ) -> tuple[builtins.list[InstanceRow], str]:
+        image_ref = _image_ref(server, root_volume.image_id if root_volume else None)
         flavor_ref = str(server["flavorRef"])
         local_images = self.glance is None  # else the external Glance has the image
         found = self.flavors.get(flavor_ref)
@@ -305,6 +367,10 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                 queries.insert_instances(s, rows)
                 queries.insert_actions(s, actions)
             instances[:] = [InstanceRow(r) for r in rows]  # the write may be retried
+            if root_volume is not None and root_bdm is not None and rows:
+                volume_api.record_boot_volume(
+                    s, root_volume.id, rows[0]["uuid"],
+                    bool(root_bdm.get("delete_on_termination", False)))
             group.clear()
             if group_id:
                 group.update(self.groups.join(s, ctx, group_id, [i.uuid for i in instances]))
@@ -327,6 +393,11 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                 spec["glance_images"] = glance_images
             if config_drive:  # the only place the guest reads it from
                 spec["admin_password"] = admin_pass
+            if root_volume is not None and root_volume.provider_location:
+                spec["root_volume"] = {
+                    "volume_id": root_volume.id, "size": root_volume.size * 1024 ** 3,
+                    "path": self.volumes.backend.path(root_volume.provider_location),
+                    "device": "/dev/vda"}
             builds.append({"instance_uuid": inst.uuid, "spec": spec})
         if len(builds) == 1:
             await self.rpc.conductor.schedule_and_build(context, builds[0]["instance_uuid"],
@@ -383,6 +454,8 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
             return row
 
         row = await self.db.write(work)
+        # Its volumes: deleted with it (delete_on_termination) or available again.
+        await ServerVolumes(self.volumes, self.rpc).release_instance(row.uuid)
         context = bus_context(ctx, request_id)
         if not row.deleted:
             try:
@@ -466,8 +539,35 @@ def _flavor_with_specs(s: Session, flavor_id: str) -> tuple[Flavor, dict[str, st
     return flavor, {e.key: e.value for e in specs}
 
 
-def _image_ref(server: dict[str, Any]) -> str:
-    ref = server.get("imageRef") or ""
+def _check_block_devices(bdms: builtins.list[Any]) -> dict[str, Any] | None:
+    """Nova's 400s for ``block_device_mapping_v2``; returns the mapping of a boot from
+    volume (``boot_index`` 0, ``destination_type`` volume), or None. Other mappings to
+    volumes (volumes attached at boot) are refused with a 400, never dropped: attach
+    them once the server is active."""
+    root = None
+    for bdm in bdms:
+        if not isinstance(bdm, dict):
+            raise BadRequest("Block Device Mapping is Invalid: a mapping must be an object.")
+        source = bdm.get("source_type", "image" if bdm.get("uuid") else "blank")
+        dest = bdm.get("destination_type", "volume" if source in ("volume", "snapshot")
+                       else "local")
+        if source not in ("image", "volume", "snapshot", "blank"):
+            raise BadRequest(f"Block Device Mapping is Invalid: Invalid source_type "
+                             f"{source}.")
+        if dest not in ("local", "volume"):
+            raise BadRequest(f"Block Device Mapping is Invalid: Invalid destination_type "
+                             f"{dest}.")
+        if dest == "volume" and str(bdm.get("boot_index", "")) in ("0",) and root is None:
+            root = {**bdm, "source_type": source}
+        elif dest == "volume":
+            raise BadRequest("Block Device Mapping is Invalid: only the boot volume "
+                             "(boot_index 0, destination_type 'volume') is supported; "
+                             "attach other volumes once the server is active.")
+    return root
+
+
+def _image_ref(server: dict[str, Any], fallback: str | None = None) -> str:
+    ref = server.get("imageRef") or fallback or ""
     if not ref:
         for bdm in server.get("block_device_mapping_v2") or []:
             if bdm.get("source_type") == "image" and str(bdm.get("boot_index", "0")) == "0":

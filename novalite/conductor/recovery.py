@@ -45,6 +45,7 @@ from novalite.db.models import (
     utcnow,
 )
 from novalite.network import Network
+from novalite.volume import api as volume_api
 
 log = structlog.get_logger("novalite.conductor")
 
@@ -126,6 +127,9 @@ async def reconcile_at_start(db: Database) -> Reconciled:
         return done
 
     done = await db.write(work)
+    volumes = await db.write(volume_api.reconcile)  # no attach is half done either
+    if volumes:
+        log.warning("volumes reconciled at start", volumes=volumes)
     if done:
         log.warning("instances reconciled at start", failed=len(done.failed),
                     cleared=len(done.cleared), deleted=len(done.deleted),

@@ -573,6 +573,74 @@ class Migration(SQLModel, table=True):
     deleted_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     deleted: int = 0
 
+
+# -- block storage (the Cinder subset, novalite.volume) ----------------------------------
+class Volume(SQLModel, table=True):
+    """A Cinder volume: its size in GiB, its state (novalite.volume.states) and where
+    its backend keeps its data (``provider_location``, backend-specific)."""
+
+    __tablename__ = "volumes"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    project_id: str = Field(max_length=64, index=True)
+    user_id: str = Field(max_length=64)
+    name: str | None = Field(default=None, max_length=255)
+    description: str | None = Field(default=None, max_length=255)
+    size: int
+    status: str = Field(default="creating", max_length=32)
+    volume_type: str = Field(default="__DEFAULT__", max_length=255)
+    availability_zone: str = Field(default="nova", max_length=255)
+    metadata_: dict[str, Any] = Field(default_factory=dict,
+                                      sa_column=Column("metadata", JSON, nullable=False))
+    bootable: bool = False
+    image_id: str | None = Field(default=None, max_length=36)
+    #: The image's properties when made from an image (Cinder's volume_image_metadata).
+    image_metadata: dict[str, Any] = _json()
+    snapshot_id: str | None = Field(default=None, max_length=36)
+    source_volid: str | None = Field(default=None, max_length=36)
+    backend: str = Field(default="file", max_length=64)
+    provider_location: str | None = Field(default=None, max_length=1024)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+
+
+class VolumeSnapshot(SQLModel, table=True):
+    """A point-in-time copy of a volume (Cinder's snapshots)."""
+
+    __tablename__ = "volume_snapshots"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    volume_id: str = Field(max_length=36, index=True)
+    project_id: str = Field(max_length=64, index=True)
+    user_id: str = Field(max_length=64)
+    name: str | None = Field(default=None, max_length=255)
+    description: str | None = Field(default=None, max_length=255)
+    size: int
+    status: str = Field(default="creating", max_length=32)
+    metadata_: dict[str, Any] = Field(default_factory=dict,
+                                      sa_column=Column("metadata", JSON, nullable=False))
+    provider_location: str | None = Field(default=None, max_length=1024)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+
+
+class VolumeAttachment(SQLModel, table=True):
+    """A volume attached to a server, as Cinder records it (and Nova's block device
+    mapping: ``device``, ``boot_index``, ``delete_on_termination``)."""
+
+    __tablename__ = "volume_attachments"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    volume_id: str = Field(max_length=36, index=True)
+    instance_uuid: str = Field(max_length=36, index=True)
+    attached_host: str | None = Field(default=None, max_length=255)
+    device: str | None = Field(default=None, max_length=255)
+    #: attaching, attached, detaching (novalite.volume.states)
+    attach_status: str = Field(default="attaching", max_length=32)
+    boot_index: int | None = None
+    delete_on_termination: bool = False
+    tag: str | None = Field(default=None, max_length=60)
+    attached_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
 # -- one rule for string lengths on every backend ----------------------------------
 class ValueTooLong(NovaliteError):
     """A value is longer than its column holds (MySQL would refuse it; SQLite would not)."""

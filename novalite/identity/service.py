@@ -330,7 +330,7 @@ class IdentityService:
         await self.db.write(work)
 
     # -- views -----------------------------------------------------------------
-    def catalog(self) -> list[dict[str, Any]]:
+    def catalog(self, project_id: str = "") -> list[dict[str, Any]]:
         base = self.cfg.public_url
         region = self.cfg.identity.region
 
@@ -348,6 +348,10 @@ class IdentityService:
             entry("identity", "keystone", f"{base}/identity"),
             entry("compute", "nova", f"{base}/compute/v2.1"),
             entry("image", "glance", (self.cfg.glance.api_servers or [f"{base}/image"])[0]),
+            # Cinder's URLs name the project (Keystone fills in $(project_id)s).
+            *(entry(kind, "cinder", f"{base}/volume/v3" + (f"/{project_id}" if project_id
+                                                            else ""))
+              for kind in ("volumev3", "block-storage")),
         ]
 
     def token_body(self, ctx: AuthContext) -> dict[str, Any]:
@@ -364,7 +368,7 @@ class IdentityService:
                 "issued_at": isotime(ctx.issued_at),
                 "expires_at": isotime(ctx.expires_at),
                 "is_domain": False,
-                "catalog": self.catalog(),
+                "catalog": self.catalog(ctx.project_id),
             }
         }
         if app_cred:

@@ -17,6 +17,8 @@ from novalite.rpc.transport import Transport
 
 #: Seconds to wait for a guest's console output.
 CONSOLE_TIMEOUT = 30.0
+#: Seconds to wait for a volume to be hot-plugged or released by the guest.
+VOLUME_TIMEOUT = 90.0
 
 
 def topic(host: str) -> str:
@@ -249,5 +251,39 @@ class ComputeClient:
             timeout=CONSOLE_TIMEOUT)
         return result
 
+    async def attach_volume(self, ctx: RequestContext, uuid: str, volume: dict[str, Any]
+                            ) -> None:
+        """Hot-plug a volume into the guest and wait for it (call). ``volume`` is a
+        :class:`~novalite.virt.driver.VolumeConnection` as a dict (``volume_id``,
+        ``path`` on the compute host, ``size`` in bytes, ``device``).
 
-__all__ = ["CONSOLE_TIMEOUT", "ComputeClient", "topic"]
+        Raises :class:`~novalite.virt.driver.NotSupported` when the host's driver
+        cannot, :class:`~novalite.virt.driver.InstanceNotFound`, another
+        :class:`~novalite.virt.driver.DriverError` when the hypervisor refuses,
+        :class:`~novalite.rpc.errors.CallTimeout` after :data:`VOLUME_TIMEOUT` seconds.
+
+        Example::
+
+            await ComputeClient(transport, inst.host).attach_volume(
+                ctx, uuid, {"volume_id": vid, "path": path, "size": 1 << 30,
+                            "device": "/dev/vdb"})
+        """
+        await self._rpc.call(ctx, "attach_volume", {"uuid": uuid, "volume": volume},
+                             timeout=VOLUME_TIMEOUT)
+
+    async def detach_volume(self, ctx: RequestContext, uuid: str, volume_id: str) -> None:
+        """Unplug the volume from the guest and wait until the guest released it (call);
+        raises as :meth:`attach_volume`. Example:
+        ``await ComputeClient(transport, host).detach_volume(ctx, uuid, vid)``."""
+        await self._rpc.call(ctx, "detach_volume", {"uuid": uuid, "volume_id": volume_id},
+                             timeout=VOLUME_TIMEOUT)
+
+    async def extend_volume(self, ctx: RequestContext, uuid: str, volume_id: str,
+                            new_size: int) -> None:
+        """Tell the guest an attached volume grew to ``new_size`` bytes (call)."""
+        await self._rpc.call(ctx, "extend_volume", {"uuid": uuid, "volume_id": volume_id,
+                                                    "new_size": new_size},
+                             timeout=VOLUME_TIMEOUT)
+
+
+__all__ = ["CONSOLE_TIMEOUT", "VOLUME_TIMEOUT", "ComputeClient", "topic"]

@@ -22,6 +22,7 @@ from novalite.virt.driver import (
     NotSupported,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 __all__ = [
@@ -45,4 +46,5 @@ __all__ = [
     "NotSupported",
     "PowerState",
     "SpawnFailed",
+    "VolumeConnection",
 ]

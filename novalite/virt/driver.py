@@ -126,7 +126,11 @@ CHANGES: Mapping[str, str] = {
            "Driver.finish_migration, Driver.confirm_migration and "
            "Driver.finish_revert_migration (capability supports_resize); live migration: "
            "Driver.live_migration, Driver.post_live_migration_at_destination and "
-           "Driver.post_live_migration (capability supports_live_migration)",
+           "Driver.post_live_migration (capability supports_live_migration); "
+           "block storage: Driver.attach_volume / Driver.detach_volume (capability "
+           "supports_attach_volume) and Driver.extend_volume (supports_extend_volume), "
+           "with VolumeConnection (a volume's data as a path on the compute host); "
+           "InstanceSpec.root_volume (boot from volume, supports_boot_from_volume)",
 }
 
 
@@ -184,6 +188,12 @@ CAPABILITIES: Mapping[str, str] = {
                                "guest runs, post_live_migration_at_destination on the "
                                "destination, post_live_migration on the source "
                                "(contract 1.4)",
+    "supports_attach_volume": "attach_volume adds a volume to a running guest as a new "
+                              "disk, detach_volume removes it (contract 1.4)",
+    "supports_extend_volume": "extend_volume tells a running guest that an attached "
+                              "volume grew (contract 1.4)",
+    "supports_boot_from_volume": "spawn boots from InstanceSpec.root_volume when it is "
+                                 "set (contract 1.4)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -209,6 +219,9 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
                         "confirm_migration", "finish_revert_migration"),
     "supports_live_migration": ("live_migration", "post_live_migration_at_destination",
                                 "post_live_migration"),
+    "supports_attach_volume": ("attach_volume", "detach_volume"),
+    "supports_extend_volume": ("extend_volume",),
+    "supports_boot_from_volume": (),  # a property of spawn
 }
 
 
@@ -294,6 +307,25 @@ class NetworkInfo:
 
 
 @dataclass(frozen=True)
+class VolumeConnection:
+    """A volume as the compute host reaches it (contract 1.4): its data is ``path``, a
+    file or block device on this machine that the driver opens read-write (never
+    copies); ``serial`` is what the guest sees as the disk's serial number
+    (``/dev/disk/by-id/virtio-<serial>``), the volume id cut to 20 characters as Nova
+    does; ``device`` the name the user asked for (``/dev/vdb``), a hint only."""
+
+    volume_id: str
+    path: str
+    size: int
+    device: str | None = None
+    read_only: bool = False
+
+    @property
+    def serial(self) -> str:
+        return self.volume_id[:20]
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     """What a guest is: identity, flavor sizes and user-supplied data."""
 
@@ -317,6 +349,11 @@ class InstanceSpec:
     #: (keeping its own copy: the compute host removes this file once spawn returns).
     #: None: no config drive.
     config_drive: str | None = None
+    #: The volume the guest boots from (contract 1.4, capability
+    #: ``supports_boot_from_volume``): the driver uses it, raw and read-write, as the
+    #: guest's root disk instead of a disk made from the image (the image still gives
+    #: the kernel and ramdisk it names). None: the root disk is made from the image.
+    root_volume: VolumeConnection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -858,3 +895,36 @@ class Driver(abc.ABC):
         left of it here (its process, its files). Idempotent.
         Example: ``await driver.post_live_migration(uuid)``."""
         raise NotSupported(f"{self.name} does not support live migration")
+    async def attach_volume(self, uuid: str, volume: VolumeConnection) -> None:
+        """Add ``volume`` to the running guest as a new virtio disk (capability
+        ``supports_attach_volume``, contract 1.4).
+
+        On return the guest has the disk (a Linux guest sees a new ``/dev/vdX`` whose
+        serial is ``volume.serial``) and the driver remembers the attachment so that a
+        new driver object adopting the guest (``init_host``) still knows it. Attaching a
+        volume that is already attached to this guest raises :class:`DriverError`.
+        Raises :class:`InstanceNotFound`, :class:`DriverError` (the guest is not
+        running, the hypervisor refused). Example::
+
+            await driver.attach_volume(uuid, VolumeConnection(vid, "/srv/vol-1", 1 << 30))
+        """
+        raise NotSupported(f"{self.name} does not support attaching volumes")
+
+    async def detach_volume(self, uuid: str, volume_id: str) -> None:
+        """Remove the volume ``volume_id`` from the guest (capability
+        ``supports_attach_volume``, contract 1.4), waiting until the guest has released
+        it (a hot-unplug the guest acknowledges), so the volume's data is no longer
+        written by this guest on return. A volume not attached to the guest is no
+        error (detach is idempotent). Raises :class:`InstanceNotFound`,
+        :class:`DriverError` (the guest did not release the disk in time).
+        Example: ``await driver.detach_volume(uuid, vid)``.
+        """
+        raise NotSupported(f"{self.name} does not support detaching volumes")
+
+    async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
+        """Tell the guest that the attached volume ``volume_id`` now holds ``new_size``
+        bytes (its data already grew; capability ``supports_extend_volume``, contract
+        1.4). Raises :class:`InstanceNotFound`, :class:`DriverError`.
+        Example: ``await driver.extend_volume(uuid, vid, 2 << 30)``.
+        """
+        raise NotSupported(f"{self.name} does not support extending volumes")

@@ -52,6 +52,7 @@ from novalite.virt.driver import (
     NotSupported,
     PowerState,
     SpawnFailed,
+    VolumeConnection,
 )
 
 log = structlog.get_logger("novalite.compute")
@@ -258,7 +259,8 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
                     raise SpawnFailed("instance was deleted during the build")
                 ssh_port = await self._spawn(instance, image, kernel, ramdisk,
                                              token=context.auth_token,
-                                             admin_pass=spec.get("admin_password"))
+                                             admin_pass=spec.get("admin_password"),
+                                             root_volume=spec.get("root_volume"))
             except Exception as exc:
                 reschedule = isinstance(exc, SpawnFailed)
                 metrics.BUILDS.labels("failed").inc()
@@ -322,9 +324,15 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
                      kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
                      token: str = "", admin_pass: str | None = None,
                      launch: Callable[[InstanceSpec, ImageInfo, list[NetworkInfo]],
-                                      Awaitable[None]] | None = None) -> int | None:
+                                      Awaitable[None]] | None = None,
+                     root_volume: dict[str, Any] | None = None) -> int | None:
         """Fetch the images and spawn (or ``launch``: the driver's rebuild); returns the
-        host port forwarded to port 22, if any."""
+        host port forwarded to port 22, if any. ``root_volume``: boot from this volume
+        (a VolumeConnection as a dict)."""
+        if root_volume is not None and \
+                not type(self.driver).capabilities.get("supports_boot_from_volume"):
+            raise SpawnFailed(f"{self.driver.name} on host {self.host} cannot boot from a "
+                              "volume")
         if image is None:
             raise DriverError(f"image {instance['image_ref']} not found")
         uuid = instance["uuid"]
@@ -348,7 +356,9 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         try:
             await self._plug(instance, network)
             drive = await self._config_drive(instance, work, admin_pass)
-            spec = dataclasses.replace(spec_from_payload(instance), config_drive=drive)
+            spec = dataclasses.replace(
+                spec_from_payload(instance), config_drive=drive,
+                root_volume=VolumeConnection(**root_volume) if root_volume else None)
             await (launch or self.driver.spawn)(spec, image_info, network)
         finally:
             await trio.to_thread.run_sync(shutil.rmtree, work, True)
@@ -518,6 +528,36 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
             raise NotSupported(f"{self.driver.name} has no {console_type} console")
         await self.driver.get_info(uuid)  # InstanceNotFound when the guest is gone
         return self.consoles.grant(self.host, uuid, console_type, token_hash, expires)
+
+    # -- volumes (contract 1.4) ----------------------------------------------------------
+    @rpc.method
+    async def attach_volume(self, context: RequestContext, uuid: str,
+                            volume: dict[str, Any]) -> None:
+        """Hot-plug a volume (its data a path on this machine) into the guest."""
+        if not type(self.driver).capabilities.get("supports_attach_volume"):
+            raise NotSupported(f"{self.driver.name} cannot attach volumes")
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_attach_volume"):
+                await self.driver.attach_volume(uuid, VolumeConnection(**volume))
+        log.info("volume attached", instance=uuid, volume=volume["volume_id"])
+
+    @rpc.method
+    async def detach_volume(self, context: RequestContext, uuid: str, volume_id: str) -> None:
+        """Unplug a volume from the guest, once the guest released it."""
+        if not type(self.driver).capabilities.get("supports_attach_volume"):
+            raise NotSupported(f"{self.driver.name} cannot detach volumes")
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_detach_volume"):
+                await self.driver.detach_volume(uuid, volume_id)
+        log.info("volume detached", instance=uuid, volume=volume_id)
+
+    @rpc.method
+    async def extend_volume(self, context: RequestContext, uuid: str, volume_id: str,
+                            new_size: int) -> None:
+        if not type(self.driver).capabilities.get("supports_extend_volume"):
+            raise NotSupported(f"{self.driver.name} cannot extend attached volumes")
+        async with self._locks[uuid]:
+            await self.driver.extend_volume(uuid, volume_id, new_size)
 
 
 def spec_from_payload(instance: dict[str, Any]) -> InstanceSpec:

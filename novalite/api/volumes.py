@@ -1,0 +1,442 @@
+"""The block storage API (a Cinder v3 subset), mounted at ``/volume``: volumes,
+snapshots, the default volume type, attachments as Cinder records them, quotas
+and limits. URLs are Cinder's, ``/volume/v3/{project_id}/...`` (and, as Cinder
+3.67 allows, without the project id); error bodies are Cinder's
+(``{"badRequest": {"code": 400, "message": ...}}``, ``overLimit`` 413 for quota).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.routing import Route
+
+from novalite.api import schemas
+from novalite.api import volume_schemas as vs
+from novalite.api.framework import (
+    ActionRegistry,
+    ApiCall,
+    Authenticator,
+    Call,
+    Reply,
+    Router,
+    Services,
+    starlette_routes,
+)
+from novalite.api.views import iso_usec
+from novalite.db.models import Volume, VolumeAttachment, VolumeSnapshot
+from novalite.exceptions import BadRequest, NotFound
+from novalite.policy import authorize
+from novalite.volume import states
+from novalite.volume.api import RESOURCES, VolumeAPI, VolumeRecord
+
+router = Router()
+MAX_VERSION = "3.42"
+UPDATED = "2023-03-08T00:00:00Z"
+TYPE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "novalite/volume-type/default"))
+
+
+def _api(call: ApiCall | Call) -> VolumeAPI:
+    return call.services.compute.volumes
+
+
+def _volume_mv(call: ApiCall) -> tuple[int, int]:
+    """The ``OpenStack-API-Version: volume 3.N`` asked for (3.0 without one)."""
+    for item in call.request.headers.get("openstack-api-version", "").split(","):
+        parts = item.strip().split()
+        if len(parts) == 2 and parts[0].lower() == "volume":
+            major, _, minor = parts[1].partition(".")
+            if major.isdigit() and minor.isdigit():
+                return int(major), int(minor)
+    return 3, 0
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on", "t", "y")
+
+
+def _link(call: ApiCall, kind: str, item_id: str) -> list[dict[str, str]]:
+    base = f"{call.services.base_url}/volume/v3/{call.ctx.project_id}/{kind}/{item_id}"
+    return [{"rel": "self", "href": base},
+            {"rel": "bookmark", "href": base.replace("/v3/", "/")}]
+
+
+def attachment_view(att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": att.volume_id, "attachment_id": att.id, "volume_id": att.volume_id,
+            "server_id": att.instance_uuid, "host_name": att.attached_host,
+            "device": att.device, "attached_at": iso_usec(att.attached_at)}
+
+
+def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dict[str, Any]:
+    vol: Volume = record.volume
+    out: dict[str, Any] = {"id": vol.id, "name": vol.name, "links": _link(call, "volumes",
+                                                                           vol.id)}
+    if not detail:
+        return out
+    out.update({
+        "status": vol.status, "size": vol.size, "availability_zone": vol.availability_zone,
+        "created_at": iso_usec(vol.created_at), "updated_at": iso_usec(vol.updated_at),
+        "description": vol.description, "volume_type": vol.volume_type,
+        "snapshot_id": vol.snapshot_id, "source_volid": vol.source_volid,
+        "metadata": dict(vol.metadata_), "bootable": "true" if vol.bootable else "false",
+        "encrypted": False, "multiattach": False, "replication_status": None,
+        "consistencygroup_id": None, "user_id": vol.user_id,
+        "os-vol-tenant-attr:tenant_id": vol.project_id, "migration_status": None,
+        "attachments": [attachment_view(a) for a in record.attachments
+                        if a.attach_status == states.ATTACHED],
+    })
+    if vol.image_metadata:
+        out["volume_image_metadata"] = dict(vol.image_metadata)
+    if call.ctx.is_admin:
+        out["os-vol-host-attr:host"] = f"novalite@{vol.backend}#{vol.backend}"
+        out["os-vol-mig-status-attr:migstat"] = None
+        out["os-vol-mig-status-attr:name_id"] = None
+    return out
+
+
+def snapshot_view(snap: VolumeSnapshot) -> dict[str, Any]:
+    return {"id": snap.id, "volume_id": snap.volume_id, "status": snap.status,
+            "size": snap.size, "name": snap.name, "description": snap.description,
+            "created_at": iso_usec(snap.created_at), "updated_at": iso_usec(snap.updated_at),
+            "metadata": dict(snap.metadata_), "os-extended-snapshot-attributes:project_id":
+            snap.project_id, "os-extended-snapshot-attributes:progress": "100%"}
+
+
+def _filters(call: ApiCall) -> tuple[bool, dict[str, Any]]:
+    all_tenants = _truthy(call.query.get("all_tenants", "0"))
+    if all_tenants:
+        authorize(call.ctx, "volume:get_all_tenants")
+    filters: dict[str, Any] = {k: call.query[k] for k in ("name", "status", "project_id",
+                                                          "volume_id")
+                               if call.query.get(k) is not None}
+    if call.query.get("metadata"):
+        import ast
+
+        try:  # cinderclient sends a Python dict's repr: "{'k': 'v'}"
+            filters["metadata"] = dict(ast.literal_eval(call.query["metadata"]))
+        except (ValueError, SyntaxError, TypeError):
+            raise BadRequest("Invalid input received: metadata must be a dict") from None
+    return all_tenants, filters
+
+
+# -- versions ---------------------------------------------------------------------------
+def _version(call: Call) -> dict[str, Any]:
+    return {"id": "v3.0", "status": "CURRENT", "version": MAX_VERSION, "min_version": "3.0",
+            "updated": UPDATED,
+            "links": [{"rel": "self", "href": f"{call.services.base_url}/volume/v3/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.volume+json;version=3"}]}
+
+
+@router.public("GET", "/")
+async def versions(call: Call) -> Reply:
+    return Reply(300, {"versions": [_version(call)]})
+
+
+@router.public("GET", "/v3")
+@router.public("GET", "/v3/")
+async def version(call: Call) -> Reply:
+    return Reply(200, {"versions": [_version(call)]})
+
+
+# -- volumes ----------------------------------------------------------------------------
+@router.route("POST", "/v3/volumes", rule="volume:create")
+async def create(call: ApiCall) -> Reply:
+    body = schemas.validate(call.body, vs.VOLUME_CREATE)["volume"]
+    size = body.get("size")
+    if isinstance(size, str):
+        size = int(size) if size.strip().lstrip("-").isdigit() else size
+    kind = body.get("volume_type")
+    api = _api(call)
+    if kind not in (None, api.volume_type, TYPE_ID, "__DEFAULT__"):
+        raise NotFound(f"Volume type with name {kind} could not be found.")
+    record = await api.create(
+        call.ctx, size=size, name=body.get("name", body.get("display_name")),
+        description=body.get("description", body.get("display_description")),
+        metadata=body.get("metadata"), image_id=body.get("imageRef") or body.get("image_id"),
+        snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
+        availability_zone=body.get("availability_zone"))
+    return Reply(202, {"volume": volume_view(call, record)})
+
+
+@router.route("GET", "/v3/volumes", rule="volume:get_all")
+async def index(call: ApiCall) -> dict[str, Any]:
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    return {"volumes": [volume_view(call, r, detail=False) for r in rows]}
+
+
+@router.route("GET", "/v3/volumes/detail", rule="volume:get_all")
+async def detail(call: ApiCall) -> dict[str, Any]:
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    return {"volumes": [volume_view(call, r) for r in rows]}
+
+
+@router.route("GET", "/v3/volumes/{volume_id}", rule="volume:get")
+async def show(call: ApiCall) -> dict[str, Any]:
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    return {"volume": volume_view(call, record)}
+
+
+@router.route("PUT", "/v3/volumes/{volume_id}", rule="volume:update")
+async def update(call: ApiCall) -> dict[str, Any]:
+    body = schemas.validate(call.body, vs.VOLUME_UPDATE)["volume"]
+    values: dict[str, Any] = {}
+    for key, alias in (("name", "display_name"), ("description", "display_description")):
+        if key in body or alias in body:
+            values[key] = body.get(key, body.get(alias))
+    if body.get("metadata") is not None:
+        values["metadata_"] = dict(body["metadata"])
+    record = await _api(call).update(call.ctx, call.params["volume_id"], values)
+    return {"volume": volume_view(call, record)}
+
+
+@router.route("DELETE", "/v3/volumes/{volume_id}", rule="volume:delete")
+async def delete(call: ApiCall) -> Reply:
+    await _api(call).delete(call.ctx, call.params["volume_id"],
+                            force=False)
+    return Reply(202)
+
+
+@router.route("GET", "/v3/volumes/{volume_id}/metadata", rule="volume:get")
+async def metadata_show(call: ApiCall) -> dict[str, Any]:
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    return {"metadata": dict(record.volume.metadata_)}
+
+
+@router.route("POST", "/v3/volumes/{volume_id}/metadata", rule="volume:update")
+async def metadata_merge(call: ApiCall) -> dict[str, Any]:
+    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    merged = {**record.volume.metadata_, **given}
+    record = await _api(call).update(call.ctx, record.volume.id, {"metadata_": merged})
+    return {"metadata": dict(record.volume.metadata_)}
+
+
+@router.route("PUT", "/v3/volumes/{volume_id}/metadata", rule="volume:update")
+async def metadata_replace(call: ApiCall) -> dict[str, Any]:
+    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    record = await _api(call).update(call.ctx, call.params["volume_id"],
+                                     {"metadata_": dict(given)})
+    return {"metadata": dict(record.volume.metadata_)}
+
+
+@router.route("DELETE", "/v3/volumes/{volume_id}/metadata/{key}", rule="volume:update")
+async def metadata_delete(call: ApiCall) -> Reply:
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    meta = dict(record.volume.metadata_)
+    if call.params["key"] not in meta:
+        raise NotFound("Metadata item was not found")
+    meta.pop(call.params["key"])
+    await _api(call).update(call.ctx, record.volume.id, {"metadata_": meta})
+    return Reply(200)
+
+
+volume_actions = ActionRegistry(
+    unknown=lambda name: BadRequest(f"There is no such action: {name}"))
+router.action_route("/v3/volumes/{volume_id}/action", volume_actions)
+
+
+@volume_actions.action("os-extend", rule="volume:extend")
+async def extend(call: ApiCall, args: Any) -> Reply:
+    new_size = args.get("new_size") if isinstance(args, dict) else None
+    if isinstance(new_size, str) and new_size.isdigit():
+        new_size = int(new_size)
+    # Cinder extends an attached volume from microversion 3.42.
+    await _api(call).extend(call.ctx, call.params["volume_id"], new_size,
+                            in_use_ok=_volume_mv(call) >= (3, 42))
+    return Reply(202)
+
+
+@volume_actions.action("os-force_detach",
+                       rule="volume_extension:volume_admin_actions:force_detach")
+async def force_detach(call: ApiCall, args: Any) -> Reply:
+    attachment = args.get("attachment_id") if isinstance(args, dict) else None
+    await _api(call).force_detach(call.ctx, call.params["volume_id"], attachment)
+    return Reply(202)
+
+
+@volume_actions.action("os-reset_status",
+                       rule="volume_extension:volume_admin_actions:reset_status")
+async def reset_status(call: ApiCall, args: Any) -> Reply:
+    status = args.get("status") if isinstance(args, dict) else None
+    await _api(call).reset_status(call.ctx, call.params["volume_id"], str(status))
+    return Reply(202)
+
+
+@volume_actions.action("os-force_delete",
+                       rule="volume_extension:volume_admin_actions:force_delete")
+async def force_delete(call: ApiCall, args: Any) -> Reply:
+    await _api(call).delete(call.ctx, call.params["volume_id"], force=True)
+    return Reply(202)
+
+
+@volume_actions.action("os-set_bootable", rule="volume:update")
+async def set_bootable(call: ApiCall, args: Any) -> Reply:
+    bootable = _truthy(args.get("bootable")) if isinstance(args, dict) else False
+    await _api(call).update(call.ctx, call.params["volume_id"], {"bootable": bootable})
+    return Reply(200)
+
+
+@volume_actions.action("os-update_readonly_flag", rule="volume:update")
+async def readonly(call: ApiCall, args: Any) -> Reply:
+    await _api(call).get(call.ctx, call.params["volume_id"])
+    raise BadRequest("Invalid volume: read-only volumes are not supported")
+
+
+# -- snapshots --------------------------------------------------------------------------
+@router.route("POST", "/v3/snapshots", rule="volume:create_snapshot")
+async def snapshot_create(call: ApiCall) -> Reply:
+    body = schemas.validate(call.body, vs.SNAPSHOT_CREATE)["snapshot"]
+    snap = await _api(call).create_snapshot(
+        call.ctx, body["volume_id"], name=body.get("name", body.get("display_name")),
+        description=body.get("description", body.get("display_description")),
+        metadata=body.get("metadata"), force=_truthy(body.get("force", False)))
+    return Reply(202, {"snapshot": snapshot_view(snap)})
+
+
+@router.route("GET", "/v3/snapshots", rule="volume:get_all_snapshots")
+async def snapshot_index(call: ApiCall) -> dict[str, Any]:
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
+    return {"snapshots": [snapshot_view(r) for r in rows]}
+
+
+@router.route("GET", "/v3/snapshots/detail", rule="volume:get_all_snapshots")
+async def snapshot_detail(call: ApiCall) -> dict[str, Any]:
+    return await snapshot_index(call)
+
+
+@router.route("GET", "/v3/snapshots/{snapshot_id}", rule="volume:get_snapshot")
+async def snapshot_show(call: ApiCall) -> dict[str, Any]:
+    return {"snapshot": snapshot_view(await _api(call).get_snapshot(
+        call.ctx, call.params["snapshot_id"]))}
+
+
+@router.route("PUT", "/v3/snapshots/{snapshot_id}", rule="volume:update_snapshot")
+async def snapshot_update(call: ApiCall) -> dict[str, Any]:
+    body = schemas.validate(call.body, vs.SNAPSHOT_UPDATE)["snapshot"]
+    values = {}
+    for key, alias in (("name", "display_name"), ("description", "display_description")):
+        if key in body or alias in body:
+            values[key] = body.get(key, body.get(alias))
+    snap = await _api(call).update_snapshot(call.ctx, call.params["snapshot_id"], values)
+    return {"snapshot": snapshot_view(snap)}
+
+
+@router.route("DELETE", "/v3/snapshots/{snapshot_id}", rule="volume:delete_snapshot")
+async def snapshot_delete(call: ApiCall) -> Reply:
+    await _api(call).delete_snapshot(call.ctx, call.params["snapshot_id"])
+    return Reply(202)
+
+
+# -- volume types -----------------------------------------------------------------------
+def _type(call: ApiCall) -> dict[str, Any]:
+    return {"id": TYPE_ID, "name": _api(call).volume_type, "is_public": True,
+            "description": "Default Volume Type", "extra_specs": {},
+            "os-volume-type-access:is_public": True, "qos_specs_id": None}
+
+
+@router.route("GET", "/v3/types", rule="volume_extension:type_get_all")
+async def types(call: ApiCall) -> dict[str, Any]:
+    return {"volume_types": [_type(call)]}
+
+
+@router.route("GET", "/v3/types/default", rule="volume_extension:type_get")
+async def type_default(call: ApiCall) -> dict[str, Any]:
+    return {"volume_type": _type(call)}
+
+
+@router.route("GET", "/v3/types/{type_id}", rule="volume_extension:type_get")
+async def type_show(call: ApiCall) -> dict[str, Any]:
+    if call.params["type_id"] not in (TYPE_ID, _api(call).volume_type):
+        raise NotFound(f"Volume type {call.params['type_id']} could not be found.")
+    return {"volume_type": _type(call)}
+
+
+# -- attachments (Cinder's records; attach and detach are Nova's os-volume_attachments) --
+def _cinder_attachment(att: VolumeAttachment) -> dict[str, Any]:
+    return {"id": att.id, "volume_id": att.volume_id, "instance": att.instance_uuid,
+            "status": att.attach_status, "attach_mode": "rw",
+            "attached_at": iso_usec(att.attached_at), "detached_at": None,
+            "connection_info": None}
+
+
+@router.route("GET", "/v3/attachments", rule="volume:attachment_get_all")
+async def attachments(call: ApiCall) -> dict[str, Any]:
+    rows = await _api(call).attachments(call.ctx)
+    return {"attachments": [{"id": a.id, "volume_id": a.volume_id,
+                             "instance": a.instance_uuid, "status": a.attach_status}
+                            for a in rows]}
+
+
+@router.route("GET", "/v3/attachments/detail", rule="volume:attachment_get_all")
+async def attachments_detail(call: ApiCall) -> dict[str, Any]:
+    rows = await _api(call).attachments(call.ctx)
+    return {"attachments": [_cinder_attachment(a) for a in rows]}
+
+
+@router.route("GET", "/v3/attachments/{attachment_id}", rule="volume:attachment_get")
+async def attachment_show(call: ApiCall) -> dict[str, Any]:
+    for att in await _api(call).attachments(call.ctx):
+        if att.id == call.params["attachment_id"]:
+            return {"attachment": _cinder_attachment(att)}
+    raise NotFound(f"Volume attachment {call.params['attachment_id']} could not be found.")
+
+
+# -- quotas and limits -------------------------------------------------------------------
+def _target(call: ApiCall) -> str:
+    target = call.params["target"]
+    if target != call.ctx.project_id:
+        authorize(call.ctx, "volume_extension:quotas:show_other")
+    return target
+
+
+@router.route("GET", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:show")
+async def quota_show(call: ApiCall) -> dict[str, Any]:
+    target = _target(call)
+    limits, used = await _api(call).quotas(target)
+    if _truthy(call.query.get("usage", "false")):
+        return {"quota_set": {"id": target, **{
+            k: {"limit": limits[k], "in_use": used[k], "reserved": 0, "allocated": 0}
+            for k in RESOURCES}}}
+    return {"quota_set": {"id": target, **{k: limits[k] for k in RESOURCES},
+                          "backups": 10, "backup_gigabytes": 1000, "groups": 10,
+                          "per_volume_gigabytes": -1}}
+
+
+@router.route("GET", "/v3/os-quota-sets/{target}/defaults",
+              rule="volume_extension:quotas:show")
+async def quota_defaults(call: ApiCall) -> dict[str, Any]:
+    return {"quota_set": {"id": call.params["target"], **_api(call).defaults()}}
+
+
+@router.route("PUT", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:update")
+async def quota_update(call: ApiCall) -> dict[str, Any]:
+    given = schemas.validate(call.body, vs.QUOTA_UPDATE)["quota_set"]
+    given = {k: v for k, v in given.items() if k not in ("tenant_id", "id")}
+    limits = await _api(call).update_quotas(call.params["target"], given)
+    return {"quota_set": {k: limits[k] for k in RESOURCES}}
+
+
+@router.route("GET", "/v3/limits", rule="limits_extension:used_limits")
+async def limits(call: ApiCall) -> dict[str, Any]:
+    limit, used = await _api(call).quotas(call.ctx.project_id)
+    return {"limits": {"rate": [], "absolute": {
+        "maxTotalVolumes": limit["volumes"], "maxTotalSnapshots": limit["snapshots"],
+        "maxTotalVolumeGigabytes": limit["gigabytes"], "maxTotalBackups": 10,
+        "maxTotalBackupGigabytes": 1000, "totalVolumesUsed": used["volumes"],
+        "totalSnapshotsUsed": used["snapshots"], "totalGigabytesUsed": used["gigabytes"],
+        "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0}}}
+
+
+ROUTERS = [router]
+
+
+def routes(services: Services, authenticate: Authenticator) -> list[Route]:
+    """The routes under ``/volume``: Cinder's ``/v3/{project_id}/...`` and ``/v3/...``."""
+    return [*starlette_routes(ROUTERS, services, authenticate=authenticate),
+            *starlette_routes(ROUTERS, services, authenticate=authenticate,
+                              prefix="{project_id}")]
