@@ -37,6 +37,8 @@ NOVA_ACTION_RULES = {
     "os-getSerialConsole": "os_compute_api:os-remote-consoles",
     "os-getSPICEConsole": "os_compute_api:os-remote-consoles",
     "os-resetState": "os_compute_api:os-admin-actions:reset_state",
+    "addSecurityGroup": "os_compute_api:os-security-groups:add",
+    "removeSecurityGroup": "os_compute_api:os-security-groups:remove",
 }
 #: The one place Nova guards several actions by one rule (nova/policies/remote_consoles.py:
 #: every pre-2.6 console action, and POST /servers/{id}/remote-consoles).

@@ -23,6 +23,7 @@ from novalite.api import (
     server_diagnostics,
     server_groups,
     server_metadata,
+    server_networks,
     server_password,
     server_tags,
     servers,
@@ -40,6 +41,7 @@ ROUTERS: list[Router] = [
     remote_consoles.router, limits.router, hosts.router, usage.router, extensions.router,
     images.router, server_password.router,
     server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
+    server_networks.router,
 ]
 
 

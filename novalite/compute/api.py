@@ -53,7 +53,8 @@ from novalite.exceptions import (
 )
 from novalite.image.glance_client import GlanceClient
 from novalite.metadata.content import sanitize_hostname
-from novalite.network import Network
+from novalite.network import ports as network_ports
+from novalite.network.service import NetworkAPI
 from novalite.rpc import Clients, UnknownTopic
 
 log = structlog.get_logger("novalite.compute.api")
@@ -77,7 +78,7 @@ def _compute_up(s: Session, host: str, down_time: float) -> bool:
 
 def _delete_here(s: Session, row: Instance) -> Instance:
     """Delete an instance no compute host will delete: its record, address and state."""
-    Network.release(s, row.uuid)
+    network_ports.release_instance(s, row.uuid)
     now = utcnow()
     row.vm_state, row.task_state, row.power_state = states.DELETED, None, 0
     row.deleted_at = row.terminated_at = now
@@ -151,6 +152,8 @@ class ComputeAPI(ServerActions, ServerMetadata):
         self.keypairs = KeypairAPI(db, self.quotas)
         self.groups = ServerGroupAPI(db, self.quotas)
         self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
+        #: The Neutron subset (networks, ports, security groups) servers boot on.
+        self.network = NetworkAPI(db, cfg, rpc)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -238,6 +241,10 @@ class ComputeAPI(ServerActions, ServerMetadata):
         max_count = int(server.get("max_count", min_count))
         if max_count < min_count:
             raise BadRequest("min_count must be <= max_count")
+        requested_networks, security_group_ids = await self.network.resolve_boot(
+            ctx, server.get("requested_networks"),
+            [str(g.get("name")) for g in server.get("security_groups") or [] if g.get("name")],
+            max_count)
         flavor_snapshot = {
             "id": flavor.flavorid, "name": flavor.name, "memory_mb": flavor.memory_mb,
             "vcpus": flavor.vcpus, "root_gb": flavor.root_gb,
@@ -309,7 +316,9 @@ class ComputeAPI(ServerActions, ServerMetadata):
                     "group": dict(group) or None, "same_host": same_host,
                     "different_host": different_host, "project_id": ctx.project_id,
                     "requested_host": requested_host,
-                    "force_host": bool(destination and destination.force)}
+                    "force_host": bool(destination and destination.force),
+                    "requested_networks": requested_networks,
+                    "security_group_ids": security_group_ids}
             if glance_images is not None:
                 spec["glance_images"] = glance_images
             if config_drive:  # the only place the guest reads it from

@@ -348,6 +348,7 @@ class IdentityService:
             entry("identity", "keystone", f"{base}/identity"),
             entry("compute", "nova", f"{base}/compute/v2.1"),
             entry("image", "glance", (self.cfg.glance.api_servers or [f"{base}/image"])[0]),
+            entry("network", "neutron", f"{base}/network"),
         ]
 
     def token_body(self, ctx: AuthContext) -> dict[str, Any]:

@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -113,6 +113,10 @@ CHANGES: Mapping[str, str] = {
            "(a config-2 ISO 9660 image to attach read-only) and NetworkInfo.metadata_socket "
            "(a UNIX socket to connect the guest's metadata address to), with the "
            "capabilities supports_config_drive and supports_metadata_socket",
+    "1.4": "networks: NetworkInfo.port_id, network_id, bridge (nlbr-<8 of the network "
+           "id>), dns, mtu, security_group_ids and security_rules (plain dicts, remote "
+           "groups resolved to addresses); a driver may offer update_port_security(port_id, "
+           "security_rules) to apply changed rules to a running guest's port",
 }
 
 
@@ -235,6 +239,25 @@ class NetworkInfo:
     #: and nothing else to it. The socket tells guests apart by path: it must be
     #: reachable from this guest only. None: no metadata service for this interface.
     metadata_socket: str | None = None
+    #: The Neutron port of this interface (contract 1.4); "" for a driver's own tests.
+    port_id: str = ""
+    #: The network the port is on, and its Linux bridge on this host
+    #: (``nlbr-<first 8 characters of the network id>``).
+    network_id: str = ""
+    bridge: str = ""
+    #: DNS servers the subnet names (empty: the gateway's own DNS).
+    dns: list[str] = field(default_factory=list)
+    mtu: int = 1500
+    #: The port's security groups and their rules, resolved: each rule a dict with
+    #: ``direction`` (ingress|egress), ``ethertype`` (IPv4|IPv6), ``protocol``
+    #: (tcp|udp|icmp|... or None for any), ``port_range_min``, ``port_range_max``,
+    #: ``remote_ip_prefix``, ``remote_group_id`` and ``remote_group_addresses`` (the
+    #: addresses of the remote group's members, when the rule names one). Traffic a
+    #: rule does not allow is dropped; an empty list with port security on drops all.
+    security_group_ids: list[str] = field(default_factory=list)
+    security_rules: list[dict[str, Any]] = field(default_factory=list)
+    #: False: no filtering on this port at all (Neutron's port_security_enabled).
+    port_security_enabled: bool = True
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from novalite.context import RequestContext
 from novalite.metadata import configdrive
 from novalite.metadata.content import InstanceData, config_drive_files
 from novalite.metadata.proxy import Guest, MetadataProxy
+from novalite.network import network_fields
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
@@ -324,7 +325,8 @@ class ComputeManager:
         network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
                                gateway=a["gateway"], mac=a["mac"],
                                ssh_host_port=ssh_port if i == 0 else None,
-                               metadata_socket=metadata_socket if i == 0 else None)
+                               metadata_socket=metadata_socket if i == 0 else None,
+                               **network_fields(a))
                    for i, a in enumerate(instance["addresses"])]
         work = await trio.to_thread.run_sync(tempfile.mkdtemp, None, "novalite-build-")
         try:
@@ -457,6 +459,20 @@ class ComputeManager:
             raise NotSupported(f"{self.driver.name} has no {console_type} console")
         await self.driver.get_info(uuid)  # InstanceNotFound when the guest is gone
         return self.consoles.grant(self.host, uuid, console_type, token_hash, expires)
+
+    @rpc.method
+    async def update_port_security(self, context: RequestContext, port_id: str,
+                                   security_rules: list[dict[str, Any]]) -> None:
+        """A port's security group rules (or its groups' members) changed: hand the
+        resolved rules to the driver, when it filters ports (contract 1.4)."""
+        apply = getattr(self.driver, "update_port_security", None)
+        if apply is None:
+            log.debug("driver does not filter ports", port=port_id, driver=self.driver.name)
+            return
+        try:
+            await apply(port_id, security_rules)
+        except Exception:
+            log.exception("port security update failed", port=port_id)
 
 
 def spec_from_payload(instance: dict[str, Any]) -> InstanceSpec:
