@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from novalite.db.models import IPAllocation, Port, Subnet
+from novalite.db.models import IPAllocation, NetworkRecord, Port, Subnet
 from novalite.network.errors import InvalidInput, NeutronBadRequest, NeutronConflict
 
 
@@ -139,9 +139,12 @@ def allocate(s: Session, subnet: Subnet, port_id: str, address: str | None = Non
             if chosen:
                 break
         if not chosen:
+            net_row = s.get(NetworkRecord, subnet.network_id)
+            label = net_row.name if net_row is not None and net_row.name \
+                else subnet.network_id
             raise NeutronConflict("IpAddressGenerationFailure",
-                                  f"No more IP addresses available on network "
-                                  f"{subnet.network_id}.")
+                                  f"No more IP addresses available on network {label} "
+                                  f"({subnet.cidr}).")
     s.add(IPAllocation(subnet_id=subnet.id, address=chosen, network_id=subnet.network_id,
                        port_id=port_id))
     s.flush()

@@ -807,8 +807,7 @@ class NetworkAPI:
             for name in groups or [sg.DEFAULT]:
                 group = find_group(s, ctx.project_id, name)
                 if group is None:
-                    raise BadRequest(f"Security group {name} not found for project "
-                                     f"{ctx.project_id}.")
+                    raise BadRequest(f"Security group {name} not found.")
                 if group.id not in group_ids:
                     group_ids.append(group.id)
             out: list[dict[str, Any]] = []
