@@ -17,7 +17,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from novalite.config import Config
-from novalite.db.models import FixedIP, IPAllocation, NetworkRecord, Port, Subnet, utcnow
+from novalite.db.models import (
+    FixedIP,
+    IPAllocation,
+    NetworkRecord,
+    Port,
+    SecurityGroup,
+    Subnet,
+    utcnow,
+)
 from novalite.network import DEFAULT_MTU, bridge_name, ipam
 from novalite.network import security_groups as sg
 from novalite.network.errors import NeutronNotFound
@@ -29,6 +37,8 @@ def port_info(s: Session, port: Port) -> list[dict[str, Any]]:
     net = s.get(NetworkRecord, port.network_id)
     rules = sg.port_rules(s, list(port.security_group_ids)) \
         if port.port_security_enabled else []
+    groups = [s.get(SecurityGroup, g) for g in port.security_group_ids]
+    names = [g.name for g in groups if g is not None]
     out = []
     for alloc in s.exec(select(IPAllocation).where(IPAllocation.port_id == port.id)).all():
         sub = s.get(Subnet, alloc.subnet_id)
@@ -40,6 +50,7 @@ def port_info(s: Session, port: Port) -> list[dict[str, Any]]:
                     "gateway": sub.gateway_ip or "", "mac": port.mac_address, "version": 4,
                     "dns": list(sub.dns_nameservers), "mtu": net.mtu if net else DEFAULT_MTU,
                     "security_group_ids": list(port.security_group_ids),
+                    "security_group_names": names,
                     "security_rules": rules if port.port_security_enabled else [],
                     "port_security_enabled": port.port_security_enabled})
     return out

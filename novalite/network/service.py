@@ -572,6 +572,8 @@ class NetworkAPI:
             port.updated_at = utcnow()
             s.add(port)
             s.flush()
+            if port.device_id:
+                _refresh_addresses(s, port.device_id)
             return port_view(port, ipam.fixed_ips(s, [port.id])[port.id])
 
         return await self._write(ctx, work, lambda: touched)
