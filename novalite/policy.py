@@ -192,6 +192,7 @@ RULES: dict[str, str] = {
     "os_compute_api:os-networks:list": "project_reader",
     "os_compute_api:os-networks:view": "project_reader",
     # Neutron (its own rule names); whose resource it is is decided where it is loaded
+    "get_quota": "project_reader",
     "get_network": "project_reader",
     "create_network": "project_member",
     "update_network": "project_member",

@@ -287,3 +287,12 @@ def test_os_networks_proxy_until_2_35(c: httpx.Client) -> None:
     assert r.json()["network"]["label"] == "private"
     r = c.get(f"{API}/os-networks", headers={"OpenStack-API-Version": "compute 2.36"})
     nova_error(r, 404)
+
+
+def test_quotas_answer_neutrons_defaults_with_usage(c: httpx.Client, member: Member) -> None:
+    r = member.client.get(f"{N}/quotas/{member.project_id}")
+    assert r.status_code == 200 and r.json()["quota"]["port"] == 500
+    member.client.get(f"{N}/security-groups")  # the default group is made on first use
+    details = member.client.get(f"{N}/quotas/{member.project_id}/details").json()["quota"]
+    assert details["security_group"]["used"] == 1
+    assert member.client.get(f"{N}/quotas/{secrets.token_hex(16)}").status_code == 403

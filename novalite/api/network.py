@@ -43,6 +43,10 @@ EXTENSIONS = (
      "standard attributes."),
     ("project-id", "project_id field enabled",
      "Extension that indicates that project_id field is enabled."),
+    ("quotas", "Quota management support",
+     "Expose functions for quotas management per project"),
+    ("quota_details", "Quota details management support",
+     "Expose functions for quotas usage statistics per project"),
     ("external-net", "Neutron external network",
      "Adds external network attribute to network resource."),
 )
@@ -218,6 +222,40 @@ async def create_rule(call: ApiCall) -> Reply:
 async def delete_rule(call: ApiCall) -> Reply:
     await _api(call).delete_rule(call.ctx, call.params["id"])
     return Reply(204)
+
+
+#: Neutron's default quotas, as answered (novalite enforces none of them).
+QUOTAS = {"network": 100, "subnet": 100, "port": 500, "security_group": 10,
+          "security_group_rule": 100, "router": 10, "floatingip": 50, "rbac_policy": 10,
+          "subnetpool": -1}
+
+
+def _quota_project(call: ApiCall) -> str:
+    project = call.params["project_id"]
+    if project != call.ctx.project_id and not call.ctx.is_admin:
+        from novalite.exceptions import Forbidden
+
+        raise Forbidden("Only admins may read another project's quotas.")
+    return project
+
+
+@router.route("GET", V2 + "/quotas/{project_id}", rule="get_quota")
+async def show_quota(call: ApiCall) -> dict[str, Any]:
+    _quota_project(call)
+    return {"quota": dict(QUOTAS)}
+
+
+@router.route("GET", V2 + "/quotas/{project_id}/details", rule="get_quota")
+async def show_quota_details(call: ApiCall) -> dict[str, Any]:
+    project = _quota_project(call)
+    api, only = _api(call), {"project_id": project}
+    used = {"network": len(await api.list_networks(call.ctx, only)),
+            "subnet": len(await api.list_subnets(call.ctx, only)),
+            "port": len(await api.list_ports(call.ctx, only)),
+            "security_group": len(await api.list_groups(call.ctx, only)),
+            "security_group_rule": len(await api.list_rules(call.ctx, only))}
+    return {"quota": {k: {"limit": v, "used": used.get(k, 0), "reserved": 0}
+                      for k, v in QUOTAS.items()}}
 
 
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:
