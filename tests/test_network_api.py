@@ -244,18 +244,26 @@ def test_boot_on_networks_ports_and_fixed_ips(c: httpx.Client) -> None:
     assert c.delete(f"{N}/networks/{net_id}").status_code == 204
 
 
-def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member) -> None:
+def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member,
+                                              server: RunningServer) -> None:
     mc = member.client
     r = mc.post(f"{N}/security-groups", json={"security_group": {"name": "web"}})
     web = r.json()["security_group"]
     sid = boot(mc, "sg", networks="auto", security_groups=[{"name": "web"}])
-    server = wait_status(mc, sid, "ACTIVE")
-    assert list(server["addresses"]) == ["private"]
-    assert server["addresses"]["private"][0]["addr"].startswith("10.0.0.")
+    shown = wait_status(mc, sid, "ACTIVE")
+    assert list(shown["addresses"]) == ["private"]
+    assert shown["addresses"]["private"][0]["addr"].startswith("10.0.0.")
+    assert shown["security_groups"] == [{"name": "web"}]
     groups = mc.get(f"{API}/servers/{sid}/os-security-groups").json()["security_groups"]
     assert [g["name"] for g in groups] == ["web"]
+    port = mc.get(f"{N}/ports", params={"device_id": sid}).json()["ports"][0]
+    assert port["security_groups"] == [web["id"]]
     r = mc.post(f"{API}/servers/{sid}/action", json={"addSecurityGroup": {"name": "default"}})
     assert r.status_code == 202, r.text
+    # The port's new rules went to its compute host (the fake driver filters nothing).
+    pushed = [e for e in server.log_events() if e.get("port") == port["id"]
+              and "port security" in e.get("event", "")]
+    assert pushed and pushed[-1]["rules"] == 3  # web's egress, default's two rules
     groups = mc.get(f"{API}/servers/{sid}/os-security-groups").json()["security_groups"]
     assert sorted(g["name"] for g in groups) == ["default", "web"]
     r = mc.post(f"{API}/servers/{sid}/action", json={"removeSecurityGroup": {"name": "web"}})
@@ -266,7 +274,6 @@ def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member) -
     nova_error(r, 400)
     r = mc.post(f"{API}/servers/{sid}/action", json={"addSecurityGroup": {"name": "nope"}})
     nova_error(r, 404)
-    port = mc.get(f"{N}/ports", params={"device_id": sid}).json()["ports"][0]
     r = mc.delete(f"{N}/security-groups/{web['id']}")
     assert r.status_code == 204, r.text  # no port is in it any more
     none = boot(mc, "nonet", networks="none")

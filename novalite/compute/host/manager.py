@@ -467,7 +467,8 @@ class ComputeManager:
         resolved rules to the driver, when it filters ports (contract 1.4)."""
         apply = getattr(self.driver, "update_port_security", None)
         if apply is None:
-            log.debug("driver does not filter ports", port=port_id, driver=self.driver.name)
+            log.info("port security not applied: the driver does not filter ports",
+                     port=port_id, driver=self.driver.name, rules=len(security_rules))
             return
         try:
             await apply(port_id, security_rules)
