@@ -121,7 +121,7 @@ def allocate_for_instance(s: Session, instance: dict[str, Any], networks: str,
             found = s.get(NetworkRecord, req["network_id"])
             if found is None:
                 raise NeutronNotFound("Network", req["network_id"])
-            from novalite.network.service import new_port
+            from novalite.network.records import new_port
 
             fixed = [{"ip_address": req["fixed_ip"]}] if req.get("fixed_ip") else None
             port = new_port(s, found, project, {"device_id": uuid, "device_owner": owner,
