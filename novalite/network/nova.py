@@ -23,7 +23,8 @@ from novalite.exceptions import BadRequest
 from novalite.network import ipam
 from novalite.network import security_groups as sg
 from novalite.network.errors import NeutronConflict, NeutronNotFound
-from novalite.network.records import find_group, refresh_addresses, rules_of, subnets_of, visible
+from novalite.network.ports import refresh_addresses
+from novalite.network.records import find_group, rules_of, subnets_of, visible
 from novalite.network.views import nova_network_view, nova_rule, port_view
 
 T = TypeVar("T")
@@ -126,6 +127,9 @@ class NovaNetworking:
         """Check a boot's ``networks`` (each ``{"uuid", "fixed_ip"}`` or ``{"port"}``) and
         ``security_groups`` (names or ids) as Nova does, with its 400s; returns the
         requests with network ids resolved, and the security group ids."""
+        if not requested and groups in ([], [sg.DEFAULT]):
+            return [], []  # the conductor puts the port in the project's default group
+
         def work(s: Session) -> tuple[list[dict[str, Any]], list[str]]:
             group_ids = []
             for name in groups or [sg.DEFAULT]:

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from novalite.config import Config
 from novalite.db.models import (
     FixedIP,
+    Instance,
     IPAllocation,
     NetworkRecord,
     Port,
@@ -177,11 +178,27 @@ def bound_ports(s: Session, host: str) -> list[dict[str, Any]]:
             for a in port_info(s, p)]
 
 
+def refresh_addresses(s: Session, instance_uuid: str) -> None:
+    """Rewrite a server's ``addresses`` (what its views and compute host read) from
+    its ports."""
+    inst = s.exec(select(Instance).where(Instance.uuid == instance_uuid)).first()
+    if inst is None:
+        return
+    ports = s.exec(select(Port).where(Port.device_id == instance_uuid)
+                   .order_by(col(Port.created_at))).all()
+    inst.addresses = [a for p in ports for a in port_info(s, p)]
+    s.add(inst)
+
+
 def security_pushes(s: Session, group_ids: set[str], skip: set[str] | None = None
                     ) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """(host, port id, rules) of each bound port whose rules depend on ``group_ids``
-    (their members changed): what to cast as ``update_port_security``."""
+    (their rules or members changed): what to cast as ``update_port_security``. The
+    servers' ``addresses`` are rewritten too, so a compute host that rebuilds its
+    ports at start reads the rules in force."""
     s.flush()
+    ports = [p for p in sg.ports_affected(s, group_ids) if p.id not in (skip or set())]
+    for device in dict.fromkeys(p.device_id for p in ports if p.device_id):
+        refresh_addresses(s, device)
     return [(p.binding_host, p.id, sg.port_rules(s, list(p.security_group_ids))
-             if p.port_security_enabled else [])
-            for p in sg.ports_affected(s, group_ids) if p.id not in (skip or set())]
+             if p.port_security_enabled else []) for p in ports]

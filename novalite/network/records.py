@@ -12,7 +12,6 @@ from sqlmodel import Session, col, select
 
 from novalite.context import AuthContext
 from novalite.db.models import (
-    Instance,
     NetworkRecord,
     Port,
     SecurityGroup,
@@ -28,7 +27,6 @@ from novalite.network.errors import (
     NeutronConflict,
     NeutronNotFound,
 )
-from novalite.network.ports import port_info
 
 
 def visible(ctx: AuthContext, project_id: str, shared: bool = False) -> bool:
@@ -233,16 +231,3 @@ def new_port(s: Session, net: NetworkRecord, project_id: str, data: dict[str, An
     s.flush()
     assign_fixed_ips(s, net, port, data.get("fixed_ips"))
     return port
-
-
-def refresh_addresses(s: Session, instance_uuid: str) -> None:
-    """Rewrite a server's ``addresses`` (what its views and compute host read) from
-    its ports."""
-    inst = s.exec(select(Instance).where(Instance.uuid == instance_uuid)).first()
-    if inst is None:
-        return
-    ports = s.exec(select(Port).where(Port.device_id == instance_uuid)
-                   .order_by(col(Port.created_at))).all()
-    inst.addresses = [a for p in ports for a in port_info(s, p)]
-    s.add(inst)
-

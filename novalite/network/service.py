@@ -31,6 +31,7 @@ from novalite.db.models import (
 )
 from novalite.exceptions import BadRequest, Forbidden
 from novalite.network import DEFAULT_MTU, ipam
+from novalite.network import ports as network_ports
 from novalite.network import security_groups as sg
 from novalite.network.errors import (
     InvalidInput,
@@ -39,6 +40,7 @@ from novalite.network.errors import (
     NeutronNotFound,
 )
 from novalite.network.nova import NovaNetworking
+from novalite.network.ports import refresh_addresses
 from novalite.network.records import (
     assign_fixed_ips,
     body_of,
@@ -51,7 +53,6 @@ from novalite.network.records import (
     network_of,
     new_port,
     owner_project,
-    refresh_addresses,
     rules_of,
     string_field,
     subnets_of,
@@ -86,10 +87,7 @@ class NetworkAPI(NovaNetworking):
             result = fn(s)
             pushes.clear()
             if groups is not None:
-                s.flush()
-                for port in sg.ports_affected(s, groups()):
-                    pushes.append((port.binding_host, port.id,
-                                   sg.port_rules(s, list(port.security_group_ids))))
+                pushes.extend(network_ports.security_pushes(s, groups()))
             return result
 
         result = await self.db.write(work)
