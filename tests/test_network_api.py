@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from novalite.testing.server import RunningServer
+from novalite.testing.server import RunningServer, wait_for
 from tests.helpers import boot, wait_gone, wait_status
 from tests.test_server_filters import Member, make_member
 
@@ -303,3 +303,26 @@ def test_quotas_answer_neutrons_defaults_with_usage(c: httpx.Client, member: Mem
     details = member.client.get(f"{N}/quotas/{member.project_id}/details").json()["quota"]
     assert details["security_group"]["used"] == 1
     assert member.client.get(f"{N}/quotas/{secrets.token_hex(16)}").status_code == 403
+
+
+def test_members_joining_and_leaving_a_group_update_the_others(
+        member: Member, server: RunningServer) -> None:
+    mc = member.client
+
+    def pushes(port_id: str) -> int:
+        return len([e for e in server.log_events() if e.get("port") == port_id
+                    and "port security" in e.get("event", "")])
+
+    first = boot(mc, "member-a", networks="auto")
+    wait_status(mc, first, "ACTIVE")
+    port = mc.get(f"{N}/ports", params={"device_id": first}).json()["ports"][0]
+    before = pushes(port["id"])
+    second = boot(mc, "member-b", networks="auto")
+    wait_status(mc, second, "ACTIVE")
+    # "from the default group" gained an address, then lost it (casts: waited for)
+    wait_for(lambda: pushes(port["id"]) == before + 1, 10)
+    mc.delete(f"{API}/servers/{second}")
+    wait_gone(mc, second)
+    wait_for(lambda: pushes(port["id"]) == before + 2, 10)
+    mc.delete(f"{API}/servers/{first}")
+    wait_gone(mc, first)
