@@ -191,6 +191,8 @@ RULES: dict[str, str] = {
     "os_compute_api:os-attach-interfaces:delete": "project_member",
     "os_compute_api:os-networks:list": "project_reader",
     "os_compute_api:os-networks:view": "project_reader",
+    "os_compute_api:os-tenant-networks:list": "project_reader",
+    "os_compute_api:os-tenant-networks:show": "project_reader",
     # Neutron (its own rule names); whose resource it is is decided where it is loaded
     "get_quota": "project_reader",
     "get_network": "project_reader",

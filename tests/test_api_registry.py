@@ -37,6 +37,7 @@ NOVA_ACTION_RULES = {
     "os-getSerialConsole": "os_compute_api:os-remote-consoles",
     "os-getSPICEConsole": "os_compute_api:os-remote-consoles",
     "os-resetState": "os_compute_api:os-admin-actions:reset_state",
+    "changePassword": "os_compute_api:os-admin-password",
     "addSecurityGroup": "os_compute_api:os-security-groups:add",
     "removeSecurityGroup": "os_compute_api:os-security-groups:remove",
 }

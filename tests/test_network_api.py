@@ -294,6 +294,11 @@ def test_os_networks_proxy_until_2_35(c: httpx.Client) -> None:
     assert r.json()["network"]["label"] == "private"
     r = c.get(f"{API}/os-networks", headers={"OpenStack-API-Version": "compute 2.36"})
     nova_error(r, 404)
+    r = c.get(f"{API}/os-tenant-networks", headers={"OpenStack-API-Version": "compute 2.35"})
+    tenant = {n["label"]: n for n in r.json()["networks"]}
+    assert tenant["private"]["cidr"] == "10.0.0.0/24"
+    r = c.get(f"{API}/os-tenant-networks", headers={"OpenStack-API-Version": "compute 2.36"})
+    nova_error(r, 404)
 
 
 def test_quotas_answer_neutrons_defaults_with_usage(c: httpx.Client, member: Member) -> None:

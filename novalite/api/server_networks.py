@@ -1,6 +1,7 @@
 """Nova's networking on a server: ``os-security-groups`` of a server, the
 ``addSecurityGroup``/``removeSecurityGroup`` actions, ``os-interface`` (the server's
-ports) and the ``os-networks`` proxy to Neutron's networks (up to 2.35)."""
+ports) and the ``os-networks``/``os-tenant-networks`` proxies to Neutron's networks
+(up to 2.35)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,22 @@ async def list_networks(call: ApiCall) -> dict[str, Any]:
 async def show_network(call: ApiCall) -> dict[str, Any]:
     _proxy_gone(call)
     for net in await call.services.compute.network.nova_networks(call.ctx):
+        if net["id"] == call.params["network_id"]:
+            return {"network": net}
+    raise NotFound(f"Network {call.params['network_id']} could not be found.")
+
+
+@router.route("GET", "/v2.1/os-tenant-networks", rule="os_compute_api:os-tenant-networks:list")
+async def list_tenant_networks(call: ApiCall) -> dict[str, Any]:
+    _proxy_gone(call)
+    return {"networks": await call.services.compute.network.tenant_networks(call.ctx)}
+
+
+@router.route("GET", "/v2.1/os-tenant-networks/{network_id}",
+              rule="os_compute_api:os-tenant-networks:show")
+async def show_tenant_network(call: ApiCall) -> dict[str, Any]:
+    _proxy_gone(call)
+    for net in await call.services.compute.network.tenant_networks(call.ctx):
         if net["id"] == call.params["network_id"]:
             return {"network": net}
     raise NotFound(f"Network {call.params['network_id']} could not be found.")

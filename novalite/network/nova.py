@@ -178,6 +178,15 @@ class NovaNetworking:
         return await self.db.write(work)
 
 
+    async def tenant_networks(self, ctx: AuthContext) -> list[dict[str, Any]]:
+        """The networks the caller may boot on, as Nova's ``os-tenant-networks`` shows
+        them: id, label and the first subnet's CIDR."""
+        nets = await self.list_networks(ctx, {})
+        subnets = {x["id"]: x for x in await self.list_subnets(ctx, {})}
+        return [{"id": n["id"], "label": n["name"],
+                 "cidr": next((subnets[i]["cidr"] for i in n["subnets"] if i in subnets),
+                              None)} for n in nets]
+
     async def nova_networks(self, ctx: AuthContext) -> list[dict[str, Any]]:
         """Neutron's networks as Nova's ``os-networks`` proxy lists them."""
         nets = await self.list_networks(ctx, {})
