@@ -261,9 +261,12 @@ def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member,
     r = mc.post(f"{API}/servers/{sid}/action", json={"addSecurityGroup": {"name": "default"}})
     assert r.status_code == 202, r.text
     # The port's new rules went to its compute host (the fake driver filters nothing).
-    pushed = [e for e in server.log_events() if e.get("port") == port["id"]
-              and "port security" in e.get("event", "")]
-    assert pushed and pushed[-1]["rules"] == 3  # web's egress, default's two rules
+    def pushed() -> list[dict[str, Any]]:
+        return [e for e in server.log_events() if e.get("port") == port["id"]
+                and "port security" in e.get("event", "")]
+
+    wait_for(lambda: pushed(), 10)  # a cast: it may land after the 202
+    assert pushed()[-1]["rules"] == 3  # web's egress, default's two rules
     groups = mc.get(f"{API}/servers/{sid}/os-security-groups").json()["security_groups"]
     assert sorted(g["name"] for g in groups) == ["default", "web"]
     r = mc.post(f"{API}/servers/{sid}/action", json={"removeSecurityGroup": {"name": "web"}})
