@@ -3,6 +3,7 @@
     .venv/bin/python bench/tempest.py                       # compute, image.v2, identity.v3
     .venv/bin/python bench/tempest.py --regex 'tempest\\.api\\.compute\\.flavors'
     .venv/bin/python bench/tempest.py --keep                # keep the work directory
+    .venv/bin/python bench/tempest.py --neutron             # [service_available] neutron
 
 What it does, each run:
 1. installs Tempest (pinned below) into its own venv, ``.venv-tempest`` (once);
@@ -151,7 +152,7 @@ def write_accounts(admin: Admin, path: Path) -> None:
 
 
 def write_conf(path: Path, server: RunningServer, accounts: Path, image: str,
-               image_alt: str, max_mv: str) -> None:
+               image_alt: str, max_mv: str, neutron: bool = False) -> None:
     def section(name: str, values: dict[str, Any]) -> str:
         def fmt(v: Any) -> str:
             return str(v).lower() if isinstance(v, bool) else str(v)
@@ -174,7 +175,8 @@ def write_conf(path: Path, server: RunningServer, accounts: Path, image: str,
                             "flavor_ref": "1", "flavor_ref_alt": "2",
                             "build_timeout": 60, "build_interval": 1,
                             "min_compute_nodes": 3, "min_microversion": "2.1",
-                            "max_microversion": max_mv, "fixed_network_name": "",
+                            "max_microversion": max_mv,
+                            "fixed_network_name": "private" if neutron else "",
                             "endpoint_type": "publicURL"}),
         section("compute-feature-enabled", COMPUTE_FEATURES),
         section("image", {"build_timeout": 60, "build_interval": 1,
@@ -184,8 +186,14 @@ def write_conf(path: Path, server: RunningServer, accounts: Path, image: str,
         section("image-feature-enabled", {"api_v2": True, "import_image": False,
                                           "os_glance_reserved": False,
                                           "manage_locations": False}),
-        section("network-feature-enabled", {"floating_ips": False}),
-        section("service_available", {"nova": True, "glance": True, "neutron": False,
+        section("network-feature-enabled", {
+            "floating_ips": False, "ipv6": False, "port_security": True,
+            "api_extensions": "security-group,port-security,binding,network-mtu,"
+                              "standard-attr-description,standard-attr-timestamp,"
+                              "project-id,external-net,quotas,quota_details"}),
+        section("network", {"project_network_cidr": "10.100.0.0/16",
+                            "shared_physical_network": True}),
+        section("service_available", {"nova": True, "glance": True, "neutron": neutron,
                                        "cinder": False, "swift": False, "horizon": False,
                                        "placement": False}),
         section("validation", {"run_validation": False}),
@@ -233,6 +241,9 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--max-microversion", default="latest")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--neutron", action="store_true",
+                        help="[service_available] neutron = true: the classes that need "
+                             "networks run on novalite's Neutron subset (network private)")
     args = parser.parse_args()
 
     tempest = ensure_tempest()
@@ -254,7 +265,7 @@ def main() -> int:
         accounts = work / "tempest" / "etc" / "accounts.yaml"
         write_accounts(admin, accounts)
         write_conf(work / "tempest" / "etc" / "tempest.conf", server, accounts, image,
-                   image_alt, args.max_microversion)
+                   image_alt, args.max_microversion, neutron=args.neutron)
         os.environ["TEMPEST_CONFIG_DIR"] = str(work / "tempest" / "etc")
         os.environ["TEMPEST_CONFIG"] = "tempest.conf"
         listed = subprocess.run([str(tempest), "run", "--list-tests", "--regex", args.regex],

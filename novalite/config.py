@@ -235,7 +235,9 @@ class NetworkSection:
     #: How guests' ports reach their network: "bridge" (a Linux bridge per network,
     #: dnsmasq, nftables NAT and security groups; needs root or CAP_NET_ADMIN), "user"
     #: (QEMU's per-guest user-mode networking) or "auto" (bridge when possible).
-    driver: str = "auto"
+    #: The default is "user" until the suite's guests and metadata run on bridges too:
+    #: a bridge changes what the host routes, so it is chosen on purpose.
+    driver: str = "user"
     #: The nftables tables (``ip`` and ``bridge`` family) holding every rule novalite
     #: makes, and the name of its runtime directory ``/run/<nft_table>/net``.
     nft_table: str = "novalite"

@@ -109,6 +109,9 @@ class Service:
                 log.info("admin credentials written", clouds_yaml=clouds, cloud="novalite",
                          hint=f"export OS_CLIENT_CONFIG_FILE={clouds} OS_CLOUD=novalite")
         await bootstrap.default_flavors(self.db)
+        from novalite.network.ports import ensure_default_network
+
+        await self.db.write(lambda s: ensure_default_network(s, self.cfg))
         if self.cfg.glance.api_servers:
             log.info("images are served by an external Glance; no demo image registered",
                      glance=self.cfg.glance.api_servers[0])

@@ -53,6 +53,8 @@ NOVA_ACTION_RULES = {
     "shelve": "os_compute_api:os-shelve:shelve",
     "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
     "unshelve": "os_compute_api:os-shelve:unshelve",
+    "addSecurityGroup": "os_compute_api:os-security-groups:add",
+    "removeSecurityGroup": "os_compute_api:os-security-groups:remove",
 }
 #: The one place Nova guards several actions by one rule (nova/policies/remote_consoles.py:
 #: every pre-2.6 console action, and POST /servers/{id}/remote-consoles).

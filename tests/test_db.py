@@ -21,14 +21,25 @@ import httpx
 import pytest
 import trio
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from novalite.config import Config
 from novalite.db import migrate, queries
 from novalite.db.engine import Database, make_engine
-from novalite.db.models import FixedIP, Image, Instance, Quota, Role, ValueTooLong, row_values
+from novalite.db.models import (
+    Image,
+    Instance,
+    IPAllocation,
+    Quota,
+    Role,
+    Subnet,
+    ValueTooLong,
+    row_values,
+)
 from novalite.db.types import mysql_collation
 from novalite.exceptions import Conflict
-from novalite.network import Network
+from novalite.network import ipam
+from novalite.network.ports import ensure_default_network
 from novalite.testing.server import (
     RunningServer,
     free_port,
@@ -166,16 +177,20 @@ async def test_concurrent_read_then_write_functions_never_interleave(
     db = Database(fresh_database(tmp_path))
     try:
         await trio.to_thread.run_sync(migrate.sync, db.engine)
-        network = Network("private", "10.0.0.0/24")
+        net = await db.write(lambda s: ensure_default_network(s, Config()).id)
         got: list[str] = []
 
+        def take(s: Session, i: int) -> str:
+            subnet = s.exec(select(Subnet).where(Subnet.network_id == net)).one()
+            return ipam.allocate(s, subnet, f"port-{i}")
+
         async def allocate(i: int) -> None:
-            got.append((await db.write(lambda s: network.allocate(s, f"uuid-{i}")))["address"])
+            got.append(await db.write(lambda s: take(s, i)))
 
         async with trio.open_nursery() as nursery:
             for i in range(20):
                 nursery.start_soon(allocate, i)
-        rows = await db.read(lambda s: s.exec(select(FixedIP)).all())
+        rows = await db.read(lambda s: s.exec(select(IPAllocation)).all())
         assert len(set(got)) == 20 and {r.address for r in rows} == set(got)
     finally:
         db.close()

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from novalite import metrics
-from novalite.api import compute, identity, image, root, volumes
+from novalite.api import compute, identity, image, network, root, volumes
 from novalite.api.framework import (
     TITLES,
     Services,
@@ -36,7 +36,8 @@ log = structlog.get_logger("novalite.api")
 
 #: Each mount's prefix and routers (the version documents are public: no rule).
 MOUNTS = (("/identity", identity.ROUTERS), ("/image", [image.router]),
-          ("/compute", compute.ROUTERS), ("/volume", volumes.ROUTERS))
+          ("/compute", compute.ROUTERS), ("/volume", volumes.ROUTERS),
+          ("/network", [network.router]))
 
 
 def policy_operations() -> dict[str, list[str]]:
@@ -55,6 +56,8 @@ def error_style(path: str) -> str:
     """The error body of the API a path belongs to (framework.error_response's style)."""
     if path.startswith("/identity"):
         return "keystone"
+    if path.startswith("/network"):
+        return "neutron"
     return "glance" if path.startswith("/image") else "nova"
 
 
@@ -90,7 +93,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] in ("/identity", "/image", "/compute", "/volume"):
+        if scope["path"] in ("/identity", "/image", "/compute", "/volume", "/network"):
             scope = dict(scope, path=scope["path"] + "/")
         request_id = f"req-{uuid.uuid4()}"
         scope["novalite.request_id"] = request_id
@@ -179,6 +182,7 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
             Mount("/image", routes=image.routes(services, authenticate))]),
         Mount("/compute", routes=compute.routes(services, authenticate)),
         Mount("/volume", routes=volumes.routes(services, authenticate)),
+        Mount("/network", routes=network.routes(services, authenticate)),
         *ConsoleProxy(compute_api.db, cfg).routes(),  # websocket and noVNC at the root
     ], exception_handlers={Exception: _server_error, HTTPException: _http_error})
     return RequestIdMiddleware(app, cfg.api.max_request_body_size)

@@ -26,6 +26,7 @@ from novalite.api import (
     server_lifecycle,  # noqa: F401  (registers its actions with server_actions)
     server_lifecycle_b,
     server_metadata,
+    server_networks,
     server_password,
     server_tags,
     servers,
@@ -46,6 +47,7 @@ ROUTERS: list[Router] = [
     server_metadata.router, server_tags.router, ips.router, server_diagnostics.router,
     migrations.router,
     volume_attachments.router,
+    server_networks.router,
 ]
 #: Modules that only register server actions (on server_actions' registry).
 ACTION_MODULES = [server_lifecycle_b]

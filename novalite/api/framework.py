@@ -212,8 +212,9 @@ TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not F
 
 def error_response(exc: NovaliteError, style: str = "nova") -> JSONResponse:
     """``exc`` in the error body of the API answering: ``nova`` (``{"itemNotFound":
-    {"code", "message"}}``), ``keystone`` (``{"error": {...}}``) or ``glance``
-    (webob's ``{"code": "404 Not Found", "title", "message"}``)."""
+    {"code", "message"}}``), ``keystone`` (``{"error": {...}}``), ``glance``
+    (webob's ``{"code": "404 Not Found", "title", "message"}``) or ``neutron``
+    (``{"NeutronError": {"type", "message", "detail"}}``)."""
     message = exc.message
     title = TITLES.get(exc.code, "Error")
     body: dict[str, Any]
@@ -221,6 +222,11 @@ def error_response(exc: NovaliteError, style: str = "nova") -> JSONResponse:
         body = {"error": {"code": exc.code, "title": title, "message": message}}
     elif style == "glance":
         body = {"code": f"{exc.code} {title}", "title": title, "message": message}
+    elif style == "neutron":
+        if exc.code == 404 and message == title:  # no such path: Neutron's words
+            message = "The resource could not be found."
+        kind = getattr(exc, "neutron_type", None) or "HTTP" + title.replace(" ", "")
+        body = {"NeutronError": {"type": kind, "message": message, "detail": ""}}
     else:
         body = {exc.title: {"code": exc.code, "message": message}}
     headers = {}

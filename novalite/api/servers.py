@@ -87,20 +87,25 @@ def check_access_ips(server: dict[str, Any]) -> None:
         server[key] = str(address)
 
 
-def _networks(call: ApiCall, requested: Any) -> str:
-    """``auto`` or ``none``: novalite's one network, or none. A network named by uuid or
-    a port is refused as Nova refuses one it does not know (the networking issue
-    brings named networks)."""
+def _networks(call: ApiCall, requested: Any) -> tuple[str, list[dict[str, Any]]]:
+    """``auto``, ``none`` or ``requested`` with the NICs asked for (each ``{"uuid",
+    "fixed_ip"}`` or ``{"port"}``, checked for form here, for existence by the compute
+    API layer)."""
     if requested is None:
-        return "auto"  # friendlier than Nova's 400 from 2.37 (CLIENTS.md §4)
+        return "auto", []  # friendlier than Nova's 400 from 2.37 (CLIENTS.md §4)
     if isinstance(requested, str):
-        return requested
+        return requested, []
     if not requested:
-        return "none"
+        return "none", []
+    nics: list[dict[str, Any]] = []
     for net in requested:
         port = net.get("port")
         if port:
-            raise BadRequest(f"Port id {port} could not be found.")
+            if not is_uuid(str(port)):
+                raise BadRequest(f"Invalid input for field/attribute port. Value: {port}. "
+                                 f"'{port}' is not a 'uuid'")
+            nics.append({"port": str(port)})
+            continue
         if "uuid" not in net:
             raise BadRequest("Bad network format: missing 'uuid'")
         if not is_uuid(str(net["uuid"])):
@@ -109,8 +114,14 @@ def _networks(call: ApiCall, requested: Any) -> str:
                                  f"{net['uuid']}. '{net['uuid']}' is not a 'uuid'")
             raise BadRequest("Bad networks format: network uuid is not in proper format "
                              f"({net['uuid']})")
-        raise BadRequest(f"Network {net['uuid']} could not be found.")
-    return "auto"
+        fixed = net.get("fixed_ip")
+        if fixed is not None:
+            try:
+                ipaddress.ip_address(str(fixed))
+            except ValueError:
+                raise BadRequest(f"Invalid fixed IP address ({fixed})") from None
+        nics.append({"uuid": str(net["uuid"]), "fixed_ip": fixed})
+    return "requested", nics
 
 
 def _personality(files: list[dict[str, str]] | None) -> list[dict[str, str]]:
@@ -173,11 +184,7 @@ async def create_server(call: ApiCall) -> Reply:
     body = schemas.validate(call.body, schema)
     server = dict(body["server"])
     check_access_ips(server)
-    networks = _networks(call, server.get("networks"))
-    for group in server.get("security_groups") or []:
-        name = group.get("name")
-        if name and name != "default":  # novalite has one group today: default
-            raise BadRequest(f"Security group {name} not found.")
+    networks, server["requested_networks"] = _networks(call, server.get("networks"))
     if not call.mv("2.19"):
         server["description"] = server["name"]  # Nova's description below 2.19
     if "personality" in server:
@@ -194,7 +201,9 @@ async def create_server(call: ApiCall) -> Reply:
     first = instances[0]
     return Reply(202, {"server": {
         "id": first.uuid, "links": views.links(call.services.base_url, "servers", first.uuid),
-        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
+        "OS-DCF:diskConfig": "MANUAL", "security_groups": [
+            {"name": g.get("name")} for g in server.get("security_groups") or []
+            if g.get("name")] or [{"name": "default"}],
         "adminPass": admin_pass}}, headers={
         "Location": f"{call.services.base_url}/compute/v2.1/servers/{first.uuid}"})
 

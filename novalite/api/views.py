@@ -100,8 +100,10 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
                 {"id": vid, **({"delete_on_termination": dot} if call.mv("2.3") else {})}
                 for vid, dot in record.volumes],
         })
-        if inst.addresses:
-            body["security_groups"] = [{"name": "default"}]
+        if inst.addresses:  # the groups of its ports, by name (Nova asks Neutron)
+            names = dict.fromkeys(n for a in inst.addresses
+                                  for n in a.get("security_group_names", ["default"]))
+            body["security_groups"] = [{"name": n} for n in names]
     if call.mv("2.47"):
         body["flavor"] = {"vcpus": flavor.get("vcpus"), "ram": flavor.get("memory_mb"),
                           "disk": flavor.get("root_gb"), "ephemeral": flavor.get("ephemeral_gb"),

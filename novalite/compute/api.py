@@ -61,7 +61,8 @@ from novalite.exceptions import (
 )
 from novalite.image.glance_client import GlanceClient
 from novalite.metadata.content import sanitize_hostname
-from novalite.network import Network
+from novalite.network import ports as network_ports
+from novalite.network.service import NetworkAPI
 from novalite.rpc import Clients, UnknownTopic
 from novalite.volume import api as volume_api
 from novalite.volume.api import VolumeAPI
@@ -88,7 +89,7 @@ def _compute_up(s: Session, host: str, down_time: float) -> bool:
 
 def _delete_here(s: Session, row: Instance) -> Instance:
     """Delete an instance no compute host will delete: its record, address and state."""
-    Network.release(s, row.uuid)
+    network_ports.release_instance(s, row.uuid)
     now = utcnow()
     row.vm_state, row.task_state, row.power_state = states.DELETED, None, 0
     row.deleted_at = row.terminated_at = now
@@ -166,6 +167,8 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         self.groups = ServerGroupAPI(db, self.quotas)
         self.aggregates = AggregateAPI(db, cfg, rpc.scheduler)
         self.volumes = VolumeAPI(db, cfg, rpc=rpc)  # the block storage service (novalite.volume)
+        #: The Neutron subset (networks, ports, security groups) servers boot on.
+        self.network = NetworkAPI(db, cfg, rpc)
 
     # -- lookups ------------------------------------------------------------------
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
@@ -313,6 +316,10 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         max_count = int(server.get("max_count", min_count))
         if max_count < min_count:
             raise BadRequest("min_count must be <= max_count")
+        requested_networks, security_group_ids = await self.network.resolve_boot(
+            ctx, server.get("requested_networks"),
+            [str(g.get("name")) for g in server.get("security_groups") or [] if g.get("name")],
+            max_count)
         flavor_snapshot = {
             "id": flavor.flavorid, "name": flavor.name, "memory_mb": flavor.memory_mb,
             "vcpus": flavor.vcpus, "root_gb": flavor.root_gb,
@@ -388,7 +395,9 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                     "group": dict(group) or None, "same_host": same_host,
                     "different_host": different_host, "project_id": ctx.project_id,
                     "requested_host": requested_host,
-                    "force_host": bool(destination and destination.force)}
+                    "force_host": bool(destination and destination.force),
+                    "requested_networks": requested_networks,
+                    "security_group_ids": security_group_ids}
             if glance_images is not None:
                 spec["glance_images"] = glance_images
             if config_drive:  # the only place the guest reads it from

@@ -38,7 +38,7 @@ from novalite.db.models import (
 )
 from novalite.exceptions import DatabaseUnavailable, NoValidHost
 from novalite.image.glance_client import image_api_url
-from novalite.network import Network
+from novalite.network import ports as network_ports
 from novalite.rpc.compute import ComputeClient
 from novalite.rpc.scheduler import SchedulerClient
 from novalite.rpc.transport import Transport
@@ -105,7 +105,7 @@ class ConductorManager(MigrationTasks, ShelveTasks):
         self.cfg = cfg
         self.transport = transport
         self.scheduler = SchedulerClient(transport)
-        self.network = Network(cfg.network.name, cfg.network.cidr)
+        self.default_network = cfg.network.name
         self.image_api_url = image_api_url(cfg)
         #: Hosts with failed builds the scheduler counts (BuildFailureWeigher): only a
         #: success on one of these needs telling, to start its count over.
@@ -209,8 +209,10 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             queries.put_allocation(s, dest["allocation"])
             changes: dict[str, Any] = {"host": host, "node": host,
                                        "task_state": states.NETWORKING, "updated_at": utcnow()}
-            if not row["addresses"] and networks == "auto":
-                changes["addresses"] = [self.network.allocate(s, instance_uuid)]
+            if not row["addresses"] and networks != "none":
+                changes["addresses"] = network_ports.allocate_for_instance(
+                    s, row, networks, spec, host, self.default_network)
+            pushes[:] = network_ports.bind_to(s, instance_uuid, host)
             queries.update_instance(s, instance_uuid, changes)
             image = queries.image(s, row["image_ref"])
             extras = []
@@ -219,6 +221,7 @@ class ConductorManager(MigrationTasks, ShelveTasks):
                     extras.append(queries.image(s, image.properties.get(key)))
             return InstanceRow({**row, **changes}), image, extras
 
+        pushes: list[tuple[str, str, list[dict[str, Any]]]] = []
         try:  # while the database is unavailable the claim waits, then the build goes on
             found = await self._patiently(lambda: self.db.write(work))
         except BaseException:
@@ -229,6 +232,7 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             await self._patiently(lambda: self.scheduler.release(context, instance_uuid))
             return
         inst, image, extras = found
+        await self.push_port_security(context, pushes)
         images = spec.get("glance_images") or {  # an external Glance's, or our own records
             "image": image_payload(image, self.image_api_url),
             "kernel": image_payload(extras[0], self.image_api_url) if extras else None,
@@ -237,6 +241,17 @@ class ConductorManager(MigrationTasks, ShelveTasks):
         await self.compute(host).build_and_run_instance(
             context, instance_payload(inst), images["image"], images["kernel"],
             images["ramdisk"], spec, tried + [host], networks)
+
+    async def push_port_security(self, context: RequestContext,
+                                 pushes: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
+        """Cast each port's new rules to its compute host (a security group's members
+        changed: a port joined or left it)."""
+        for host, port_id, rules in pushes:
+            try:
+                await self.compute(host).update_port_security(context, port_id, rules)
+            except rpc.UnknownTopic:
+                log.warning("port security not sent: compute host not served", host=host,
+                            port=port_id)
 
     @rpc.method
     async def build_failed(self, context: RequestContext, instance_uuid: str, host: str,
@@ -438,7 +453,7 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             inst = s.exec(select(Instance).where(Instance.uuid == uuid)).first()
             if inst is None:
                 return
-            Network.release(s, uuid)
+            pushes[:] = network_ports.release_instance(s, uuid)
             if not inst.deleted:
                 now = utcnow()
                 inst.vm_state, inst.task_state = states.DELETED, None
@@ -449,7 +464,9 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             queries.record_event(s, uuid, context.request_id,
                                  "compute_terminate_instance", host, result="Success")
 
+        pushes: list[tuple[str, str, list[dict[str, Any]]]] = []
         await self._patiently(lambda: self.db.write(work), CALL_PATIENCE)
+        await self.push_port_security(context, pushes)
         await self.scheduler.release(context, uuid)
 
     @rpc.method

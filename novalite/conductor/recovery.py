@@ -44,7 +44,7 @@ from novalite.db.models import (
     InstanceFault,
     utcnow,
 )
-from novalite.network import Network
+from novalite.network import ports as network_ports
 from novalite.volume import api as volume_api
 
 log = structlog.get_logger("novalite.conductor")
@@ -91,7 +91,7 @@ def _fail(s: Session, inst: Instance, message: str) -> None:
 
 def _finish_delete(s: Session, inst: Instance) -> None:
     now = utcnow()
-    Network.release(s, inst.uuid)
+    network_ports.release_instance(s, inst.uuid)
     s.execute(sa_delete(Allocation).where(col(Allocation.instance_uuid) == inst.uuid))
     inst.vm_state, inst.task_state, inst.power_state = states.DELETED, None, 0
     inst.terminated_at = inst.deleted_at = inst.updated_at = now

@@ -713,3 +713,103 @@ def _check_string_lengths(mapper: Mapper[Any], _connection: Any, target: Any) ->
         if isinstance(value, str) and len(value) > limit:
             raise ValueTooLong(f"{table.name}.{column.name}: {len(value)} "
                                f"characters, the column holds {limit}")
+
+
+# -- networking (the Neutron v2.0 subset: novalite.network) -----------------------
+class NetworkRecord(SQLModel, table=True):
+    """A Neutron network: one flat L2 segment (a bridge on each compute host)."""
+
+    __tablename__ = "networks"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    name: str = Field(default="", max_length=255)
+    project_id: str = Field(max_length=64, index=True)
+    description: str = Field(default="", max_length=255)
+    shared: bool = False
+    admin_state_up: bool = True
+    mtu: int = 1500
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class Subnet(SQLModel, table=True):
+    """An IPv4 subnet of a network: its CIDR, gateway, allocation pools and DNS."""
+
+    __tablename__ = "subnets"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    network_id: str = Field(max_length=36, index=True)
+    project_id: str = Field(max_length=64)
+    name: str = Field(default="", max_length=255)
+    description: str = Field(default="", max_length=255)
+    cidr: str = Field(max_length=64)
+    gateway_ip: str | None = Field(default=None, max_length=64)
+    ip_version: int = 4
+    enable_dhcp: bool = True
+    allocation_pools: list[dict[str, str]] = _json(list)
+    dns_nameservers: list[str] = _json(list)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class Port(SQLModel, table=True):
+    """A Neutron port: a MAC on a network, its fixed IPs (:class:`IPAllocation`) and
+    security groups; bound to a server (``device_id``) and its host when in use."""
+
+    __tablename__ = "ports"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    network_id: str = Field(max_length=36, index=True)
+    project_id: str = Field(max_length=64, index=True)
+    name: str = Field(default="", max_length=255)
+    description: str = Field(default="", max_length=255)
+    mac_address: str = Field(max_length=32, unique=True)
+    admin_state_up: bool = True
+    device_id: str = Field(default="", max_length=255, index=True)
+    device_owner: str = Field(default="", max_length=255)
+    binding_host: str = Field(default="", max_length=255)
+    #: Whether novalite created the port for a boot (deleted with the server) or the
+    #: user did (unbound and kept, as Neutron does for a port given to Nova).
+    nova_created: bool = False
+    port_security_enabled: bool = True
+    security_group_ids: list[str] = _json(list)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class IPAllocation(SQLModel, table=True):
+    """A fixed IP of a port (the primary key makes double allocation impossible)."""
+
+    __tablename__ = "ip_allocations"
+    subnet_id: str = Field(primary_key=True, max_length=36)
+    address: str = Field(primary_key=True, max_length=64)
+    network_id: str = Field(max_length=36, index=True)
+    port_id: str = Field(max_length=36, index=True)
+
+
+class SecurityGroup(SQLModel, table=True):
+    """A project's security group (``default`` made on the project's first use)."""
+
+    __tablename__ = "security_groups"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    project_id: str = Field(max_length=64, index=True)
+    name: str = Field(max_length=255)
+    description: str = Field(default="", max_length=255)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class SecurityGroupRule(SQLModel, table=True):
+    """One rule of a security group (what it lets in or out)."""
+
+    __tablename__ = "security_group_rules"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    security_group_id: str = Field(max_length=36, index=True)
+    project_id: str = Field(max_length=64)
+    direction: str = Field(max_length=16)
+    ethertype: str = Field(default="IPv4", max_length=16)
+    protocol: str | None = Field(default=None, max_length=40)
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = Field(default=None, max_length=64)
+    remote_group_id: str | None = Field(default=None, max_length=36)
+    description: str = Field(default="", max_length=255)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)

@@ -352,6 +352,7 @@ class IdentityService:
             *(entry(kind, "cinder", f"{base}/volume/v3" + (f"/{project_id}" if project_id
                                                             else ""))
               for kind in ("volumev3", "block-storage")),
+            entry("network", "neutron", f"{base}/network"),
         ]
 
     def token_body(self, ctx: AuthContext) -> dict[str, Any]:

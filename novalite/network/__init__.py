@@ -1,48 +1,43 @@
-"""Networking without Neutron: fixed addresses from one default network.
+"""Networking: nova-network's flat DHCP networks and the Neutron v2.0 subset.
 
-``networks: "auto"`` gives each server one address of ``[network] cidr``
-(default 10.0.0.0/24): the first is the gateway, the rest are handed out lowest
-first. The ``fixed_ips`` table's primary key makes double allocation
-impossible; an address is released when its server is deleted.
+The model and its rules (:mod:`.ipam`: networks, subnets, ports and their fixed
+IPs; :mod:`.security_groups`: groups and rules resolved to addresses;
+:mod:`.service`: the Neutron API layer) live here, beside the database. What a
+compute host does with a port (bridge, tap, dnsmasq, nftables) lives in
+``novalite.network.host``, which imports nothing of the database: this module
+keeps no database imports either, so importing the host part stays clean.
+
+A port reaches a compute host as plain data, one dict per interface in the
+instance's ``addresses`` (:func:`port_info`): ``port_id``, ``network_id``,
+``network`` (its name), ``bridge``, ``mac``, ``address``, ``cidr``,
+``gateway``, ``dns``, ``mtu``, ``version``, ``security_group_ids`` and
+``security_rules`` (each rule a dict with ``direction``, ``ethertype``,
+``protocol``, ``port_range_min``, ``port_range_max``, ``remote_ip_prefix``,
+``remote_group_id`` and ``remote_group_addresses``, remote groups already
+expanded to their members' addresses).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
-from sqlmodel import Session, select
-
-from novalite.db.models import FixedIP
-from novalite.exceptions import Conflict
+#: The MTU of every network (no overlay: the host's Ethernet MTU).
+DEFAULT_MTU = 1500
 
 
-class Network:
-    """The default network and its address pool."""
+def bridge_name(network_id: str) -> str:
+    """The Linux bridge of a network on every compute host: ``nlbr-<8 of its id>``."""
+    return "nlbr-" + network_id[:8]
 
-    def __init__(self, name: str, cidr: str) -> None:
-        self.name = name
-        self.net = ipaddress.ip_network(cidr)
-        hosts = list(self.net.hosts())
-        self.gateway = str(hosts[0])
-        self.pool = [str(h) for h in hosts[1:]]
 
-    def allocate(self, s: Session, instance_uuid: str) -> dict[str, Any]:
-        """Allocate the lowest free address to ``instance_uuid`` (inside the caller's session)."""
-        used = set(s.exec(select(FixedIP.address).where(FixedIP.network == self.name)).all())
-        for address in self.pool:
-            if address not in used:
-                ip = ipaddress.ip_address(address)
-                mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in ip.packed[-3:])
-                s.add(FixedIP(address=address, network=self.name, instance_uuid=instance_uuid,
-                              mac=mac))
-                s.flush()
-                return {"network": self.name, "address": address, "cidr": str(self.net),
-                        "gateway": self.gateway, "mac": mac, "version": 4}
-        raise Conflict(f"No more IP addresses available on network {self.name} "
-                       f"({self.net})")
-
-    @staticmethod
-    def release(s: Session, instance_uuid: str) -> None:
-        for row in s.exec(select(FixedIP).where(FixedIP.instance_uuid == instance_uuid)).all():
-            s.delete(row)
+def network_fields(address: dict[str, Any]) -> dict[str, Any]:
+    """The contract 1.4 fields of ``NetworkInfo`` from one entry of an instance's
+    ``addresses`` (an entry from before networks existed has none of them)."""
+    return {"port_id": address.get("port_id", ""),
+            "network_id": address.get("network_id", ""),
+            "bridge": address.get("bridge", ""),
+            "dns": list(address.get("dns") or []),
+            "mtu": int(address.get("mtu") or DEFAULT_MTU),
+            "security_group_ids": list(address.get("security_group_ids") or []),
+            "security_rules": [dict(r) for r in address.get("security_rules") or []],
+            "port_security_enabled": bool(address.get("port_security_enabled", True))}

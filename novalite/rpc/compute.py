@@ -59,6 +59,15 @@ class ComputeClient:
             "instance": instance, "image": image, "kernel": kernel, "ramdisk": ramdisk,
             "spec": spec, "tried": tried, "networks": networks})
 
+    async def update_port_security(self, ctx: RequestContext, port_id: str,
+                                   security_rules: list[dict[str, Any]]) -> None:
+        """A port on this host has new security rules (cast): its groups' rules or the
+        members of a remote group changed. ``security_rules`` are resolved as
+        ``NetworkInfo.security_rules`` are (remote groups expanded to addresses); the
+        host applies them to the running guest's port at once."""
+        await self._rpc.cast(ctx, "update_port_security", {
+            "port_id": port_id, "security_rules": security_rules})
+
     async def terminate_instance(self, ctx: RequestContext, uuid: str) -> None:
         """Destroy the guest (cast); the conductor then soft-deletes the record and
         frees its address and claim (or records a fault if the guest resists)."""

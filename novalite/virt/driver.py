@@ -130,7 +130,11 @@ CHANGES: Mapping[str, str] = {
            "block storage: Driver.attach_volume / Driver.detach_volume (capability "
            "supports_attach_volume) and Driver.extend_volume (supports_extend_volume), "
            "with VolumeConnection (a volume's data as a path on the compute host); "
-           "InstanceSpec.root_volume (boot from volume, supports_boot_from_volume)",
+           "InstanceSpec.root_volume (boot from volume, supports_boot_from_volume); "
+           "networks: NetworkInfo.port_id, network_id, bridge (nlbr-<8 of the network "
+           "id>), dns, mtu, security_group_ids and security_rules (plain dicts, remote "
+           "groups resolved to addresses); a driver may offer update_port_security(port_id, "
+           "security_rules) to apply changed rules to a running guest's port",
 }
 
 
@@ -304,6 +308,8 @@ class NetworkInfo:
     #: remote_ip_prefix, remote_group_addresses); the compute host enforces them.
     security_rules: list[dict[str, Any]] = field(default_factory=list)
     security_group_ids: list[str] = field(default_factory=list)
+    #: False: no filtering on this port at all (Neutron's port_security_enabled).
+    port_security_enabled: bool = True
 
 
 @dataclass(frozen=True)

@@ -506,10 +506,15 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
     async def update_port_security(self, context: RequestContext, port_id: str,
                                    security_rules: list[dict[str, Any]]) -> bool:
         """A port's security group rules changed: enforce them at once on this host.
-        False when the port is not on this host's bridges."""
-        if self.network is None:
-            return False
-        return await self.network.update_port_security(port_id, security_rules)
+        False when the port is not on this host's bridges (user-mode networking filters
+        nothing: logged)."""
+        applied = False
+        if self.network is not None:
+            applied = await self.network.update_port_security(port_id, security_rules)
+        if not applied:
+            log.info("port security not applied: the port is not on this host's bridges",
+                     port=port_id, rules=len(security_rules))
+        return applied
 
     @rpc.method
     async def get_console_output(self, context: RequestContext, uuid: str) -> str:
