@@ -377,7 +377,8 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
             port_id=a.get("port_id"), network_id=a.get("network_id"), bridge=bridge,
             dns=list(a.get("dns") or []), mtu=a.get("mtu"),
             security_rules=[dict(r) for r in a.get("security_rules") or []],
-            security_group_ids=list(a.get("security_group_ids") or []))
+            security_group_ids=list(a.get("security_group_ids") or []),
+            port_security_enabled=bool(a.get("port_security_enabled", True)))
 
     async def _plug(self, instance: dict[str, Any], network: list[NetworkInfo]) -> None:
         """Put the guest's bridged ports on their bridges before the driver spawns it."""
