@@ -263,9 +263,13 @@ class Service:
         try:
             await listener.serve(app, hc, limits, shutdown_trigger=self.stopping.wait,
                                  task_status=task_status)
-        except OSError as exc:
+        except (OSError, BaseExceptionGroup) as exc:
+            # The bind fails inside the listener's nursery: an OSError, or a group of them.
+            error = _only_oserror(exc)
+            if error is None:
+                raise
             raise ConfigError(f"cannot listen on {self.cfg.api.host}:{self.cfg.api.port}: "
-                              f"{exc.strerror or exc}") from None
+                              f"{error.strerror or error}") from None
         finally:
             self.api_done.set()
 
@@ -381,6 +385,17 @@ class Service:
                 log.info("signal received; stopping", signal=signal.Signals(signum).name,
                          graceful_timeout=self.cfg.api.graceful_timeout)
                 self.stopping.set()
+
+
+def _only_oserror(exc: BaseException) -> OSError | None:
+    """``exc`` when it is an OSError, or the first of a group made of OSErrors alone."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        found = [_only_oserror(e) for e in exc.exceptions]
+        if found and all(f is not None for f in found):
+            return found[0]
+    return None
 
 
 def _check_port(host: str, port: int) -> None:

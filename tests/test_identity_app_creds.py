@@ -160,7 +160,8 @@ def test_user_projects_and_catalog(people: dict[str, Person]) -> None:
     assert [p["id"] for p in r.json()["projects"]] == [carol.project_id]
     assert dave.client.get(f"/identity/v3/users/{carol.user_id}/projects").status_code == 403
     catalog = carol.client.get("/identity/v3/auth/catalog").json()["catalog"]
-    assert {s["type"] for s in catalog} == {"identity", "compute", "image", "network"}
+    assert {s["type"] for s in catalog} == {"identity", "compute", "image", "network",
+                                           "volumev3", "block-storage"}
     assert all(s["endpoints"][0]["interface"] == "public" for s in catalog)
 
 

@@ -109,10 +109,35 @@ class RunningServer:
         return self.process.returncode
 
 
+#: The log of a service that could not bind its port (another process took it first).
+_PORT_TAKEN = ("Address already in use", "cannot listen on")
+
+
 def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[str, Any]]
           | None = None, timeout: float = 30.0, extra_env: dict[str, str] | None = None
           ) -> RunningServer:
-    """Start ``novalite serve`` on a free port with ``config`` merged over test defaults."""
+    """Start ``novalite serve`` on a free port with ``config`` merged over test defaults.
+
+    A port found free can be taken by another process before the service binds it (an
+    ephemeral port of some other listener or connection): when the port was chosen here,
+    a start that fails for that reason alone is tried again on another port.
+    """
+    for attempt in range(3):
+        try:
+            return _start(state_path, port=port, config=config, timeout=timeout,
+                          extra_env=extra_env)
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """The service exited because its API port was taken."""
+
+
+def _start(state_path: Path, *, port: int | None, config: dict[str, dict[str, Any]] | None,
+           timeout: float, extra_env: dict[str, str] | None) -> RunningServer:
     state_path.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     sections: dict[str, dict[str, Any]] = {
@@ -146,8 +171,10 @@ def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[s
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"novalite serve exited with {process.returncode}:\n"
-                               f"{server.log()[-4000:]}")
+            tail = server.log()[offset:]
+            error = PortTaken if any(t in tail for t in _PORT_TAKEN) else RuntimeError
+            raise error(f"novalite serve exited with {process.returncode}:\n"
+                        f"{server.log()[-4000:]}")
         if '"novalite ready"' in server.log()[offset:]:
             return server
         time.sleep(0.05)
