@@ -17,19 +17,22 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
 from novalite import __version__
 from novalite.config import Config, check_driver_sections
-from novalite.exceptions import ConfigError
+from novalite.exceptions import ConfigError, DatabaseUnavailable
 from novalite.rpc import BusError, Clients, Dispatcher, transport_for
 from novalite.rpc.compute import topic as compute_topic
 from novalite.rpc.conductor import ConductorClient
 from novalite.virt import registry
 from novalite.virt.driver import Driver, DriverContext
+
+if TYPE_CHECKING:
+    from novalite.conductor.lease import ControlLease, LeaseLost
 
 log = structlog.get_logger("novalite.service")
 
@@ -76,6 +79,8 @@ class Service:
         self.ready = trio.Event()
         self.stopping = trio.Event()
         self.api_done = trio.Event()
+        #: Set when another control process took the control lease (the process stops).
+        self.lease_lost: LeaseLost | None = None
 
     # -- database and first-start bootstrap --------------------------------------
     async def open_database(self) -> None:
@@ -290,6 +295,7 @@ class Service:
         if self.role == "compute":
             await self.run_compute_role()
             return
+        from novalite.conductor.lease import ControlLease
         from novalite.conductor.manager import ConductorManager
         from novalite.conductor.recovery import reconcile_at_start
         from novalite.scheduler.manager import SchedulerManager
@@ -300,18 +306,28 @@ class Service:
         _check_port(self.cfg.api.host, self.cfg.api.port)
         await self.open_database()
         await self.bootstrap()
-        await reconcile_at_start(self.db)  # what a crash left in flight; before any claim loads
+        # Over a broker, other control processes may share the database: the scheduler,
+        # recovery and the periodic checks run in the one holding the control lease.
+        lease = (ControlLease(self.db, self.cfg.compute.service_down_time)
+                 if self.cfg.DEFAULT.transport_url else None)
+        leading = lease is None or await lease.acquire()
         scheduler = SchedulerManager(self.db, self.cfg)
-        await scheduler.load()
         conductor = ConductorManager(self.db, self.cfg, self.transport)
+        if leading:
+            await reconcile_at_start(self.db)  # what a crash left; before any claim loads
+            await scheduler.load()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.watch_signals, nursery.cancel_scope)
-                await nursery.start(self.run_actor, "scheduler", scheduler)
+                if leading:
+                    await nursery.start(self.lead, lease, scheduler, conductor,
+                                        nursery.cancel_scope)
+                else:
+                    assert lease is not None  # only a process with a lease stands by
+                    nursery.start_soon(self.stand_by, lease, scheduler, conductor,
+                                       nursery.cancel_scope)
                 await nursery.start(self.run_actor, "conductor", conductor)
                 await self.start_metadata(nursery)
-                nursery.start_soon(conductor.watch_builds)
-                nursery.start_soon(conductor.watch_soft_deleted)
                 if self.role == "all":
                     await nursery.start(self.run_compute)
                 self.images.nursery = nursery  # web-download imports run here
@@ -326,9 +342,76 @@ class Service:
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
+                if lease is not None and self.lease_lost is None:
+                    with trio.move_on_after(5):
+                        try:
+                            await lease.release()  # a standby takes over at once
+                        except Exception:
+                            log.warning("control lease not released", exc_info=True)
                 await self.transport.aclose()
             self.db.close()
+        if self.lease_lost is not None:
+            raise self.lease_lost
         log.info("novalite stopped; guests keep running")
+
+    async def stand_by(self, lease: ControlLease, scheduler: Any, conductor: Any,
+                       stop: trio.CancelScope) -> None:
+        """Until this process holds the control lease: poll for it; then lead."""
+        period = lease.ttl / 3
+        said = False
+        while True:
+            try:
+                if await lease.acquire():
+                    break
+                if not said:
+                    held = await lease.held_by()
+                    log.info("control standby: another control process schedules",
+                             holder=held[0] if held else None, lease=lease.holder)
+                    said = True
+            except DatabaseUnavailable:
+                log.warning("control lease not checked: the database is unavailable")
+            await trio.sleep(period)
+        from novalite.conductor.recovery import reconcile_at_start
+
+        log.warning("control lease taken over: this process schedules now", lease=lease.holder)
+        # What the last holder left in flight, but the builds this process's own
+        # conductor is carrying; then the claims as the database has them.
+        await reconcile_at_start(self.db, in_flight=set(conductor.in_flight))
+        await scheduler.load()
+        await self.lead(lease, scheduler, conductor, stop)
+
+    async def lead(self, lease: ControlLease | None, scheduler: Any, conductor: Any,
+                   stop: trio.CancelScope, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The scheduler, the periodic checks, and (with a lease) its renewal: when the
+        lease turns out to be another process's, the whole process stops (LeaseLost)."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.run_actor, "scheduler", scheduler)
+            nursery.start_soon(conductor.watch_builds)
+            nursery.start_soon(conductor.watch_soft_deleted)
+            task_status.started()
+            if lease is None:
+                return
+            if self.ready.is_set():
+                log.info("control lease held", lease=lease.holder)
+            while True:
+                await trio.sleep(lease.ttl / 3)
+                try:
+                    held = await lease.acquire()
+                except DatabaseUnavailable:
+                    continue  # nobody else can take it meanwhile
+                if not held:
+                    from novalite.conductor.lease import LeaseLost
+
+                    owner = await lease.held_by()
+                    self.lease_lost = LeaseLost(
+                        f"another control process ({owner[0] if owner else 'unknown'}) took "
+                        f"the control lease this one scheduled by; stopping so that one "
+                        f"process schedules (start this one again: it waits as a standby)")
+                    log.critical("control lease lost", lease=lease.holder,
+                                 holder=owner[0] if owner else None)
+                    self.stopping.set()
+                    stop.cancel()  # at once: no scheduling from here on
+                    return
 
     async def run_compute_role(self) -> None:
         """``--role compute``: this machine's compute hosts, no database; the conductor

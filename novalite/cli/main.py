@@ -90,6 +90,7 @@ def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathO
           role: RoleOpt = "all") -> None:
     """Run novalite: API, scheduler, conductor and compute in one process (or one role)."""
     from novalite import log
+    from novalite.conductor.lease import LeaseLost
     from novalite.exceptions import ConfigError
 
     cfg = _config(config, serve_environ(dict(os.environ), port, state_path))
@@ -98,7 +99,7 @@ def serve(config: ConfigOpt = None, port: PortOpt = None, state_path: StatePathO
         from novalite.service import serve as run
 
         run(cfg, role)
-    except ConfigError as exc:
+    except (ConfigError, LeaseLost) as exc:
         _fail(exc.message)
     except KeyboardInterrupt:
         pass

@@ -53,6 +53,9 @@ RECORD_PATIENCE = 300.0
 #: The same for what a compute host asks by call: within the call's timeout (60 s), so
 #: an outage the database comes back from is a slower call, not a failed build.
 CALL_PATIENCE = 45.0
+#: Seconds after the broker connection is back before the builds it lost are failed:
+#: messages the broker kept are redelivered and taken (in flight) well within it.
+BUS_GRACE = 5.0
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -113,9 +116,12 @@ class ConductorManager(MigrationTasks, ShelveTasks):
         #: Instances a task of this conductor is scheduling or failing right now (the
         #: reconciliation leaves them alone).
         self.in_flight: set[str] = set()
-        #: The start of each database outage that ended, for watch_builds.
-        self._outages_send, self._outages = trio.open_memory_channel[float](16)
+        #: Each database outage or lost broker connection that ended, for watch_builds:
+        #: (when it started, the fault to record, seconds to wait before reconciling).
+        self._outages_send, self._outages = trio.open_memory_channel[
+            tuple[float, str, float]](16)
         db.on_recovered.append(self._outage_over)
+        transport.on_reconnected.append(self._bus_back)
 
     def compute(self, host: str) -> ComputeClient:
         """The client of the compute host ``host``."""
@@ -318,8 +324,18 @@ class ConductorManager(MigrationTasks, ShelveTasks):
     # -- reconciliation (novalite.conductor.recovery) --------------------------------
     def _outage_over(self, started: float) -> None:
         try:
-            self._outages_send.send_nowait(started)
+            self._outages_send.send_nowait((started, recovery.LOST_IN_OUTAGE, 0.0))
         except trio.WouldBlock:  # one pending reconciliation covers them all
+            pass
+
+    def _bus_back(self, lost: float) -> None:
+        """The broker connection is back: a build cast to this topic before a broker
+        restart is gone with its queue. After :data:`BUS_GRACE` (what the broker kept is
+        redelivered and taken by then), hostless builds from before the loss that no
+        conductor task carries go to ERROR, as after a database outage."""
+        try:
+            self._outages_send.send_nowait((lost, recovery.LOST_ON_BUS, BUS_GRACE))
+        except trio.WouldBlock:
             pass
 
     async def watch_builds(self) -> None:
@@ -328,14 +344,15 @@ class ConductorManager(MigrationTasks, ShelveTasks):
         the builds it stranded before they were scheduled."""
         timeout = self.cfg.compute.instance_build_timeout
         while True:
-            outage: float | None = None
+            outage: tuple[float, str, float] | None = None
             with trio.move_on_after(self.cfg.compute.build_check_interval):
                 outage = await self._outages.receive()
             try:
                 if outage is not None:
-                    await self._fail_stuck(older_than=recovery.as_utc(outage),
-                                           message=recovery.LOST_IN_OUTAGE,
-                                           hostless_only=True)
+                    started, message, grace = outage
+                    await trio.sleep(grace)
+                    await self._fail_stuck(older_than=recovery.as_utc(started),
+                                           message=message, hostless_only=True)
                 if timeout > 0:
                     await self._fail_stuck(
                         older_than=utcnow() - dt.timedelta(seconds=timeout),

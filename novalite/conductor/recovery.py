@@ -55,6 +55,9 @@ STOPPED_BEFORE_SCHEDULING = ("The service stopped before this instance was sched
 STOPPED_WHILE_BUILDING = ("The service stopped while this instance was being built on "
                           "{host}; the build did not finish.")
 BUILD_TIMED_OUT = "Instance build timed out. Set to error state."
+LOST_ON_BUS = ("The connection to the message broker was lost before this instance was "
+               "scheduled, and the request with it; it was not built. Delete it and create "
+               "it again.")
 LOST_IN_OUTAGE = ("A database outage interrupted this build before it was scheduled; it "
                   "was not built. Delete it and create it again.")
 
@@ -99,11 +102,13 @@ def _finish_delete(s: Session, inst: Instance) -> None:
     s.add(inst)
 
 
-async def reconcile_at_start(db: Database) -> Reconciled:
+async def reconcile_at_start(db: Database, in_flight: Collection[str] = ()) -> Reconciled:
     """After a restart nothing is in flight: finish every record a dead task left.
 
     Run before the scheduler loads its claims (the released ones are gone by then)
-    and before the API or any compute host starts."""
+    and before the API or any compute host starts; or by a control process that takes
+    over the control lease from a dead one (:mod:`novalite.conductor.lease`), which
+    passes the builds its own conductor has ``in_flight`` (left alone)."""
 
     def work(s: Session) -> Reconciled:
         done = Reconciled()
@@ -113,6 +118,8 @@ async def reconcile_at_start(db: Database) -> Reconciled:
                 and_(col(Instance.task_state).is_not(None), col(Instance.host).is_(None))))
         ).all()
         for inst in unfinished:
+            if inst.uuid in in_flight:
+                continue
             if inst.vm_state == states.BUILDING:
                 _fail(s, inst, STOPPED_WHILE_BUILDING.format(host=inst.host) if inst.host
                       else STOPPED_BEFORE_SCHEDULING)

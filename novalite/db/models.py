@@ -813,3 +813,17 @@ class SecurityGroupRule(SQLModel, table=True):
     description: str = Field(default="", max_length=255)
     created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+# -- the control plane ------------------------------------------------------------
+class ControlLease(SQLModel, table=True):
+    """Who does the control plane's one-at-a-time work (scheduling, recovery, periodic
+    checks) when several control processes share a database and a broker: the holder
+    until ``expires_at`` (see :mod:`novalite.conductor.lease`)."""
+
+    __tablename__ = "control_leases"
+    name: str = Field(primary_key=True, max_length=64)
+    #: ``<host>:<pid>:<random>`` of the process holding it.
+    holder: str = Field(max_length=255)
+    acquired_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    expires_at: NaiveDatetime = Field(sa_type=DATETIME)

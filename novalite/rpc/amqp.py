@@ -28,9 +28,10 @@ Selected by ``[DEFAULT] transport_url = "rabbit://user:pass@host:5672/vhost"``
   handed out). A message is acknowledged as the listener takes it, before its handler
   runs: at most once, but for the instant between the take and the broker's receipt
   of the acknowledgement (a connection lost then redelivers a message already taken).
-  A broker restart loses what its (non-durable) queues held; the conductor's build
-  timeout puts a boot lost that way into ERROR. The broker's credentials are never logged (only host, port and
-  virtual host).
+  A broker restart loses what its (non-durable) queues held: the callbacks in
+  :attr:`on_reconnected` run when the connection is back (the conductor then puts the
+  builds that never reached it into ERROR), and the build timeout catches the rest.
+  The broker's credentials are never logged (only host, port and virtual host).
 
 The client is pika's ``BlockingConnection``, confined to one I/O thread per transport
 (pika is not thread-safe: every use of the connection happens in that thread, work is
@@ -58,6 +59,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import uuid
 from collections.abc import Callable
@@ -188,6 +190,8 @@ class AmqpTransport(Transport):
         self._io_generation = 0
         self._consuming: set[str] = set()
         self.connections_made = 0
+        self.on_reconnected: list[Callable[[float], None]] = []
+        self._lost_at: float | None = None        # when the connection was lost (trio side)
 
     # -- the trio side ------------------------------------------------------------------
     def _start(self) -> None:
@@ -340,8 +344,14 @@ class AmqpTransport(Transport):
     def _on_connected(self, generation: int) -> None:
         self._generation = generation
         self._connected.set()
+        lost, self._lost_at = self._lost_at, None
+        if lost is not None:
+            for callback in list(self.on_reconnected):
+                callback(lost)
 
     def _on_disconnected(self, generation: int) -> None:
+        if self._lost_at is None and not self._closed:
+            self._lost_at = time.time()
         if self._generation == generation:
             self._generation = 0
             self._connected = trio.Event()

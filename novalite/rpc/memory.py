@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 
 import trio
 
@@ -43,6 +44,7 @@ class MemoryTransport(Transport):
         self._topics: dict[str, trio.MemorySendChannel[Incoming]] = {}
         self._pending: dict[str, _Waiting] = {}
         self._ids = itertools.count(1)
+        self.on_reconnected: list[Callable[[float], None]] = []  # never called: one process
         metrics.watch_inboxes(self.inbox_depths)
 
     def inbox_depths(self) -> dict[str, int]:

@@ -46,6 +46,7 @@ Example, a whole round trip (what the clients and the dispatcher do)::
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import NamedTuple
 
 import trio
@@ -66,6 +67,12 @@ class Incoming(NamedTuple):
 
 class Transport(abc.ABC):
     """Moves encoded messages between topics; see the module's docstring for the rules."""
+
+    #: Called in trio, with the ``time.time()`` the connection was lost, each time a
+    #: transport between processes has its connection back: what was sent meanwhile may
+    #: be lost (a broker restart), and a listener may reconcile. A transport within one
+    #: process never loses a connection and never calls them.
+    on_reconnected: list[Callable[[float], None]]
 
     @abc.abstractmethod
     async def listen(self, topic: str) -> trio.abc.ReceiveChannel[Incoming]:
