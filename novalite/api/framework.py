@@ -316,9 +316,10 @@ PublicHandler = Callable[[Call], Awaitable[Any]]
 ActionHandler = Callable[[ApiCall, Any], Awaitable[Any]]
 Authenticator = Callable[[Request], Awaitable[AuthContext]]
 #: The JSON schema a route's request body must meet: one schema, or one per microversion
-#: (called with the negotiated version). The same schema validates the request and
+#: (called with the negotiated version; None where the route does not exist at that
+#: version and its handler answers 404). The same schema validates the request and
 #: describes it in the mount's OpenAPI document (:mod:`novalite.api.openapi`).
-BodySchema = dict[str, Any] | Callable[[Version], dict[str, Any]]
+BodySchema = dict[str, Any] | Callable[[Version], dict[str, Any] | None]
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=PublicHandler)
 A = TypeVar("A", bound=ActionHandler)
