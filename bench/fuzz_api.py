@@ -69,9 +69,9 @@ def _fixtures(srv: RunningServer) -> dict[str, dict[str, str]]:
 
 
 def _line(label: str, r: FuzzResult) -> str:
-    return (f"  {label:<10} {r.mount:<10} operations {r.operations:>4}  requests "
-            f"{r.requests:>6}  5xx {len(r.server_errors):>3}  (501 {len(r.not_implemented)})  "
-            f"{r.seconds:6.1f} s")
+    return (f"  {label:<9} operations {r.operations:>4}  test cases {r.test_cases:>6}  "
+            f"requests {r.requests:>6}  5xx {len(r.server_errors):>3} "
+            f"(and 501 {len(r.not_implemented)})  {r.seconds:6.1f} s")
 
 
 def main() -> None:
@@ -81,35 +81,36 @@ def main() -> None:
     parser.add_argument("--mounts", default=",".join(MOUNTS))
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
-    mounts = [m for m in args.mounts.split(",") if m]
+    mounts = tuple(m for m in args.mounts.split(",") if m)
     with tempfile.TemporaryDirectory(prefix="novalite-fuzz-bench-") as tmp:
-        srv = start(Path(tmp) / "state")
+        srv = start(Path(tmp) / "state", timeout=120)
         try:
             fixtures = _fixtures(srv)
             results: list[tuple[str, FuzzResult]] = []
-            for mount in mounts:
-                r = fuzz(srv, mount, max_examples=args.examples, phases=args.phases,
-                         seed=args.seed, timeout=3600)
-                results.append(("made-up", r))
-                print(_line("made-up", r), flush=True)
-                if mount in fixtures:
-                    srv.token(fresh=True)
-                    r = fuzz(srv, mount, max_examples=args.examples, phases=args.phases,
-                             parameters=fixtures[mount], exclude_methods=("DELETE",),
-                             seed=args.seed, timeout=3600)
-                    results.append(("real ids", r))
-                    print(_line("real ids", r), flush=True)
-                srv.token(fresh=True)  # the fuzzer may have revoked or outlived it
+            r = fuzz(srv, mounts, max_examples=args.examples, phases=args.phases,
+                     seed=args.seed, timeout=7200)
+            results.append(("made-up", r))
+            print(_line("made-up", r), flush=True)
+            srv.token(fresh=True)  # the fuzzer may have revoked it
+            bound = tuple(m for m in mounts if m in fixtures)
+            if bound:
+                parameters = {k: v for m in bound for k, v in fixtures[m].items()}
+                r = fuzz(srv, bound, max_examples=args.examples, phases=args.phases,
+                         parameters=parameters, exclude_methods=("DELETE",),
+                         seed=args.seed, timeout=7200)
+                results.append(("real ids", r))
+                print(_line("real ids", r), flush=True)
             alive = httpx.get(f"{srv.url}/", timeout=10).status_code
         finally:
             srv.stop()
     total = sum(r.requests for _, r in results)
     errors = [e for _, r in results for e in r.server_errors]
-    operations = sum(r.operations for label, r in results if label == "made-up")
-    print(f"total: {operations} operations, {total} requests, {len(errors)} server errors "
-          f"(goal 0); service still answering: {alive}")
+    print(f"total: {results[0][1].operations} operations, {total} requests, {len(errors)} "
+          f"server errors (goal 0); service still answering: {alive}")
     for e in sorted(set(errors)):
         print("  5xx:", e)
+    for e in sorted({e for _, r in results for e in r.not_implemented}):
+        print("  501 (Nova's answer for what the driver does not do):", e)
 
 
 if __name__ == "__main__":

@@ -78,20 +78,17 @@ def test_a_body_is_described_by_the_schema_that_validates_it(srv: RunningServer)
 
 
 def test_the_fuzzer_finds_no_server_error_on_any_route(srv: RunningServer) -> None:
-    """schemathesis over every operation of every mount, two examples each."""
+    """schemathesis over every operation of every mount, two generated requests each
+    (plus what it tries on top): the service's log shows no 5xx."""
     schemathesis_bin()  # installed with the test extras: a missing one is a failure
-    totals = {"operations": 0, "requests": 0}
-    errors: list[str] = []
-    for prefix, _ in MOUNTS:
-        result = fuzz(srv, prefix, max_examples=2, phases="examples,fuzzing", seed=18,
-                      timeout=300)
-        assert result.operations > 0, result.output[-3000:]
-        totals["operations"] += result.operations
-        totals["requests"] += result.requests
-        errors += result.server_errors
-        srv.token(fresh=True)  # a fuzzed identity request may have revoked it
-    assert errors == [], errors
-    assert totals["requests"] >= totals["operations"]
+    result = fuzz(srv, max_examples=2, seed=18, timeout=300)
+    documented = sum(len(ops) for prefix, _ in MOUNTS for ops in httpx.get(
+        f"{srv.url}{prefix}/openapi.json", timeout=30).json()["paths"].values())
+    assert result.operations >= documented - 2, result.output[-3000:]  # all but the
+    # two that schemathesis cannot send (a HEAD with a body schema, image data)
+    assert result.server_errors == [], result.server_errors
+    assert result.requests >= result.operations
+    srv.token(fresh=True)  # a fuzzed identity request may have revoked the old one
     assert httpx.get(f"{srv.url}/", timeout=10).status_code in (200, 300)
-    print(f"fuzzer: {totals['operations']} operations, {totals['requests']} requests, "
-          "0 server errors")
+    print(f"fuzzer: {result.operations} operations, {result.requests} requests, "
+          f"{len(result.server_errors)} server errors, {result.seconds:.1f} s")
