@@ -73,8 +73,16 @@ def test_a_body_is_described_by_the_schema_that_validates_it(srv: RunningServer)
             "name": "x", "ram": 1, "vcpus": 1, "disk": 0, "color": "red"}})
         assert r.status_code == 400
         assert "color" in r.json()["badRequest"]["message"]
-    public = httpx.get(f"{srv.url}/identity/openapi.json", timeout=30).json()
-    assert public["paths"]["/v3/auth/tokens"]["post"]["security"] == []
+    identity = httpx.get(f"{srv.url}/identity/openapi.json", timeout=30).json()
+    assert identity["paths"]["/v3/auth/tokens"]["post"]["security"] == []
+    # A route given its schema with the document: Keystone's project fields are typed
+    # ("enabled": "no" was taken as true before).
+    with srv.client() as c:
+        r = c.post("/identity/v3/projects", json={"project": {"name": "typed",
+                                                              "enabled": "no"}})
+        assert r.status_code == 400 and "enabled" in r.json()["error"]["message"]
+        assert c.get("/identity/v3/projects", params={"name": "typed"}).json()[
+            "projects"] == []
 
 
 def test_the_fuzzer_finds_no_server_error_on_any_route(srv: RunningServer) -> None:
