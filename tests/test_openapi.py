@@ -92,8 +92,9 @@ def test_the_fuzzer_finds_no_server_error_on_any_route(srv: RunningServer) -> No
     result = fuzz(srv, max_examples=2, seed=18, timeout=300)
     documented = sum(len(ops) for prefix, _ in MOUNTS for ops in httpx.get(
         f"{srv.url}{prefix}/openapi.json", timeout=30).json()["paths"].values())
-    assert result.operations >= documented - 2, result.output[-3000:]  # all but the
-    # two that schemathesis cannot send (a HEAD with a body schema, image data)
+    # Every operation (242 at this writing); a little slack for one schemathesis cannot
+    # serialize in some version of it.
+    assert result.operations >= documented - 2, result.output[-3000:]
     assert result.server_errors == [], result.server_errors
     assert result.requests >= result.operations
     srv.token(fresh=True)  # a fuzzed identity request may have revoked the old one
