@@ -116,7 +116,7 @@ class _Connection(TCPServer):
         #: Set when the server closed its side while the client may still be sending.
         self._linger_until: float | None = None
         #: Around the reader's hand-over of received bytes to the protocol: an early
-        #: answer cancels it (see :meth:`_close`).
+        #: answer cancels it (:meth:`_stop_handing_over`).
         self._handing_over: trio.CancelScope | None = None
 
     async def protocol_send(self, event: Event) -> None:
