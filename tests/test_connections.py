@@ -13,11 +13,16 @@ import resource
 import socket
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import trio
+from hypercorn.config import Config as HypercornConfig
 
+from novalite.api.listener import ConnectionLimits, serve
 from novalite.testing.server import RunningServer, start, wait_for
 
 HEADER_TIMEOUT = 1.0
@@ -212,3 +217,63 @@ def test_short_of_descriptors_the_service_keeps_answering(tmp_path: Path) -> Non
                    for e in srv.log_events())
     finally:
         srv.stop()
+
+
+# -- an answer before the body: the client is not left blocked writing ------------------
+
+
+async def _answer_413_without_reading(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An application that, like a quota refused before an upload is read, answers 413
+    late enough that the client has filled every buffer on the way."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await trio.sleep(0.5)
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-length", b"9"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": b"too large"})
+
+
+def _upload_everything(port: int, size: int) -> dict[str, Any]:
+    """Send ``size`` bytes of body in full, each send allowed 3 s; then read the answer."""
+    out: dict[str, Any] = {"sent": 0}
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"PUT /v2/images/x/file HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: %d\r\n\r\n" % size)
+        sock.settimeout(3)
+        started = time.monotonic()
+        try:
+            while out["sent"] < size:
+                out["sent"] += sock.send(b"y" * 65536)
+        except OSError as exc:
+            out["error"] = repr(exc)
+        out["seconds"] = time.monotonic() - started
+        out["answer"] = sock.recv(4096)
+    return out
+
+
+async def test_an_early_413_does_not_leave_the_client_blocked_writing() -> None:
+    """The listener's real connection handling (novalite.api.listener.serve) over a
+    socket: a 64 MiB upload refused before it is read gets its 413, and the client can
+    finish sending (the service reads and drops the rest) instead of blocking until its
+    write timeout, the flake seen as httpx.WriteTimeout under load."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    config = HypercornConfig()
+    config.bind = [f"127.0.0.1:{port}"]
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve, _answer_413_without_reading, config,
+                                    ConnectionLimits(), shutdown_trigger=stop.wait))
+        out = await trio.to_thread.run_sync(_upload_everything, port, 64 << 20)
+        stop.set()
+    assert "error" not in out, out
+    assert out["sent"] == 64 << 20
+    assert out["answer"].startswith(b"HTTP/1.1 413"), out["answer"]

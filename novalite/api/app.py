@@ -18,6 +18,7 @@ from novalite import metrics
 from novalite.api import compute, identity, image, network, root, volumes
 from novalite.api.framework import (
     TITLES,
+    JSONResponse,
     Services,
     error_response,
     internal_error,
@@ -49,6 +50,28 @@ def policy_operations() -> dict[str, list[str]]:
         for router in routers:
             for rule, operations in router.rule_operations(prefix).items():
                 out.setdefault(rule, []).extend(operations)
+    return out
+
+
+def openapi_routes(mounts: list[tuple[str, list[Any]]], max_version: Any) -> list[Route]:
+    """``GET <mount>/openapi.json`` for each mount served (no token: it says what any
+    client may read in the API reference), each document built on first request."""
+    from novalite.api import openapi
+
+    out = []
+    for prefix, routers in mounts:
+        cache: dict[str, Response] = {}
+
+        async def serve_document(request: Request, prefix: str = prefix,
+                                 routers: list[Any] = routers,
+                                 cache: dict[str, Response] = cache) -> Response:
+            if "doc" not in cache:
+                doc = openapi.document(prefix, routers, max_version
+                                       if prefix == "/compute" else None)
+                cache["doc"] = JSONResponse(doc)
+            return cache["doc"]
+
+        out.append(Route(f"{prefix}/openapi.json", serve_document, methods=["GET"]))
     return out
 
 
@@ -174,8 +197,12 @@ def build_app(identity_service: IdentityService | ExternalIdentity, images: Imag
         body, content_type = await metrics.scrape()
         return Response(body, headers={"Content-Type": content_type})
 
+    served = [(prefix, routers) for prefix, routers in MOUNTS
+              if not (prefix == "/identity" and embedded is None)
+              and not (prefix == "/image" and cfg.glance.api_servers)]
     app = Starlette(routes=[
         *root.routes(cfg),  # GET /: an index of the mounts below
+        *openapi_routes(served, services.max_version),  # GET <mount>/openapi.json
         *([Route("/metrics", scrape, methods=["GET"])] if cfg.metrics.enabled else []),
         *own_identity,
         *([] if cfg.glance.api_servers else [  # an external Glance serves images

@@ -9,7 +9,7 @@ import copy
 from typing import Any
 from urllib.parse import urlencode
 
-from novalite.api import query, schemas
+from novalite.api import query
 from novalite.api.framework import ActionRegistry, ApiCall, Reply, Router
 from novalite.api.views import links
 from novalite.compute import extra_specs
@@ -166,19 +166,20 @@ async def show_flavor(call: ApiCall) -> dict[str, Any]:
     return {"flavor": flavor_view(call, flavor, specs)}
 
 
-@router.route("POST", "/v2.1/flavors", rule=MANAGE + "create")
+@router.route("POST", "/v2.1/flavors", rule=MANAGE + "create",
+              body=lambda v: FLAVOR_CREATE_V255 if v >= "2.55" else FLAVOR_CREATE)
 async def create_flavor(call: ApiCall) -> dict[str, Any]:
-    schema = FLAVOR_CREATE_V255 if call.mv("2.55") else FLAVOR_CREATE
-    body = schemas.validate(call.body, schema)["flavor"]
+    body = call.body["flavor"]
     flavor = await _api(call).create(body)
     return {"flavor": flavor_view(call, flavor, {})}
 
 
-@router.route("PUT", "/v2.1/flavors/{flavor_id}", rule=MANAGE + "update")
+@router.route("PUT", "/v2.1/flavors/{flavor_id}", rule=MANAGE + "update",
+              body=lambda v: FLAVOR_UPDATE if v >= "2.55" else None)
 async def update_flavor(call: ApiCall) -> dict[str, Any]:
     if not call.mv("2.55"):
         raise NotFound("The resource could not be found.")
-    body = schemas.validate(call.body, FLAVOR_UPDATE)["flavor"]
+    body = call.body["flavor"]
     flavor, specs = await _api(call).update_description(call.params["flavor_id"],
                                                         body["description"])
     return {"flavor": flavor_view(call, flavor, specs)}
@@ -257,9 +258,10 @@ async def get_extra_specs(call: ApiCall) -> dict[str, Any]:
     return {"extra_specs": specs}
 
 
-@router.route("POST", "/v2.1/flavors/{flavor_id}/os-extra_specs", rule=SPECS + "create")
+@router.route("POST", "/v2.1/flavors/{flavor_id}/os-extra_specs", rule=SPECS + "create",
+              body=EXTRA_SPECS_CREATE)
 async def set_extra_specs(call: ApiCall) -> dict[str, Any]:
-    body = schemas.validate(call.body, EXTRA_SPECS_CREATE)
+    body = call.body
     specs = _check_values(call, body["extra_specs"])
     await _api(call).set_extra_specs(call.ctx, call.params["flavor_id"], specs)
     return {"extra_specs": body["extra_specs"]}
@@ -274,9 +276,10 @@ async def show_extra_spec(call: ApiCall) -> dict[str, Any]:
     return {key: specs[key]}
 
 
-@router.route("PUT", "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", rule=SPECS + "update")
+@router.route("PUT", "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", rule=SPECS + "update",
+              body=EXTRA_SPEC_UPDATE)
 async def update_extra_spec(call: ApiCall) -> dict[str, Any]:
-    body = schemas.validate(call.body, EXTRA_SPEC_UPDATE)
+    body: dict[str, Any] = call.body
     specs = _check_values(call, body)
     if call.params["key"] not in body:
         raise BadRequest("Request body and URI mismatch")

@@ -315,6 +315,11 @@ Handler = Callable[[ApiCall], Awaitable[Any]]
 PublicHandler = Callable[[Call], Awaitable[Any]]
 ActionHandler = Callable[[ApiCall, Any], Awaitable[Any]]
 Authenticator = Callable[[Request], Awaitable[AuthContext]]
+#: The JSON schema a route's request body must meet: one schema, or one per microversion
+#: (called with the negotiated version; None where the route does not exist at that
+#: version and its handler answers 404). The same schema validates the request and
+#: describes it in the mount's OpenAPI document (:mod:`novalite.api.openapi`).
+BodySchema = dict[str, Any] | Callable[[Version], dict[str, Any] | None]
 H = TypeVar("H", bound=Handler)
 P = TypeVar("P", bound=PublicHandler)
 A = TypeVar("A", bound=ActionHandler)
@@ -330,6 +335,8 @@ class RouteSpec:
     handler: Handler
     rule: str | None
     parse_body: bool = True
+    #: Checked after the policy rule, before the handler runs (a 400 in the API's body).
+    body: BodySchema | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +348,24 @@ class PublicRouteSpec:
     method: str
     handler: PublicHandler
     versioned: bool = False
+    body: BodySchema | None = None
+
+
+def body_schema(schema: BodySchema | None, version: Version) -> dict[str, Any] | None:
+    """The schema a body must meet at ``version`` (None: the route declares none)."""
+    if schema is None or isinstance(schema, dict):
+        return schema
+    return schema(version)
+
+
+def check_body(body: Any, schema: BodySchema | None, version: Version) -> Any:
+    """``body`` once it meets the route's schema at ``version``; BadRequest otherwise."""
+    resolved = body_schema(schema, version)
+    if resolved is None:
+        return body
+    from novalite.api import schemas
+
+    return schemas.validate(body, resolved)
 
 
 class Router:
@@ -362,21 +387,22 @@ class Router:
         self.actions: list[tuple[str, ActionRegistry]] = []
 
     def route(self, method: str, path: str, *, rule: str | None,
-              parse_body: bool = True) -> Callable[[H], H]:
-        """Register the decorated handler for ``method path`` behind ``rule``."""
+              parse_body: bool = True, body: BodySchema | None = None) -> Callable[[H], H]:
+        """Register the decorated handler for ``method path`` behind ``rule``; ``body``:
+        the JSON schema its request body must meet (see :data:`BodySchema`)."""
 
         def register(handler: H) -> H:
-            self.specs.append(RouteSpec(path, method, handler, rule, parse_body))
+            self.specs.append(RouteSpec(path, method, handler, rule, parse_body, body))
             return handler
 
         return register
 
-    def public(self, method: str, path: str, *, versioned: bool = False
-               ) -> Callable[[P], P]:
+    def public(self, method: str, path: str, *, versioned: bool = False,
+               body: BodySchema | None = None) -> Callable[[P], P]:
         """Register the decorated handler for ``method path``, served without a token."""
 
         def register(handler: P) -> P:
-            self.public_specs.append(PublicRouteSpec(path, method, handler, versioned))
+            self.public_specs.append(PublicRouteSpec(path, method, handler, versioned, body))
             return handler
 
         return register
@@ -508,7 +534,7 @@ def make_route(spec: RouteSpec, services: Services, *, authenticate: Authenticat
                max_version: Version | None = None, style: str = "nova") -> Route:
     """``spec`` as a Starlette route: microversion, token, body, policy rule, handler,
     and errors in the mount's ``style``."""
-    method, handler, rule = spec.method, spec.handler, spec.rule
+    method, handler, rule, schema = spec.method, spec.handler, spec.rule, spec.body
     reads_body = spec.parse_body and method in ("POST", "PUT", "PATCH")
 
     async def endpoint(request: Request) -> Response:
@@ -524,6 +550,8 @@ def make_route(spec: RouteSpec, services: Services, *, authenticate: Authenticat
             body = await read_json(request) if reads_body else None
             if rule is not None:
                 authorize(ctx, rule)
+            if schema is not None:
+                body = check_body(body, schema, version)
             call = ApiCall(request, version, request_id, dict(request.path_params), body,
                            services, ctx=ctx)
             result = await handler(call)
@@ -539,7 +567,7 @@ def make_route(spec: RouteSpec, services: Services, *, authenticate: Authenticat
 def make_public_route(spec: PublicRouteSpec, services: Services, *,
                       max_version: Version | None = None, style: str = "nova") -> Route:
     """``spec`` as a Starlette route that asks for no token."""
-    method, handler = spec.method, spec.handler
+    method, handler, schema = spec.method, spec.handler, spec.body
     versioned = spec.versioned and max_version is not None
 
     async def endpoint(request: Request) -> Response:
@@ -552,6 +580,8 @@ def make_public_route(spec: PublicRouteSpec, services: Services, *,
                 version = negotiate(request, max_version)
                 extra = _version_headers(version)
             body = await read_json(request) if method in ("POST", "PUT", "PATCH") else None
+            if schema is not None:
+                body = check_body(body, schema, version)
             call = Call(request, version, request_id, dict(request.path_params), body,
                         services)
             result = await handler(call)
@@ -583,7 +613,7 @@ def starlette_routes(routers: list[Router], services: Services, *,
         if prefix:
             head, _, tail = s.path[1:].partition("/")
             s = RouteSpec(f"/{head}/{prefix}/{tail}", s.method, s.handler, s.rule,
-                          s.parse_body)
+                          s.parse_body, s.body)
         out.append(make_route(s, services, authenticate=authenticate,
                               max_version=max_version, style=style))
     return out

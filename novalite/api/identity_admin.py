@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.db.models import Project, Role, User
 from novalite.exceptions import BadRequest, NotFound
@@ -76,7 +77,8 @@ async def list_projects(call: ApiCall) -> dict[str, Any]:
             "links": collection(call, "projects")}
 
 
-@router.route("POST", "/v3/projects", rule="identity:create_project")
+@router.route("POST", "/v3/projects", rule="identity:create_project",
+              body=schemas.IDENTITY_PROJECT_CREATE)
 async def create_project(call: ApiCall) -> Reply:
     project = await _admin(call).create_project(body_of(call, "project"))
     return Reply(201, {"project": project_view(call, project)})
@@ -100,7 +102,8 @@ async def list_users(call: ApiCall) -> dict[str, Any]:
     return {"users": [user_view(call, u) for u in found], "links": collection(call, "users")}
 
 
-@router.route("POST", "/v3/users", rule="identity:create_user")
+@router.route("POST", "/v3/users", rule="identity:create_user",
+              body=schemas.IDENTITY_USER_CREATE)
 async def create_user(call: ApiCall) -> Reply:
     user = await _admin(call).create_user(body_of(call, "user"))
     return Reply(201, {"user": user_view(call, user)})
@@ -111,7 +114,8 @@ async def show_user(call: ApiCall) -> dict[str, Any]:
     return {"user": user_view(call, await _admin(call).get_user(call.params["id"]))}
 
 
-@router.route("PATCH", "/v3/users/{id}", rule="identity:create_user")
+@router.route("PATCH", "/v3/users/{id}", rule="identity:create_user",
+              body=schemas.IDENTITY_USER_UPDATE)
 async def update_user(call: ApiCall) -> dict[str, Any]:
     user = await _admin(call).update_user(call.params["id"], body_of(call, "user"))
     return {"user": user_view(call, user)}

@@ -2,7 +2,7 @@
 
 :func:`serve` does what ``hypercorn.trio.serve`` does (lifespan, sockets, one
 :class:`~hypercorn.trio.tcp_server.TCPServer` per connection, graceful shutdown)
-with four differences, each closing a way for clients to exhaust the service:
+with five differences, each closing a way for clients to exhaust the service:
 
 * **A connection the client closed is released at once.** Hypercorn keeps its
   keep-alive timer running after the peer hung up, so every closed connection
@@ -18,6 +18,10 @@ with four differences, each closing a way for clients to exhaust the service:
   ``max_connections`` the listener stops accepting (new clients wait in the
   kernel's backlog); an ``EMFILE``/``ENFILE`` from ``accept`` is logged once per
   burst and retried after a short pause instead of flooding the log.
+* **An answer before the request body is read** (a 413) does not leave the client
+  blocked writing: what the application's queue cannot take is dropped, the
+  connection closes our side and reads and drops what still comes for
+  :data:`LINGER` seconds (a lingering close, as nginx does), then closes.
 
 Hypercorn settings used as they are: ``keep_alive_timeout``, ``read_timeout``
 (set to ``client_socket_timeout``), ``h11_max_incomplete_size`` (16 KiB of
@@ -36,6 +40,7 @@ from functools import partial
 from math import inf
 from typing import Any
 
+import h11
 import structlog
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -110,6 +115,9 @@ class _Connection(TCPServer):
         self._peer_gone = False
         #: Set when the server closed its side while the client may still be sending.
         self._linger_until: float | None = None
+        #: Around the reader's hand-over of received bytes to the protocol: an early
+        #: answer cancels it (:meth:`_stop_handing_over`).
+        self._handing_over: trio.CancelScope | None = None
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
@@ -120,8 +128,39 @@ class _Connection(TCPServer):
                 return
         elif isinstance(event, RawData):
             await self._send(event.data)
+            if self._answered_early():
+                self._stop_handing_over()
             return
         await super().protocol_send(event)
+
+    def _answered_early(self) -> bool:
+        """True when the response is complete while the client is still sending its
+        request body (a 413 for a declared size, a quota refused before reading)."""
+        connection = getattr(getattr(self.protocol, "protocol", None), "connection", None)
+        return (isinstance(connection, h11.Connection)
+                and connection.our_state in (h11.DONE, h11.MUST_CLOSE)
+                and connection.their_state is h11.SEND_BODY)
+
+    def _stop_handing_over(self) -> None:
+        """The application answered without reading the body: it reads no more of it.
+        Hypercorn's queue to the application holds a few chunks and then waits, and
+        would wait forever: the reader would stop reading, the client block writing
+        until its own timeout (and the stream's ``http.disconnect`` never be queued).
+        From now on what the queue cannot take is dropped, and a hand-over already
+        waiting is cancelled; the connection then closes and lingers (:meth:`_close`)."""
+        stream = getattr(self.protocol.protocol, "stream", None)
+        put = getattr(stream, "app_put", None)
+        channel = getattr(put, "__self__", None)
+        if isinstance(channel, trio.MemorySendChannel):
+            async def put_or_drop(message: Any) -> None:
+                try:
+                    channel.send_nowait(message)
+                except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                    pass
+
+            stream.app_put = put_or_drop  # type: ignore[union-attr]
+        if self._handing_over is not None:
+            self._handing_over.cancel()
 
     async def _send(self, data: bytes) -> None:
         async with self.send_lock:
@@ -150,6 +189,12 @@ class _Connection(TCPServer):
         # until it stops or LINGER passes; closing now would reset the connection and
         # lose the answer in the client's kernel.
         self._linger_until = trio.current_time() + LINGER
+        # The reader may be blocked handing request body to an application that answered
+        # without reading it (Hypercorn's queue to the app holds a few chunks, then
+        # waits): no more reads would happen, the client would block writing until its
+        # timeout. Cancel the hand-over; from now on the reader drops what arrives.
+        if self._handing_over is not None:
+            self._handing_over.cancel()
         try:
             await self.stream.send_eof()
         except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError,
@@ -175,7 +220,9 @@ class _Connection(TCPServer):
                 continue
             if self._idle and data and self._header_deadline == inf:
                 self._header_deadline = trio.current_time() + self.limits.header_timeout
-            await self.protocol.handle(RawData(bytes(data)))
+            with trio.CancelScope() as self._handing_over:
+                await self.protocol.handle(RawData(bytes(data)))
+            self._handing_over = None
             if data == b"":
                 break
         self._peer_gone = True

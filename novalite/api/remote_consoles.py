@@ -26,12 +26,13 @@ LEGACY_ACTIONS = {"os-getVNCConsole": "vnc", "os-getSerialConsole": "serial",
 
 
 @router.route("POST", "/v2.1/servers/{server_id}/remote-consoles",
-              rule="os_compute_api:os-remote-consoles")
+              rule="os_compute_api:os-remote-consoles", body=lambda v: (
+                  schemas.REMOTE_CONSOLE_V28 if v >= "2.8" else
+                  schemas.REMOTE_CONSOLE_V26 if v >= "2.6" else None))
 async def create_remote_console(call: ApiCall) -> dict[str, Any]:
     if not call.mv("2.6"):
         raise NotFound("The resource could not be found.")
-    body = schemas.validate(call.body, schemas.REMOTE_CONSOLE_V28 if call.mv("2.8")
-                            else schemas.REMOTE_CONSOLE_V26)
+    body = call.body
     protocol, console_type = body["remote_console"]["protocol"], body["remote_console"]["type"]
     url = await console_api(call.services.compute).get_console(
         call.ctx, call.params["server_id"], protocol, console_type)

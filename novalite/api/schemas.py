@@ -577,3 +577,32 @@ UNSHELVE = {"type": ["object", "null"],
             "properties": {"availability_zone": {"type": ["string", "null"]},
                            "host": {"type": "string", "minLength": 1, "maxLength": 255}},
             "additionalProperties": False}
+
+
+# -- Keystone: projects and users (keystone.resource.schema, keystone.identity.schema:
+# typed fields, other properties allowed; the service layer checks what needs the
+# database: domains, default projects) --
+_ks_nullable = {"type": ["string", "null"]}
+_ks_id = {"type": ["string", "null"], "minLength": 1, "maxLength": 64}
+_ks_tags = {"type": "array", "maxItems": 80, "items": {
+    "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^,/]*$"}}
+_ks_project = {"name": {"type": "string", "minLength": 1, "maxLength": 64},
+               "description": _ks_nullable, "enabled": {"type": "boolean"},
+               "domain_id": _ks_id, "parent_id": _ks_id, "is_domain": {"type": "boolean"},
+               "tags": _ks_tags}
+_ks_user = {"name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "password": _ks_nullable, "description": _ks_nullable,
+            "enabled": {"type": "boolean"}, "domain_id": _ks_id,
+            "default_project_id": _ks_id, "email": _ks_nullable}
+
+
+def _keystone_entity(key: str, properties: dict[str, Any], required: list[str]
+                     ) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {key: {
+        "type": "object", "properties": properties, "required": required,
+        "additionalProperties": True}}}
+
+
+IDENTITY_PROJECT_CREATE = _keystone_entity("project", _ks_project, ["name"])
+IDENTITY_USER_CREATE = _keystone_entity("user", _ks_user, ["name"])
+IDENTITY_USER_UPDATE = _keystone_entity("user", _ks_user, [])

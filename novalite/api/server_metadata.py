@@ -19,18 +19,18 @@ async def index(call: ApiCall) -> dict[str, Any]:
                                                              call.params["server_id"])}
 
 
-@router.route("POST", PATH, rule=RULE + "create")
+@router.route("POST", PATH, rule=RULE + "create", body=schemas.SERVER_METADATA)
 async def create(call: ApiCall) -> dict[str, Any]:
     """Merge the given items into the metadata; answers the whole metadata."""
-    body = schemas.validate(call.body, schemas.SERVER_METADATA)
+    body = call.body
     return {"metadata": await call.services.compute.change_metadata(
         call.ctx, call.params["server_id"], body["metadata"])}
 
 
-@router.route("PUT", PATH, rule=RULE + "update_all")
+@router.route("PUT", PATH, rule=RULE + "update_all", body=schemas.SERVER_METADATA)
 async def update_all(call: ApiCall) -> dict[str, Any]:
     """Replace the metadata."""
-    body = schemas.validate(call.body, schemas.SERVER_METADATA)
+    body = call.body
     return {"metadata": await call.services.compute.change_metadata(
         call.ctx, call.params["server_id"], body["metadata"], replace=True)}
 

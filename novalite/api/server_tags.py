@@ -29,10 +29,10 @@ async def index(call: ApiCall) -> dict[str, Any]:
     return {"tags": await call.services.compute.tags(call.ctx, call.params["server_id"])}
 
 
-@router.route("PUT", PATH, rule=RULE + "update_all")
+@router.route("PUT", PATH, rule=RULE + "update_all", body=schemas.SERVER_TAGS)
 async def update_all(call: ApiCall) -> dict[str, Any]:
     _since_226(call)
-    body = schemas.validate(call.body, schemas.SERVER_TAGS)
+    body = call.body
     tags, _ = await call.services.compute.change_tags(
         call.ctx, call.params["server_id"], "update tags", tags=body["tags"])
     return {"tags": tags}

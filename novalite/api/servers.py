@@ -178,10 +178,10 @@ def _destination(call: ApiCall, server: dict[str, Any]
     return az, None
 
 
-@router.route("POST", "/v2.1/servers", rule=RULE + "create")
+@router.route("POST", "/v2.1/servers", rule=RULE + "create", body=lambda v: (
+    schemas.server_create(tuple(v >= since for since in CREATE_VERSIONS))))
 async def create_server(call: ApiCall) -> Reply:
-    schema = schemas.server_create(tuple(call.mv(v) for v in CREATE_VERSIONS))
-    body = schemas.validate(call.body, schema)
+    body = call.body
     server = dict(body["server"])
     check_access_ips(server)
     networks, server["requested_networks"] = _networks(call, server.get("networks"))
@@ -208,10 +208,10 @@ async def create_server(call: ApiCall) -> Reply:
         "Location": f"{call.services.base_url}/compute/v2.1/servers/{first.uuid}"})
 
 
-@router.route("PUT", "/v2.1/servers/{server_id}", rule=RULE + "update")
+@router.route("PUT", "/v2.1/servers/{server_id}", rule=RULE + "update", body=lambda v: (
+    schemas.server_update(v >= "2.19", v >= "2.90", v >= "2.94")))
 async def update_server(call: ApiCall) -> dict[str, Any]:
-    schema = schemas.server_update(call.mv("2.19"), call.mv("2.90"), call.mv("2.94"))
-    body = schemas.validate(call.body, schema)["server"]
+    body = call.body["server"]
     check_access_ips(body)
     fields = {"name": "display_name", "description": "display_description",
               "hostname": "hostname", "accessIPv4": "access_ip_v4",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from novalite.api import schemas
 from novalite.api import volume_schemas as vs
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.db.models import VolumeAttachment
@@ -54,9 +53,9 @@ async def show(call: ApiCall) -> dict[str, Any]:
     return {"volumeAttachment": view(call, att)}
 
 
-@router.route("POST", PATH, rule=RULE + "create")
+@router.route("POST", PATH, rule=RULE + "create", body=vs.VOLUME_ATTACHMENT)
 async def create(call: ApiCall) -> dict[str, Any]:
-    body = schemas.validate(call.body, vs.VOLUME_ATTACHMENT)["volumeAttachment"]
+    body = call.body["volumeAttachment"]
     if "tag" in body and not call.mv("2.49"):
         raise BadRequest("Additional properties are not allowed ('tag' was unexpected)")
     if "delete_on_termination" in body and not call.mv("2.79"):
@@ -73,9 +72,9 @@ async def create(call: ApiCall) -> dict[str, Any]:
     return {"volumeAttachment": view(call, att)}
 
 
-@router.route("PUT", PATH + "/{volume_id}", rule=RULE + "update")
+@router.route("PUT", PATH + "/{volume_id}", rule=RULE + "update", body=vs.VOLUME_ATTACHMENT)
 async def update(call: ApiCall) -> Reply:
-    body = schemas.validate(call.body, vs.VOLUME_ATTACHMENT)["volumeAttachment"]
+    body = call.body["volumeAttachment"]
     inst = (await call.services.compute.get(call.ctx, call.params["server_id"])).instance
     sv = _server_volumes(call)
     att = await sv.get(inst.uuid, call.params["volume_id"])

@@ -12,7 +12,6 @@ from typing import Any
 
 from starlette.routing import Route
 
-from novalite.api import schemas
 from novalite.api import volume_schemas as vs
 from novalite.api.framework import (
     ActionRegistry,
@@ -141,9 +140,9 @@ async def version(call: Call) -> Reply:
 
 
 # -- volumes ----------------------------------------------------------------------------
-@router.route("POST", "/v3/volumes", rule="volume:create")
+@router.route("POST", "/v3/volumes", rule="volume:create", body=vs.VOLUME_CREATE)
 async def create(call: ApiCall) -> Reply:
-    body = schemas.validate(call.body, vs.VOLUME_CREATE)["volume"]
+    body = call.body["volume"]
     size = body.get("size")
     if isinstance(size, str):
         size = int(size) if size.strip().lstrip("-").isdigit() else size
@@ -180,9 +179,9 @@ async def show(call: ApiCall) -> dict[str, Any]:
     return {"volume": volume_view(call, record)}
 
 
-@router.route("PUT", "/v3/volumes/{volume_id}", rule="volume:update")
+@router.route("PUT", "/v3/volumes/{volume_id}", rule="volume:update", body=vs.VOLUME_UPDATE)
 async def update(call: ApiCall) -> dict[str, Any]:
-    body = schemas.validate(call.body, vs.VOLUME_UPDATE)["volume"]
+    body = call.body["volume"]
     values: dict[str, Any] = {}
     for key, alias in (("name", "display_name"), ("description", "display_description")):
         if key in body or alias in body:
@@ -206,18 +205,18 @@ async def metadata_show(call: ApiCall) -> dict[str, Any]:
     return {"metadata": dict(record.volume.metadata_)}
 
 
-@router.route("POST", "/v3/volumes/{volume_id}/metadata", rule="volume:update")
+@router.route("POST", "/v3/volumes/{volume_id}/metadata", rule="volume:update", body=vs.METADATA)
 async def metadata_merge(call: ApiCall) -> dict[str, Any]:
-    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    given = call.body["metadata"]
     record = await _api(call).get(call.ctx, call.params["volume_id"])
     merged = {**record.volume.metadata_, **given}
     record = await _api(call).update(call.ctx, record.volume.id, {"metadata_": merged})
     return {"metadata": dict(record.volume.metadata_)}
 
 
-@router.route("PUT", "/v3/volumes/{volume_id}/metadata", rule="volume:update")
+@router.route("PUT", "/v3/volumes/{volume_id}/metadata", rule="volume:update", body=vs.METADATA)
 async def metadata_replace(call: ApiCall) -> dict[str, Any]:
-    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    given = call.body["metadata"]
     record = await _api(call).update(call.ctx, call.params["volume_id"],
                                      {"metadata_": dict(given)})
     return {"metadata": dict(record.volume.metadata_)}
@@ -287,9 +286,9 @@ async def readonly(call: ApiCall, args: Any) -> Reply:
 
 
 # -- snapshots --------------------------------------------------------------------------
-@router.route("POST", "/v3/snapshots", rule="volume:create_snapshot")
+@router.route("POST", "/v3/snapshots", rule="volume:create_snapshot", body=vs.SNAPSHOT_CREATE)
 async def snapshot_create(call: ApiCall) -> Reply:
-    body = schemas.validate(call.body, vs.SNAPSHOT_CREATE)["snapshot"]
+    body = call.body["snapshot"]
     snap = await _api(call).create_snapshot(
         call.ctx, body["volume_id"], name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
@@ -315,9 +314,10 @@ async def snapshot_show(call: ApiCall) -> dict[str, Any]:
         call.ctx, call.params["snapshot_id"]))}
 
 
-@router.route("PUT", "/v3/snapshots/{snapshot_id}", rule="volume:update_snapshot")
+@router.route("PUT", "/v3/snapshots/{snapshot_id}", rule="volume:update_snapshot",
+              body=vs.SNAPSHOT_UPDATE)
 async def snapshot_update(call: ApiCall) -> dict[str, Any]:
-    body = schemas.validate(call.body, vs.SNAPSHOT_UPDATE)["snapshot"]
+    body = call.body["snapshot"]
     values = {}
     for key, alias in (("name", "display_name"), ("description", "display_description")):
         if key in body or alias in body:
@@ -413,9 +413,10 @@ async def quota_defaults(call: ApiCall) -> dict[str, Any]:
     return {"quota_set": {"id": call.params["target"], **_api(call).defaults()}}
 
 
-@router.route("PUT", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:update")
+@router.route("PUT", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:update",
+              body=vs.QUOTA_UPDATE)
 async def quota_update(call: ApiCall) -> dict[str, Any]:
-    given = schemas.validate(call.body, vs.QUOTA_UPDATE)["quota_set"]
+    given = call.body["quota_set"]
     given = {k: v for k, v in given.items() if k not in ("tenant_id", "id")}
     limits = await _api(call).update_quotas(call.params["target"], given)
     return {"quota_set": {k: limits[k] for k in RESOURCES}}
