@@ -190,6 +190,44 @@ class Image(SQLModel, table=True):
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
+class MetadefNamespace(SQLModel, table=True):
+    """A namespace of Glance's metadata definitions catalog (``/v2/metadefs``)."""
+
+    __tablename__ = "metadef_namespaces"
+    namespace: str = Field(primary_key=True, max_length=80)
+    display_name: str | None = Field(default=None, max_length=80)
+    description: str | None = Field(default=None, max_length=500)
+    visibility: str = Field(default="private", max_length=32)
+    protected: bool = False
+    owner: str = Field(max_length=255, index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class MetadefEntry(SQLModel, table=True):
+    """One object, property, tag or resource type association of a metadefs namespace:
+    ``kind`` says which, ``body`` holds its definition."""
+
+    __tablename__ = "metadef_entries"
+    namespace: str = Field(primary_key=True, max_length=80)
+    kind: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=255)
+    body: dict[str, Any] = _json()
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class MetadefResourceType(SQLModel, table=True):
+    """A resource type namespaces can be associated with (Glance's seeded ones, and
+    any an association named)."""
+
+    __tablename__ = "metadef_resource_types"
+    name: str = Field(primary_key=True, max_length=80)
+    protected: bool = False
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
 class ImageMember(SQLModel, table=True):
     """A project an image is shared with (Glance's image members), and its answer."""
 

@@ -3,8 +3,7 @@
 ``image``/``images`` and ``member``/``members`` describe what this image API
 answers (glanceclient reads ``/v2/schemas/image`` to know which attributes are
 core and which are free-form properties); the ``metadefs/*`` documents describe
-Glance's metadata definitions catalog, whose API is not served here (a client
-that reads only the schema gets it, one that calls ``/v2/metadefs`` gets a 404).
+Glance's metadata definitions catalog (:mod:`novalite.api.image_metadefs`).
 """
 
 from __future__ import annotations
@@ -142,7 +141,7 @@ def members() -> dict[str, Any]:
             "links": [{"rel": "describedby", "href": "{schema}"}]}
 
 
-# -- metadata definitions (documents only) ------------------------------------------
+# -- metadata definitions --------------------------------------------------------
 _TIMES = {"created_at": {"type": "string", "readOnly": True, "format": "date-time"},
           "updated_at": {"type": "string", "readOnly": True, "format": "date-time"}}
 _NAME = {"type": "string", "maxLength": 80}
