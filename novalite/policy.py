@@ -185,6 +185,10 @@ RULES: dict[str, str] = {
     "image:reactivate": "project_member",
     # image members: the owner adds and removes, the member answers (checked where the
     # image is loaded, as is ownership)
+    # tasks (Glance's defaults: an admin API)
+    "image:add_task": "admin_api",
+    "image:get_task": "admin_api",
+    "image:get_tasks": "admin_api",
     # metadata definitions (Glance's defaults: everyone reads, admins write)
     "image:get_metadef_namespace": "project_reader",
     "image:get_metadef_namespaces": "project_reader",

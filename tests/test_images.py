@@ -25,6 +25,7 @@ import pytest
 
 from novalite.testing.server import RunningServer, start, wait_for
 from tests.helpers import wait_gone, wait_status
+from tests.test_conform_glance import check_import_task
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 CLIENTS = Path(__file__).resolve().parent.parent / ".venv-clients" / "bin"
@@ -400,6 +401,8 @@ def test_web_download_import_streams_with_progress(
         r = c.post(f"/image/v2/images/{missing['id']}/import",
                    json={"method": {"name": "glance-direct"}})
         assert r.status_code == 400
+        handler.delay = 0.0
+        check_import_task(c, base, handler.files)  # Glance's tasks, on the same service
 
 
 # -- server snapshots ----------------------------------------------------------------

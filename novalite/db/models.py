@@ -228,6 +228,19 @@ class MetadefResourceType(SQLModel, table=True):
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
+class ImageTask(SQLModel, table=True):
+    """A Glance v2 task (``/v2/tasks``, type ``import``): the image it made shows its
+    progress, and its status follows that image's."""
+
+    __tablename__ = "image_tasks"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    type: str = Field(max_length=30)
+    owner: str = Field(max_length=255, index=True)
+    input: dict[str, Any] = _json()
+    image_id: str = Field(max_length=36)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
 class ImageMember(SQLModel, table=True):
     """A project an image is shared with (Glance's image members), and its answer."""
 

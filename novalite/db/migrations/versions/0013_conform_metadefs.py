@@ -1,4 +1,4 @@
-"""Glance's metadata definitions: namespaces, their entries, resource types
+"""Glance's metadata definitions (namespaces, their entries, resource types) and tasks
 
 Revision ID: 0013
 Revises: 0012
@@ -48,9 +48,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('name', name=op.f('pk_metadef_resource_types')),
     **table_options,
     )
+    op.create_table('image_tasks',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('input', sa.JSON(), nullable=False),
+    sa.Column('image_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
+    sa.Column('created_at', DATETIME, nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_image_tasks')),
+    **table_options,
+    )
+    op.create_index(op.f('ix_image_tasks_owner'), 'image_tasks', ['owner'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_image_tasks_owner'), table_name='image_tasks')
+    op.drop_table('image_tasks')
     op.drop_table('metadef_resource_types')
     op.drop_table('metadef_entries')
     op.drop_index(op.f('ix_metadef_namespaces_owner'), table_name='metadef_namespaces')
