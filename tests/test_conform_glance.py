@@ -59,6 +59,7 @@ def test_namespaces_visibility_protection_and_contents(people: dict[str, Person]
     ok(admin.put(f"{NS}/{name}", json={"namespace": name, "visibility": "public",
                                        "protected": True}))
     assert ok(mia.get(f"{NS}/{name}"))["visibility"] == "public"
+    assert ok(mia.get(f"{NS}/{name}"))["owner"] == body["owner"]  # kept by the update
     listed = ok(mia.get(NS, params={"resource_types": "OS::Nova::Flavor"}))["namespaces"]
     assert name in [n["namespace"] for n in listed]
     # protected: neither it nor what it holds can be deleted

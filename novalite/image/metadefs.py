@@ -164,7 +164,7 @@ class MetadefCatalog:
         if owner is not None and owner != ctx.project_id and not ctx.is_admin:
             raise Forbidden("You are not permitted to create a namespace owned by "
                             f"'{owner}'")
-        out["owner"] = owner or ctx.project_id
+        out["owner"] = owner  # None: the caller's project (create), unchanged (update)
         return out
 
     async def create_namespace(self, ctx: AuthContext, body: Any) -> MetadefNamespace:
@@ -180,7 +180,7 @@ class MetadefCatalog:
             if s.get(MetadefNamespace, fields["namespace"]) is not None:
                 raise Conflict(f"Metadata definition namespace={fields['namespace']} "
                                "already exists.")
-            ns = MetadefNamespace(**fields)
+            ns = MetadefNamespace(**{**fields, "owner": fields["owner"] or ctx.project_id})
             s.add(ns)
             for assoc in associations:
                 self._ensure_resource_type(s, assoc["name"])
@@ -261,6 +261,7 @@ class MetadefCatalog:
 
         def work(s: Session) -> MetadefNamespace:
             ns = self._namespace(s, ctx, name)
+            fields["owner"] = fields["owner"] or ns.owner
             new_name = fields["namespace"]
             if new_name != name:
                 if s.get(MetadefNamespace, new_name) is not None:
