@@ -260,7 +260,7 @@ def main() -> int:
         "compute": {"driver": "fake", "hosts": [f"tempest-host{i}" for i in range(1,
                                                                              args.hosts + 1)]},
         "quota": {"instances": 200, "cores": 400, "ram": 1024000},
-    })
+    }, timeout=120)  # a loaded machine (other runs beside this one) starts slowly
     failed_run = True
     try:
         admin = Admin(server)
