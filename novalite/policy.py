@@ -1,11 +1,13 @@
 """Who may do what: one table, Nova's and Keystone's default rules.
 
-Roles imply each other as Keystone's defaults do: ``admin`` implies ``member``,
-``member`` implies ``reader``. A rule names the least role that passes it and
+Roles imply each other as Keystone's defaults do: ``admin`` implies ``manager``,
+``manager`` implies ``member``, ``member`` implies ``reader``. A rule names the least role that passes it and
 whether the target must be in the caller's project:
 
 * ``admin_api`` - admins only (service and hypervisor administration, flavor
   management, identity administration, other projects' quotas, ``all_tenants``);
+* ``project_manager`` - Nova's project manager persona (and admins): migrating their
+  project's servers and listing their project's migrations, without host details;
 * ``project_member`` - members (and admins) acting on their project's resources;
 * ``project_reader`` - readers (and up) reading their project's resources.
 
@@ -20,10 +22,11 @@ from __future__ import annotations
 from novalite.exceptions import Forbidden
 
 #: Roles in the order each implies the next.
-ROLE_ORDER = ("admin", "member", "reader")
+ROLE_ORDER = ("admin", "manager", "member", "reader")
 
 #: The least role each kind of rule needs.
-KINDS = {"admin_api": "admin", "project_member": "member", "project_reader": "reader"}
+KINDS = {"admin_api": "admin", "project_manager": "manager", "project_member": "member",
+         "project_reader": "reader"}
 
 #: rule -> kind. Names are Nova's (``os_compute_api:...``) and Keystone's (``identity:...``).
 RULES: dict[str, str] = {
@@ -55,14 +58,19 @@ RULES: dict[str, str] = {
     "os_compute_api:ips:show": "project_reader",
     "os_compute_api:os-admin-actions:reset_state": "admin_api",
     "os_compute_api:os-server-diagnostics": "admin_api",
-    # moves: resize (the owner), cold migration and the migration records (admins;
-    # Nova's current defaults also let a project manager migrate, a role novalite has not)
+    # moves: resize (the owner); cold and live migration and the migration records
+    # (project managers, Nova's 2025 defaults; choosing the host and seeing hosts or
+    # other projects' migrations: admins)
     "os_compute_api:servers:resize": "project_member",
     "os_compute_api:servers:confirm_resize": "project_member",
     "os_compute_api:servers:revert_resize": "project_member",
-    "os_compute_api:os-migrate-server:migrate": "admin_api",
-    "os_compute_api:os-migrate-server:migrate_live": "admin_api",
-    "os_compute_api:os-migrations:index": "admin_api",
+    "os_compute_api:os-migrate-server:migrate": "project_manager",
+    "os_compute_api:os-migrate-server:migrate:host": "admin_api",
+    "os_compute_api:os-migrate-server:migrate_live": "project_manager",
+    "os_compute_api:os-migrate-server:migrate_live:host": "admin_api",
+    "os_compute_api:os-migrations:index": "project_manager",
+    "os_compute_api:os-migrations:index:all_projects": "admin_api",
+    "os_compute_api:os-migrations:index:host": "admin_api",
     "os_compute_api:servers:migrations:index": "admin_api",
     "os_compute_api:servers:migrations:show": "admin_api",
     "os_compute_api:servers:migrations:force_complete": "admin_api",
@@ -177,6 +185,37 @@ RULES: dict[str, str] = {
     "image:reactivate": "project_member",
     # image members: the owner adds and removes, the member answers (checked where the
     # image is loaded, as is ownership)
+    # tasks (Glance's defaults: an admin API)
+    "image:add_task": "admin_api",
+    "image:get_task": "admin_api",
+    "image:get_tasks": "admin_api",
+    # metadata definitions (Glance's defaults: everyone reads, admins write)
+    "image:get_metadef_namespace": "project_reader",
+    "image:get_metadef_namespaces": "project_reader",
+    "image:get_metadef_object": "project_reader",
+    "image:get_metadef_objects": "project_reader",
+    "image:get_metadef_property": "project_reader",
+    "image:get_metadef_properties": "project_reader",
+    "image:get_metadef_tag": "project_reader",
+    "image:get_metadef_tags": "project_reader",
+    "image:list_metadef_resource_types": "project_reader",
+    "image:get_metadef_resource_type": "project_reader",
+    "image:add_metadef_namespace": "admin_api",
+    "image:modify_metadef_namespace": "admin_api",
+    "image:delete_metadef_namespace": "admin_api",
+    "image:add_metadef_object": "admin_api",
+    "image:modify_metadef_object": "admin_api",
+    "image:delete_metadef_object": "admin_api",
+    "image:add_metadef_property": "admin_api",
+    "image:modify_metadef_property": "admin_api",
+    "image:remove_metadef_property": "admin_api",
+    "image:add_metadef_tag": "admin_api",
+    "image:add_metadef_tags": "admin_api",
+    "image:modify_metadef_tag": "admin_api",
+    "image:delete_metadef_tag": "admin_api",
+    "image:delete_metadef_tags": "admin_api",
+    "image:add_metadef_resource_type_association": "admin_api",
+    "image:remove_metadef_resource_type_association": "admin_api",
     "image:add_member": "project_member",
     "image:delete_member": "project_member",
     "image:get_member": "project_reader",
@@ -271,7 +310,8 @@ RULES: dict[str, str] = {
 
 
 def effective_roles(roles: list[str] | tuple[str, ...] | set[str]) -> set[str]:
-    """The roles a user holds, with the ones they imply (admin -> member -> reader)."""
+    """The roles a user holds, with the ones they imply (admin -> manager -> member ->
+    reader)."""
     have = set(roles)
     for i, role in enumerate(ROLE_ORDER):
         if role in have:

@@ -25,6 +25,7 @@ import pytest
 
 from novalite.testing.server import RunningServer, start, wait_for
 from tests.helpers import wait_gone, wait_status
+from tests.test_conform_glance import check_import_task
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
 CLIENTS = Path(__file__).resolve().parent.parent / ".venv-clients" / "bin"
@@ -400,6 +401,8 @@ def test_web_download_import_streams_with_progress(
         r = c.post(f"/image/v2/images/{missing['id']}/import",
                    json={"method": {"name": "glance-direct"}})
         assert r.status_code == 400
+        handler.delay = 0.0
+        check_import_task(c, base, handler.files)  # Glance's tasks, on the same service
 
 
 # -- server snapshots ----------------------------------------------------------------
@@ -435,10 +438,12 @@ def test_create_image_snapshots_a_server(server: RunningServer, files: dict[str,
         # before 2.45 the image is named by a Location header
         with server.client("2.44") as old:
             r = old.post(f"/compute/v2.1/servers/{sid}/action",
-                         json={"createImage": {"name": "snap-2"}})
+                         json={"createImage": {"name": "snap-2",
+                                               "metadata": {"image_type": "test"}}})
             assert r.status_code == 202 and not r.content
             old_id = r.headers["location"].rsplit("/", 1)[1]
-        wait_for(lambda: show(c, old_id)["status"] == "active", 15)
+        snap2 = wait_for(lambda: (s := show(c, old_id))["status"] == "active" and s, 15)
+        assert snap2["image_type"] == "test"  # the request's metadata wins, as in Nova
         # the snapshot boots on the same kind of host
         r = c.post("/compute/v2.1/servers", json={"server": {
             "name": "from-snap", "imageRef": image_id, "flavorRef": "1", "networks": "none"}})

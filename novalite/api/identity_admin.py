@@ -202,7 +202,7 @@ async def role_assignments(call: ApiCall) -> dict[str, Any]:
     projects = {p.id: p for p in await admin.list_projects()} if names else {}
     domain = {"id": DEFAULT_DOMAIN["id"], "name": DEFAULT_DOMAIN["name"]}
     rows: list[tuple[Any, Role, Role | None]] = [(a, r, None) for a, r in found]
-    if effective:  # admin implies member implies reader, as Keystone's default roles
+    if effective:  # admin > manager > member > reader, as Keystone's default roles
         held = {(a.user_id, a.project_id, r.id) for a, r in found}
         for a, r in found:
             if r.name in ROLE_ORDER:

@@ -25,6 +25,8 @@ from novalite.api.framework import (
     Services,
     starlette_routes,
 )
+from novalite.api.image_metadefs import router as metadefs
+from novalite.api.image_tasks import router as tasks
 from novalite.exceptions import BadRequest, Forbidden, NotFound
 from novalite.image import patch, schemas
 from novalite.image.errors import UnsupportedMediaType
@@ -284,4 +286,5 @@ _larger_socket_reads()
 
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:
     """The routes under ``/image``, errors in Glance's shape."""
-    return starlette_routes([router], services, authenticate=authenticate, style="glance")
+    return starlette_routes([router, metadefs, tasks], services, authenticate=authenticate,
+                            style="glance")

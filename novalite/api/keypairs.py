@@ -42,6 +42,7 @@ def _brief(call: ApiCall, row: KeyPair) -> dict[str, Any]:
 @router.route("POST", "/v2.1/os-keypairs", rule=RULE + "create")
 async def create(call: ApiCall) -> Reply:
     schema = schemas.KEYPAIR_CREATE_V292 if call.mv("2.92") else \
+        schemas.KEYPAIR_CREATE_V210 if call.mv("2.10") else \
         schemas.KEYPAIR_CREATE_V22 if call.mv("2.2") else schemas.KEYPAIR_CREATE
     kp = schemas.validate(call.body, schema)["keypair"]
     name = KeypairAPI.check_name(kp.get("name"), relaxed=call.mv("2.92"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from novalite import policy
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.compute.migrations import MigrationSearch
 from novalite.db.models import Migration
@@ -35,9 +36,13 @@ def _stamp(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
 
 
-def migration_view(call: ApiCall, m: Migration, *, server_view: bool = False
-                   ) -> dict[str, Any]:
-    """One migration as Nova shows it at the call's microversion."""
+_HOST_FIELDS = ("source_compute", "dest_compute", "source_node", "dest_node", "dest_host")
+
+
+def migration_view(call: ApiCall, m: Migration, *, server_view: bool = False,
+                   hosts: bool = True) -> dict[str, Any]:
+    """One migration as Nova shows it at the call's microversion (``hosts`` False: the
+    host fields are null, as Nova shows them to a project manager)."""
     body: dict[str, Any] = {
         "id": m.id, "instance_uuid": m.instance_uuid, "status": m.status,
         "source_compute": m.source_compute, "dest_compute": m.dest_compute,
@@ -65,6 +70,8 @@ def migration_view(call: ApiCall, m: Migration, *, server_view: bool = False
     if call.mv("2.80"):
         body["user_id"] = m.user_id
         body["project_id"] = m.project_id
+    if not hosts:
+        body.update(dict.fromkeys(_HOST_FIELDS))
     return body
 
 
@@ -105,8 +112,13 @@ async def list_migrations(call: ApiCall) -> dict[str, Any]:
                              f"{query['limit']}.")
     if "marker" in allowed and query.get("marker"):
         search.marker = query["marker"]
+    roles = call.ctx.roles
+    if not policy.allowed(roles, "os_compute_api:os-migrations:index:all_projects"):
+        search.exact["project_id"] = call.ctx.project_id  # a manager: their project's
+    hosts = policy.allowed(roles, "os_compute_api:os-migrations:index:host")
     rows = await call.services.compute.migrations(call.ctx, search)
-    body: dict[str, Any] = {"migrations": [migration_view(call, m) for m in rows]}
+    body: dict[str, Any] = {"migrations": [migration_view(call, m, hosts=hosts)
+                                           for m in rows]}
     if call.mv("2.59") and search.limit is not None and rows and len(rows) == search.limit:
         base = f"{call.services.base_url}/compute/v2.1/os-migrations"
         body["migrations_links"] = [{"rel": "next",

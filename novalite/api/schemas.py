@@ -148,29 +148,30 @@ SERVICE_UPDATE_LEGACY = {
 }
 
 # -- key pairs: the name rule is the key pair API's (KeypairAPI.check_name) --
+# Unknown fields are refused as Nova's schemas do (additionalProperties False):
+# ``type`` before 2.2 or ``user_id`` before 2.10 is a 400, not a field dropped.
 _keypair = {"name": {}, "public_key": {"type": ["string", "null"]}}
-KEYPAIR_CREATE = {
-    "type": "object",
-    "properties": {"keypair": {"type": "object", "properties": _keypair}},
-    "required": ["keypair"],
-}
+
+
+def _keypair_create(fields: dict[str, Any], required: list[str] | None = None
+                    ) -> dict[str, Any]:
+    inner: dict[str, Any] = {"type": "object", "properties": fields,
+                             "additionalProperties": False}
+    if required:
+        inner["required"] = required
+    return {"type": "object", "properties": {"keypair": inner}, "required": ["keypair"],
+            "additionalProperties": False}
+
+
+KEYPAIR_CREATE = _keypair_create(_keypair)
 #: 2.2: ``type``; 2.10: ``user_id`` (an admin acting for another user).
-_keypair_v22 = {**_keypair, "type": {"enum": ["ssh", "x509"]},
-                "user_id": {"type": "string", "minLength": 1}}
-KEYPAIR_CREATE_V22 = {
-    "type": "object",
-    "properties": {"keypair": {"type": "object", "properties": _keypair_v22}},
-    "required": ["keypair"],
-}
+_keypair_v22 = {**_keypair, "type": {"enum": ["ssh", "x509"]}}
+KEYPAIR_CREATE_V22 = _keypair_create(_keypair_v22)
+_keypair_v210 = {**_keypair_v22, "user_id": {"type": "string", "minLength": 1}}
+KEYPAIR_CREATE_V210 = _keypair_create(_keypair_v210)
 #: 2.92: no more generated keys; ``public_key`` is required.
-KEYPAIR_CREATE_V292 = {
-    "type": "object",
-    "properties": {"keypair": {
-        "type": "object",
-        "properties": {**_keypair_v22, "public_key": {"type": "string"}},
-        "required": ["public_key"]}},
-    "required": ["keypair"],
-}
+KEYPAIR_CREATE_V292 = _keypair_create({**_keypair_v210, "public_key": {"type": "string"}},
+                                      ["public_key"])
 
 # -- server groups: one policy in a list before 2.64, ``policy`` and ``rules`` from 2.64 --
 _group_name = {"type": "string", "minLength": 1, "maxLength": 255,

@@ -10,6 +10,7 @@ from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply
 from novalite.api.server_actions import server_actions
 from novalite.exceptions import BadRequest
+from novalite.policy import authorize
 
 
 @server_actions.action("resize", rule="os_compute_api:servers:resize", schema=schemas.RESIZE)
@@ -42,6 +43,8 @@ async def migrate(call: ApiCall, args: dict[str, Any] | None) -> Reply:
     if args and not call.mv("2.56"):
         raise BadRequest("Invalid input for field/attribute migrate. Value: "
                          f"{args}. None is not of type 'null'")
+    if host:
+        authorize(call.ctx, "os_compute_api:os-migrate-server:migrate:host")
     await call.services.compute.resize(call.ctx, call.request_id, call.params["server_id"],
                                        None, host=host)
     return Reply(202)
@@ -103,6 +106,8 @@ async def migrate_live(call: ApiCall, args: dict[str, Any]) -> Reply:
                          "unexpected)")
     if "force" in args and not (call.mv("2.30") and not call.mv("2.68")):
         raise BadRequest("Additional properties are not allowed ('force' was unexpected)")
+    if args.get("host"):
+        authorize(call.ctx, "os_compute_api:os-migrate-server:migrate_live:host")
     await call.services.compute.live_migrate(call.ctx, call.request_id,
                                              call.params["server_id"], args.get("host"))
     return Reply(202)

@@ -100,9 +100,10 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
                 {"id": vid, **({"delete_on_termination": dot} if call.mv("2.3") else {})}
                 for vid, dot in record.volumes],
         })
-        if inst.addresses:  # the groups of its ports, by name (Nova asks Neutron)
-            names = dict.fromkeys(n for a in inst.addresses
-                                  for n in a.get("security_group_names", ["default"]))
+        # the groups of its ports, by name (Nova asks Neutron); none: no key, as Nova
+        names = dict.fromkeys(n for a in inst.addresses or []
+                              for n in a.get("security_group_names", ["default"]))
+        if names:
             body["security_groups"] = [{"name": n} for n in names]
     if call.mv("2.47"):
         body["flavor"] = {"vcpus": flavor.get("vcpus"), "ram": flavor.get("memory_mb"),

@@ -6,6 +6,10 @@ of its type (RSA exponent and modulus, a 32-byte Ed25519 point, an ECDSA curve
 name and point). The fingerprint is Nova's: the MD5 of the blob, colon-separated.
 Before microversion 2.92 a key without ``public_key`` is generated with
 ``ssh-keygen`` and its private half returned once, never stored.
+
+Type ``x509`` (2.2) keys are PEM certificates (Nova's WinRM certificates): the
+fingerprint is the SHA-1 of the certificate's DER bytes, colon-separated; a generated
+one is a self-signed RSA 2048 certificate for the user, made with ``openssl``.
 """
 
 from __future__ import annotations
@@ -103,6 +107,66 @@ def generate_keypair(name: str) -> tuple[str, str]:
         return path.with_suffix(".pub").read_text().strip(), path.read_text()
 
 
+_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*"
+                       r"-----END CERTIFICATE-----")
+
+
+def _der_length(der: bytes) -> int:
+    """The length of the DER SEQUENCE ``der`` holds, header included; ValueError if none."""
+    if len(der) < 2 or der[0] != 0x30:
+        raise ValueError("not a DER sequence")
+    first = der[1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if count == 0 or count > 4 or len(der) < 2 + count:
+        raise ValueError("bad DER length")
+    return 2 + count + int.from_bytes(der[2:2 + count], "big")
+
+
+def parse_certificate(text: str) -> bytes:
+    """The DER bytes of a PEM certificate; ValueError saying what is wrong."""
+    found = _PEM_CERT.search(text)
+    if found is None:
+        raise ValueError("expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
+    try:
+        der = base64.b64decode("".join(found.group(1).split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the certificate is not valid base64") from None
+    if _der_length(der) != len(der):
+        raise ValueError("the certificate is not one DER structure")
+    tool = shutil.which("openssl")
+    if tool is not None:
+        checked = subprocess.run([tool, "x509", "-inform", "DER", "-noout"], input=der,
+                                 capture_output=True)
+        if checked.returncode != 0:
+            raise ValueError("the certificate cannot be read")
+    return der
+
+
+def x509_fingerprint(der: bytes) -> str:
+    digest = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def generate_x509(user_id: str) -> tuple[str, str]:
+    """(certificate PEM, private key PEM): a self-signed client certificate for the user,
+    RSA 2048, ten years, as Nova's WinRM certificates."""
+    tool = shutil.which("openssl")
+    if tool is None:
+        raise BadRequest("Certificate generation needs openssl on the server; "
+                         "import a certificate instead (public_key).")
+    with tempfile.TemporaryDirectory(prefix="novalite-cert-") as tmp:
+        key, cert = Path(tmp) / "key.pem", Path(tmp) / "cert.pem"
+        subprocess.run([tool, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "3650", "-subj", f"/CN={user_id}", "-keyout", str(key), "-out",
+                        str(cert), "-addext", "extendedKeyUsage=clientAuth",
+                        "-addext", f"subjectAltName=otherName:1.3.6.1.4.1.311.20.2.3;"
+                                   f"UTF8:{user_id}@localhost"],
+                       check=True, capture_output=True)
+        return cert.read_text(), key.read_text()
+
+
 class KeypairAPI:
     """The key pairs of users; quota ``key_pairs`` counts per user."""
 
@@ -124,20 +188,24 @@ class KeypairAPI:
     async def create(self, user_id: str, project_id: str, name: str, public_key: str | None,
                      key_type: str = "ssh") -> tuple[KeyPair, str | None]:
         """Import ``public_key`` (or generate one): (row, private key or None)."""
-        if key_type == "x509":
-            raise BadRequest("Keypair data is invalid: x509 certificates are not supported "
-                             "by novalite; use an SSH key")
         private = None
         if public_key is None:
-            generated, private = await trio.to_thread.run_sync(generate_keypair, name)
+            make = generate_x509 if key_type == "x509" else generate_keypair
+            generated, private = await trio.to_thread.run_sync(
+                make, user_id if key_type == "x509" else name)
             public_key = generated
         try:
-            _, blob = parse_public_key(public_key)
+            if key_type == "x509":
+                der = await trio.to_thread.run_sync(parse_certificate, public_key)
+                printed = x509_fingerprint(der)
+            else:
+                printed = fingerprint(parse_public_key(public_key)[1])
         except ValueError as exc:
             raise BadRequest(f"Keypair data is invalid: failed to generate fingerprint "
                              f"({exc})") from None
-        row = KeyPair(name=name, user_id=user_id, fingerprint=fingerprint(blob),
-                      public_key=public_key.strip(), type=key_type)
+        row = KeyPair(name=name, user_id=user_id, fingerprint=printed,
+                      public_key=public_key.strip() if key_type == "ssh" else public_key,
+                      type=key_type)
 
         def work(s: Session) -> KeyPair:
             if s.exec(select(KeyPair).where(KeyPair.user_id == user_id,

@@ -190,6 +190,57 @@ class Image(SQLModel, table=True):
     updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
 
 
+class MetadefNamespace(SQLModel, table=True):
+    """A namespace of Glance's metadata definitions catalog (``/v2/metadefs``)."""
+
+    __tablename__ = "metadef_namespaces"
+    namespace: str = Field(primary_key=True, max_length=80)
+    display_name: str | None = Field(default=None, max_length=80)
+    description: str | None = Field(default=None, max_length=500)
+    visibility: str = Field(default="private", max_length=32)
+    protected: bool = False
+    owner: str = Field(max_length=255, index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class MetadefEntry(SQLModel, table=True):
+    """One object, property, tag or resource type association of a metadefs namespace:
+    ``kind`` says which, ``body`` holds its definition."""
+
+    __tablename__ = "metadef_entries"
+    namespace: str = Field(primary_key=True, max_length=80)
+    kind: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=255)
+    body: dict[str, Any] = _json()
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class MetadefResourceType(SQLModel, table=True):
+    """A resource type namespaces can be associated with (Glance's seeded ones, and
+    any an association named)."""
+
+    __tablename__ = "metadef_resource_types"
+    name: str = Field(primary_key=True, max_length=80)
+    protected: bool = False
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+    updated_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
+class ImageTask(SQLModel, table=True):
+    """A Glance v2 task (``/v2/tasks``, type ``import``): the image it made shows its
+    progress, and its status follows that image's."""
+
+    __tablename__ = "image_tasks"
+    id: str = Field(default_factory=new_uuid, primary_key=True, max_length=36)
+    type: str = Field(max_length=30)
+    owner: str = Field(max_length=255, index=True)
+    input: dict[str, Any] = _json()
+    image_id: str = Field(max_length=36)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, sa_type=DATETIME)
+
+
 class ImageMember(SQLModel, table=True):
     """A project an image is shared with (Glance's image members), and its answer."""
 

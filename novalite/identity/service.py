@@ -38,9 +38,10 @@ from novalite.exceptions import NotFound, Unauthorized
 log = structlog.get_logger("novalite.identity")
 
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
-#: Roles made at bootstrap: Keystone's defaults, and ``service`` for service users (it
-#: may validate others' tokens, as Keystone's ``identity:validate_token`` allows).
-ROLES = ("admin", "member", "reader", "service")
+#: Roles made at bootstrap: Keystone's defaults (with ``manager``, between ``admin`` and
+#: ``member``), and ``service`` for service users (it may validate others' tokens, as
+#: Keystone's ``identity:validate_token`` allows).
+ROLES = ("admin", "manager", "member", "reader", "service")
 
 
 def hash_password(password: str) -> str:

@@ -151,15 +151,16 @@ def snapshot_image(source: SnapshotSource | None, *, name: str, instance_uuid: s
     It inherits the source image's properties (``hypervisor_type``, ``architecture``,
     ``hw_*``, ``kernel_id``, ... so it boots on the same kind of host), minus those
     describing the source itself, and gets Nova's ``image_type=snapshot``,
-    ``instance_uuid``, ``base_image_ref``, ``owner_id`` and ``user_id``.
+    ``instance_uuid``, ``base_image_ref``, ``owner_id`` and ``user_id``; ``metadata``
+    (the request's) comes last, so a given ``image_type`` stays (Tempest checks it).
     """
     props: dict[str, Any] = {}
     if source is not None:
         props = {k: v for k, v in source.properties.items()
                  if k not in NOT_INHERITED and not k.startswith(NOT_INHERITED_PREFIXES)}
-    props.update({str(k): str(v) for k, v in metadata.items()})
     props.update({"image_type": "snapshot", "instance_uuid": instance_uuid,
                   "base_image_ref": image_ref, "owner_id": project_id, "user_id": user_id})
+    props.update({str(k): str(v) for k, v in metadata.items()})  # the caller's win, as Nova
     return Image(name=name, visibility="private", owner=project_id,
                  min_disk=max(root_gb, source.min_disk if source else 0),
                  min_ram=source.min_ram if source else 0, properties=props)

@@ -3,8 +3,7 @@
 ``image``/``images`` and ``member``/``members`` describe what this image API
 answers (glanceclient reads ``/v2/schemas/image`` to know which attributes are
 core and which are free-form properties); the ``metadefs/*`` documents describe
-Glance's metadata definitions catalog, whose API is not served here (a client
-that reads only the schema gets it, one that calls ``/v2/metadefs`` gets a 404).
+Glance's metadata definitions catalog (:mod:`novalite.api.image_metadefs`).
 """
 
 from __future__ import annotations
@@ -142,7 +141,7 @@ def members() -> dict[str, Any]:
             "links": [{"rel": "describedby", "href": "{schema}"}]}
 
 
-# -- metadata definitions (documents only) ------------------------------------------
+# -- metadata definitions --------------------------------------------------------
 _TIMES = {"created_at": {"type": "string", "readOnly": True, "format": "date-time"},
           "updated_at": {"type": "string", "readOnly": True, "format": "date-time"}}
 _NAME = {"type": "string", "maxLength": 80}
@@ -245,9 +244,47 @@ def _metadefs() -> dict[str, dict[str, Any]]:
     }
 
 
+def task() -> dict[str, Any]:
+    return {"name": "task", "properties": {
+        "id": {"type": "string", "description": "An identifier for the task",
+               "pattern": _UUID},
+        "type": {"type": "string", "enum": ["import"],
+                 "description": "The type of task represented by this content"},
+        "status": {"type": "string", "enum": ["pending", "processing", "success",
+                                              "failure"],
+                   "description": "The current status of this task"},
+        "input": {"type": ["null", "object"], "description": "The parameters required by "
+                                                             "task, JSON blob"},
+        "result": {"type": ["null", "object"], "description": "The result of current task, "
+                                                              "JSON blob"},
+        "owner": {"type": "string", "description": "An identifier for the owner of this "
+                                                   "task"},
+        "message": {"type": "string", "description": "Human-readable informative message "
+                                                     "only included when appropriate"},
+        "expires_at": {"type": ["null", "string"], "description": "Datetime when this "
+                                                                  "resource would be "
+                                                                  "subject to removal"},
+        "created_at": {**_READ_ONLY_STR, "description": "Datetime when this resource was "
+                                                        "created"},
+        "updated_at": {**_READ_ONLY_STR, "description": "Datetime when this resource was "
+                                                        "updated"},
+        "self": _STR, "schema": _STR},
+        "links": [{"rel": "self", "href": "{self}"},
+                  {"rel": "describedby", "href": "{schema}"}]}
+
+
+def tasks() -> dict[str, Any]:
+    return {"name": "tasks", "properties": {
+        "tasks": {"type": "array", "items": task()}, "schema": _STR, "first": _STR,
+        "next": _STR}, "links": [{"rel": "first", "href": "{first}"},
+                                 {"rel": "next", "href": "{next}"},
+                                 {"rel": "describedby", "href": "{schema}"}]}
+
+
 def document(name: str) -> dict[str, Any] | None:
     """The schema served at ``/v2/schemas/<name>``; None when there is none."""
-    makers = {"image": image, "images": images, "member": member, "members": members}
+    makers = {"image": image, "images": images, "member": member, "members": members,
+              "task": task, "tasks": tasks}
     if name in makers:
         return makers[name]()
     return _metadefs().get(name)
