@@ -1,7 +1,7 @@
 """Glance's metadata definitions (namespaces, their entries, resource types) and tasks
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,8 +9,8 @@ import sqlmodel.sql.sqltypes
 
 from novalite.db.types import DATETIME, mysql_table_options
 
-revision = '0013'
-down_revision = '0012'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
