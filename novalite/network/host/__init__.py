@@ -88,10 +88,20 @@ def can_manage() -> tuple[bool, str]:
 MODES = ("auto", "bridge", "user")
 
 
-def choose_mode(configured: str) -> tuple[str, str]:
-    """``[network] driver`` -> ("bridge" | "user", why)."""
+def choose_mode(configured: str, driver: str | None = None,
+                driver_bridges: bool = True) -> tuple[str, str]:
+    """``[network] driver`` -> ("bridge" | "user", why). ``driver``: the compute driver's
+    name, ``driver_bridges``: whether it puts NICs on host bridges (capability
+    ``supports_host_bridge``); without it "auto" runs user-mode networking and
+    "bridge" is an error."""
     if configured == "user":
         return "user", '[network] driver = "user": per-guest user-mode networking'
+    if not driver_bridges:
+        if configured == "bridge":
+            raise NetworkSetupError(f'[network] driver = "bridge" but the {driver} compute '
+                                    "driver puts no NIC on a host bridge")
+        return "user", (f"per-guest user-mode networking: the {driver} compute driver puts "
+                        "no NIC on a host bridge")
     ok, why = can_manage()
     if configured == "bridge":
         if not ok:
@@ -99,8 +109,33 @@ def choose_mode(configured: str) -> tuple[str, str]:
                                     f"manage networks: {why}")
         return "bridge", f'[network] driver = "bridge" ({why})'
     if ok:
-        return "bridge", f"bridges, dnsmasq and nftables managed here ({why})"
-    return "user", f"per-guest user-mode networking: cannot manage networks ({why})"
+        return "bridge", (f'[network] driver = "auto": bridges, dnsmasq and nftables '
+                          f"managed here ({why})")
+    return "user", (f'[network] driver = "auto": per-guest user-mode networking: cannot '
+                    f"manage networks ({why})")
+
+
+MODE_FILE = "mode.json"
+
+
+def write_mode(state_dir: str, mode: str, why: str) -> None:
+    """Record the mode this service runs (``<state_dir>/mode.json``) for
+    ``novalite service list``."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, MODE_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"mode": mode, "why": why, "pid": os.getpid()}, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_mode(state_dir: str) -> tuple[str, str] | None:
+    """The mode the last service on ``state_dir`` ran, and why (None: no record)."""
+    try:
+        with open(os.path.join(state_dir, MODE_FILE)) as f:
+            data = json.load(f)
+        return str(data["mode"]), str(data["why"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -315,6 +350,12 @@ class HostNetwork:
                                 "net.ipv4.ip_forward=1 enables their NAT'd egress)")
         leases = [Lease(p.mac, p.address, p.hostname) for p in self.ports.values()
                   if p.bridge == bridge]
+        # dnsmasq re-reads its files as an unprivileged user: the directories above them
+        # must be searchable whatever the service's umask (077).
+        for directory in ([os.path.dirname(self.runtime_dir)] if self._default_runtime
+                          else []) + [self.runtime_dir]:
+            os.makedirs(directory, exist_ok=True)
+            os.chmod(directory, 0o755)
         try:
             await self._dnsmasq(bridge).ensure(leases)
         except OSError as exc:
