@@ -145,7 +145,7 @@ def sh(cloud: Cloud, sid: str, command: str, timeout: float = 30) -> tuple[int, 
 def host_connect(address: str, port: int) -> str | None:
     """What the guest's service answers the host, or None when it cannot connect."""
     try:
-        with socket.create_connection((address, port), timeout=3) as sock:
+        with socket.create_connection((address, port), timeout=1.5) as sock:
             sock.settimeout(3)
             sock.sendall(b"hello\n")
             data = b""
@@ -213,6 +213,10 @@ def test_guests_reach_each_other_and_the_host_reaches_them(cloud: Cloud, guests:
     assert rc == 0, out
     rc, out = sh(cloud, a, f"echo hi | nc -w 3 {b_addr} 7000")
     assert rc == 0 and "pong" in out, out
+    # 169.254.169.254 on the bridge is the metadata service, answering as the guest's own.
+    rc, out = sh(cloud, a, "timeout 10 wget -q -O - "
+                 "http://169.254.169.254/openstack/latest/meta_data.json")
+    assert rc == 0 and '"uuid"' in out and a in out, out
     # The host is outside the default group: nothing gets in until a rule says so.
     assert not host_ping(b_addr)
     add_rule(cloud, default_group(cloud), protocol="icmp", remote_ip_prefix="0.0.0.0/0")
@@ -223,9 +227,9 @@ def test_a_second_network_is_isolated(cloud: Cloud, guests: Net) -> None:
     a, c = guests.servers["vm1"], guests.servers["vm3"]
     # The same default group's ICMP rule lets the host in.
     assert wait_for(lambda: host_ping(guests.addresses["vm3"]), 10), _nft(guests.table)
-    rc, out = sh(cloud, a, f"ping -c 1 -W 2 {guests.addresses['vm3']}")
+    rc, out = sh(cloud, a, f"ping -c 1 -W 1 {guests.addresses['vm3']}")
     assert rc != 0, out
-    rc, out = sh(cloud, c, f"ping -c 1 -W 2 {guests.addresses['vm1']}")
+    rc, out = sh(cloud, c, f"ping -c 1 -W 1 {guests.addresses['vm1']}")
     assert rc != 0, out
 
 
