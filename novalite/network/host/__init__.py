@@ -109,10 +109,8 @@ def choose_mode(configured: str, driver: str | None = None,
                                     f"manage networks: {why}")
         return "bridge", f'[network] driver = "bridge" ({why})'
     if ok:
-        return "bridge", (f'[network] driver = "auto": bridges, dnsmasq and nftables '
-                          f"managed here ({why})")
-    return "user", (f'[network] driver = "auto": per-guest user-mode networking: cannot '
-                    f"manage networks ({why})")
+        return "bridge", f"bridges, dnsmasq and nftables managed here ({why})"
+    return "user", f"per-guest user-mode networking: cannot manage networks ({why})"
 
 
 MODE_FILE = "mode.json"
