@@ -65,6 +65,7 @@ class Net:
     addresses: dict[str, str] = field(default_factory=dict)  # name -> address
     ports: dict[str, str] = field(default_factory=dict)  # name -> port id
     bridges: set[str] = field(default_factory=set)
+    image: str = ""
 
 
 def _nft(table: str) -> str:
@@ -188,7 +189,8 @@ def guests(cloud: Cloud, net: Net, tmp_path_factory: pytest.TempPathFactory) -> 
                     BRIDGE_PREFIX + second.replace("-", "")[:8]}
     root = tmp_path_factory.mktemp("root-disk") / "root.img"
     root.write_bytes(bytes(1024 * 1024))
-    image = cloud.upload_linux(guest_images.linux_guest(), str(root), "linux-bridge")
+    image = net.image = cloud.upload_linux(guest_images.linux_guest(), str(root),
+                                           "linux-bridge")
     for name, network in (("vm1", private["id"]), ("vm2", private["id"]), ("vm3", second)):
         net.servers[name] = cloud.boot(name, image, networks=[{"uuid": network}])
     for name, sid in net.servers.items():
@@ -275,6 +277,38 @@ def test_kill_9_leaves_guests_connected_and_a_restart_recreates_what_is_missing(
     for name, sid in guests.servers.items():
         (addr,) = [x["addr"] for xs in cloud.show(sid)["addresses"].values() for x in xs]
         assert addr == guests.addresses[name]
+
+
+def host_route() -> str | None:
+    """A network the host routes on a device not novalite's (its LAN), or None."""
+    for line in subprocess.run(["ip", "-o", "-4", "route", "show"], capture_output=True,
+                               text=True).stdout.splitlines():
+        words = line.split()
+        if words and words[0] != "default" and "/" in words[0] and "dev" in words and \
+                not words[words.index("dev") + 1].startswith(BRIDGE_PREFIX):
+            return words[0]
+    return None
+
+
+def test_a_network_overlapping_the_hosts_own_is_refused_on_the_host(
+        cloud: Cloud, guests: Net) -> None:
+    routed = host_route()
+    if routed is None:
+        pytest.skip("the host routes no network of its own besides the default route")
+    r = cloud.c.post(f"{N}/networks", json={"network": {"name": "lan"}})
+    lan = r.json()["network"]["id"]
+    r = cloud.c.post(f"{N}/subnets", json={"subnet": {"network_id": lan, "cidr": routed,
+                                                      "ip_version": 4}})
+    assert r.status_code == 201, r.text
+    sid = cloud.boot("vm-lan", guests.image, networks=[{"uuid": lan}])
+    server = cloud.wait_status(sid, "ERROR", 60)
+    assert server["status"] == "ERROR"
+    bridge = BRIDGE_PREFIX + lan.replace("-", "")[:8]
+    assert not os.path.exists(f"/sys/class/net/{bridge}")  # nothing half-made
+    assert f"overlaps the host's route to {routed}" in cloud.srv.log()
+    assert cloud.c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    wait_for(lambda: cloud.c.get(f"/compute/v2.1/servers/{sid}").status_code == 404, 30)
+    assert cloud.c.delete(f"{N}/networks/{lan}").status_code == 204
 
 
 def test_deleting_the_servers_leaves_nothing_behind(cloud: Cloud, guests: Net) -> None:

@@ -188,6 +188,26 @@ async def _run(*argv: str, stdin: bytes | None = None, check: bool = True) -> st
     return str(result.stdout.decode(errors="replace"))
 
 
+async def _check_free(cidr: str, bridge: str) -> None:
+    """Refuse a network whose addresses the host already routes elsewhere (its LAN,
+    a VPN, another bridge): novalite never takes over the host's own networks."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    for line in (await _run("ip", "-o", "-4", "route", "show")).splitlines():
+        words = line.split()
+        if not words or words[0] == "default" or "dev" not in words:
+            continue
+        dev = words[words.index("dev") + 1]
+        try:
+            routed = ipaddress.ip_network(words[0], strict=False)
+        except ValueError:
+            continue
+        if dev != bridge and routed.overlaps(net):
+            raise NetworkSetupError(
+                f"network {cidr} overlaps the host's route to {routed} on {dev}: novalite "
+                "leaves the host's networks alone (choose another [network] cidr or "
+                "subnet)")
+
+
 def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
@@ -342,6 +362,7 @@ class HostNetwork:
         port = next(p for p in self.ports.values() if p.bridge == bridge)
         prefix = ipaddress.ip_network(port.cidr, strict=False).prefixlen
         if not _link_exists(bridge):
+            await _check_free(port.cidr, bridge)
             await _run("ip", "link", "add", bridge, "type", "bridge")
             log.info("bridge created", bridge=bridge, cidr=port.cidr)
         address = f"{port.gateway}/{prefix}"
