@@ -234,10 +234,10 @@ class NetworkSection:
     cidr: str = "10.0.0.0/24"
     #: How guests' ports reach their network: "bridge" (a Linux bridge per network,
     #: dnsmasq, nftables NAT and security groups; needs root or CAP_NET_ADMIN), "user"
-    #: (QEMU's per-guest user-mode networking) or "auto" (bridge when possible).
-    #: The default is "user" until the suite's guests and metadata run on bridges too:
-    #: a bridge changes what the host routes, so it is chosen on purpose.
-    driver: str = "user"
+    #: (QEMU's per-guest user-mode networking) or "auto": bridge when this process is
+    #: root or has CAP_NET_ADMIN (and ip, nft, dnsmasq, br_netfilter are there), user
+    #: otherwise. The service logs the mode it runs and why ("network mode").
+    driver: str = "auto"
     #: The nftables tables (``ip`` and ``bridge`` family) holding every rule novalite
     #: makes, and the name of its runtime directory ``/run/<nft_table>/net``.
     nft_table: str = "novalite"

@@ -138,7 +138,7 @@ class Service:
         from novalite.compute.host.image_cache import ImageCache
         from novalite.compute.host.manager import ComputeManager
         from novalite.image.glance_client import image_api_url
-        from novalite.network.host import HostNetwork, NetworkSetupError, choose_mode
+        from novalite.network.host import HostNetwork, NetworkSetupError, choose_mode, write_mode
 
         # The compute side holds the image API's URL: here derived from this process's
         # own configuration; a compute host on another machine is configured with it.
@@ -150,10 +150,12 @@ class Service:
         events_send, events_recv = trio.open_memory_channel[Any](1000)
         host_network = None
         try:
-            mode, why = choose_mode(self.cfg.network.driver)
+            mode, why = choose_mode(self.cfg.network.driver, self.driver_name, bool(
+                self.driver_cls.capabilities.get("supports_host_bridge")))
         except NetworkSetupError as exc:
             raise ConfigError(str(exc)) from None
         log.info("network mode", mode=mode, why=why)
+        write_mode(os.path.join(self.cfg.state_path, "network"), mode, why)
         if mode == "bridge":
             host_network = HostNetwork(os.path.join(self.cfg.state_path, "network"),
                                        table=self.cfg.network.nft_table,

@@ -33,6 +33,9 @@ def test_the_shipped_novalite_toml_starts_the_service(tmp_path: Path) -> None:
         text = log.read_text()
         assert '"novalite ready"' in text, text
         assert f":{port}" in text and "clouds.yaml" in text
+        # [network] driver = "auto" with the fake driver: no bridges (its guests have no
+        # NICs to put on them), and the log says so.
+        assert '"mode":"user"' in text and "the fake compute driver puts no NIC" in text
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

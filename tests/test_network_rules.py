@@ -47,6 +47,14 @@ def test_the_ruleset_names_only_its_own_tables_and_devices() -> None:
     assert "ether saddr != fa:16:3e:00:00:05 drop" in script
     assert "dnat to 10.9.0.1:40000" in script
     assert "masquerade" in script
+    # One network alone: nothing to isolate it from.
+    assert " drop" not in script.split("chain forward {")[1].split("}")[0]
+    # Two networks: the host routes nothing from one bridge to the other.
+    two = nft.render(nft.Ruleset("novalite", [
+        nft.NetRules("nlbr-99999999", "10.9.0.0/24", "10.9.0.1"),
+        nft.NetRules("nlbr-88888888", "10.8.0.0/24", "10.8.0.1")], [port]))
+    assert 'iifname "nlbr-99999999" oifname { "nlbr-88888888" } drop' in two
+    assert 'iifname "nlbr-88888888" oifname { "nlbr-99999999" } drop' in two
     # No ports, no networks: the tables are only removed.
     empty = nft.render(nft.Ruleset("novalite"))
     assert "{" not in empty and "delete table ip novalite" in empty

@@ -110,6 +110,9 @@ def test_admin_cli_service_list_and_drivers(server) -> None:  # type: ignore[no-
     out = subprocess.run([novalite_bin(), "service", "list", "--config",
                           str(server.config_path)], capture_output=True, text=True, check=True)
     assert "nova-compute" in out.stdout and ":-)" in out.stdout
+    # Which network mode the service runs, and why (the suite pins user-mode).
+    assert 'Network: user ([network] driver = "user": per-guest user-mode networking)' \
+        in out.stdout
     drivers = subprocess.run([novalite_bin(), "drivers", "-f", "json"], capture_output=True,
                              text=True, check=True)
     import json

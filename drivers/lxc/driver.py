@@ -134,7 +134,7 @@ class LxcDriver(Driver):
     """Instances as LXC system containers in a private LXC path; see the module docstring."""
 
     name = "lxc"
-    contract_version = "1.4"
+    contract_version = "1.5"
     hypervisor_type = "lxc"
     capabilities = {
         "supports_reboot": True,
@@ -143,6 +143,7 @@ class LxcDriver(Driver):
         "supports_suspend": False,
         "supports_console_output": True,
         "supports_snapshot": True,
+        "supports_host_bridge": True,  # contract 1.5: a veth nlveth-<port8>
     }
     option_defaults = {
         # An existing Linux bridge for the containers' veths; "" = no network.

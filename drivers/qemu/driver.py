@@ -88,7 +88,7 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.4"
+    contract_version = "1.5"
     hypervisor_type = "qemu"
     accel = "tcg"
     auto_priority = 200
@@ -123,6 +123,7 @@ class QemuDriver(Driver):
         "supports_attach_volume": True,
         "supports_extend_volume": True,
         "supports_boot_from_volume": True,
+        "supports_host_bridge": True,  # contract 1.5: the tap nltap-<port8>
     }
 
     def __init__(self, context: DriverContext) -> None:

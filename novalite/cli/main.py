@@ -159,14 +159,17 @@ def drivers(fmt: Annotated[str, typer.Option("--format", "-f", help="table or js
         if r["status"] != "usable":
             typer.echo(f"{r['kind']} {r['name']} ({r['distribution']} {r['version']}): "
                        f"{r['status']}")
+    name = None
     try:
         name, why = auto_select(drivers)
         typer.echo(f'[compute] driver = "auto" runs {name}: {why}')
     except ConfigError as exc:
         typer.echo(exc.message)
     from novalite.network.host import choose_mode
-    mode, why = choose_mode("auto")
-    typer.echo(f'[network] driver = "auto" runs {mode}: {why}')
+    chosen = drivers[name].cls if name is not None else None
+    mode, why = choose_mode("auto", name, chosen is not None and bool(
+        chosen.capabilities.get("supports_host_bridge")))
+    typer.echo(f'[network] driver = "auto" runs {mode} (with {name}): {why}')
 
 
 @db_app.command("sync")
@@ -212,6 +215,13 @@ def service_list(config: ConfigOpt = None) -> None:
         typer.echo(fmt.format(svc.binary, svc.host, svc.availability_zone,
                               "disabled" if svc.disabled else "enabled", ":-)" if up else "XXX",
                               svc.updated_at.isoformat() if svc.updated_at else "-"))
+    from novalite.network.host import read_mode
+    recorded = read_mode(os.path.join(cfg.state_path, "network"))
+    if recorded is not None:
+        typer.echo(f"Network: {recorded[0]} ({recorded[1]})")
+    else:
+        typer.echo(f'Network: no service has run on {cfg.state_path} yet ([network] driver = '
+                   f'"{cfg.network.driver}")')
 
 
 def _register_admin() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
+import trio
 from sqlmodel import Session, col, select
 
 from novalite.config import Config
@@ -69,6 +70,8 @@ from novalite.rpc import Clients, UnknownTopic
 
 log = structlog.get_logger("novalite.network")
 T = TypeVar("T")
+#: Ports' rule pushes in flight at once (one RPC call each).
+PUSH_CONCURRENCY = 32
 
 class NetworkAPI(NovaNetworking):
     """The Neutron subset over the database; casts port security to compute hosts."""
@@ -100,14 +103,26 @@ class NetworkAPI(NovaNetworking):
                    pushes: list[tuple[str, str, list[dict[str, Any]]]]) -> None:
         """Cast each port's rules to its compute host (a host gone is skipped: it
         reads the rules again when it rebuilds its ports at start)."""
-        if self.rpc is None:
+        if self.rpc is None or not pushes:
             return
-        for host, port_id, rules in pushes:
-            try:
-                await self.rpc.compute(host).update_port_security(context, port_id, rules)
-            except UnknownTopic:
-                log.warning("compute host not reachable for port security", host=host,
-                            port=port_id)
+        rpc = self.rpc
+        limiter = trio.CapacityLimiter(PUSH_CONCURRENCY)
+
+        async def one(host: str, port_id: str, rules: list[dict[str, Any]]) -> None:
+            async with limiter:
+                try:
+                    await rpc.compute(host).update_port_security(context, port_id, rules)
+                except UnknownTopic:
+                    log.warning("compute host not reachable for port security", host=host,
+                                port=port_id)
+                except Exception as exc:  # the rules are stored: the host's next start
+                    log.warning("port security push failed", host=host, port=port_id,
+                                error=str(exc) or type(exc).__name__)
+
+        # Side by side: a host applies the ports that arrive together in one transaction.
+        async with trio.open_nursery() as nursery:
+            for host, port_id, rules in pushes:
+                nursery.start_soon(one, host, port_id, rules)
 
     # -- networks --------------------------------------------------------------------
     async def list_networks(self, ctx: AuthContext, query: Any) -> list[dict[str, Any]]:

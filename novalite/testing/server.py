@@ -146,6 +146,9 @@ def _start(state_path: Path, *, port: int | None, config: dict[str, dict[str, An
         "compute": {"driver": "fake", "heartbeat_interval": 1.0, "power_sync_interval": 1.0},
         "identity": {"admin_password": ADMIN_PASSWORD},
         "metadata": {"metadata_listen_port": 0},
+        # Services side by side on one host would share 10.0.0.0/24 on bridges: tests
+        # run user-mode networking unless they ask for bridges (and their own names).
+        "network": {"driver": "user"},
         "logging": {"format": "json", "level": "info"},
     }
     for name, values in (config or {}).items():

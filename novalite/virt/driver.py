@@ -1,4 +1,4 @@
-"""The hypervisor driver contract, version 1.4.
+"""The hypervisor driver contract, version 1.5.
 
 This module is the line between novalite and everything that runs guests. The
 compute actor above it speaks only in the plain data types defined here; every
@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -135,6 +135,10 @@ CHANGES: Mapping[str, str] = {
            "id>), dns, mtu, security_group_ids and security_rules (plain dicts, remote "
            "groups resolved to addresses); a driver may offer update_port_security(port_id, "
            "security_rules) to apply changed rules to a running guest's port",
+    "1.5": "capability supports_host_bridge: spawn puts a NIC whose NetworkInfo.bridge "
+           "is set on that host bridge (QEMU: the tap nltap-<port8>; LXC: a veth "
+           "nlveth-<port8>); [network] driver = \"auto\" runs bridges only for a driver "
+           "declaring it (the fake driver does not: its guests would get real taps)",
 }
 
 
@@ -198,6 +202,9 @@ CAPABILITIES: Mapping[str, str] = {
                               "volume grew (contract 1.4)",
     "supports_boot_from_volume": "spawn boots from InstanceSpec.root_volume when it is "
                                  "set (contract 1.4)",
+    "supports_host_bridge": "spawn attaches a NIC whose NetworkInfo.bridge is set to the "
+                            "compute host's device on that bridge (QEMU: tap "
+                            "nltap-<port8>; LXC: veth nlveth-<port8>) (contract 1.5)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -226,6 +233,7 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_attach_volume": ("attach_volume", "detach_volume"),
     "supports_extend_volume": ("extend_volume",),
     "supports_boot_from_volume": (),  # a property of spawn
+    "supports_host_bridge": (),  # likewise
 }
 
 

@@ -88,10 +88,20 @@ def can_manage() -> tuple[bool, str]:
 MODES = ("auto", "bridge", "user")
 
 
-def choose_mode(configured: str) -> tuple[str, str]:
-    """``[network] driver`` -> ("bridge" | "user", why)."""
+def choose_mode(configured: str, driver: str | None = None,
+                driver_bridges: bool = True) -> tuple[str, str]:
+    """``[network] driver`` -> ("bridge" | "user", why). ``driver``: the compute driver's
+    name, ``driver_bridges``: whether it puts NICs on host bridges (capability
+    ``supports_host_bridge``); without it "auto" runs user-mode networking and
+    "bridge" is an error."""
     if configured == "user":
         return "user", '[network] driver = "user": per-guest user-mode networking'
+    if not driver_bridges:
+        if configured == "bridge":
+            raise NetworkSetupError(f'[network] driver = "bridge" but the {driver} compute '
+                                    "driver puts no NIC on a host bridge")
+        return "user", (f"per-guest user-mode networking: the {driver} compute driver puts "
+                        "no NIC on a host bridge")
     ok, why = can_manage()
     if configured == "bridge":
         if not ok:
@@ -101,6 +111,29 @@ def choose_mode(configured: str) -> tuple[str, str]:
     if ok:
         return "bridge", f"bridges, dnsmasq and nftables managed here ({why})"
     return "user", f"per-guest user-mode networking: cannot manage networks ({why})"
+
+
+MODE_FILE = "mode.json"
+
+
+def write_mode(state_dir: str, mode: str, why: str) -> None:
+    """Record the mode this service runs (``<state_dir>/mode.json``) for
+    ``novalite service list``."""
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(state_dir, MODE_FILE)
+    with open(path + ".tmp", "w") as f:
+        json.dump({"mode": mode, "why": why, "pid": os.getpid()}, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_mode(state_dir: str) -> tuple[str, str] | None:
+    """The mode the last service on ``state_dir`` ran, and why (None: no record)."""
+    try:
+        with open(os.path.join(state_dir, MODE_FILE)) as f:
+            data = json.load(f)
+        return str(data["mode"]), str(data["why"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -155,6 +188,26 @@ async def _run(*argv: str, stdin: bytes | None = None, check: bool = True) -> st
     return str(result.stdout.decode(errors="replace"))
 
 
+async def _check_free(cidr: str, bridge: str) -> None:
+    """Refuse a network whose addresses the host already routes elsewhere (its LAN,
+    a VPN, another bridge): novalite never takes over the host's own networks."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    for line in (await _run("ip", "-o", "-4", "route", "show")).splitlines():
+        words = line.split()
+        if not words or words[0] == "default" or "dev" not in words:
+            continue
+        dev = words[words.index("dev") + 1]
+        try:
+            routed = ipaddress.ip_network(words[0], strict=False)
+        except ValueError:
+            continue
+        if dev != bridge and routed.overlaps(net):
+            raise NetworkSetupError(
+                f"network {cidr} overlaps the host's route to {routed} on {dev}: novalite "
+                "leaves the host's networks alone (choose another [network] cidr or "
+                "subnet)")
+
+
 def _link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
 
@@ -172,6 +225,9 @@ class HostNetwork:
         self.domain = domain
         self.ports: dict[str, Port] = {}
         self._lock = trio.Lock()
+        #: Ports whose rules changed and are not yet applied; one applier at a time.
+        self._pending_security: set[str] = set()
+        self._apply_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         #: port_id -> (listener's cancel scope, host TCP port) of its metadata relay.
         self._relays: dict[str, tuple[trio.CancelScope, int]] = {}
@@ -256,22 +312,32 @@ class HostNetwork:
     async def update_port_security(self, port_id: str,
                                    security_rules: Sequence[Mapping[str, Any]],
                                    security_group_ids: Sequence[str] | None = None) -> bool:
-        """Replace a port's rules, in effect at once; False when the port is not here."""
-        async with self._lock:
-            port = self.ports.get(port_id)
-            if port is None:
-                return False
-            port.security_rules = [dict(r) for r in security_rules]
-            if security_group_ids is not None:
-                port.security_group_ids = list(security_group_ids)
-            self._save(port)
-            try:  # only this port's chains, in one transaction
-                await _run("nft", "-f", "-", stdin=nft.render_port(
-                    self.table, self._port_rules(port)).encode())
-            except NetworkSetupError:  # its chains went missing: the whole table again
-                await self._apply_rules()
-        log.info("port security updated", port=port_id, rules=len(security_rules))
-        return True
+        """Replace a port's rules, in effect when this returns; False when the port is
+        not here. Concurrent calls are applied together: whoever gets to apply writes
+        the chains of every port changed meanwhile in one ``nft -f`` transaction (a
+        group's rule change reaching 100 ports costs a few transactions, not 100)."""
+        port = self.ports.get(port_id)
+        if port is None:
+            return False
+        port.security_rules = [dict(r) for r in security_rules]
+        if security_group_ids is not None:
+            port.security_group_ids = list(security_group_ids)
+        self._save(port)
+        self._pending_security.add(port_id)
+        async with self._apply_lock:
+            if port_id in self._pending_security:  # else a batch before this one had it
+                async with self._lock:
+                    batch = [p for pid in sorted(self._pending_security)
+                             if (p := self.ports.get(pid)) is not None]
+                    self._pending_security.clear()
+                    try:  # only these ports' chains, in one transaction
+                        await _run("nft", "-f", "-", stdin="".join(
+                            nft.render_port(self.table, self._port_rules(p))
+                            for p in batch).encode())
+                    except NetworkSetupError:  # chains went missing: the whole table
+                        await self._apply_rules()
+                log.info("port security updated", ports=len(batch))
+        return port_id in self.ports
 
     async def remove_all(self) -> None:
         """Remove everything this host network made (all ports, bridges, the table)."""
@@ -296,6 +362,7 @@ class HostNetwork:
         port = next(p for p in self.ports.values() if p.bridge == bridge)
         prefix = ipaddress.ip_network(port.cidr, strict=False).prefixlen
         if not _link_exists(bridge):
+            await _check_free(port.cidr, bridge)
             await _run("ip", "link", "add", bridge, "type", "bridge")
             log.info("bridge created", bridge=bridge, cidr=port.cidr)
         address = f"{port.gateway}/{prefix}"
@@ -315,6 +382,12 @@ class HostNetwork:
                                 "net.ipv4.ip_forward=1 enables their NAT'd egress)")
         leases = [Lease(p.mac, p.address, p.hostname) for p in self.ports.values()
                   if p.bridge == bridge]
+        # dnsmasq re-reads its files as an unprivileged user: the directories above them
+        # must be searchable whatever the service's umask (077).
+        for directory in ([os.path.dirname(self.runtime_dir)] if self._default_runtime
+                          else []) + [self.runtime_dir]:
+            os.makedirs(directory, exist_ok=True)
+            os.chmod(directory, 0o755)
         try:
             await self._dnsmasq(bridge).ensure(leases)
         except OSError as exc:

@@ -14,7 +14,9 @@ Chains:
 * ``input`` / ``forward`` / ``output`` (filter): each port's traffic goes through
   its chains ``sg-out-<port8>`` (from the guest: its address must be its own, then
   the egress rules; returns when allowed) and ``sg-in-<port8>`` (to the guest:
-  established/related, then the ingress rules; else drop). Bridged guest-to-guest
+  established/related, then the ingress rules; else drop); ``forward`` first drops
+  whatever the host would route from one network's bridge to another's (networks are
+  isolated from each other). Bridged guest-to-guest
   traffic reaches these hooks through br_netfilter (``bridge-nf-call-iptables``).
 * table ``bridge novalite``: anti-spoofing per tap/veth (``spoof-<port8>``): frames
   from the device must carry the port's MAC, and its ARP and IPv4 the port's
@@ -175,6 +177,12 @@ def render(rs: Ruleset) -> str:
         lines.append(f"    iifname {_q(p.bridge)} ip saddr {p.address} jump sg-out-{s}")
     lines += ["  }", "  chain forward {",
               "    type filter hook forward priority filter; policy accept;"]
+    # Networks are isolated: the host routes nothing from one of its bridges to another.
+    bridges = sorted({n.bridge for n in rs.networks})
+    for b in bridges:
+        others = [_q(o) for o in bridges if o != b]
+        if others:
+            lines.append(f"    iifname {_q(b)} oifname {{ {', '.join(others)} }} drop")
     for p in rs.ports:
         lines.append(f"    ip saddr {p.address} iifname {_q(p.bridge)} jump sg-out-{short(p.port_id)}")
     for p in rs.ports:
