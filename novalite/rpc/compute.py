@@ -174,12 +174,28 @@ class ComputeClient:
             "instance": instance, "migration_id": migration_id, "power_on": power_on})
 
     # -- live migration, all casts -------------------------------------------------------
+    async def pre_live_migration(self, ctx: RequestContext, instance: dict[str, Any],
+                                 migration_id: int) -> None:
+        """On the destination: get ready to receive the guest; reports ``prepared``
+        (with the driver's data for the source) or ``live_failed``."""
+        await self._rpc.cast(ctx, "pre_live_migration", {
+            "instance": instance, "migration_id": migration_id})
+
     async def live_migration(self, ctx: RequestContext, instance: dict[str, Any],
-                             migration_id: int, dest_host: str) -> None:
-        """On the source: move the running guest to ``dest_host``; reports ``migrated``
-        (with the driver's migrate_data) or ``live_failed``."""
+                             migration_id: int, dest_host: str,
+                             dest_data: dict[str, Any] | None = None) -> None:
+        """On the source: move the running guest to ``dest_host`` (``dest_data``: what
+        the destination's pre_live_migration returned); reports ``migrated`` (with the
+        driver's migrate_data) or ``live_failed``."""
         await self._rpc.cast(ctx, "live_migration", {
-            "instance": instance, "migration_id": migration_id, "dest_host": dest_host})
+            "instance": instance, "migration_id": migration_id, "dest_host": dest_host,
+            "dest_data": dest_data or {}})
+
+    async def rollback_live_migration_at_destination(self, ctx: RequestContext, uuid: str,
+                                                     migration_id: int) -> None:
+        """On the destination: the move failed; remove what pre_live_migration made."""
+        await self._rpc.cast(ctx, "rollback_live_migration_at_destination", {
+            "uuid": uuid, "migration_id": migration_id})
 
     async def post_live_migration_at_destination(self, ctx: RequestContext,
                                                  instance: dict[str, Any],

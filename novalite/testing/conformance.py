@@ -52,6 +52,7 @@ driver's ``state_path`` and ``instances_path`` whose name contains the uuid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -600,17 +601,72 @@ class DriverConformance:
 
     async def _check_supports_live_migration(self, h: Harness, uuid: str,
                                              tmp_path: Path) -> None:
-        """Contract 1.4, what one host can check: live_migration returns plain JSON data
-        and the guest keeps running, listed, meanwhile; post_live_migration is
-        idempotent on a uuid the driver does not have."""
-        with trio.fail_after(self.step_timeout * 2):
-            data = await h.driver.live_migration(uuid, "conformance-destination", h.spec())
-        assert json.loads(json.dumps(data)) == data, "migrate_data must be plain JSON data"
-        assert await h.state(uuid) == PowerState.RUNNING, "the source guest stops early"
-        assert uuid in await h.driver.list_instances()
-        missing = str(uuidlib.uuid4())
-        await h.driver.post_live_migration(missing)
-        await h.driver.post_live_migration(missing)
+        """Contracts 1.4 and 1.5: the guest moves to a second object of the driver on
+        directories of its own (another host that shares no disk): first a move given up
+        after ``pre_live_migration`` (``rollback_live_migration_at_destination`` leaves
+        nothing there, the guest runs here), then the whole move -
+        ``pre_live_migration`` there, ``live_migration`` here with its data,
+        ``post_live_migration_at_destination`` there, ``post_live_migration`` here
+        (twice: idempotent). Each piece of data is plain JSON; the guest is RUNNING
+        there and nothing of it is left here."""
+        dest_context = dataclasses.replace(
+            h.context, host="conformance-destination",
+            state_path=str(tmp_path / "destination" / "state"),
+            instances_path=str(tmp_path / "destination" / "instances"),
+            emit_event=h.events.append)
+        dest = h.factory(dest_context)
+        spec = dataclasses.replace(h.spec(), uuid=uuid)
+        nics = list(self.networks)
+        limit = self.step_timeout * 2
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(self.step_timeout):
+                    await dest.init_host()
+                    await nursery.start(dest.run)
+                with trio.fail_after(limit):
+                    ready = await dest.pre_live_migration(spec, h.image, nics)
+                assert json.loads(json.dumps(ready)) == ready, \
+                    "pre_live_migration must return plain JSON data"
+                with trio.fail_after(limit):
+                    await dest.rollback_live_migration_at_destination(uuid)
+                    await dest.rollback_live_migration_at_destination(uuid)
+                assert uuid not in await dest.list_instances(), "rollback left the guest"
+                left = guest_files([dest_context.state_path, dest_context.instances_path],
+                                   uuid)
+                assert not left, f"rollback_live_migration_at_destination left {left}"
+                assert await h.state(uuid) == PowerState.RUNNING, \
+                    "a rolled back migration stopped the guest"
+
+                with trio.fail_after(limit):
+                    ready = await dest.pre_live_migration(spec, h.image, nics)
+                    extra = {"migrate_data": ready} if ready else {}
+                    data = await h.driver.live_migration(uuid, dest_context.host, spec,
+                                                         **extra)
+                assert json.loads(json.dumps(data)) == data, \
+                    "live_migration must return plain JSON data"
+                with trio.fail_after(limit):
+                    await dest.post_live_migration_at_destination(spec, data, nics)
+                info = await dest.get_info(uuid)
+                assert info.state == PowerState.RUNNING, \
+                    "not RUNNING on the destination after the move"
+                assert uuid in await dest.list_instances()
+                with trio.fail_after(limit):
+                    await h.driver.post_live_migration(uuid)
+                    await h.driver.post_live_migration(uuid)
+                assert uuid not in await h.driver.list_instances(), \
+                    "post_live_migration left the guest listed on the source"
+                left = guest_files([h.context.state_path, h.context.instances_path], uuid)
+                assert not left, f"post_live_migration left files on the source: {left}"
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.step_timeout):
+                    with contextlib.suppress(Exception):
+                        await dest.destroy(uuid)
+                    nursery.cancel_scope.cancel()
+                    with contextlib.suppress(Exception):
+                        await dest.cleanup_host()
+                    self.force_cleanup(dest_context)
+        left = guest_files([dest_context.state_path, dest_context.instances_path], uuid)
+        assert not left, f"destroy on the destination left {left}"
 
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):

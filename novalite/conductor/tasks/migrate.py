@@ -321,19 +321,30 @@ class MigrationTasks:
         if payload is None:
             await self.scheduler.revert_move_claim(context, instance_uuid, migration.uuid)
             return
-        await self.compute(str(migration.source_compute)).live_migration(
-            context, payload, migration_id, host)
+        await self.compute(host).pre_live_migration(context, payload, migration_id)
 
     @rpc.method
     async def live_step(self, context: RequestContext, instance_uuid: str,
                         migration_id: int, step: str, host: str,
                         data: dict[str, Any] | None = None) -> None:
-        """A compute host's part of a live migration: ``running`` (source started),
-        ``migrated`` (source done, ``data`` the driver's migrate_data: cast to the
-        destination), ``arrived`` (destination runs it: the source cleans up),
-        ``completed`` (source cleaned up: its claim released)."""
+        """A compute host's part of a live migration: ``prepared`` (destination ready,
+        ``data`` its driver's data for the source: the source starts), ``running``
+        (source started), ``migrated`` (source done, ``data`` the driver's
+        migrate_data: cast to the destination), ``arrived`` (destination runs it: the
+        source cleans up), ``completed`` (source cleaned up: its claim released)."""
         data = data or {}
-        if step == "running":
+        if step == "prepared":
+            payload, m = await self._record_move(context, instance_uuid, migration_id)
+            if m is None:
+                return
+            if payload is None:  # deleted meanwhile
+                await self.compute(host).rollback_live_migration_at_destination(
+                    context, instance_uuid, migration_id)
+                await self.scheduler.revert_move_claim(context, instance_uuid, m.uuid)
+                return
+            await self.compute(str(m.source_compute)).live_migration(
+                context, payload, migration_id, host, data)
+        elif step == "running":
             await self._record_move(context, instance_uuid, migration_id, status="running")
         elif step == "migrated":
             payload, m = await self._record_move(context, instance_uuid, migration_id)
@@ -366,6 +377,11 @@ class MigrationTasks:
                                 instance={"task_state": None, "host": m.source_compute,
                                           "node": m.source_node},
                                 fault=(message, host))
+        if m.dest_compute and host != m.dest_compute:
+            # The source failed after the destination got ready: it cleans up (a
+            # destination that fails removes what it made itself).
+            await self.compute(str(m.dest_compute)).rollback_live_migration_at_destination(
+                context, instance_uuid, migration_id)
 
     async def _rpc_self(self, context: RequestContext, method: str,
                         args: dict[str, Any]) -> None:
