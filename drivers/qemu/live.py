@@ -141,6 +141,7 @@ async def send(qmp_path: str, data: dict[str, Any], *, bandwidth_mib: int,
                 info = await _qmp(qmp_path, "query-migrate")
                 status = info.get("status")
                 if status == "completed":
+                    completed_at = time.time()
                     break
                 if status in ("failed", "cancelled"):
                     raise DriverError("live migration failed: "
@@ -163,7 +164,7 @@ async def send(qmp_path: str, data: dict[str, Any], *, bandwidth_mib: int,
     await cancel_mirrors(qmp_path)
     return {"total_time_ms": int(info.get("total-time") or 0),
             "downtime_ms": int(info.get("downtime") or 0),
-            "seconds": round(time.monotonic() - started, 3)}
+            "seconds": round(time.monotonic() - started, 3), "completed_at": completed_at}
 
 
 async def start(qmp_path: str) -> None:

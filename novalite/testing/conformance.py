@@ -40,7 +40,11 @@ each power action the driver claims in ``capabilities`` (and a clean
 running and stopped guests by a new driver object on the same directories
 (after the first one's ``run`` was cancelled and ``cleanup_host`` called);
 idempotent ``destroy`` from every state; a failed spawn that leaves nothing
-behind; and, after every ``destroy``, no leaked processes or files.
+behind (a spawn from a missing image file must raise SpawnFailed unless the kit is
+told ``reads_image_data = False``); no zombie child of the service left by
+``destroy`` (a guest process nobody reaped, which ``kill(pid, 0)`` reports alive:
+see :data:`ZOMBIE_TRAP`); and, after every ``destroy``, no leaked processes or
+files.
 
 "Processes of a guest" are found without the driver's help: every process whose
 command line, control group, environment or working directory carries the
@@ -86,7 +90,8 @@ from novalite.virt.driver import (
     VolumeConnection,
 )
 
-__all__ = ["DriverConformance", "DriverFactory", "Harness", "guest_files", "guest_processes"]
+__all__ = ["ZOMBIE_TRAP", "DriverConformance", "DriverFactory", "Harness", "guest_files",
+           "guest_processes"]
 
 #: Builds a driver from a context, as novalite does: usually the driver class itself.
 DriverFactory = Callable[[DriverContext], Driver]
@@ -135,6 +140,39 @@ def guest_processes(uuid: str) -> dict[int, str]:
             continue  # it ended meanwhile
         found[pid] = f"{where}: {cmd[:200]}"
     return found
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """``/proc/<pid>/stat`` after the command name: state, ppid, ... ([] when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return []
+
+
+def zombie_children() -> list[int]:
+    """Children of this process that exited and were never reaped (state Z)."""
+    me = str(os.getpid()).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields[:2] == [b"Z", me]:
+                found.append(int(entry))
+    return found
+
+
+#: The trap behind a zombie the kit finds, for its failure messages.
+ZOMBIE_TRAP = (
+    "A guest started with subprocess.Popen(..., start_new_session=True) is in its own "
+    "session but still a child of the service: once it exits it stays a zombie until "
+    "the service reaps it (waitpid), and os.kill(pid, 0) reports a zombie alive, so a "
+    "driver waiting for it to die waits forever. Either reap your children (Popen.poll()"
+    " / os.waitpid(pid, os.WNOHANG) whenever you look at a guest, as the process "
+    "driver does) or start guests detached (fork twice, or the hypervisor's own "
+    "daemonize, as QEMU's -daemonize), and tell a live process from a zombie by "
+    "/proc/<pid>/stat's state (or psutil's status()), never by kill(pid, 0).")
 
 
 def guest_files(roots: list[str], uuid: str) -> list[str]:
@@ -246,8 +284,19 @@ class Harness:
                 await trio.sleep(0.1)
 
     async def destroy(self, uuid: str) -> None:
-        with trio.fail_after(self.kit.step_timeout):
-            await self.driver.destroy(uuid)
+        zombies_before = set(zombie_children())
+        try:
+            with trio.fail_after(self.kit.step_timeout):
+                await self.driver.destroy(uuid)
+        except Exception as exc:  # a driver waiting for a zombie to die waits forever
+            zombies = set(zombie_children()) - zombies_before
+            if zombies:
+                pytest.fail(f"destroy failed ({type(exc).__name__}: {exc}) with zombie "
+                            f"children of the service {sorted(zombies)}. {ZOMBIE_TRAP}")
+            raise
+        zombies = set(zombie_children()) - zombies_before
+        assert not zombies, (f"destroy left zombie children of the service {sorted(zombies)}"
+                             f". {ZOMBIE_TRAP}")
 
     async def assert_gone(self, uuid: str) -> None:
         """Nothing of the guest is left: not listed, not found, no process, no file."""
@@ -305,6 +354,9 @@ class DriverConformance:
     leak_grace: float = 5.0
     #: The addresses handed to every spawn.
     networks: tuple[NetworkInfo, ...] = (TEST_NETWORK,)
+    #: The driver boots guests from the image's file (``ImageInfo.path``): a spawn from
+    #: a missing file must raise SpawnFailed. False only for drivers that never read it.
+    reads_image_data: bool = True
     #: A hot-unplug needs the guest's operating system to acknowledge it (QEMU's
     #: ``device_del``) and the kit's guest has none: the volume checks only attach.
     detach_needs_guest_os: bool = False
@@ -486,9 +538,15 @@ class DriverConformance:
             assert str(exc), "SpawnFailed needs a message: the user sees it as the fault"
         except DriverError as exc:  # allowed, but novalite will not reschedule
             pytest.fail(f"a missing image should raise SpawnFailed, got {exc!r}")
-        else:  # this driver does not read image data (like fake): nothing to check
+        else:
             harness.uuids.append(spec.uuid)
             await harness.destroy(spec.uuid)
+            if self.reads_image_data:
+                pytest.fail(
+                    "spawn succeeded from an image whose file does not exist "
+                    f"({missing.path}): check ImageInfo.path before creating anything and "
+                    "raise SpawnFailed (set reads_image_data = False in the kit's "
+                    "subclass only if your driver never reads image data, as fake)")
         await harness.assert_gone(spec.uuid)
 
     # -- optional actions: each capability ----------------------------------------------------
