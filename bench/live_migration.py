@@ -122,7 +122,7 @@ class Service:
     def action(self, sid: str, body: dict[str, Any]) -> float:
         t0 = time.perf_counter()
         r = self.c.post(f"/compute/v2.1/servers/{sid}/action", json=body)
-        if r.status_code != 202:
+        if r.status_code not in (202, 204):
             raise RuntimeError(f"{body}: {r.status_code} {r.text}")
         return t0
 
