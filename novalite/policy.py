@@ -62,6 +62,7 @@ RULES: dict[str, str] = {
     "os_compute_api:servers:revert_resize": "project_member",
     "os_compute_api:os-migrate-server:migrate": "admin_api",
     "os_compute_api:os-migrate-server:migrate_live": "admin_api",
+    "os_compute_api:os-evacuate": "admin_api",
     "os_compute_api:os-migrations:index": "admin_api",
     "os_compute_api:servers:migrations:index": "admin_api",
     "os_compute_api:servers:migrations:show": "admin_api",

@@ -50,6 +50,7 @@ NOVA_ACTION_RULES = {
     "revertResize": "os_compute_api:servers:revert_resize",
     "migrate": "os_compute_api:os-migrate-server:migrate",
     "os-migrateLive": "os_compute_api:os-migrate-server:migrate_live",
+    "evacuate": "os_compute_api:os-evacuate",
     "shelve": "os_compute_api:os-shelve:shelve",
     "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
     "unshelve": "os_compute_api:os-shelve:unshelve",
@@ -97,6 +98,7 @@ def test_novalite_policy_lists_each_action_with_its_rule() -> None:
         admin_only = rule in ("os_compute_api:os-admin-actions:reset_state",
                               "os_compute_api:os-migrate-server:migrate",
                               "os_compute_api:os-migrate-server:migrate_live",
+                              "os_compute_api:os-evacuate",
                               "os_compute_api:os-shelve:shelve_offload")
         assert rows[rule]["roles"] == (["admin"] if admin_only else ["admin", "member"])
     assert rows["os_compute_api:os-aggregates:add_host"]["roles"] == ["admin"]

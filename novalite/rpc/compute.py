@@ -89,12 +89,15 @@ class ComputeClient:
 
     async def rebuild_instance(self, ctx: RequestContext, uuid: str, image_id: str,
                                admin_pass: str | None,
-                               glance_images: dict[str, Any] | None = None) -> None:
+                               glance_images: dict[str, Any] | None = None,
+                               evacuation: dict[str, Any] | None = None) -> None:
         """Rebuild the guest from ``image_id`` (cast): its old disk is dropped, the
         instance keeps its id and addresses; task_state goes rebuilding →
         rebuild_block_device_mapping → rebuild_spawning → None, a stopped server stays
         stopped, a failure is ERROR with a fault. ``glance_images`` are the payloads
-        of an external Glance (else the host asks the conductor).
+        of an external Glance (else the host asks the conductor). ``evacuation``
+        (``{"migration_id", "stop"}``): an evacuation to this host, reported to the
+        conductor when done; ``stop`` leaves the server stopped.
 
         Example::
 
@@ -103,7 +106,7 @@ class ComputeClient:
         """
         await self._rpc.cast(ctx, "rebuild_instance", {
             "uuid": uuid, "image_id": image_id, "admin_pass": admin_pass,
-            "glance_images": glance_images})
+            "glance_images": glance_images, "evacuation": evacuation})
 
     async def rescue_instance(self, ctx: RequestContext, uuid: str, image_id: str,
                               glance_images: dict[str, Any] | None = None) -> None:
