@@ -771,6 +771,19 @@ class QemuDriver(Driver):
         return {**figures, "source": self.context.host,
                 "console": base64.b64encode(tail).decode()}
 
+    async def rollback_live_migration(self, uuid: str) -> None:
+        """The destination failed after the state was sent: ``cont`` the paused guest
+        here (its disks are its own: the mirrors ended before the switch)."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                raise DriverError(f"guest {uuid} has no QEMU left on {self.context.host}")
+            await live.cancel_mirrors(self._qmp_path(uuid))
+            if await self._status(uuid) != "running":
+                await self._qmp(uuid, "cont")
+            if not self._watchers.watching(uuid):
+                self._watchers.start(uuid, directory)
+
     async def post_live_migration_at_destination(self, instance: InstanceSpec,
                                                  migrate_data: dict[str, Any],
                                                  network: list[NetworkInfo]) -> None:

@@ -194,6 +194,12 @@ class ComputeClient:
             "instance": instance, "migration_id": migration_id, "dest_host": dest_host,
             "dest_data": dest_data or {}})
 
+    async def rollback_live_migration(self, ctx: RequestContext, uuid: str,
+                                      migration_id: int) -> None:
+        """On the source: the destination failed after the guest was sent; run it here."""
+        await self._rpc.cast(ctx, "rollback_live_migration", {
+            "uuid": uuid, "migration_id": migration_id})
+
     async def rollback_live_migration_at_destination(self, ctx: RequestContext, uuid: str,
                                                      migration_id: int) -> None:
         """On the destination: the move failed; remove what pre_live_migration made."""

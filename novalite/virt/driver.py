@@ -140,8 +140,10 @@ CHANGES: Mapping[str, str] = {
            "receive, e.g. QEMU started with -incoming; returns plain data for the "
            "source), passed to Driver.live_migration as its migrate_data keyword when "
            "not empty, and Driver.rollback_live_migration_at_destination (removes what "
-           "pre_live_migration made when the move fails); both have defaults that do "
-           "nothing, so a 1.4 driver migrates as before",
+           "pre_live_migration made when the move fails) and "
+           "Driver.rollback_live_migration (the source runs the guest again when the "
+           "destination failed after live_migration returned); all three have defaults "
+           "that do nothing, so a 1.4 driver migrates as before",
 }
 
 
@@ -904,6 +906,14 @@ class Driver(abc.ABC):
         :meth:`pre_live_migration` (contract 1.5): remove what it made (the waiting
         process, the disks); the guest runs on the source. Idempotent; the default
         does nothing. Example: ``await driver.rollback_live_migration_at_destination(uuid)``.
+        """
+
+    async def rollback_live_migration(self, uuid: str) -> None:
+        """On the source host, when the destination failed after :meth:`live_migration`
+        returned (the guest's state was sent, but it does not run there) (contract
+        1.5): run the guest here again, as it was before the move. Idempotent; the
+        default does nothing (a driver whose ``live_migration`` leaves the guest
+        running needs nothing). Example: ``await driver.rollback_live_migration(uuid)``.
         """
 
     async def live_migration(self, uuid: str, dest_host: str,

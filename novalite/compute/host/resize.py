@@ -214,6 +214,21 @@ class ResizeHost:
             await self._release_here(uuid)
         log.info("live migration rolled back at destination", instance=uuid, host=self.host)
 
+    @rpc.method
+    async def rollback_live_migration(self, context: RequestContext, uuid: str,
+                                      migration_id: int) -> None:
+        """On the source: the destination failed after the guest was sent; the guest
+        runs here again (contract 1.5), its power state recorded."""
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_rollback_live_migration"):
+                    await self.driver.rollback_live_migration(uuid)
+            finally:
+                power = await self._power_or_none(uuid)
+                if power is not None:
+                    await self.update(context, uuid, power_state=int(power))
+        log.info("live migration rolled back at source", instance=uuid, host=self.host)
+
     async def _release_here(self, uuid: str) -> None:
         """What pre_live_migration made on this host, gone (the driver's part, the
         image reference, the bridge ports)."""
@@ -261,8 +276,10 @@ class ResizeHost:
                     await self.driver.post_live_migration_at_destination(
                         _spec(instance), migrate_data, network)
             except Exception as exc:
-                await self.conductor.live_failed(context, uuid, migration_id, self.host,
-                                                 str(exc) or type(exc).__name__)
+                with trio.CancelScope(shield=True):
+                    await self._release_here(uuid)
+                    await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                     str(exc) or type(exc).__name__)
                 return
             power = await self._power_or_none(uuid)
         await self.conductor.live_step(context, uuid, migration_id, "arrived", self.host,

@@ -347,7 +347,8 @@ class MigrationTasks:
         elif step == "running":
             await self._record_move(context, instance_uuid, migration_id, status="running")
         elif step == "migrated":
-            payload, m = await self._record_move(context, instance_uuid, migration_id)
+            payload, m = await self._record_move(context, instance_uuid, migration_id,
+                                                 status="post-migrating")
             if payload is not None and m is not None:
                 await self.compute(str(m.dest_compute)).post_live_migration_at_destination(
                     context, payload, migration_id, data)
@@ -377,7 +378,12 @@ class MigrationTasks:
                                 instance={"task_state": None, "host": m.source_compute,
                                           "node": m.source_node},
                                 fault=(message, host))
-        if m.dest_compute and host != m.dest_compute:
+        if m.status == "post-migrating" and host == m.dest_compute:
+            # The destination failed after the source sent the guest: it runs there no
+            # more than here; the source runs it again (it removed its own part).
+            await self.compute(str(m.source_compute)).rollback_live_migration(
+                context, instance_uuid, migration_id)
+        elif m.dest_compute and host != m.dest_compute:
             # The source failed after the destination got ready: it cleans up (a
             # destination that fails removes what it made itself).
             await self.compute(str(m.dest_compute)).rollback_live_migration_at_destination(
