@@ -16,7 +16,8 @@ only zero pages).
   pause (that, plus the hop from the source to the destination's ``cont``), both from
   the service's log.
 * bare QEMU: the same guest's command line (its launch.json) started by hand twice in
-  a temporary directory - the source booted to its marker, the destination with
+  a temporary directory - the source booted to its marker (both guests then idle
+  :data:`SETTLE` seconds before their first migration), the destination with
   ``-incoming defer -S`` - and the same QMP steps (NBD export, drive-mirror, migrate,
   cont) sent directly, timed from starting the destination to it running.
 * resize (m1 256 MiB -> 512 MiB, same host) to VERIFY_RESIZE and confirm; shelve (to
@@ -52,6 +53,9 @@ from novalite.testing.server import RunningServer, start
 HOSTS = ("bench-a", "bench-b")
 POLL = 0.01
 TIMEOUT = 300.0
+#: Seconds each guest runs idle after its marker before it is migrated: a guest still
+#: booting dirties its memory while it is copied, which is another benchmark.
+SETTLE = 5.0
 
 
 def poll(check: Callable[[], Any], what: str, timeout: float = TIMEOUT,
@@ -215,6 +219,7 @@ async def _bare_once(launch_dir: str, work: Path) -> dict[str, float]:
                 os.path.join(src, qemu_process.QMP_SOCKET), "ringbuf-read",
                 {"device": qemu_process.CONSOLE_CHARDEV, "size": 65536, "format": "base64"}))
             await trio.sleep(0.2)
+        await trio.sleep(SETTLE)  # as the novalite guest: booted, then idle a while
         t0 = time.perf_counter()
         await launch.start_qemu(dst, cfg.uuid, "defer", wait=False)
         data = await live.listen(os.path.join(dst, qemu_process.QMP_SOCKET), "127.0.0.1")
@@ -263,6 +268,7 @@ def main() -> int:
             sid = svc.boot("bench-live", image, flavor)
             print(f"live migration of a 256 MiB Linux guest (TCG), {args.runs} runs each way",
                   flush=True)
+            time.sleep(SETTLE)
             ours = novalite_live(svc, sid, args.runs)
             host = svc.server(sid)["OS-EXT-SRV-ATTR:host"]
             launch_dir = str(svc.instances(host) / sid)

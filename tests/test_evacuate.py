@@ -20,7 +20,7 @@ CONFIG: dict[str, dict[str, Any]] = {"compute": {"hosts": ["ev-a", "ev-b"]}}
 
 @pytest.fixture
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    server = start(tmp_path_factory.mktemp("evacuate") / "state", config=CONFIG)
+    server = start(tmp_path_factory.mktemp("evacuate") / "state", config=CONFIG, timeout=60)
     try:
         yield server
     finally:
@@ -98,7 +98,7 @@ def test_evacuate_rebuilds_the_server_of_a_dead_host_elsewhere(srv: RunningServe
     # evacuation is completed.
     port = int(srv.url.rsplit(":", 1)[1])
     srv.stop()
-    again = start(srv.state_path, port=port, config=CONFIG)
+    again = start(srv.state_path, port=port, config=CONFIG, timeout=60)
     try:
         with again.client() as c:
             wait_for(lambda: {m["status"] for m in migrations(c, sid)} == {"completed"}, 30)

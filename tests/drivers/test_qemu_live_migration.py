@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -103,7 +104,7 @@ def counter(cloud: TwoHosts, tmp_path_factory: pytest.TempPathFactory) -> str:
     disk = tmp_path_factory.mktemp("counter") / "counter.img"
     disk.write_bytes(make_counter_boot_sector(BANNER, "TICK "))
     image = cloud.upload("counter", str(disk), "raw", "bare")
-    sid = cloud.boot("counter", image)
+    sid = cloud.boot("counter", image, metadata={"ssh_forward": "true"})
     cloud.wait_status(sid, "ACTIVE")
     wait_for(lambda: len(cloud.ticks(sid)) >= 3, 30, interval=0.2)
     return sid
@@ -135,6 +136,7 @@ def test_live_migration_moves_the_running_guest(cloud: TwoHosts, counter: str) -
     source_pid = cloud.live_pid(source, sid)
     assert source_pid is not None
     before = cloud.ticks(sid)[-1]
+    old_port = cloud.show(sid)["metadata"]["ssh_host_port"]
     started = time.monotonic()
     cloud.live_migrate(sid, dest)
     wait_for(lambda: cloud.migrations(sid) and cloud.migrations(sid)[0]["status"]
@@ -150,6 +152,10 @@ def test_live_migration_moves_the_running_guest(cloud: TwoHosts, counter: str) -
     dest_pid = cloud.live_pid(dest, sid)
     assert dest_pid is not None and dest_pid != source_pid
     assert not os.path.exists(os.path.join(cloud.instance_dir_on(dest, sid), "incoming"))
+    # Its ssh forward moved with it: a new host port, listening (QEMU's hostfwd there).
+    port = int(server["metadata"]["ssh_host_port"])
+    assert str(port) != old_port
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
     # It counted on through the move: every number once, in order, one boot.
     wait_for(lambda: cloud.ticks(sid)[-1] >= before + 8, 30, interval=0.2)
     console = cloud.console(sid)

@@ -94,6 +94,7 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         self.cache = image_cache
         self.shutdown_timeout = shutdown_timeout
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+        self._ssh_ports: dict[str, int | None] = {}
         # Many hosts in one process share one event queue (novalite.compute.host.fleet).
         if events is None:
             self._events_send, self._events_recv = trio.open_memory_channel[

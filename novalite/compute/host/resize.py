@@ -55,6 +55,9 @@ class ResizeHost:
     conductor: ConductorClient
     _locks: dict[str, trio.Lock]
     cache: ImageCache
+    #: uuid -> the host port pre_live_migration forwards to the guest's port 22 here
+    #: (None: none), until the guest arrives.
+    _ssh_ports: dict[str, int | None]
 
     def event(self, context: RequestContext, uuid: str, name: str
               ) -> AbstractAsyncContextManager[None]:
@@ -194,9 +197,9 @@ class ResizeHost:
                 async with self.event(context, uuid, "compute_pre_live_migration"):
                     images = await self.conductor.image_payloads(context,
                                                                  instance["image_ref"])
-                    await self._spawn(instance, images["image"], images.get("kernel"),
-                                      images.get("ramdisk"), token=context.auth_token,
-                                      launch=prepare)
+                    self._ssh_ports[uuid] = await self._spawn(
+                        instance, images["image"], images.get("kernel"),
+                        images.get("ramdisk"), token=context.auth_token, launch=prepare)
             except Exception as exc:
                 with trio.CancelScope(shield=True):
                     await self._release_here(uuid)
@@ -237,6 +240,7 @@ class ResizeHost:
         except Exception as exc:  # logged; the guest runs on the source anyway
             log.warning("rollback at destination failed", instance=uuid, error=str(exc))
         self.cache.release(uuid)
+        self._ssh_ports.pop(uuid, None)
 
     @rpc.method
     async def live_migration(self, context: RequestContext, instance: dict[str, Any],
@@ -282,8 +286,11 @@ class ResizeHost:
                                                      str(exc) or type(exc).__name__)
                 return
             power = await self._power_or_none(uuid)
+        arrived: dict[str, Any] = {"power_state": int(power or 0)}
+        if uuid in self._ssh_ports:  # the guest's port 22 is forwarded from this host now
+            arrived["ssh_host_port"] = self._ssh_ports.pop(uuid)
         await self.conductor.live_step(context, uuid, migration_id, "arrived", self.host,
-                                       {"power_state": int(power or 0)})
+                                       arrived)
 
     @rpc.method
     async def post_live_migration(self, context: RequestContext, uuid: str,

@@ -354,9 +354,16 @@ class MigrationTasks:
                     context, payload, migration_id, data)
         elif step == "arrived":
             m = await self._migration(migration_id)
-            await self._record_move(context, instance_uuid, migration_id, instance={
-                "host": host, "node": host, "task_state": None,
-                "power_state": int(data.get("power_state") or 0)})
+            values: dict[str, Any] = {"host": host, "node": host, "task_state": None,
+                                      "power_state": int(data.get("power_state") or 0)}
+            if "ssh_host_port" in data:  # the forward to port 22 moved with the guest
+                metadata = dict((await self.instance_get(context, instance_uuid) or {}
+                                 ).get("metadata") or {})
+                metadata.pop("ssh_host_port", None)
+                if data["ssh_host_port"] is not None:
+                    metadata["ssh_host_port"] = str(data["ssh_host_port"])
+                values["metadata_"] = metadata
+            await self._record_move(context, instance_uuid, migration_id, instance=values)
             await self.compute(str(m.source_compute)).post_live_migration(
                 context, instance_uuid, migration_id)
         elif step == "completed":
