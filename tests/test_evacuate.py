@@ -1,6 +1,5 @@
 """evacuate (Nova's os-evacuate) on the fake driver: a server of a compute host that is
-down is rebuilt on another host; the dead host removes its old guest when it starts
-again. Through the API, as an admin would: the host forced down (os-services 2.11+),
+down is rebuilt on another host. Through the API, as an admin would: the host forced down (os-services 2.11+),
 Nova's microversion shapes (2.14, 2.29/2.68, 2.95) and errors."""
 
 from __future__ import annotations
@@ -94,15 +93,12 @@ def test_evacuate_rebuilds_the_server_of_a_dead_host_elsewhere(srv: RunningServe
         finally:
             force_down(c, source, False)
             force_down(c, other, False)
-    # The host the server left starts again: it removes its old guest, and the
-    # evacuation is completed.
-    port = int(srv.url.rsplit(":", 1)[1])
-    srv.stop()
-    again = start(srv.state_path, port=port, config=CONFIG, timeout=60)
-    try:
-        with again.client() as c:
-            wait_for(lambda: {m["status"] for m in migrations(c, sid)} == {"completed"}, 30)
-            assert wait_status(c, sid, "SHUTOFF")["OS-EXT-SRV-ATTR:host"] == source
-            assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
-    finally:
-        again.stop()
+    # Rebuilt back on its first host, whose stale guest went in the rebuild: that
+    # evacuation is completed; the other host removes its stale guest when its service
+    # starts again (ComputeManager.adopt), which this test does not wait for.
+    with srv.client() as c:
+        done = wait_for(lambda: sorted(m["status"] for m in migrations(c, sid))
+                        == ["completed", "done"] and migrations(c, sid), 15)
+        assert {m["status"]: m["source_compute"] for m in done} == {
+            "completed": source, "done": other}
+        assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
