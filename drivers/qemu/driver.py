@@ -21,6 +21,8 @@ Choices worth knowing:
   QEMU 7.2 has no ``file:`` URI), quit; resume starts QEMU with ``-incoming``.
 * consoles (contract 1.3): VNC on a UNIX socket in the guest's directory and an
   interactive serial port swapped in for the session; see :mod:`.console`.
+* live migration (contract 1.5): the destination's QEMU with ``-incoming defer -S``,
+  the disks mirrored over NBD, then the memory; see :mod:`.live`.
 """
 
 from __future__ import annotations
@@ -84,7 +86,13 @@ class QemuDriver(Driver):
     destroy/suspend wait for QEMU to exit), ``soft_reboot_timeout``,
     ``power_button_grace`` (seconds of guest uptime after which a guest that has not
     enabled its ACPI power button is taken to have none: stop and SOFT reboot then go
-    hard at once), ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two).
+    hard at once), ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two);
+    live migration (contract 1.5, see :mod:`.live`): ``live_migration_inbound_addr``
+    (where a destination listens for the guest's memory and disks, as Nova's
+    ``[libvirt] live_migration_inbound_addr``; 127.0.0.1 for hosts of one machine),
+    ``live_migration_bandwidth`` (MiB/s, 0 unlimited), ``live_migration_downtime`` (ms,
+    QEMU's downtime-limit) and ``live_migration_completion_timeout`` (seconds, then the
+    migration is cancelled and the guest keeps running where it was).
     """
 
     name = "qemu"
