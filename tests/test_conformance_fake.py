@@ -91,7 +91,7 @@ class TestChildGuests(Base):
 """
 
 
-def test_the_kit_fails_a_driver_that_spawns_from_a_missing_image_or_keeps_children(
+def test_the_kit_fails_a_driver_that_spawns_from_a_missing_image_or_leaves_zombies(
         pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ntrio_mode = true\n")
     pytester.makepyfile(test_trapped=_TRAPPED_DRIVERS)
