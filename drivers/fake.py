@@ -304,7 +304,8 @@ class FakeDriver(Driver):
 
     # -- live migration (contract 1.4) ------------------------------------------------
     async def live_migration(self, uuid: str, dest_host: str,
-                             instance: InstanceSpec) -> dict[str, Any]:
+                             instance: InstanceSpec, *,
+                             migrate_data: dict[str, Any] | None = None) -> dict[str, Any]:
         guest = self._guest(uuid)
         if self.live_migration_delay:
             await trio.sleep(self.live_migration_delay)

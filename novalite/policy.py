@@ -71,6 +71,7 @@ RULES: dict[str, str] = {
     "os_compute_api:os-migrations:index": "project_manager",
     "os_compute_api:os-migrations:index:all_projects": "admin_api",
     "os_compute_api:os-migrations:index:host": "admin_api",
+    "os_compute_api:os-evacuate": "admin_api",
     "os_compute_api:servers:migrations:index": "admin_api",
     "os_compute_api:servers:migrations:show": "admin_api",
     "os_compute_api:servers:migrations:force_complete": "admin_api",

@@ -164,7 +164,11 @@ class Service:
             context = DriverContext(
                 host=host,
                 state_path=os.path.join(self.cfg.state_path, "drivers", self.driver_name, host),
-                instances_path=os.path.join(self.cfg.state_path, "instances"),
+                # Several hosts in one process: one instance directory each (a guest
+                # moving between them is in two places at once); one host: "instances".
+                instances_path=os.path.join(self.cfg.state_path, "instances",
+                                            *([host] if len(self.cfg.host_names) > 1
+                                              else [])),
                 options=dict(self.driver_options), vnc_enabled=self.cfg.vnc.enabled,
                 serial_console_enabled=self.cfg.serial_console.enabled)
             driver = self.driver_cls(context)

@@ -50,6 +50,7 @@ NOVA_ACTION_RULES = {
     "revertResize": "os_compute_api:servers:revert_resize",
     "migrate": "os_compute_api:os-migrate-server:migrate",
     "os-migrateLive": "os_compute_api:os-migrate-server:migrate_live",
+    "evacuate": "os_compute_api:os-evacuate",
     "shelve": "os_compute_api:os-shelve:shelve",
     "shelveOffload": "os_compute_api:os-shelve:shelve_offload",
     "unshelve": "os_compute_api:os-shelve:unshelve",
@@ -95,6 +96,7 @@ def test_novalite_policy_lists_each_action_with_its_rule() -> None:
     for name, rule in NOVA_ACTION_RULES.items():
         assert f"{action_url} ({name})" in rows[rule]["operations"], rule
         admin_only = rule in ("os_compute_api:os-admin-actions:reset_state",
+                              "os_compute_api:os-evacuate",
                               "os_compute_api:os-shelve:shelve_offload")
         managers = rule in ("os_compute_api:os-migrate-server:migrate",  # Nova's 2025 rules
                             "os_compute_api:os-migrate-server:migrate_live")

@@ -127,6 +127,52 @@ def make_rescue_boot_sector(message: str) -> bytes:
     return body + bytes(510 - len(body)) + b"\x55\xaa"
 
 
+#: The counter's 16-bit code (assembled; offsets in comments): it prints a banner once,
+#: then "<prefix><n>" CR LF with n = 1, 2, 3, ... about four times a second (four
+#: ``hlt`` waits for the BIOS's 18.2 Hz timer between lines). n lives in the guest's
+#: memory (0x600), so a live-migrated guest goes on counting where it was.
+_COUNTER_CODE = bytes.fromhex(
+    "fa31c08ed88ed0bc007cfbfc"  # 00 cli; ds = ss = 0; sp = 0x7c00; sti; cld
+    "c70600060000"              # 0c mov word [0x600], 0
+    "be0000e81e00"              # 12 mov si, banner (patched); call print
+    "ff060006"                  # 18 next: inc word [0x600]
+    "be0000e81400"              # 1c mov si, prefix (patched); call print
+    "a10006e81a00"              # 22 mov ax, [0x600]; call printdec
+    "be5b7ce80800"              # 28 mov si, crlf; call print
+    "b90400f4e2fdebe2"          # 2e mov cx, 4; wait: hlt; loop wait; jmp next
+    "baf803ac84c07403eeebf8c3"  # 36 print: dx = COM1; lodsb/out until NUL; ret
+    "bb0a0031c931d2f7f352"      # 42 printdec: bx = 10; cx = 0; d1: dx = 0; div bx;
+    "4185c075f6"                #    push dx; inc cx; until ax == 0
+    "baf8035804 30eee2fac3"     # 51 dx = COM1; d2: pop ax; add al, '0'; out; loop d2; ret
+    .replace(" ", "")
+    + "0d0a00"                  # 5b crlf
+)
+_BANNER_PATCH, _PREFIX_PATCH = 0x13, 0x1D
+
+
+def make_counter_boot_sector(banner: str, prefix: str) -> bytes:
+    """A boot sector for live migration tests: ``banner`` + CRLF once on COM1 (a
+    second banner means the guest booted again), then ``prefix`` + 1, ``prefix`` + 2,
+    ... one per line, about four a second, for 65535 lines.
+
+    Example::
+
+        open("count.img", "wb").write(make_counter_boot_sector("BOOTED", "TICK "))
+    """
+    head = bytearray(_COUNTER_CODE)
+    texts = banner.encode("ascii") + b"\r\n\0", prefix.encode("ascii") + b"\0"
+    if any(b"\0" in t[:-1] for t in texts):
+        raise ValueError("boot sector texts must not contain NUL")
+    banner_at = _LOAD_ADDRESS + len(head)
+    head[_BANNER_PATCH:_BANNER_PATCH + 2] = banner_at.to_bytes(2, "little")
+    head[_PREFIX_PATCH:_PREFIX_PATCH + 2] = (banner_at + len(texts[0])).to_bytes(2,
+                                                                                 "little")
+    body = bytes(head) + texts[0] + texts[1]
+    if len(body) > 510:
+        raise ValueError("boot sector texts too long")
+    return body + bytes(510 - len(body)) + b"\x55\xaa"
+
+
 def demo_image() -> DemoImage:
     """The ``demo`` image: a boot sector printing :data:`DEMO_MESSAGE`, as a raw disk."""
     return DemoImage("raw", "bare", data=make_boot_sector(DEMO_MESSAGE),

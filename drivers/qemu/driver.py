@@ -21,6 +21,8 @@ Choices worth knowing:
   QEMU 7.2 has no ``file:`` URI), quit; resume starts QEMU with ``-incoming``.
 * consoles (contract 1.3): VNC on a UNIX socket in the guest's directory and an
   interactive serial port swapped in for the session; see :mod:`.console`.
+* live migration (contract 1.5): the destination's QEMU with ``-incoming defer -S``,
+  the disks mirrored over NBD, then the memory; see :mod:`.live`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from novalite.virt.driver import (
     VolumeConnection,
 )
 
-from . import acpi, bootsector, console, disks, hostcheck, launch
+from . import acpi, bootsector, console, disks, hostcheck, launch, live
 from . import process as proc
 from . import volumes as qemu_volumes
 from .qmp import QmpClient, QmpError, qmp_execute
@@ -84,7 +86,13 @@ class QemuDriver(Driver):
     destroy/suspend wait for QEMU to exit), ``soft_reboot_timeout``,
     ``power_button_grace`` (seconds of guest uptime after which a guest that has not
     enabled its ACPI power button is taken to have none: stop and SOFT reboot then go
-    hard at once), ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two).
+    hard at once), ``console_log_max_bytes`` and ``console_ring_bytes`` (a power of two);
+    live migration (contract 1.5, see :mod:`.live`): ``live_migration_inbound_addr``
+    (where a destination listens for the guest's memory and disks, as Nova's
+    ``[libvirt] live_migration_inbound_addr``; 127.0.0.1 for hosts of one machine),
+    ``live_migration_bandwidth`` (MiB/s, 0 unlimited), ``live_migration_downtime`` (ms,
+    QEMU's downtime-limit) and ``live_migration_completion_timeout`` (seconds, then the
+    migration is cancelled and the guest keeps running where it was).
     """
 
     name = "qemu"
@@ -103,6 +111,10 @@ class QemuDriver(Driver):
         "power_button_grace": 10.0,
         "console_log_max_bytes": 1048576,
         "console_ring_bytes": 65536,
+        "live_migration_inbound_addr": "127.0.0.1",
+        "live_migration_bandwidth": 0,
+        "live_migration_downtime": 500,
+        "live_migration_completion_timeout": 600.0,
     }
     capabilities = {
         "supports_reboot": True,
@@ -120,6 +132,7 @@ class QemuDriver(Driver):
         "supports_rescue": True,
         "supports_trigger_crash_dump": True,
         "supports_resize": True,
+        "supports_live_migration": True,
         "supports_attach_volume": True,
         "supports_extend_volume": True,
         "supports_boot_from_volume": True,
@@ -406,6 +419,12 @@ class QemuDriver(Driver):
         Raises SpawnFailed (leaving no process and no directory) when QEMU is missing,
         the image is unusable, a disk cannot be created or QEMU refuses to start.
         """
+        await self._create(instance, image, network)
+
+    async def _create(self, instance: InstanceSpec, image: ImageInfo,
+                      network: list[NetworkInfo], incoming: bool = False) -> None:
+        """spawn's work; ``incoming``: QEMU waits for a live migration instead of
+        booting (``-incoming defer -S``, not watched until it runs)."""
         uuid = instance.uuid
         directory = self._dir(uuid)
         if os.path.exists(directory):
@@ -448,7 +467,10 @@ class QemuDriver(Driver):
                 initrd = "initrd" if image.ramdisk_path else None
                 cfg = self._launch_config(instance, image, network, disk_files, kernel, initrd)
                 cfg.save(directory)
-                await self._launch(uuid)
+                if incoming:
+                    await launch.start_qemu(directory, uuid, "defer", wait=False)
+                else:
+                    await self._launch(uuid)
             except BaseException as exc:
                 with trio.CancelScope(shield=True):
                     await self._remove(uuid)
@@ -688,6 +710,115 @@ class QemuDriver(Driver):
             if power_on:
                 await self._launch(uuid)
 
+    # -- live migration (contract 1.5; the QMP steps are in drivers.qemu.live) -----------
+    async def pre_live_migration(self, instance: InstanceSpec, image: ImageInfo,
+                                 network: list[NetworkInfo]) -> dict[str, Any]:
+        """Make the guest's directory as a spawn would (new overlays on this host's
+        cached image), start QEMU with ``-incoming defer -S``, listen for the machine
+        state on a TCP port of ``live_migration_inbound_addr`` and export the writable
+        disks over NBD there (see :mod:`.live`). Returns the addresses."""
+        uuid = instance.uuid
+        if instance.root_volume is not None:
+            raise DriverError("the qemu driver does not live-migrate guests booted from a "
+                              "volume yet")
+        if any(n.bridge for n in network):
+            raise DriverError("the qemu driver does not live-migrate guests on a host "
+                              "bridge yet")
+        if os.path.exists(self._dir(uuid)):
+            raise DriverError(f"guest {uuid} already exists on host {self.context.host} "
+                              "(do the hosts share an instance directory?)")
+        try:
+            await self._create(instance, image, network, incoming=True)
+        except SpawnFailed as exc:
+            raise DriverError(f"cannot receive guest {uuid}: {exc}") from None
+        with open(os.path.join(self._dir(uuid), _INCOMING), "w"):
+            pass
+        try:
+            data = await live.listen(self._qmp_path(uuid),
+                                     str(self.options["live_migration_inbound_addr"]))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self.destroy(uuid)
+            raise
+        return {**data, "host": self.context.host}
+
+    async def rollback_live_migration_at_destination(self, uuid: str) -> None:
+        """Remove the waiting guest made by :meth:`pre_live_migration` (only one still
+        marked incoming: never a guest that runs here)."""
+        if os.path.exists(os.path.join(self._dir(uuid), _INCOMING)):
+            await self.destroy(uuid)
+
+    async def live_migration(self, uuid: str, dest_host: str, instance: InstanceSpec, *,
+                             migrate_data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Mirror the disks to the destination's NBD exports and migrate the memory to
+        its QEMU (see :mod:`.live`); the guest runs here until the switch. Returns the
+        console's tail (the destination's console log continues it) and QEMU's
+        figures. Options: ``live_migration_bandwidth`` (MiB/s, 0: unlimited),
+        ``live_migration_downtime`` (ms), ``live_migration_completion_timeout`` (s)."""
+        directory = self._exists(uuid)
+        if not migrate_data or "uri" not in migrate_data:
+            raise DriverError("the qemu driver's live migration needs the destination's "
+                              "pre_live_migration data")
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                raise DriverError(f"guest {uuid} is not running")
+            cfg = proc.LaunchConfig.load(directory)
+            if cfg.volumes:
+                raise DriverError("the qemu driver does not live-migrate guests with "
+                                  "volumes attached yet")
+            figures = await live.send(
+                self._qmp_path(uuid), migrate_data,
+                bandwidth_mib=int(self.options["live_migration_bandwidth"]),
+                downtime_ms=int(self.options["live_migration_downtime"]),
+                timeout=float(self.options["live_migration_completion_timeout"]))
+            self._watchers.stop(uuid)  # paused for good: no more events from here
+            await self._drain(uuid)
+            tail = proc.read_tail(os.path.join(directory, proc.CONSOLE_LOG),
+                                  _CONSOLE_CARRIED).encode("utf-8", "replace")
+        log.info("guest live-migrated", instance=uuid, dest=dest_host,
+                 **{k: v for k, v in figures.items() if k != "completed_at"})
+        return {**figures, "source": self.context.host,
+                "console": base64.b64encode(tail).decode()}
+
+    async def rollback_live_migration(self, uuid: str) -> None:
+        """The destination failed after the state was sent: ``cont`` the paused guest
+        here (its disks are its own: the mirrors ended before the switch)."""
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            if proc.live_pid(directory, uuid) is None:
+                raise DriverError(f"guest {uuid} has no QEMU left on {self.context.host}")
+            await live.cancel_mirrors(self._qmp_path(uuid))
+            if await self._status(uuid) != "running":
+                await self._qmp(uuid, "cont")
+            if not self._watchers.watching(uuid):
+                self._watchers.start(uuid, directory)
+
+    async def post_live_migration_at_destination(self, instance: InstanceSpec,
+                                                 migrate_data: dict[str, Any],
+                                                 network: list[NetworkInfo]) -> None:
+        """Stop the NBD server and run the guest (``cont``); its console log starts
+        with the source's tail."""
+        uuid = instance.uuid
+        directory = self._exists(uuid)
+        async with self._operation(uuid):
+            await live.start(self._qmp_path(uuid))
+            with open(os.path.join(directory, proc.CONSOLE_LOG), "wb") as f:
+                f.write(base64.b64decode(migrate_data.get("console") or ""))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, _INCOMING))
+            self._watchers.start(uuid, directory)
+        # The guest was paused from the source's last copy until the `cont` above: QEMU's
+        # downtime plus the hop from the source to here (one clock on one machine).
+        completed = float(migrate_data.get("completed_at") or 0.0)
+        log.info("guest runs on the destination", instance=uuid, host=self.context.host,
+                 downtime_ms=migrate_data.get("downtime_ms"),
+                 paused_ms=round(int(migrate_data.get("downtime_ms") or 0)
+                                 + (time.time() - completed) * 1000) if completed else None)
+
+    async def post_live_migration(self, uuid: str) -> None:
+        """The guest runs on the destination: end the paused QEMU here, remove its files."""
+        await self.destroy(uuid)
+
     # -- rescue and crash dumps (contract 1.4) -----------------------------------------
     async def rescue(self, instance: InstanceSpec, rescue_image: ImageInfo,
                      network: list[NetworkInfo], *, stable: bool = False) -> None:
@@ -790,6 +921,10 @@ class QemuDriver(Driver):
 
 #: The suffix of a guest's directory kept during a resize (as libvirt's ``_resize``).
 _KEPT = "_resize"
+#: Marks a guest directory made by pre_live_migration until the guest runs here.
+_INCOMING = "incoming"
+#: Bytes of the source's console log a live migration carries to the destination.
+_CONSOLE_CARRIED = 65536
 
 
 def _runtime_files(directory: str, names: list[str]) -> set[str]:

@@ -44,12 +44,14 @@ async def _status(directory: str) -> str:
     return str((await qmp_execute(path, "query-status", timeout=5.0))["status"])
 
 
-async def start_qemu(directory: str, uuid: str, incoming: str | None = None) -> None:
+async def start_qemu(directory: str, uuid: str, incoming: str | None = None,
+                     wait: bool = True) -> None:
     """Run QEMU (``-daemonize``, its own session) for the guest in ``directory``.
 
     Returns once QMP reports ``running`` (after the incoming migration when
-    ``incoming`` is given). Raises SpawnFailed with QEMU's own message otherwise, and
-    then leaves no QEMU process behind.
+    ``incoming`` is given; with ``wait`` False, as soon as QEMU has daemonized: a live
+    migration's destination, ``incoming="defer"``). Raises SpawnFailed with QEMU's own
+    message otherwise, and then leaves no QEMU process behind.
     """
     cfg = proc.LaunchConfig.load(directory)
     for name in (proc.QMP_SOCKET, proc.EVENTS_SOCKET, proc.PID_FILE):
@@ -71,6 +73,8 @@ async def start_qemu(directory: str, uuid: str, incoming: str | None = None) -> 
                    or proc.read_log_tail(directory, proc.QEMU_LOG))
         raise SpawnFailed(f"QEMU failed to start guest {uuid} "
                           f"(exit {result.returncode}): {message or 'no message'}")
+    if not wait:
+        return
     try:
         if incoming is not None:
             with trio.fail_after(INCOMING_TIMEOUT):

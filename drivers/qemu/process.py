@@ -246,6 +246,8 @@ def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -
         argv += ["-device", f"{cfg.nic_model},netdev=net{i},mac={nic.mac},romfile="]
     if incoming:
         argv += ["-incoming", incoming]
+        if incoming == "defer":  # a live migration's destination: runs on `cont`
+            argv.append("-S")
     return argv
 
 

@@ -569,6 +569,13 @@ MIGRATE_LIVE = {"type": "object",
                                "disk_over_commit": {"type": ["boolean", "string"]},
                                "force": {"type": ["boolean", "string"]}},
                 "required": ["block_migration", "host"], "additionalProperties": False}
+#: evacuate's argument (the fields of every microversion; the route checks which apply).
+EVACUATE = {"type": "object",
+            "properties": {"host": {"type": "string", "minLength": 1, "maxLength": 255},
+                           "adminPass": {"type": "string"},
+                           "onSharedStorage": {"type": ["boolean", "string"]},
+                           "force": {"type": ["boolean", "string"]}},
+            "additionalProperties": False}
 #: confirmResize, revertResize, shelve, shelveOffload: null (Tempest sends {}, which
 #: Nova takes too).
 NULL_ACTION = {"type": ["null", "object"], "maxProperties": 0}

@@ -92,8 +92,8 @@ async def unshelve(call: ApiCall, args: dict[str, Any] | None) -> Reply:
 @server_actions.action("os-migrateLive", rule="os_compute_api:os-migrate-server:migrate_live",
                        schema=schemas.MIGRATE_LIVE)
 async def migrate_live(call: ApiCall, args: dict[str, Any]) -> Reply:
-    """Live migration (the fake driver's; QEMU's ``-incoming`` migration is not built
-    yet, so its hosts answer 400 "not supported")."""
+    """Live migration (fake and qemu/kvm drivers; a host whose driver cannot answers
+    400 "not supported")."""
     block = args["block_migration"]
     if block == "auto" and not call.mv("2.25"):
         raise BadRequest("Invalid input for field/attribute block_migration. Value: auto. "
@@ -111,3 +111,48 @@ async def migrate_live(call: ApiCall, args: dict[str, Any]) -> Reply:
     await call.services.compute.live_migrate(call.ctx, call.request_id,
                                              call.params["server_id"], args.get("host"))
     return Reply(202)
+
+
+def _bool(args: dict[str, Any], key: str) -> bool:
+    value = args.get(key, False)
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {value}.")
+        return value.lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+@server_actions.action("evacuate", rule="os_compute_api:os-evacuate", schema=schemas.EVACUATE)
+async def evacuate(call: ApiCall, args: dict[str, Any]) -> Reply:
+    """Rebuild a server of a compute host that is down on another host (Nova's
+    ``evacuate.py``): ``onSharedStorage`` required before 2.14 and refused from it,
+    ``force`` from 2.29 to 2.67, the admin password answered before 2.14; from 2.95
+    the server is left stopped on its new host. novalite's hosts share no storage,
+    so the server is rebuilt from its image (its disk's data is lost, as in Nova)."""
+    if call.mv("2.14"):
+        if "onSharedStorage" in args:
+            raise BadRequest("Additional properties are not allowed ('onSharedStorage' was "
+                             "unexpected)")
+    elif "onSharedStorage" not in args:
+        raise BadRequest("'onSharedStorage' is a required property")
+    if "force" in args and not (call.mv("2.29") and not call.mv("2.68")):
+        raise BadRequest("Additional properties are not allowed ('force' was unexpected)")
+    shared = _bool(args, "onSharedStorage")
+    if shared and "adminPass" in args:
+        raise BadRequest("admin password can't be changed on existing disk")
+    if shared:
+        raise BadRequest("Invalid state of instance files on shared storage: novalite's "
+                         "compute hosts share no storage")
+    if _bool(args, "force") and "host" not in args:
+        raise BadRequest("Can't force to a non-provided destination")
+    password = args.get("adminPass")
+    if password is None and not call.mv("2.14"):
+        import secrets
+
+        password = secrets.token_urlsafe(9)
+    await call.services.compute.evacuate(call.ctx, call.request_id, call.params["server_id"],
+                                         args.get("host"), password,
+                                         stop=call.mv("2.95"))
+    if call.mv("2.14"):
+        return Reply(200)
+    return Reply(200, {"adminPass": password})

@@ -35,6 +35,7 @@ from novalite.rpc import Clients
 
 if TYPE_CHECKING:
     from novalite.compute.api import ServerRecord
+    from novalite.config import Config
 
 #: action -> (allowed vm_states, allowed task_states), as Nova's check_instance_state.
 MOVE_STATES: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
@@ -43,6 +44,7 @@ MOVE_STATES: dict[str, tuple[tuple[str, ...], tuple[str | None, ...]]] = {
     "confirmResize": ((states.RESIZED,), (None,)),
     "revertResize": ((states.RESIZED,), (None,)),
     "os-migrateLive": ((states.ACTIVE, states.PAUSED), (None,)),
+    "evacuate": ((states.ACTIVE, states.STOPPED, states.ERROR), (None,)),
 }
 
 
@@ -70,6 +72,7 @@ class ResizeActions:
 
     db: Database
     rpc: Clients
+    cfg: Config
 
     async def get(self, ctx: AuthContext, server_id: str) -> ServerRecord:
         raise NotImplementedError
@@ -221,6 +224,71 @@ class ResizeActions:
                 "project_id": inst.project_id, "requested_host": host}
         await self.rpc.conductor.live_migrate_server(bus_context(ctx, request_id), inst.uuid,
                                                      migration_id, spec)
+
+    async def evacuate(self, ctx: AuthContext, request_id: str, server_id: str,
+                       host: str | None, admin_pass: str | None, stop: bool = False) -> None:
+        """evacuate: the server's compute host must be down (409 otherwise, as Nova);
+        recorded (migration ``evacuation`` ``accepted``, task ``rebuilding``) and cast
+        to the conductor, which places it (``host`` if given, never the old one) and
+        has the new host rebuild it from its image; ``stop``: left stopped (2.95)."""
+        from novalite.compute.actions import bus_context
+        from novalite.compute.api import _compute_up
+
+        action = "evacuate"
+        inst = (await self.get(ctx, server_id)).instance
+        self._check_lock(ctx, inst)
+        if not inst.host:
+            raise InstanceInvalidState(f"Cannot '{action}' instance {inst.uuid}: it has no "
+                                       f"host")
+        down_time = self.cfg.compute.service_down_time
+        if await self.db.read(lambda s: _compute_up(s, str(inst.host), down_time)):
+            raise InstanceInvalidState(f"Compute service of {inst.host} is still in use.")
+        check_move_state(inst, action)
+        if host is not None:
+            host = await self._destination_host_named(host)
+            if host == inst.host:
+                raise BadRequest("The target host can't be the same one.")
+        flavor = dict(inst.flavor)
+
+        def work(s: Session) -> int | None:
+            row = s.exec(select(Instance).where(Instance.uuid == inst.uuid)).one()
+            vm_ok, task_ok = MOVE_STATES[action]
+            if row.vm_state not in vm_ok or row.task_state not in task_ok:
+                return None
+            fid = s.exec(select(Flavor.id).where(
+                Flavor.flavorid == str(flavor.get("id")))).first()
+            m = Migration(instance_uuid=row.uuid, source_compute=row.host,
+                          source_node=row.node or row.host, old_flavor=flavor,
+                          new_flavor=flavor, old_instance_type_id=fid,
+                          new_instance_type_id=fid, migration_type="evacuation",
+                          status="accepted", user_id=ctx.user_id,
+                          project_id=row.project_id)
+            s.add(m)
+            row.task_state = states.REBUILDING
+            row.updated_at = utcnow()
+            s.add(row)
+            s.add(InstanceAction(instance_uuid=row.uuid, action="evacuate",
+                                 request_id=request_id, user_id=ctx.user_id,
+                                 project_id=ctx.project_id))
+            s.flush()
+            return m.id
+
+        migration_id = await self.db.write(work)
+        if migration_id is None:
+            raise InstanceInvalidState(f"Cannot '{action}' instance {inst.uuid} while it is "
+                                       f"in task_state {inst.task_state}")
+        image = await self.db.read(lambda s: queries.image(s, inst.image_ref))
+        spec = {"instance_uuid": inst.uuid, "vcpus": int(flavor.get("vcpus") or 0),
+                "memory_mb": int(flavor.get("memory_mb") or 0),
+                "disk_gb": int(flavor.get("root_gb") or 0)
+                + int(flavor.get("ephemeral_gb") or 0)
+                + (int(flavor.get("swap") or 0) + 1023) // 1024,
+                "image_properties": dict(image.properties) if image is not None else {},
+                "image_id": inst.image_ref,
+                "extra_specs": dict(flavor.get("extra_specs") or {}),
+                "project_id": inst.project_id, "requested_host": host}
+        await self.rpc.conductor.evacuate_server(bus_context(ctx, request_id), inst.uuid,
+                                                 migration_id, spec, admin_pass, stop)
 
     async def _destination_host_named(self, host: str) -> str:
         """2.56's ``host``: a compute host that exists (400 otherwise, as Nova)."""

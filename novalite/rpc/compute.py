@@ -89,12 +89,15 @@ class ComputeClient:
 
     async def rebuild_instance(self, ctx: RequestContext, uuid: str, image_id: str,
                                admin_pass: str | None,
-                               glance_images: dict[str, Any] | None = None) -> None:
+                               glance_images: dict[str, Any] | None = None,
+                               evacuation: dict[str, Any] | None = None) -> None:
         """Rebuild the guest from ``image_id`` (cast): its old disk is dropped, the
         instance keeps its id and addresses; task_state goes rebuilding →
         rebuild_block_device_mapping → rebuild_spawning → None, a stopped server stays
         stopped, a failure is ERROR with a fault. ``glance_images`` are the payloads
-        of an external Glance (else the host asks the conductor).
+        of an external Glance (else the host asks the conductor). ``evacuation``
+        (``{"migration_id", "stop"}``): an evacuation to this host, reported to the
+        conductor when done; ``stop`` leaves the server stopped.
 
         Example::
 
@@ -103,7 +106,7 @@ class ComputeClient:
         """
         await self._rpc.cast(ctx, "rebuild_instance", {
             "uuid": uuid, "image_id": image_id, "admin_pass": admin_pass,
-            "glance_images": glance_images})
+            "glance_images": glance_images, "evacuation": evacuation})
 
     async def rescue_instance(self, ctx: RequestContext, uuid: str, image_id: str,
                               glance_images: dict[str, Any] | None = None) -> None:
@@ -174,12 +177,34 @@ class ComputeClient:
             "instance": instance, "migration_id": migration_id, "power_on": power_on})
 
     # -- live migration, all casts -------------------------------------------------------
+    async def pre_live_migration(self, ctx: RequestContext, instance: dict[str, Any],
+                                 migration_id: int) -> None:
+        """On the destination: get ready to receive the guest; reports ``prepared``
+        (with the driver's data for the source) or ``live_failed``."""
+        await self._rpc.cast(ctx, "pre_live_migration", {
+            "instance": instance, "migration_id": migration_id})
+
     async def live_migration(self, ctx: RequestContext, instance: dict[str, Any],
-                             migration_id: int, dest_host: str) -> None:
-        """On the source: move the running guest to ``dest_host``; reports ``migrated``
-        (with the driver's migrate_data) or ``live_failed``."""
+                             migration_id: int, dest_host: str,
+                             dest_data: dict[str, Any] | None = None) -> None:
+        """On the source: move the running guest to ``dest_host`` (``dest_data``: what
+        the destination's pre_live_migration returned); reports ``migrated`` (with the
+        driver's migrate_data) or ``live_failed``."""
         await self._rpc.cast(ctx, "live_migration", {
-            "instance": instance, "migration_id": migration_id, "dest_host": dest_host})
+            "instance": instance, "migration_id": migration_id, "dest_host": dest_host,
+            "dest_data": dest_data or {}})
+
+    async def rollback_live_migration(self, ctx: RequestContext, uuid: str,
+                                      migration_id: int) -> None:
+        """On the source: the destination failed after the guest was sent; run it here."""
+        await self._rpc.cast(ctx, "rollback_live_migration", {
+            "uuid": uuid, "migration_id": migration_id})
+
+    async def rollback_live_migration_at_destination(self, ctx: RequestContext, uuid: str,
+                                                     migration_id: int) -> None:
+        """On the destination: the move failed; remove what pre_live_migration made."""
+        await self._rpc.cast(ctx, "rollback_live_migration_at_destination", {
+            "uuid": uuid, "migration_id": migration_id})
 
     async def post_live_migration_at_destination(self, ctx: RequestContext,
                                                  instance: dict[str, Any],

@@ -116,6 +116,30 @@ class ConductorClient:
             "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
             "message": message})
 
+    async def evacuate_server(self, ctx: RequestContext, instance_uuid: str,
+                              migration_id: int, spec: dict[str, Any],
+                              admin_pass: str | None, stop: bool) -> None:
+        """Place a recorded evacuation and have the new host rebuild the server (cast)."""
+        await self._rpc.cast(ctx, "evacuate_server", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "spec": spec,
+            "admin_pass": admin_pass, "stop": stop})
+
+    async def evacuate_done(self, ctx: RequestContext, instance_uuid: str,
+                            migration_id: int, host: str, error: str | None) -> None:
+        """The new host rebuilt the evacuated server (``error`` None) or failed."""
+        await self._rpc.call(ctx, "evacuate_done", {
+            "instance_uuid": instance_uuid, "migration_id": migration_id, "host": host,
+            "error": error})
+
+    async def evacuated_from(self, ctx: RequestContext, host: str) -> list[str]:
+        """The instances evacuated from ``host`` whose guests it has still to remove."""
+        found: list[str] = await self._rpc.call(ctx, "evacuated_from", {"host": host})
+        return found
+
+    async def evacuation_cleaned(self, ctx: RequestContext, host: str, uuid: str) -> None:
+        """``host`` removed the guest of evacuated ``uuid``: its migration completed."""
+        await self._rpc.call(ctx, "evacuation_cleaned", {"host": host, "uuid": uuid})
+
     # -- shelving (novalite.conductor.tasks.shelve) -----------------------------------------
     async def unshelve_instance(self, ctx: RequestContext, instance_uuid: str,
                                 image_id: str, spec: dict[str, Any]) -> None:

@@ -40,7 +40,11 @@ each power action the driver claims in ``capabilities`` (and a clean
 running and stopped guests by a new driver object on the same directories
 (after the first one's ``run`` was cancelled and ``cleanup_host`` called);
 idempotent ``destroy`` from every state; a failed spawn that leaves nothing
-behind; and, after every ``destroy``, no leaked processes or files.
+behind (a spawn from a missing image file must raise SpawnFailed unless the kit is
+told ``reads_image_data = False``); no zombie child of the service left by
+``destroy`` (a guest process nobody reaped, which ``kill(pid, 0)`` reports alive:
+see :data:`ZOMBIE_TRAP`); and, after every ``destroy``, no leaked processes or
+files.
 
 "Processes of a guest" are found without the driver's help: every process whose
 command line, control group, environment or working directory carries the
@@ -52,6 +56,7 @@ driver's ``state_path`` and ``instances_path`` whose name contains the uuid.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -85,7 +90,8 @@ from novalite.virt.driver import (
     VolumeConnection,
 )
 
-__all__ = ["DriverConformance", "DriverFactory", "Harness", "guest_files", "guest_processes"]
+__all__ = ["ZOMBIE_TRAP", "DriverConformance", "DriverFactory", "Harness", "guest_files",
+           "guest_processes"]
 
 #: Builds a driver from a context, as novalite does: usually the driver class itself.
 DriverFactory = Callable[[DriverContext], Driver]
@@ -134,6 +140,39 @@ def guest_processes(uuid: str) -> dict[int, str]:
             continue  # it ended meanwhile
         found[pid] = f"{where}: {cmd[:200]}"
     return found
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """``/proc/<pid>/stat`` after the command name: state, ppid, ... ([] when gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return []
+
+
+def zombie_children() -> list[int]:
+    """Children of this process that exited and were never reaped (state Z)."""
+    me = str(os.getpid()).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields[:2] == [b"Z", me]:
+                found.append(int(entry))
+    return found
+
+
+#: The trap behind a zombie the kit finds, for its failure messages.
+ZOMBIE_TRAP = (
+    "A guest started with subprocess.Popen(..., start_new_session=True) is in its own "
+    "session but still a child of the service: once it exits it stays a zombie until "
+    "the service reaps it (waitpid), and os.kill(pid, 0) reports a zombie alive, so a "
+    "driver waiting for it to die waits forever. Either reap your children (Popen.poll()"
+    " / os.waitpid(pid, os.WNOHANG) whenever you look at a guest, as the process "
+    "driver does) or start guests detached (fork twice, or the hypervisor's own "
+    "daemonize, as QEMU's -daemonize), and tell a live process from a zombie by "
+    "/proc/<pid>/stat's state (or psutil's status()), never by kill(pid, 0).")
 
 
 def guest_files(roots: list[str], uuid: str) -> list[str]:
@@ -245,8 +284,19 @@ class Harness:
                 await trio.sleep(0.1)
 
     async def destroy(self, uuid: str) -> None:
-        with trio.fail_after(self.kit.step_timeout):
-            await self.driver.destroy(uuid)
+        zombies_before = set(zombie_children())
+        try:
+            with trio.fail_after(self.kit.step_timeout):
+                await self.driver.destroy(uuid)
+        except Exception as exc:  # a driver waiting for a zombie to die waits forever
+            zombies = set(zombie_children()) - zombies_before
+            if zombies:
+                pytest.fail(f"destroy failed ({type(exc).__name__}: {exc}) with zombie "
+                            f"children of the service {sorted(zombies)}. {ZOMBIE_TRAP}")
+            raise
+        zombies = set(zombie_children()) - zombies_before
+        assert not zombies, (f"destroy left zombie children of the service {sorted(zombies)}"
+                             f". {ZOMBIE_TRAP}")
 
     async def assert_gone(self, uuid: str) -> None:
         """Nothing of the guest is left: not listed, not found, no process, no file."""
@@ -304,6 +354,9 @@ class DriverConformance:
     leak_grace: float = 5.0
     #: The addresses handed to every spawn.
     networks: tuple[NetworkInfo, ...] = (TEST_NETWORK,)
+    #: The driver boots guests from the image's file (``ImageInfo.path``): a spawn from
+    #: a missing file must raise SpawnFailed. False only for drivers that never read it.
+    reads_image_data: bool = True
     #: A hot-unplug needs the guest's operating system to acknowledge it (QEMU's
     #: ``device_del``) and the kit's guest has none: the volume checks only attach.
     detach_needs_guest_os: bool = False
@@ -485,9 +538,15 @@ class DriverConformance:
             assert str(exc), "SpawnFailed needs a message: the user sees it as the fault"
         except DriverError as exc:  # allowed, but novalite will not reschedule
             pytest.fail(f"a missing image should raise SpawnFailed, got {exc!r}")
-        else:  # this driver does not read image data (like fake): nothing to check
+        else:
             harness.uuids.append(spec.uuid)
             await harness.destroy(spec.uuid)
+            if self.reads_image_data:
+                pytest.fail(
+                    "spawn succeeded from an image whose file does not exist "
+                    f"({missing.path}): check ImageInfo.path before creating anything and "
+                    "raise SpawnFailed (set reads_image_data = False in the kit's "
+                    "subclass only if your driver never reads image data, as fake)")
         await harness.assert_gone(spec.uuid)
 
     # -- optional actions: each capability ----------------------------------------------------
@@ -600,17 +659,72 @@ class DriverConformance:
 
     async def _check_supports_live_migration(self, h: Harness, uuid: str,
                                              tmp_path: Path) -> None:
-        """Contract 1.4, what one host can check: live_migration returns plain JSON data
-        and the guest keeps running, listed, meanwhile; post_live_migration is
-        idempotent on a uuid the driver does not have."""
-        with trio.fail_after(self.step_timeout * 2):
-            data = await h.driver.live_migration(uuid, "conformance-destination", h.spec())
-        assert json.loads(json.dumps(data)) == data, "migrate_data must be plain JSON data"
-        assert await h.state(uuid) == PowerState.RUNNING, "the source guest stops early"
-        assert uuid in await h.driver.list_instances()
-        missing = str(uuidlib.uuid4())
-        await h.driver.post_live_migration(missing)
-        await h.driver.post_live_migration(missing)
+        """Contracts 1.4 and 1.5: the guest moves to a second object of the driver on
+        directories of its own (another host that shares no disk): first a move given up
+        after ``pre_live_migration`` (``rollback_live_migration_at_destination`` leaves
+        nothing there, the guest runs here), then the whole move -
+        ``pre_live_migration`` there, ``live_migration`` here with its data,
+        ``post_live_migration_at_destination`` there, ``post_live_migration`` here
+        (twice: idempotent). Each piece of data is plain JSON; the guest is RUNNING
+        there and nothing of it is left here."""
+        dest_context = dataclasses.replace(
+            h.context, host="conformance-destination",
+            state_path=str(tmp_path / "destination" / "state"),
+            instances_path=str(tmp_path / "destination" / "instances"),
+            emit_event=h.events.append)
+        dest = h.factory(dest_context)
+        spec = dataclasses.replace(h.spec(), uuid=uuid)
+        nics = list(self.networks)
+        limit = self.step_timeout * 2
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(self.step_timeout):
+                    await dest.init_host()
+                    await nursery.start(dest.run)
+                with trio.fail_after(limit):
+                    ready = await dest.pre_live_migration(spec, h.image, nics)
+                assert json.loads(json.dumps(ready)) == ready, \
+                    "pre_live_migration must return plain JSON data"
+                with trio.fail_after(limit):
+                    await dest.rollback_live_migration_at_destination(uuid)
+                    await dest.rollback_live_migration_at_destination(uuid)
+                assert uuid not in await dest.list_instances(), "rollback left the guest"
+                left = guest_files([dest_context.state_path, dest_context.instances_path],
+                                   uuid)
+                assert not left, f"rollback_live_migration_at_destination left {left}"
+                assert await h.state(uuid) == PowerState.RUNNING, \
+                    "a rolled back migration stopped the guest"
+
+                with trio.fail_after(limit):
+                    ready = await dest.pre_live_migration(spec, h.image, nics)
+                    extra = {"migrate_data": ready} if ready else {}
+                    data = await h.driver.live_migration(uuid, dest_context.host, spec,
+                                                         **extra)
+                assert json.loads(json.dumps(data)) == data, \
+                    "live_migration must return plain JSON data"
+                with trio.fail_after(limit):
+                    await dest.post_live_migration_at_destination(spec, data, nics)
+                info = await dest.get_info(uuid)
+                assert info.state == PowerState.RUNNING, \
+                    "not RUNNING on the destination after the move"
+                assert uuid in await dest.list_instances()
+                with trio.fail_after(limit):
+                    await h.driver.post_live_migration(uuid)
+                    await h.driver.post_live_migration(uuid)
+                assert uuid not in await h.driver.list_instances(), \
+                    "post_live_migration left the guest listed on the source"
+                left = guest_files([h.context.state_path, h.context.instances_path], uuid)
+                assert not left, f"post_live_migration left files on the source: {left}"
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(self.step_timeout):
+                    with contextlib.suppress(Exception):
+                        await dest.destroy(uuid)
+                    nursery.cancel_scope.cancel()
+                    with contextlib.suppress(Exception):
+                        await dest.cleanup_host()
+                    self.force_cleanup(dest_context)
+        left = guest_files([dest_context.state_path, dest_context.instances_path], uuid)
+        assert not left, f"destroy on the destination left {left}"
 
     async def _check_supports_reboot(self, h: Harness, uuid: str, tmp_path: Path) -> None:
         for kind in ("HARD", "SOFT"):

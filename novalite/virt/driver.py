@@ -138,7 +138,16 @@ CHANGES: Mapping[str, str] = {
     "1.5": "capability supports_host_bridge: spawn puts a NIC whose NetworkInfo.bridge "
            "is set on that host bridge (QEMU: the tap nltap-<port8>; LXC: a veth "
            "nlveth-<port8>); [network] driver = \"auto\" runs bridges only for a driver "
-           "declaring it (the fake driver does not: its guests would get real taps)",
+           "declaring it (the fake driver does not: its guests would get real taps); and "
+           "live migration between hosts that share no disk: "
+           "Driver.pre_live_migration on the destination (gets the guest ready to "
+           "receive, e.g. QEMU started with -incoming; returns plain data for the "
+           "source), passed to Driver.live_migration as its migrate_data keyword when "
+           "not empty, and Driver.rollback_live_migration_at_destination (removes what "
+           "pre_live_migration made when the move fails) and "
+           "Driver.rollback_live_migration (the source runs the guest again when the "
+           "destination failed after live_migration returned); all three have defaults "
+           "that do nothing, so a 1.4 driver migrates as before",
 }
 
 
@@ -192,10 +201,12 @@ CAPABILITIES: Mapping[str, str] = {
                        "source, finish_migration on the destination (which may be the "
                        "same host), then confirm_migration or finish_revert_migration on "
                        "the source (contract 1.4)",
-    "supports_live_migration": "live migration: live_migration on the source while the "
+    "supports_live_migration": "live migration: pre_live_migration on the destination "
+                               "(contract 1.5), live_migration on the source while the "
                                "guest runs, post_live_migration_at_destination on the "
                                "destination, post_live_migration on the source "
-                               "(contract 1.4)",
+                               "(contract 1.4); rollback_live_migration_at_destination "
+                               "when it fails (contract 1.5)",
     "supports_attach_volume": "attach_volume adds a volume to a running guest as a new "
                               "disk, detach_volume removes it (contract 1.4)",
     "supports_extend_volume": "extend_volume tells a running guest that an attached "
@@ -877,12 +888,50 @@ class Driver(abc.ABC):
         raise NotSupported(f"{self.name} does not support resize or cold migration")
 
     # -- live migration (contract 1.4, capability ``supports_live_migration``) ----------
+    async def pre_live_migration(self, instance: InstanceSpec, image: ImageInfo,
+                                 network: list[NetworkInfo]) -> dict[str, Any]:
+        """On the destination host, before :meth:`live_migration` starts on the source
+        (contract 1.5, capability ``supports_live_migration``): get ready to receive
+        the running guest ``instance`` - its disks made (on ``image``, fetched into this
+        host's cache as for :meth:`spawn`), and whatever listens for the source's data
+        started (QEMU: a process started with ``-incoming`` on a TCP port). ``network``
+        is the guest's interfaces as this host sets them up.
+
+        Returns plain data (it crosses the bus) that the source's :meth:`live_migration`
+        gets as its ``migrate_data`` keyword (an address to send to: never a path the
+        source is assumed to share); return ``{}`` when the source needs nothing (then
+        ``live_migration`` is called without the keyword, as in contract 1.4). The
+        default returns ``{}``. Raises :class:`DriverError` after removing what it made
+        (the migration fails, the guest keeps running on the source). Example::
+
+            migrate_data = await driver.pre_live_migration(spec, image, [net])
+            # {"uri": "tcp:127.0.0.1:40123"}
+        """
+        return {}
+
+    async def rollback_live_migration_at_destination(self, uuid: str) -> None:
+        """On the destination host, when the move failed after
+        :meth:`pre_live_migration` (contract 1.5): remove what it made (the waiting
+        process, the disks); the guest runs on the source. Idempotent; the default
+        does nothing. Example: ``await driver.rollback_live_migration_at_destination(uuid)``.
+        """
+
+    async def rollback_live_migration(self, uuid: str) -> None:
+        """On the source host, when the destination failed after :meth:`live_migration`
+        returned (the guest's state was sent, but it does not run there) (contract
+        1.5): run the guest here again, as it was before the move. Idempotent; the
+        default does nothing (a driver whose ``live_migration`` leaves the guest
+        running needs nothing). Example: ``await driver.rollback_live_migration(uuid)``.
+        """
+
     async def live_migration(self, uuid: str, dest_host: str,
-                             instance: InstanceSpec) -> dict[str, Any]:
+                             instance: InstanceSpec, *,
+                             migrate_data: dict[str, Any] | None = None) -> dict[str, Any]:
         """On the source host: move the running guest's memory and disk to
         ``dest_host`` while it runs (QEMU: the destination started with ``-incoming``,
         QMP ``migrate`` with the disk copied); the guest keeps running here until the
-        move is complete.
+        move is complete. ``migrate_data`` (contract 1.5) is what the destination's
+        :meth:`pre_live_migration` returned, passed only when it is not empty.
 
         Returns plain data (it crosses the bus) that the destination's
         :meth:`post_live_migration_at_destination` needs. Raises

@@ -103,8 +103,11 @@ class LifecycleHandlers:
     @rpc.method
     async def rebuild_instance(self, context: RequestContext, uuid: str, image_id: str,
                                admin_pass: str | None,
-                               glance_images: dict[str, Any] | None = None) -> None:
-        """Rebuild from ``image_id``: the driver's own rebuild, else destroy and spawn."""
+                               glance_images: dict[str, Any] | None = None,
+                               evacuation: dict[str, Any] | None = None) -> None:
+        """Rebuild from ``image_id``: the driver's own rebuild, else destroy and spawn.
+        ``evacuation``: the server's old host is down; it is rebuilt here (spawned: this
+        host has no guest of it) and the conductor told."""
         if self.consoles is not None:  # the old guest's console sessions end
             self.consoles.revoke_instance(uuid)
         async with self._locks[uuid]:
@@ -114,10 +117,13 @@ class LifecycleHandlers:
                     if instance is None or instance["deleted"]:
                         return
                     was_stopped = instance["vm_state"] == states.STOPPED
+                    if evacuation is not None:
+                        was_stopped = was_stopped or bool(evacuation.get("stop"))
                     images = await self._images(context, image_id, glance_images)
                     await self.update(context, uuid,
                                       task_state=states.REBUILD_BLOCK_DEVICE_MAPPING)
-                    in_place = bool(self.driver.capabilities.get("supports_rebuild"))
+                    in_place = bool(self.driver.capabilities.get("supports_rebuild")) \
+                        and evacuation is None
                     if not in_place:
                         await self.driver.destroy(uuid)  # the old disk goes with the guest
                     if self.metadata is not None:
@@ -133,6 +139,11 @@ class LifecycleHandlers:
                         await self.driver.power_off(uuid, self.shutdown_timeout)
             except Exception as exc:
                 await self._failed(context, uuid, "Rebuild", exc)
+                if evacuation is not None:
+                    with trio.CancelScope(shield=True):
+                        await self.conductor.evacuate_done(
+                            context, uuid, int(evacuation["migration_id"]), self.host,
+                            str(exc) or type(exc).__name__)
                 return
             power = await self._power_or_none(uuid)
             values: dict[str, Any] = {
@@ -147,6 +158,11 @@ class LifecycleHandlers:
                 values["metadata_"] = metadata
             await self.update(context, uuid, **values)
             log.info("instance rebuilt", instance=uuid, image=image_id)
+            if evacuation is not None:
+                await self.conductor.evacuate_done(
+                    context, uuid, int(evacuation["migration_id"]), self.host, None)
+                # An older evacuation away from this host: its guest here went above.
+                await self.conductor.evacuation_cleaned(context, self.host, uuid)
 
     # -- rescue ------------------------------------------------------------------------
     @rpc.method

@@ -94,6 +94,7 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         self.cache = image_cache
         self.shutdown_timeout = shutdown_timeout
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
+        self._ssh_ports: dict[str, int | None] = {}
         # Many hosts in one process share one event queue (novalite.compute.host.fleet).
         if events is None:
             self._events_send, self._events_recv = trio.open_memory_channel[
@@ -156,7 +157,16 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
                 await self._open_metadata(record, bridged=self.network is not None and record[
                     "uuid"] in self.network.instances(self.host))
             await self.sync_power_state(ctx, record, adopting=True)
+        evacuated = set(await self.conductor.evacuated_from(ctx, self.host)) if \
+            guests - known else set()
         for uuid in sorted(guests - known):
+            if uuid in evacuated:  # rebuilt on another host while this one was down
+                log.info("removing the guest of an instance evacuated from this host",
+                         instance=uuid)
+                await self.driver.destroy(uuid)
+                self.cache.release(uuid)
+                await self.conductor.evacuation_cleaned(ctx, self.host, uuid)
+                continue
             log.warning("guest on this host has no instance record; left alone", instance=uuid)
         if self.network is not None:  # ports of instances deleted while the service was down
             for uuid in sorted(self.network.instances(self.host) - known - guests):

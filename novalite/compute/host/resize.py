@@ -7,6 +7,7 @@ driver's ``disk_info``."""
 from __future__ import annotations
 
 import traceback
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -14,9 +15,17 @@ import structlog
 import trio
 
 from novalite import rpc, states
+from novalite.compute.host.image_cache import ImageCache
 from novalite.context import RequestContext
 from novalite.rpc.conductor import ConductorClient
-from novalite.virt.driver import Driver, DriverError, NetworkInfo, PowerState
+from novalite.virt.driver import (
+    Driver,
+    DriverError,
+    ImageInfo,
+    InstanceSpec,
+    NetworkInfo,
+    PowerState,
+)
 
 log = structlog.get_logger("novalite.compute.resize")
 
@@ -45,6 +54,10 @@ class ResizeHost:
     driver: Driver
     conductor: ConductorClient
     _locks: dict[str, trio.Lock]
+    cache: ImageCache
+    #: uuid -> the host port pre_live_migration forwards to the guest's port 22 here
+    #: (None: none), until the guest arrives.
+    _ssh_ports: dict[str, int | None]
 
     def event(self, context: RequestContext, uuid: str, name: str
               ) -> AbstractAsyncContextManager[None]:
@@ -54,6 +67,14 @@ class ResizeHost:
         raise NotImplementedError
 
     async def _power_or_none(self, uuid: str) -> PowerState | None:
+        raise NotImplementedError
+
+    async def _spawn(self, instance: dict[str, Any], image: dict[str, Any] | None,
+                     kernel: dict[str, Any] | None, ramdisk: dict[str, Any] | None,
+                     token: str = "", admin_pass: str | None = None,
+                     launch: Callable[[InstanceSpec, ImageInfo, list[NetworkInfo]],
+                                      Awaitable[None]] | None = None,
+                     root_volume: dict[str, Any] | None = None) -> int | None:
         raise NotImplementedError
 
 
@@ -155,15 +176,86 @@ class ResizeHost:
 
     # -- live migration (capability supports_live_migration) ---------------------------
     @rpc.method
-    async def live_migration(self, context: RequestContext, instance: dict[str, Any],
-                             migration_id: int, dest_host: str) -> None:
-        """On the source: move the running guest to ``dest_host``."""
+    async def pre_live_migration(self, context: RequestContext, instance: dict[str, Any],
+                                 migration_id: int) -> None:
+        """On the destination: fetch the image and let the driver get ready to receive
+        the guest (contract 1.5); reports ``prepared`` with what the source needs."""
         uuid = instance["uuid"]
+        prepared: dict[str, Any] = {}
+
+        async def prepare(spec: InstanceSpec, image: ImageInfo,
+                          network: list[NetworkInfo]) -> None:
+            prepared.update(await self.driver.pre_live_migration(spec, image, network))
+
+        if type(self.driver).pre_live_migration is Driver.pre_live_migration:
+            # A contract 1.4 driver: nothing to prepare here.
+            await self.conductor.live_step(context, uuid, migration_id, "prepared",
+                                           self.host, {})
+            return
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_pre_live_migration"):
+                    images = await self.conductor.image_payloads(context,
+                                                                 instance["image_ref"])
+                    self._ssh_ports[uuid] = await self._spawn(
+                        instance, images["image"], images.get("kernel"),
+                        images.get("ramdisk"), token=context.auth_token, launch=prepare)
+            except Exception as exc:
+                with trio.CancelScope(shield=True):
+                    await self._release_here(uuid)
+                    await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                     str(exc) or type(exc).__name__)
+                return
+        await self.conductor.live_step(context, uuid, migration_id, "prepared", self.host,
+                                       prepared)
+
+    @rpc.method
+    async def rollback_live_migration_at_destination(self, context: RequestContext,
+                                                     uuid: str, migration_id: int) -> None:
+        """On the destination: the move failed; remove what was made for it here."""
+        async with self._locks[uuid]:
+            await self._release_here(uuid)
+        log.info("live migration rolled back at destination", instance=uuid, host=self.host)
+
+    @rpc.method
+    async def rollback_live_migration(self, context: RequestContext, uuid: str,
+                                      migration_id: int) -> None:
+        """On the source: the destination failed after the guest was sent; the guest
+        runs here again (contract 1.5), its power state recorded."""
+        async with self._locks[uuid]:
+            try:
+                async with self.event(context, uuid, "compute_rollback_live_migration"):
+                    await self.driver.rollback_live_migration(uuid)
+            finally:
+                power = await self._power_or_none(uuid)
+                if power is not None:
+                    await self.update(context, uuid, power_state=int(power))
+        log.info("live migration rolled back at source", instance=uuid, host=self.host)
+
+    async def _release_here(self, uuid: str) -> None:
+        """What pre_live_migration made on this host, gone (the driver's part, the
+        image reference, the bridge ports)."""
+        try:
+            await self.driver.rollback_live_migration_at_destination(uuid)
+        except Exception as exc:  # logged; the guest runs on the source anyway
+            log.warning("rollback at destination failed", instance=uuid, error=str(exc))
+        self.cache.release(uuid)
+        self._ssh_ports.pop(uuid, None)
+
+    @rpc.method
+    async def live_migration(self, context: RequestContext, instance: dict[str, Any],
+                             migration_id: int, dest_host: str,
+                             dest_data: dict[str, Any] | None = None) -> None:
+        """On the source: move the running guest to ``dest_host`` (``dest_data``: what
+        the destination's driver returned from pre_live_migration)."""
+        uuid = instance["uuid"]
+        extra = {"migrate_data": dest_data} if dest_data else {}
         async with self._locks[uuid]:
             await self.conductor.live_step(context, uuid, migration_id, "running", self.host)
             try:
                 async with self.event(context, uuid, "compute_live_migration"):
-                    data = await self.driver.live_migration(uuid, dest_host, _spec(instance))
+                    data = await self.driver.live_migration(uuid, dest_host, _spec(instance),
+                                                            **extra)
             except Exception as exc:
                 await self.conductor.live_failed(context, uuid, migration_id, self.host,
                                                  str(exc) or type(exc).__name__)
@@ -188,12 +280,17 @@ class ResizeHost:
                     await self.driver.post_live_migration_at_destination(
                         _spec(instance), migrate_data, network)
             except Exception as exc:
-                await self.conductor.live_failed(context, uuid, migration_id, self.host,
-                                                 str(exc) or type(exc).__name__)
+                with trio.CancelScope(shield=True):
+                    await self._release_here(uuid)
+                    await self.conductor.live_failed(context, uuid, migration_id, self.host,
+                                                     str(exc) or type(exc).__name__)
                 return
             power = await self._power_or_none(uuid)
+        arrived: dict[str, Any] = {"power_state": int(power or 0)}
+        if uuid in self._ssh_ports:  # the guest's port 22 is forwarded from this host now
+            arrived["ssh_host_port"] = self._ssh_ports.pop(uuid)
         await self.conductor.live_step(context, uuid, migration_id, "arrived", self.host,
-                                       {"power_state": int(power or 0)})
+                                       arrived)
 
     @rpc.method
     async def post_live_migration(self, context: RequestContext, uuid: str,
@@ -202,4 +299,5 @@ class ResizeHost:
         async with self._locks[uuid]:
             async with self.event(context, uuid, "compute_post_live_migration"):
                 await self.driver.post_live_migration(uuid)
+        self.cache.release(uuid)
         await self.conductor.live_step(context, uuid, migration_id, "completed", self.host)

@@ -321,30 +321,49 @@ class MigrationTasks:
         if payload is None:
             await self.scheduler.revert_move_claim(context, instance_uuid, migration.uuid)
             return
-        await self.compute(str(migration.source_compute)).live_migration(
-            context, payload, migration_id, host)
+        await self.compute(host).pre_live_migration(context, payload, migration_id)
 
     @rpc.method
     async def live_step(self, context: RequestContext, instance_uuid: str,
                         migration_id: int, step: str, host: str,
                         data: dict[str, Any] | None = None) -> None:
-        """A compute host's part of a live migration: ``running`` (source started),
-        ``migrated`` (source done, ``data`` the driver's migrate_data: cast to the
-        destination), ``arrived`` (destination runs it: the source cleans up),
-        ``completed`` (source cleaned up: its claim released)."""
+        """A compute host's part of a live migration: ``prepared`` (destination ready,
+        ``data`` its driver's data for the source: the source starts), ``running``
+        (source started), ``migrated`` (source done, ``data`` the driver's
+        migrate_data: cast to the destination), ``arrived`` (destination runs it: the
+        source cleans up), ``completed`` (source cleaned up: its claim released)."""
         data = data or {}
-        if step == "running":
+        if step == "prepared":
+            payload, m = await self._record_move(context, instance_uuid, migration_id)
+            if m is None:
+                return
+            if payload is None:  # deleted meanwhile
+                await self.compute(host).rollback_live_migration_at_destination(
+                    context, instance_uuid, migration_id)
+                await self.scheduler.revert_move_claim(context, instance_uuid, m.uuid)
+                return
+            await self.compute(str(m.source_compute)).live_migration(
+                context, payload, migration_id, host, data)
+        elif step == "running":
             await self._record_move(context, instance_uuid, migration_id, status="running")
         elif step == "migrated":
-            payload, m = await self._record_move(context, instance_uuid, migration_id)
+            payload, m = await self._record_move(context, instance_uuid, migration_id,
+                                                 status="post-migrating")
             if payload is not None and m is not None:
                 await self.compute(str(m.dest_compute)).post_live_migration_at_destination(
                     context, payload, migration_id, data)
         elif step == "arrived":
             m = await self._migration(migration_id)
-            await self._record_move(context, instance_uuid, migration_id, instance={
-                "host": host, "node": host, "task_state": None,
-                "power_state": int(data.get("power_state") or 0)})
+            values: dict[str, Any] = {"host": host, "node": host, "task_state": None,
+                                      "power_state": int(data.get("power_state") or 0)}
+            if "ssh_host_port" in data:  # the forward to port 22 moved with the guest
+                metadata = dict((await self.instance_get(context, instance_uuid) or {}
+                                 ).get("metadata") or {})
+                metadata.pop("ssh_host_port", None)
+                if data["ssh_host_port"] is not None:
+                    metadata["ssh_host_port"] = str(data["ssh_host_port"])
+                values["metadata_"] = metadata
+            await self._record_move(context, instance_uuid, migration_id, instance=values)
             await self.compute(str(m.source_compute)).post_live_migration(
                 context, instance_uuid, migration_id)
         elif step == "completed":
@@ -366,6 +385,91 @@ class MigrationTasks:
                                 instance={"task_state": None, "host": m.source_compute,
                                           "node": m.source_node},
                                 fault=(message, host))
+        if m.status == "post-migrating" and host == m.dest_compute:
+            # The destination failed after the source sent the guest: it runs there no
+            # more than here; the source runs it again (it removed its own part).
+            await self.compute(str(m.source_compute)).rollback_live_migration(
+                context, instance_uuid, migration_id)
+        elif m.dest_compute and host != m.dest_compute:
+            # The source failed after the destination got ready: it cleans up (a
+            # destination that fails removes what it made itself).
+            await self.compute(str(m.dest_compute)).rollback_live_migration_at_destination(
+                context, instance_uuid, migration_id)
+
+    # -- evacuation -------------------------------------------------------------------
+    @rpc.method
+    async def evacuate_server(self, context: RequestContext, instance_uuid: str,
+                              migration_id: int, spec: dict[str, Any],
+                              admin_pass: str | None, stop: bool) -> None:
+        """Place an evacuation (never on the dead host) and have the new host rebuild
+        the server from its image (cast by the compute API; the migration
+        "accepted")."""
+        event = "conductor_rebuild_server"
+        migration = await self._migration(migration_id)
+        spec = {**spec, "ignore_hosts": [str(migration.source_compute)]}
+        try:
+            dest = await self.scheduler.move_claim(context, spec, migration.uuid)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, NoValidHost) else str(exc)
+            await self._record_move(context, instance_uuid, migration_id, status="error",
+                                    instance={"task_state": None}, fault=(message, None),
+                                    event={"event": event, "host": None,
+                                           "result": "Error", "details": message})
+            return
+        host = dest["host"]
+        payload, _ = await self._record_move(
+            context, instance_uuid, migration_id, status="pre-migrating",
+            migration={"dest_compute": host, "dest_node": dest["node"], "dest_host": host},
+            instance={"host": host, "node": dest["node"]},
+            event={"event": event, "host": None, "result": "Success"})
+        if payload is None:
+            await self.scheduler.revert_move_claim(context, instance_uuid, migration.uuid)
+            return
+        await self.compute(host).rebuild_instance(
+            context, instance_uuid, str(payload["image_ref"]), admin_pass,
+            evacuation={"migration_id": migration_id, "stop": stop})
+
+    @rpc.method
+    async def evacuate_done(self, context: RequestContext, instance_uuid: str,
+                            migration_id: int, host: str, error: str | None) -> None:
+        """The new host rebuilt the server: the migration ``done`` (the dead host
+        removes its guest when it comes back) and the old host's claim released; or it
+        failed: ``failed``, the new host's claim given back (the server is in ERROR
+        there, with the rebuild's fault)."""
+        m = await self._migration(migration_id)
+        if error is None:
+            await self.scheduler.release(context, m.uuid)
+            await self._record_move(context, instance_uuid, migration_id, status="done")
+        else:
+            await self.scheduler.revert_move_claim(context, instance_uuid, m.uuid)
+            await self._record_move(context, instance_uuid, migration_id, status="failed")
+
+    @rpc.method
+    async def evacuated_from(self, context: RequestContext, host: str) -> list[str]:
+        """The instances evacuated from ``host`` (migration ``done``) whose old guest
+        it has still to remove, as Nova's compute does when it starts again."""
+        def work(s: Session) -> list[str]:
+            rows = s.exec(select(Migration).where(
+                Migration.source_compute == host, Migration.status == "done",
+                Migration.migration_type == "evacuation")).all()
+            return sorted({str(m.instance_uuid) for m in rows})
+
+        return await self.db.read(work)
+
+    @rpc.method
+    async def evacuation_cleaned(self, context: RequestContext, host: str,
+                                 uuid: str) -> None:
+        """``host`` removed its guest of the evacuated ``uuid``: ``completed``."""
+        def work(s: Session) -> None:
+            for m in s.exec(select(Migration).where(
+                    Migration.source_compute == host, Migration.instance_uuid == uuid,
+                    Migration.status == "done",
+                    Migration.migration_type == "evacuation")).all():
+                m.status = "completed"
+                m.updated_at = utcnow()
+                s.add(m)
+
+        await self.db.write(work)
 
     async def _rpc_self(self, context: RequestContext, method: str,
                         args: dict[str, Any]) -> None:
