@@ -98,6 +98,8 @@ class ContainerConfig:
     reboot_signal: str = "SIGTERM"
     networks: list[NetworkConfig] = field(default_factory=list)
     layout: str = "unified"
+    #: ``lxc.mount.entry`` lines (the config drive's read-only bind mount).
+    mounts: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
 
     def cgroup_lines(self) -> list[str]:
@@ -148,5 +150,6 @@ class ContainerConfig:
         else:
             lines.append("lxc.net.0.type = empty")
         lines += self.cgroup_lines()
+        lines += self.mounts
         lines += self.extra
         return "\n".join(lines) + "\n"
