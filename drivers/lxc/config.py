@@ -53,6 +53,11 @@ def sanitize_hostname(hostname: str, fallback: str) -> str:
     return clean or fallback
 
 
+#: The product name Nova's libvirt driver gives guests (SMBIOS), which cloud-init
+#: looks for in a container's init environment (``product_name``).
+PRODUCT_NAME = "OpenStack Nova"
+
+
 @dataclass
 class NetworkConfig:
     """One veth interface on a host bridge, with its static address."""
@@ -138,6 +143,9 @@ class ContainerConfig:
             # lxcfs's post-stop hook (pulled in by common.conf) only sleeps.
             "lxc.hook.post-stop =",
             "lxc.apparmor.profile = unconfined",
+            # What cloud-init's ds-identify reads in a container (init's environment)
+            # to know it runs on OpenStack, as a VM's SMBIOS product name says.
+            f"lxc.environment = product_name={PRODUCT_NAME}",
             f"lxc.console.logfile = {self.console_log}",
             "lxc.console.size = 1MB",
             "lxc.console.rotate = 1",

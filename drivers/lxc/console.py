@@ -24,8 +24,10 @@ passes on as one Ctrl-a, so the stream is transparent.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pty
+import struct
 import subprocess
 import termios
 
@@ -43,16 +45,24 @@ ESCAPE = b"\x01"
 ATTACH_TIMEOUT = 5.0
 #: ``lxc-console``'s answer when another client holds the console.
 IN_USE = "Denied access to tty"
+#: Quiet time after the last input before detaching: LXC 5.0's monitor stops the
+#: container when a console client leaves while its input is still being relayed.
+SETTLE = 0.3
+#: Longest wait for the input to drain before detaching anyway.
+DRAIN_TIMEOUT = 2.0
 
 
 class ConsoleSession(trio.abc.Stream):
     """One ``lxc-console -t 0`` client on a pty; ``aclose`` detaches it."""
 
-    def __init__(self, uuid: str, process: trio.Process, master: int) -> None:
+    def __init__(self, uuid: str, process: trio.Process, master: int, slave: int) -> None:
         self.uuid = uuid
         self._process = process
         self._stream = trio.lowlevel.FdStream(master)
+        #: Our own handle on lxc-console's terminal, to see its unread input.
+        self._slave = slave
         self._send_lock = trio.StrictFIFOLock()
+        self._last_input = trio.current_time()
 
     @classmethod
     async def open(cls, lxc_path: str, uuid: str) -> ConsoleSession:
@@ -71,8 +81,9 @@ class ConsoleSession(trio.abc.Stream):
         except OSError as exc:
             os.close(master)
             raise DriverError(f"cannot run lxc-console: {exc}") from None
-        finally:
+        except BaseException:
             os.close(slave)
+            raise
         # lxc-console either stays attached or exits at once with its reason.
         assert process.stderr is not None
         stderr = b""
@@ -87,16 +98,18 @@ class ConsoleSession(trio.abc.Stream):
                 await process.wait()
             await process.stderr.aclose()
             os.close(master)
+            os.close(slave)
             text = stderr.decode(errors="replace").strip()
             if IN_USE in text:
                 raise DriverError(f"the console of container {uuid} is in use")
             raise DriverError(f"cannot attach to the console of container {uuid}: "
                               f"{text.splitlines()[-1] if text else 'lxc-console exited'}")
-        return cls(uuid, process, master)
+        return cls(uuid, process, master, slave)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         async with self._send_lock:
             await self._stream.send_all(bytes(data).replace(ESCAPE, ESCAPE + ESCAPE))
+            self._last_input = trio.current_time()
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._stream.wait_send_all_might_not_block()
@@ -111,6 +124,7 @@ class ConsoleSession(trio.abc.Stream):
         """Detach (escape, ``q``), then make sure ``lxc-console`` is gone; the container
         and its console log are untouched."""
         with trio.CancelScope(shield=True):
+            await self._settle()
             if self._process.poll() is None:
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
                                          trio.BusyResourceError):
@@ -122,9 +136,26 @@ class ConsoleSession(trio.abc.Stream):
                         self._process.kill()
                         await self._process.wait()
             await self._stream.aclose()
+            os.close(self._slave)
             if self._process.stderr is not None:
                 await self._process.stderr.aclose()
         log.debug("console session closed", uuid=self.uuid)
+
+
+    async def _settle(self) -> None:
+        """Wait until lxc-console has read our input and it had time to reach LXC."""
+        with trio.move_on_after(DRAIN_TIMEOUT):
+            while self._process.poll() is None and _unread(self._slave) > 0:
+                await trio.sleep(0.02)
+            await trio.sleep_until(self._last_input + SETTLE)
+
+
+def _unread(fd: int) -> int:
+    """Bytes waiting in terminal ``fd``'s input queue."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 async def _exited(process: trio.Process, timeout: float) -> bool:

@@ -56,6 +56,14 @@ Networking
     ``NetworkInfo.bridge``) becomes a veth on that bridge, host side
     ``nlveth-<first 8 of the port id>``.
 
+Guest access (contract 1.3)
+    The interactive console is the container's ``/dev/console`` through
+    ``lxc-console`` on a pty (:mod:`.console`); no VNC. The metadata service is at
+    169.254.169.254:80 inside the container, a listener the driver makes in the
+    container's own network namespace and relays to ``NetworkInfo.metadata_socket``
+    (:mod:`.metadata`). A config drive is the ISO's files, read-only, at
+    ``config_drive_path`` (:mod:`.configdrive`).
+
 Power states come from ``lxc-info``: RUNNING -> RUNNING, STOPPED -> SHUTDOWN,
 FROZEN -> PAUSED. A container stopped behind the driver's back (``lxc-stop``)
 shows as SHUTDOWN on the next :meth:`get_info`, which the compute actor
@@ -345,7 +353,7 @@ class LxcDriver(Driver):
             for uuid in await self.list_instances():
                 try:
                     await self._attach_metadata(uuid)
-                except DriverError as exc:
+                except (DriverError, LxcCommandError, trio.TooSlowError) as exc:
                     log.warning("no metadata listener for the container", uuid=uuid,
                                 error=str(exc))
             task_status.started()

@@ -127,6 +127,7 @@ class _Relay:
     pid: int
     inode: int
     scope: trio.CancelScope
+    listener: trio.socket.SocketType
 
 
 #: Asked for a container's init pid: None when it is not RUNNING (or gone).
@@ -143,6 +144,7 @@ class MetadataRelays:
         #: Containers whose listener is gone with their namespace: uuid -> (socket, since).
         self._restarting: dict[str, tuple[str, float]] = {}
         self._nursery: trio.Nursery | None = None
+        self._attaching = trio.Lock()
 
     @property
     def running(self) -> bool:
@@ -157,7 +159,10 @@ class MetadataRelays:
                 task_status.started()
                 while True:
                     await trio.sleep(WATCH_INTERVAL)
-                    await self._watch()
+                    try:
+                        await self._watch()
+                    except Exception:  # never take the driver down; try again later
+                        log.exception("metadata watcher failed")
         finally:
             self._nursery = None
             self._relays.clear()
@@ -167,20 +172,22 @@ class MetadataRelays:
         """Listen on 169.254.169.254:80 in container ``uuid``'s namespace (init ``pid``)
         and relay to ``socket_path``; replaces an earlier listener. Logs and gives up
         (the guest then has no metadata service) when the namespace cannot be set up."""
-        if self._nursery is None:
-            return
-        self.detach(uuid)
-        try:
-            await configure_loopback(pid)
-            sock, inode = await trio.to_thread.run_sync(_listen_in, pid)
-        except OSError as exc:
-            log.warning("no metadata service for the container", uuid=uuid, error=str(exc))
-            return
-        scope = trio.CancelScope()
-        self._relays[uuid] = _Relay(uuid, socket_path, pid, inode, scope)
-        self._nursery.start_soon(self._serve, uuid, socket_path,
-                                 trio.socket.from_stdlib_socket(sock), scope)
-        log.debug("metadata listener in the container's namespace", uuid=uuid, pid=pid)
+        async with self._attaching:  # one listener per namespace, even when raced
+            if self._nursery is None:
+                return
+            self.detach(uuid)
+            try:
+                await configure_loopback(pid)
+                sock, inode = await trio.to_thread.run_sync(_listen_in, pid)
+            except OSError as exc:
+                log.warning("no metadata service for the container", uuid=uuid,
+                            error=str(exc))
+                return
+            scope = trio.CancelScope()
+            listener = trio.socket.from_stdlib_socket(sock)
+            self._relays[uuid] = _Relay(uuid, socket_path, pid, inode, scope, listener)
+            self._nursery.start_soon(self._serve, uuid, socket_path, listener, scope)
+            log.debug("metadata listener in the container's namespace", uuid=uuid, pid=pid)
 
     def detach(self, uuid: str) -> None:
         """Stop the container's listener (it stops or goes away). Idempotent."""
@@ -188,6 +195,7 @@ class MetadataRelays:
         relay = self._relays.pop(uuid, None)
         if relay is not None:
             relay.scope.cancel()
+            relay.listener.close()  # now, so that a new listener can bind at once
 
     def listening(self, uuid: str) -> bool:
         return uuid in self._relays
@@ -209,16 +217,21 @@ class MetadataRelays:
     async def _serve(self, uuid: str, socket_path: str, listener_sock: trio.socket.SocketType,
                      scope: trio.CancelScope) -> None:
         with scope:
-            listener = trio.SocketListener(listener_sock)
-            async with listener, trio.open_nursery() as nursery:
-                while True:
-                    try:
-                        stream = await listener.accept()
-                    except OSError as exc:  # e.g. EMFILE: back off, keep serving
-                        log.warning("metadata accept failed", uuid=uuid, error=str(exc))
-                        await trio.sleep(0.5)
-                        continue
-                    nursery.start_soon(self._splice, uuid, socket_path, stream)
+            try:
+                listener = trio.SocketListener(listener_sock)
+                async with listener, trio.open_nursery() as nursery:
+                    while True:
+                        try:
+                            stream = await listener.accept()
+                        except OSError as exc:  # e.g. EMFILE: back off, keep serving
+                            log.warning("metadata accept failed", uuid=uuid, error=str(exc))
+                            await trio.sleep(0.5)
+                            continue
+                        nursery.start_soon(self._splice, uuid, socket_path, stream)
+            except trio.ClosedResourceError:
+                return  # detached
+            except Exception:  # one guest's relay never takes the others down
+                log.exception("metadata listener failed", uuid=uuid)
 
     async def _splice(self, uuid: str, socket_path: str, guest: trio.SocketStream) -> None:
         async with guest:

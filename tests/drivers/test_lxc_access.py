@@ -115,6 +115,8 @@ def test_a_container_reads_its_own_metadata_at_169_254_169_254(
     key = c.get("/compute/v2.1/os-keypairs/login").json()["keypair"]["public_key"]
     assert data["public_keys"] == {"login": key}
     assert "admin_pass" not in data, "admin_pass goes only to the config drive"
+    # What stock cloud-init's ds-identify looks for to try the OpenStack datasource.
+    assert "product_name=OpenStack Nova" in service.attach(a, "tr '\\0' '\\n' < /proc/1/environ")
     # The EC2 tree too.
     out = service.attach(a, "wget -q -O - http://169.254.169.254/latest/meta-data/"
                             "public-keys/0/openssh-key")
