@@ -153,7 +153,7 @@ class ConsoleSession(trio.abc.Stream):
 def _unread(fd: int) -> int:
     """Bytes waiting in terminal ``fd``'s input queue."""
     try:
-        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
     except OSError:
         return 0
 
