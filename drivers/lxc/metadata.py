@@ -111,11 +111,11 @@ async def configure_loopback(pid: int) -> None:
     if shutil.which("nsenter") is None or shutil.which("ip") is None:
         raise NamespaceError("nsenter and ip (util-linux, iproute2) are needed")
     enter = ["nsenter", f"--net=/proc/{pid}/ns/net", "--", "ip"]
-    for argv, tolerated in ((["link", "set", "lo", "up"], b""),
-                            (["addr", "add", f"{ADDRESS}/32", "dev", "lo"], b"File exists")):
+    for argv in (["link", "set", "lo", "up"],
+                 ["addr", "replace", f"{ADDRESS}/32", "dev", "lo"]):  # replace: idempotent
         proc = await trio.run_process(enter + argv, check=False, capture_stdout=True,
                                       capture_stderr=True, stdin=b"")
-        if proc.returncode != 0 and not (tolerated and tolerated in proc.stderr):
+        if proc.returncode != 0:
             raise NamespaceError(f"ip {' '.join(argv)} in {pid}'s namespace failed: "
                                  f"{proc.stderr.decode(errors='replace').strip()}")
 

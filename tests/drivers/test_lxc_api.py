@@ -304,6 +304,10 @@ def test_containers_outlive_a_killed_service_and_are_adopted(
     assert server["OS-EXT-STS:power_state"] == 1
     assert service.state(sid) == ("RUNNING", pid)  # adopted, not restarted
     assert READY_MARKER in console(c, sid)
+    # Its metadata listener is made again in its namespace (see test_lxc_access.py).
+    md = "wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json"
+    assert sid in wait_for(lambda: service.lxc("lxc-attach", sid, "--", "/bin/sh", "-c",
+                                               md).stdout, TIMEOUT, interval=0.2)
     action(c, sid, {"os-stop": None}, "SHUTOFF")
     assert service.state(sid)[0] == "STOPPED"
     action(c, sid, {"os-start": None}, "ACTIVE")
