@@ -1,7 +1,8 @@
 """Getting into a container: its console over a websocket, its metadata at
 http://169.254.169.254/ and its config drive, through a real ``novalite serve``.
 
-One service (driver ``lxc``) and two busybox containers for the module:
+The package's lxc service (shared with test_lxc_api.py) and two busybox containers
+for the module:
 
 * A: key pair ``login``, no config drive: it reads its metadata with busybox
   ``wget`` from 169.254.169.254 (a listener novalite made inside A's own network
@@ -11,8 +12,8 @@ One service (driver ``lxc``) and two busybox containers for the module:
   all, get B's own data.
 
 A command typed over the serial-console websocket runs in A's console shell, while the
-console log keeps recording. Teardown deletes both through the API (the module's
-service fixture removes anything left in its private LXC path).
+console log keeps recording. Teardown deletes both through the API (the service
+fixture removes anything left in its private LXC path).
 """
 
 from __future__ import annotations
@@ -49,15 +50,10 @@ MD_URL = "http://169.254.169.254/openstack/latest/meta_data.json"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("lxc-access"))
+def service(lxc_service: Service) -> Service:
+    """The package's lxc service (conftest.py), shared with test_lxc_api.py."""
     assert CONFIG["compute"]["driver"] == "lxc"
-    try:
-        yield svc
-    finally:
-        svc.close_client()
-        svc.srv.stop()
-        svc.cleanup()
+    return lxc_service
 
 
 @pytest.fixture(scope="module")

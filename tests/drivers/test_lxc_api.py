@@ -1,6 +1,6 @@
 """Containers end to end: a real ``novalite serve`` with the lxc driver, over real HTTP.
 
-One service for the module (driver ``lxc``, one compute host, power sync every
+One service (driver ``lxc``, shared with the package's other LXC API modules, one compute host, power sync every
 second). A busybox root filesystem built by the suite is uploaded through the
 Glance API and booted through the compute API; every check is made against the
 real container with the ``lxc-*`` tools in novalite's private LXC path under
@@ -16,7 +16,6 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +110,10 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("lxc-api"))
-    try:
-        yield svc
-    finally:
-        svc.close_client()
-        svc.srv.stop()
-        svc.cleanup()
+def service(lxc_service: Service) -> Service:
+    """The package's lxc service (``lxc_service`` in conftest.py), shared with
+    test_lxc_access.py."""
+    return lxc_service
 
 
 @pytest.fixture(scope="module")
