@@ -55,12 +55,14 @@ DRAIN_TIMEOUT = 2.0
 class ConsoleSession(trio.abc.Stream):
     """One ``lxc-console -t 0`` client on a pty; ``aclose`` detaches it."""
 
-    def __init__(self, uuid: str, process: trio.Process, master: int, slave: int) -> None:
+    def __init__(self, uuid: str, process: trio.Process, master: int, slave_path: str
+                 ) -> None:
         self.uuid = uuid
         self._process = process
         self._stream = trio.lowlevel.FdStream(master)
-        #: Our own handle on lxc-console's terminal, to see its unread input.
-        self._slave = slave
+        #: lxc-console's terminal, opened briefly to see its unread input (holding it
+        #: open would hide lxc-console's exit from our reads of the master).
+        self._slave_path = slave_path
         self._send_lock = trio.StrictFIFOLock()
         self._last_input = trio.current_time()
 
@@ -69,6 +71,7 @@ class ConsoleSession(trio.abc.Stream):
         """Attach to container ``uuid``'s console; :class:`DriverError` when it is in use
         or LXC refuses."""
         master, slave = pty.openpty()
+        slave_path = os.ttyname(slave)
         # Raw on our side too: no echo or line editing between the websocket and LXC.
         attrs = termios.tcgetattr(slave)
         attrs[3] &= ~(termios.ECHO | termios.ICANON | termios.ISIG | termios.IEXTEN)
@@ -81,9 +84,8 @@ class ConsoleSession(trio.abc.Stream):
         except OSError as exc:
             os.close(master)
             raise DriverError(f"cannot run lxc-console: {exc}") from None
-        except BaseException:
+        finally:
             os.close(slave)
-            raise
         # lxc-console either stays attached or exits at once with its reason.
         assert process.stderr is not None
         stderr = b""
@@ -98,13 +100,12 @@ class ConsoleSession(trio.abc.Stream):
                 await process.wait()
             await process.stderr.aclose()
             os.close(master)
-            os.close(slave)
             text = stderr.decode(errors="replace").strip()
             if IN_USE in text:
                 raise DriverError(f"the console of container {uuid} is in use")
             raise DriverError(f"cannot attach to the console of container {uuid}: "
                               f"{text.splitlines()[-1] if text else 'lxc-console exited'}")
-        return cls(uuid, process, master, slave)
+        return cls(uuid, process, master, slave_path)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         async with self._send_lock:
@@ -136,7 +137,6 @@ class ConsoleSession(trio.abc.Stream):
                         self._process.kill()
                         await self._process.wait()
             await self._stream.aclose()
-            os.close(self._slave)
             if self._process.stderr is not None:
                 await self._process.stderr.aclose()
         log.debug("console session closed", uuid=self.uuid)
@@ -145,17 +145,23 @@ class ConsoleSession(trio.abc.Stream):
     async def _settle(self) -> None:
         """Wait until lxc-console has read our input and it had time to reach LXC."""
         with trio.move_on_after(DRAIN_TIMEOUT):
-            while self._process.poll() is None and _unread(self._slave) > 0:
+            while self._process.poll() is None and _unread(self._slave_path) > 0:
                 await trio.sleep(0.02)
             await trio.sleep_until(self._last_input + SETTLE)
 
 
-def _unread(fd: int) -> int:
-    """Bytes waiting in terminal ``fd``'s input queue."""
+def _unread(path: str) -> int:
+    """Bytes waiting in terminal ``path``'s input queue."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return 0
     try:
         return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
     except OSError:
         return 0
+    finally:
+        os.close(fd)
 
 
 async def _exited(process: trio.Process, timeout: float) -> bool:
