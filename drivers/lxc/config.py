@@ -53,6 +53,11 @@ def sanitize_hostname(hostname: str, fallback: str) -> str:
     return clean or fallback
 
 
+#: The product name Nova's libvirt driver gives guests (SMBIOS), which cloud-init
+#: looks for in a container's init environment (``product_name``).
+PRODUCT_NAME = "OpenStack Nova"
+
+
 @dataclass
 class NetworkConfig:
     """One veth interface on a host bridge, with its static address."""
@@ -98,6 +103,8 @@ class ContainerConfig:
     reboot_signal: str = "SIGTERM"
     networks: list[NetworkConfig] = field(default_factory=list)
     layout: str = "unified"
+    #: ``lxc.mount.entry`` lines (the config drive's read-only bind mount).
+    mounts: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
 
     def cgroup_lines(self) -> list[str]:
@@ -136,6 +143,9 @@ class ContainerConfig:
             # lxcfs's post-stop hook (pulled in by common.conf) only sleeps.
             "lxc.hook.post-stop =",
             "lxc.apparmor.profile = unconfined",
+            # What cloud-init's ds-identify reads in a container (init's environment)
+            # to know it runs on OpenStack, as a VM's SMBIOS product name says.
+            f"lxc.environment = product_name={PRODUCT_NAME}",
             f"lxc.console.logfile = {self.console_log}",
             "lxc.console.size = 1MB",
             "lxc.console.rotate = 1",
@@ -148,5 +158,6 @@ class ContainerConfig:
         else:
             lines.append("lxc.net.0.type = empty")
         lines += self.cgroup_lines()
+        lines += self.mounts
         lines += self.extra
         return "\n".join(lines) + "\n"

@@ -56,6 +56,14 @@ Networking
     ``NetworkInfo.bridge``) becomes a veth on that bridge, host side
     ``nlveth-<first 8 of the port id>``.
 
+Guest access (contract 1.3)
+    The interactive console is the container's ``/dev/console`` through
+    ``lxc-console`` on a pty (:mod:`.console`); no VNC. The metadata service is at
+    169.254.169.254:80 inside the container, a listener the driver makes in the
+    container's own network namespace and relays to ``NetworkInfo.metadata_socket``
+    (:mod:`.metadata`). A config drive is the ISO's files, read-only, at
+    ``config_drive_path`` (:mod:`.configdrive`).
+
 Power states come from ``lxc-info``: RUNNING -> RUNNING, STOPPED -> SHUTDOWN,
 FROZEN -> PAUSED. A container stopped behind the driver's back (``lxc-stop``)
 shows as SHUTDOWN on the next :meth:`get_info`, which the compute actor
@@ -96,8 +104,9 @@ from novalite.virt.driver import (
     SpawnFailed,
 )
 
-from . import hostinfo
+from . import configdrive, hostinfo
 from .config import ContainerConfig, NetworkConfig, cgroup_layout, sanitize_hostname, valid_signal
+from .console import ConsoleSession
 from .images import (
     PROBE_PREFIX,
     SNAPSHOT_FORMAT,
@@ -108,6 +117,7 @@ from .images import (
     prepare_layer,
 )
 from .layout import ContainerDir, prune_cgroups, valid_name
+from .metadata import MetadataRelays
 from .rootfs import build_busybox_rootfs
 from .tools import Lxc, LxcCommandError, lxc_version, missing_tools
 
@@ -144,6 +154,9 @@ class LxcDriver(Driver):
         "supports_console_output": True,
         "supports_snapshot": True,
         "supports_host_bridge": True,  # contract 1.5: a veth nlveth-<port8>
+        "supports_serial_console": True,
+        "supports_config_drive": True,
+        "supports_metadata_socket": True,
     }
     option_defaults = {
         # An existing Linux bridge for the containers' veths; "" = no network.
@@ -161,6 +174,9 @@ class LxcDriver(Driver):
         "reboot_signal": "SIGTERM",
         # Raw LXC configuration lines appended to every container's config.
         "extra_config": [],
+        # Where a container with a config drive finds its files (read-only): cloud-init's
+        # seed directory for its ConfigDrive datasource.
+        "config_drive_path": "/var/lib/cloud/seed/config_drive",
     }
 
     def __init__(self, context: DriverContext) -> None:
@@ -176,12 +192,14 @@ class LxcDriver(Driver):
         self.halt_signal = str(opts["halt_signal"])
         self.reboot_signal = str(opts["reboot_signal"])
         self.extra_config = [str(line) for line in opts["extra_config"]]
+        self.config_drive_path = str(opts["config_drive_path"])
         self.lxc = Lxc(self.lxc_path)
         self.bases = BaseStore(os.path.join(context.state_path, "images"))
         self.scratch = os.path.join(context.state_path, "tmp")
         self.layout = "unified"
         self.version = "0"
         self._locks: dict[str, trio.Lock] = {}
+        self.metadata = MetadataRelays(self._running_pid)
 
     # -- helpers -------------------------------------------------------------
     def _dir(self, uuid: str) -> ContainerDir:
@@ -213,9 +231,28 @@ class LxcDriver(Driver):
                 f"container {uuid} did not reach RUNNING in {self.start_timeout:g}s"
                 + (f": {detail}" if detail else "")
             ) from None
+        await self._attach_metadata(uuid)
+
+    async def _running_pid(self, uuid: str) -> int | None:
+        """Init's pid of a RUNNING container, else None."""
+        if not self._dir(uuid).exists():
+            return None
+        status = await self.lxc.status(uuid)
+        return status.pid if status is not None and status.state == "RUNNING" else None
+
+    async def _attach_metadata(self, uuid: str) -> None:
+        """Listen on 169.254.169.254:80 in the running container's network namespace,
+        relaying to its metadata socket (when it has one); see :mod:`.metadata`."""
+        socket_path = self._dir(uuid).meta().get("metadata_socket")
+        if not socket_path or not self.metadata.running:
+            return
+        pid = await self._running_pid(uuid)
+        if pid is not None:
+            await self.metadata.attach(uuid, str(socket_path), pid)
 
     async def _kill(self, uuid: str, state: str) -> None:
         """Stop at once (SIGKILL to init), thawing a frozen container first."""
+        self.metadata.detach(uuid)
         if state in ("FROZEN", "FREEZING"):
             await self.lxc.unfreeze(uuid)
         if state != "STOPPED":
@@ -228,6 +265,7 @@ class LxcDriver(Driver):
     async def _remove(self, uuid: str) -> None:
         """Kill and delete the container and its directory; never raises for leftovers."""
         cdir = self._dir(uuid)
+        self.metadata.detach(uuid)
         status = await self.lxc.status(uuid) if cdir.exists() else None
         if status is not None:
             await self._kill(uuid, status.state)
@@ -274,6 +312,9 @@ class LxcDriver(Driver):
         for sig in (self.halt_signal, self.reboot_signal):
             if not valid_signal(sig):
                 raise HostUnusable(f"[lxc] signal {sig!r} is not a signal name such as SIGUSR1")
+        if not configdrive.valid_target(self.config_drive_path):
+            raise HostUnusable(f"[lxc] config_drive_path = {self.config_drive_path!r}: expected "
+                               "an absolute path without spaces or '..'")
         for path in (self.lxc_path, self.bases.root, self.scratch):
             os.makedirs(path, mode=0o700, exist_ok=True)
         if self.backend == "overlay":
@@ -303,6 +344,20 @@ class LxcDriver(Driver):
             rootfs=self.backend,
             adopted=len(adopted),
         )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The containers' metadata listeners (see :mod:`.metadata`): those of running
+        containers are made again now (novalite restarted), then kept while it runs."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.metadata.run)
+            for uuid in await self.list_instances():
+                try:
+                    await self._attach_metadata(uuid)
+                except (DriverError, LxcCommandError, trio.TooSlowError) as exc:
+                    log.warning("no metadata listener for the container", uuid=uuid,
+                                error=str(exc))
+            task_status.started()
 
     async def list_instances(self) -> list[str]:
         """Uuids of the containers in the driver's LXC path, running or not."""
@@ -345,6 +400,11 @@ class LxcDriver(Driver):
                 os.makedirs(path, mode=0o700)
                 rootfs = await prepare_layer(base, path, self.backend)
                 nets = _networks(network, self.bridge)
+                mounts = []
+                if instance.config_drive:  # contract 1.3: the files, read-only
+                    drive = os.path.join(path, configdrive.DIRECTORY)
+                    await configdrive.unpack(instance.config_drive, drive)
+                    mounts.append(configdrive.mount_entry(drive, self.config_drive_path))
                 config = ContainerConfig(
                     name=uuid,
                     hostname=sanitize_hostname(instance.hostname or instance.name, uuid[:8]),
@@ -357,6 +417,7 @@ class LxcDriver(Driver):
                     reboot_signal=reboot,
                     networks=nets,
                     layout=self.layout,
+                    mounts=mounts,
                     extra=self.extra_config,
                 )
                 meta = {
@@ -366,6 +427,9 @@ class LxcDriver(Driver):
                     "memory_mb": instance.memory_mb,
                     "image_id": image.id,
                     "rootfs": rootfs,
+                    # contract 1.3: where the guest's 169.254.169.254 leads
+                    "metadata_socket": next(
+                        (n.metadata_socket for n in network if n.metadata_socket), None),
                 }
                 cdir.write(config.render(), meta)
                 await self._start(uuid)
@@ -430,6 +494,7 @@ class LxcDriver(Driver):
                     while True:
                         new_state, new_pid = await self._state(uuid)
                         if new_state == "RUNNING" and new_pid != pid:
+                            await self._attach_metadata(uuid)
                             return
                         await trio.sleep(0.1)
                 log.warning("soft reboot timed out; rebooting hard", uuid=uuid)
@@ -448,6 +513,7 @@ class LxcDriver(Driver):
                 return
             if state in ("FROZEN", "FREEZING"):
                 await self.lxc.unfreeze(uuid)
+            self.metadata.detach(uuid)
             try:
                 await self.lxc.stop(uuid, timeout)
             except (LxcCommandError, trio.TooSlowError) as exc:
@@ -502,6 +568,17 @@ class LxcDriver(Driver):
         if not cdir.exists():
             raise InstanceNotFound(f"lxc container {uuid} not found in {self.lxc_path}")
         return await trio.to_thread.run_sync(cdir.console)
+
+    async def open_serial_console(self, uuid: str) -> trio.abc.Stream:
+        """An interactive session on the container's ``/dev/console`` through
+        ``lxc-console`` (see :mod:`.console`); the console log keeps recording. One
+        session at a time per container."""
+        if not self.context.serial_console_enabled:
+            raise DriverError("serial consoles are disabled on this host")
+        state, _ = await self._state(uuid)
+        if state != "RUNNING":
+            raise DriverError(f"container {uuid} is {state}, not RUNNING: no console")
+        return await ConsoleSession.open(self.lxc_path, uuid)
 
     async def snapshot(self, uuid: str, dest_path: str) -> tuple[str, str]:
         """Pack the container's root filesystem (base + its changes) into a gzip'd

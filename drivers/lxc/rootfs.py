@@ -6,6 +6,8 @@ and ``/sbin/init`` (busybox init) with an ``/etc/inittab`` that:
 
 * prints :data:`READY_MARKER` on the console once the guest has booted, so a
   test (or a user running ``nova console-log``) can see the guest came up;
+* runs a root shell on the console (``/dev/console``: the console log, and the
+  interactive console through a console token);
 * halts on ``SIGUSR1`` (busybox init's halt signal; the LXC driver sets
   ``lxc.signal.halt = SIGUSR1``) and reboots on ``SIGTERM``
   (``lxc.signal.reboot = SIGTERM``), printing :data:`HALT_MARKER` on the way down.
@@ -50,11 +52,12 @@ HALT_MARKER = "NOVALITE-GUEST-HALT"
 DEFAULT_BUSYBOX = "/bin/busybox"
 
 # Bump when the layout below changes: it is part of the cache key.
-_LAYOUT_VERSION = "2"
+_LAYOUT_VERSION = "3"
 
 _INITTAB = f"""\
 # busybox init: SIGUSR1 halts, SIGUSR2 powers off, SIGTERM reboots.
 ::sysinit:/etc/init.d/rcS
+::respawn:-/bin/sh
 ::ctrlaltdel:/sbin/reboot
 ::shutdown:/bin/echo {HALT_MARKER}
 """

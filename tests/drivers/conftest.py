@@ -1,10 +1,12 @@
-"""Fixtures for the qemu/kvm driver tests: real QEMU processes, always cleaned up."""
+"""Fixtures for the driver tests: real QEMU processes, always cleaned up, and one
+``novalite serve`` with the lxc driver that the LXC modules share."""
 
 from __future__ import annotations
 
 import os
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from novalite_drivers.qemu import hostcheck
@@ -103,3 +105,17 @@ def make_driver(tmp_path, qemu_pids: PidTracker, need_qemu) -> DriverFactory:
 
     return factory
 
+
+@pytest.fixture(scope="package")
+def lxc_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``novalite serve`` with the lxc driver for every LXC API module (its start is
+    the slow part); stopped, and its private LXC path emptied, after the package."""
+    from tests.drivers.test_lxc_api import Service
+
+    svc = Service(tmp_path_factory.mktemp("lxc-api"))
+    try:
+        yield svc
+    finally:
+        svc.close_client()
+        svc.srv.stop()
+        svc.cleanup()

@@ -1,6 +1,6 @@
 """Containers end to end: a real ``novalite serve`` with the lxc driver, over real HTTP.
 
-One service for the module (driver ``lxc``, one compute host, power sync every
+One service (driver ``lxc``, shared with the package's other LXC API modules, one compute host, power sync every
 second). A busybox root filesystem built by the suite is uploaded through the
 Glance API and booted through the compute API; every check is made against the
 real container with the ``lxc-*`` tools in novalite's private LXC path under
@@ -16,7 +16,6 @@ import signal
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +110,10 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("lxc-api"))
-    try:
-        yield svc
-    finally:
-        svc.close_client()
-        svc.srv.stop()
-        svc.cleanup()
+def service(lxc_service: Service) -> Service:
+    """The package's lxc service (``lxc_service`` in conftest.py), shared with
+    test_lxc_access.py."""
+    return lxc_service
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +299,10 @@ def test_containers_outlive_a_killed_service_and_are_adopted(
     assert server["OS-EXT-STS:power_state"] == 1
     assert service.state(sid) == ("RUNNING", pid)  # adopted, not restarted
     assert READY_MARKER in console(c, sid)
+    # Its metadata listener is made again in its namespace (see test_lxc_access.py).
+    md = "wget -q -O - http://169.254.169.254/openstack/latest/meta_data.json"
+    assert sid in wait_for(lambda: service.lxc("lxc-attach", sid, "--", "/bin/sh", "-c",
+                                               md).stdout, TIMEOUT, interval=0.2)
     action(c, sid, {"os-stop": None}, "SHUTOFF")
     assert service.state(sid)[0] == "STOPPED"
     action(c, sid, {"os-start": None}, "ACTIVE")
