@@ -75,7 +75,8 @@ class VolumeAPI:
         #: The bus, to tell a compute host that an attached volume grew (None: no
         #: in-use extend).
         self.rpc = rpc
-        self.backend = backend or load_backend(cfg.volume.backend, cfg.state_path)
+        self.backend = backend or load_backend(cfg.volume.backend, cfg.state_path,
+                                                 cfg.volume)
         self.volume_type = cfg.volume.default_volume_type
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
         self._quota_lock = trio.Lock()
