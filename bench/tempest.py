@@ -264,6 +264,7 @@ def main() -> int:
         "compute": {"driver": "fake", "hosts": [f"tempest-host{i}" for i in range(1,
                                                                              args.hosts + 1)]},
         "quota": {"instances": 200, "cores": 400, "ram": 1024000},
+        "volume": {"quota_volumes": 200, "quota_gigabytes": 4000, "quota_snapshots": 200},
     })
     failed_run = True
     try:

@@ -43,7 +43,8 @@ SNAPSHOT_CREATE: dict[str, Any] = {
     "type": "object",
     "properties": {"snapshot": {"type": "object", "properties": {
         "name": _NAME, "display_name": _NAME, "description": _NAME,
-        "display_description": _NAME, "volume_id": {"type": "string", "maxLength": 36},
+        "display_description": _NAME,
+        "volume_id": {"type": ["string", "null"], "maxLength": 36},
         "force": {"type": ["boolean", "string", "null"]}, "metadata": _METADATA,
     }, "required": ["volume_id"], "additionalProperties": False}},
     "required": ["snapshot"], "additionalProperties": False,

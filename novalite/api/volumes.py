@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.api import schemas
@@ -22,6 +24,7 @@ from novalite.api.framework import (
     Reply,
     Router,
     Services,
+    error_response,
     starlette_routes,
 )
 from novalite.api.views import iso_usec
@@ -29,7 +32,7 @@ from novalite.db.models import Volume, VolumeAttachment, VolumeSnapshot
 from novalite.exceptions import BadRequest, NotFound
 from novalite.policy import authorize
 from novalite.volume import states
-from novalite.volume.api import RESOURCES, VolumeAPI, VolumeRecord
+from novalite.volume.api import VolumeAPI, VolumeRecord
 
 router = Router()
 MAX_VERSION = "3.42"
@@ -41,15 +44,34 @@ def _api(call: ApiCall | Call) -> VolumeAPI:
     return call.services.compute.volumes
 
 
-def _volume_mv(call: ApiCall) -> tuple[int, int]:
-    """The ``OpenStack-API-Version: volume 3.N`` asked for (3.0 without one)."""
-    for item in call.request.headers.get("openstack-api-version", "").split(","):
+def _max() -> tuple[int, int]:
+    major, _, minor = MAX_VERSION.partition(".")
+    return int(major), int(minor)
+
+
+def requested_version(request: Request) -> tuple[int, int]:
+    """The ``OpenStack-API-Version: volume 3.N`` a request asks for (3.0 without one,
+    the newest for ``latest``); NotFound for one out of 3.0-MAX_VERSION, as Cinder's
+    VersionNotFoundForAPIMethod, BadRequest for one that is not a version."""
+    for item in request.headers.get("openstack-api-version", "").split(","):
         parts = item.strip().split()
         if len(parts) == 2 and parts[0].lower() == "volume":
+            if parts[1].lower() == "latest":
+                return _max()
             major, _, minor = parts[1].partition(".")
-            if major.isdigit() and minor.isdigit():
-                return int(major), int(minor)
+            if not (major.isdigit() and minor.isdigit()):
+                raise BadRequest(f"Invalid API version request string {parts[1]}")
+            wanted = int(major), int(minor)
+            if not (3, 0) <= wanted <= _max():
+                raise NotFound(f"Version {parts[1]} is not supported by the API. Minimum "
+                               f"is 3.0 and maximum is {MAX_VERSION}.")
+            return wanted
     return 3, 0
+
+
+def _volume_mv(call: ApiCall) -> tuple[int, int]:
+    """The volume microversion of the call (see :func:`requested_version`)."""
+    return requested_version(call.request)
 
 
 def _truthy(value: Any) -> bool:
@@ -120,6 +142,74 @@ def _filters(call: ApiCall) -> tuple[bool, dict[str, Any]]:
     return all_tenants, filters
 
 
+#: The keys a list may be sorted by (Cinder's; ``name`` also as ``display_name``).
+SORT_KEYS = ("id", "name", "display_name", "status", "size", "availability_zone",
+             "created_at", "updated_at", "bootable", "volume_id", "project_id")
+
+
+def _int_param(call: ApiCall, name: str) -> int | None:
+    raw = call.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadRequest(f"Invalid input received: {name} must be a non-negative "
+                         f"integer, not {raw!r}")
+    return value
+
+
+def _sort_spec(call: ApiCall) -> list[tuple[str, bool]]:
+    """``sort=k1:asc,k2`` or ``sort_key``/``sort_dir`` as (key, descending) pairs
+    (Cinder's default: ``created_at`` descending, then ``id``)."""
+    items: list[tuple[str, str]] = []
+    if call.query.get("sort"):
+        if call.query.get("sort_key") or call.query.get("sort_dir"):
+            raise BadRequest("Invalid input received: The 'sort_key' and 'sort_dir' "
+                             "parameters are deprecated and cannot be used with the "
+                             "'sort' parameter.")
+        for part in str(call.query["sort"]).split(","):
+            key, _, direction = part.strip().partition(":")
+            items.append((key.strip(), direction.strip() or "desc"))
+    elif call.query.get("sort_key") or call.query.get("sort_dir"):
+        items.append((str(call.query.get("sort_key") or "created_at"),
+                      str(call.query.get("sort_dir") or "desc")))
+    out = []
+    for key, direction in items:
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid input received: Invalid sort key {key!r}")
+        if direction.lower() not in ("asc", "desc"):
+            raise BadRequest(f"Invalid input received: Unknown sort direction, must be "
+                             f"'desc' or 'asc': {direction}")
+        out.append(("name" if key == "display_name" else key, direction.lower() == "desc"))
+    return out or [("created_at", True)]
+
+
+def paginate(call: ApiCall, rows: list[Any], row_of: Any) -> list[Any]:
+    """Cinder's ``sort``/``sort_key``/``sort_dir``, ``marker``, ``offset`` and ``limit``
+    over ``rows`` (``row_of(item)``: the model row); 400 for a bad value, 404 for a
+    marker that is not in the list."""
+    limit, offset = _int_param(call, "limit"), _int_param(call, "offset")
+    for key, descending in reversed([*_sort_spec(call), ("id", True)]):
+        present = [r for r in rows if getattr(row_of(r), key, None) is not None]
+        absent = [r for r in rows if getattr(row_of(r), key, None) is None]
+        present.sort(key=lambda r: getattr(row_of(r), key), reverse=descending)
+        rows = present + absent
+    marker = call.query.get("marker")
+    if marker:
+        ids = [row_of(r).id for r in rows]
+        if marker not in ids:
+            raise NotFound(f"Marker {marker} could not be found.")
+        rows = rows[ids.index(marker) + 1:]
+    if offset:
+        rows = rows[offset:]
+    if limit is not None:
+        rows = rows[:limit]
+    return rows
+
+
 # -- versions ---------------------------------------------------------------------------
 def _version(call: Call) -> dict[str, Any]:
     return {"id": "v3.0", "status": "CURRENT", "version": MAX_VERSION, "min_version": "3.0",
@@ -164,6 +254,7 @@ async def create(call: ApiCall) -> Reply:
 async def index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    rows = paginate(call, rows, lambda r: r.volume)
     return {"volumes": [volume_view(call, r, detail=False) for r in rows]}
 
 
@@ -171,7 +262,34 @@ async def index(call: ApiCall) -> dict[str, Any]:
 async def detail(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    rows = paginate(call, rows, lambda r: r.volume)
     return {"volumes": [volume_view(call, r) for r in rows]}
+
+
+@router.route("GET", "/v3/volumes/summary", rule="volume:get_volume_summary")
+async def summary(call: ApiCall) -> dict[str, Any]:
+    """Count and total size of the caller's volumes (3.12), and the metadata values
+    they hold per key (3.36)."""
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    out: dict[str, Any] = {"total_size": sum(r.volume.size for r in rows),
+                           "total_count": len(rows)}
+    if _volume_mv(call) >= (3, 36):
+        meta: dict[str, list[str]] = {}
+        for r in rows:
+            for k, v in r.volume.metadata_.items():
+                if v not in meta.setdefault(k, []):
+                    meta[k].append(v)
+        out["metadata"] = meta
+    return {"volume-summary": out}
+
+
+@router.route("GET", "/v3/os-availability-zone",
+              rule="volume_extension:availability_zone_list")
+async def availability_zones(call: ApiCall) -> dict[str, Any]:
+    return {"availabilityZoneInfo": [{
+        "zoneName": call.services.compute.cfg.compute.availability_zone,
+        "zoneState": {"available": True}}]}
 
 
 @router.route("GET", "/v3/volumes/{volume_id}", rule="volume:get")
@@ -290,6 +408,8 @@ async def readonly(call: ApiCall, args: Any) -> Reply:
 @router.route("POST", "/v3/snapshots", rule="volume:create_snapshot")
 async def snapshot_create(call: ApiCall) -> Reply:
     body = schemas.validate(call.body, vs.SNAPSHOT_CREATE)["snapshot"]
+    if body["volume_id"] is None:  # Cinder looks it up, and finds none
+        raise NotFound("Volume None could not be found.")
     snap = await _api(call).create_snapshot(
         call.ctx, body["volume_id"], name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
@@ -301,6 +421,7 @@ async def snapshot_create(call: ApiCall) -> Reply:
 async def snapshot_index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
+    rows = paginate(call, rows, lambda r: r)
     return {"snapshots": [snapshot_view(r) for r in rows]}
 
 
@@ -400,11 +521,9 @@ async def quota_show(call: ApiCall) -> dict[str, Any]:
     limits, used = await _api(call).quotas(target)
     if _truthy(call.query.get("usage", "false")):
         return {"quota_set": {"id": target, **{
-            k: {"limit": limits[k], "in_use": used[k], "reserved": 0, "allocated": 0}
-            for k in RESOURCES}}}
-    return {"quota_set": {"id": target, **{k: limits[k] for k in RESOURCES},
-                          "backups": 10, "backup_gigabytes": 1000, "groups": 10,
-                          "per_volume_gigabytes": -1}}
+            k: {"limit": limit, "in_use": used.get(k, 0), "reserved": 0, "allocated": 0}
+            for k, limit in limits.items()}}}
+    return {"quota_set": {"id": target, **limits}}
 
 
 @router.route("GET", "/v3/os-quota-sets/{target}/defaults",
@@ -418,7 +537,13 @@ async def quota_update(call: ApiCall) -> dict[str, Any]:
     given = schemas.validate(call.body, vs.QUOTA_UPDATE)["quota_set"]
     given = {k: v for k, v in given.items() if k not in ("tenant_id", "id")}
     limits = await _api(call).update_quotas(call.params["target"], given)
-    return {"quota_set": {k: limits[k] for k in RESOURCES}}
+    return {"quota_set": limits}
+
+
+@router.route("DELETE", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:delete")
+async def quota_delete(call: ApiCall) -> Reply:
+    await _api(call).reset_quotas(call.params["target"])
+    return Reply(200)
 
 
 @router.route("GET", "/v3/limits", rule="limits_extension:used_limits")
@@ -435,8 +560,28 @@ async def limits(call: ApiCall) -> dict[str, Any]:
 ROUTERS = [router]
 
 
+def _versioned(route: Route) -> Route:
+    """``route`` answering Cinder's ``OpenStack-API-Version: volume 3.N`` header (the
+    version the request asked for; a version out of range is refused before the
+    handler runs)."""
+    inner = route.endpoint
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            major, minor = requested_version(request)
+        except (BadRequest, NotFound) as exc:
+            return error_response(exc, "nova")
+        response: Response = await inner(request)
+        response.headers["OpenStack-API-Version"] = f"volume {major}.{minor}"
+        response.headers["Vary"] = "OpenStack-API-Version"
+        return response
+
+    return Route(route.path, endpoint, methods=list(route.methods or ()))
+
+
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:
     """The routes under ``/volume``: Cinder's ``/v3/{project_id}/...`` and ``/v3/...``."""
-    return [*starlette_routes(ROUTERS, services, authenticate=authenticate),
-            *starlette_routes(ROUTERS, services, authenticate=authenticate,
-                              prefix="{project_id}")]
+    return [_versioned(r) for r in (
+        *starlette_routes(ROUTERS, services, authenticate=authenticate),
+        *starlette_routes(ROUTERS, services, authenticate=authenticate,
+                          prefix="{project_id}"))]

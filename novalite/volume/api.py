@@ -33,8 +33,12 @@ from novalite.volume.backends import BackendError, VolumeBackend, load_backend
 
 log = structlog.get_logger("novalite.volume")
 
-#: Cinder's quota resources.
+#: Cinder's quota resources counted here.
 RESOURCES = ("volumes", "gigabytes", "snapshots")
+#: Cinder's other quota keys, kept and shown: nothing here makes backups or groups
+#: (their usage is 0); ``per_volume_gigabytes`` caps each volume's size (-1: none).
+OTHER_LIMITS = {"backups": 10, "backup_gigabytes": 1000, "groups": 10,
+                "per_volume_gigabytes": -1}
 
 
 class OverLimit(NovaliteError):
@@ -85,7 +89,7 @@ class VolumeAPI:
     def defaults(self) -> dict[str, int]:
         v = self.cfg.volume
         return {"volumes": v.quota_volumes, "gigabytes": v.quota_gigabytes,
-                "snapshots": v.quota_snapshots}
+                "snapshots": v.quota_snapshots, **OTHER_LIMITS}
 
     def limits_in(self, s: Session, project_id: str) -> dict[str, int]:
         limits = self.defaults()
@@ -101,7 +105,7 @@ class VolumeAPI:
 
     async def update_quotas(self, project_id: str, values: dict[str, Any]) -> dict[str, int]:
         for name, value in values.items():
-            if name not in RESOURCES:
+            if name not in RESOURCES and name not in OTHER_LIMITS:
                 raise BadRequest(f"Bad key(s) in quota set: {name}")
             if not isinstance(value, int) or isinstance(value, bool) or value < -1:
                 raise BadRequest(f"Quota limit {value} for {name} must be an integer "
@@ -119,6 +123,21 @@ class VolumeAPI:
             return self.limits_in(s, project_id)
 
         return await self.db.write(work)
+
+    async def reset_quotas(self, project_id: str) -> None:
+        """Back to the defaults (Cinder's ``DELETE os-quota-sets/{project}``)."""
+        def work(s: Session) -> None:
+            for row in s.exec(select(Quota).where(
+                    Quota.project_id == _quota_project(project_id))).all():
+                s.delete(row)
+
+        await self.db.write(work)
+
+    def _check_size_limit(self, s: Session, project_id: str, size: int) -> None:
+        limit = self.limits_in(s, project_id)["per_volume_gigabytes"]
+        if limit >= 0 and size > limit:
+            raise OverLimit(f"VolumeSizeExceedsLimit: Requested volume size {size}G is "
+                            f"larger than maximum allowed limit {limit}G.")
 
     def _check_quota(self, s: Session, project_id: str, volumes: int = 0,
                      gigabytes: int = 0, snapshots: int = 0) -> None:
@@ -216,6 +235,7 @@ class VolumeAPI:
             raise BadRequest(f"Invalid input received: Availability zone '{az}' is invalid.")
 
         def record(s: Session) -> Volume:
+            self._check_size_limit(s, ctx.project_id, size)
             self._check_quota(s, ctx.project_id, volumes=1, gigabytes=size)
             row = Volume(project_id=ctx.project_id, user_id=ctx.user_id, name=name,
                          description=description, size=size, metadata_=dict(metadata or {}),
@@ -368,6 +388,7 @@ class VolumeAPI:
                              f"{new_size}).")
 
         def mark(s: Session) -> None:
+            self._check_size_limit(s, vol.project_id, new_size)
             self._check_quota(s, vol.project_id, gigabytes=new_size - vol.size)
             row = s.get(Volume, volume_id)
             assert row is not None
