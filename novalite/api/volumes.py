@@ -90,7 +90,11 @@ def attachment_view(att: VolumeAttachment) -> dict[str, Any]:
             "device": att.device, "attached_at": iso_usec(att.attached_at)}
 
 
-def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dict[str, Any]:
+def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True,
+                extended: bool = True) -> dict[str, Any]:
+    """Cinder's volume view. ``extended``: with the attributes Cinder's extensions add
+    to a show or a detailed list (tenant, image metadata, host and migration for
+    admins), which the answers to a create or an update do not carry."""
     vol: Volume = record.volume
     out: dict[str, Any] = {"id": vol.id, "name": vol.name, "links": _link(call, "volumes",
                                                                            vol.id)}
@@ -103,11 +107,13 @@ def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dic
         "snapshot_id": vol.snapshot_id, "source_volid": vol.source_volid,
         "metadata": dict(vol.metadata_), "bootable": "true" if vol.bootable else "false",
         "encrypted": False, "multiattach": False, "replication_status": None,
-        "consistencygroup_id": None, "user_id": vol.user_id,
-        "os-vol-tenant-attr:tenant_id": vol.project_id, "migration_status": None,
+        "consistencygroup_id": None, "user_id": vol.user_id, "migration_status": None,
         "attachments": [attachment_view(a) for a in record.attachments
                         if a.attach_status == states.ATTACHED],
     })
+    if not extended:
+        return out
+    out["os-vol-tenant-attr:tenant_id"] = vol.project_id
     if vol.image_metadata:
         out["volume_image_metadata"] = dict(vol.image_metadata)
     if call.ctx.is_admin:
@@ -247,7 +253,7 @@ async def create(call: ApiCall) -> Reply:
         metadata=body.get("metadata"), image_id=body.get("imageRef") or body.get("image_id"),
         snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
         availability_zone=body.get("availability_zone"))
-    return Reply(202, {"volume": volume_view(call, record)})
+    return Reply(202, {"volume": volume_view(call, record, extended=False)})
 
 
 @router.route("GET", "/v3/volumes", rule="volume:get_all")
@@ -308,7 +314,7 @@ async def update(call: ApiCall) -> dict[str, Any]:
     if body.get("metadata") is not None:
         values["metadata_"] = dict(body["metadata"])
     record = await _api(call).update(call.ctx, call.params["volume_id"], values)
-    return {"volume": volume_view(call, record)}
+    return {"volume": volume_view(call, record, extended=False)}
 
 
 @router.route("DELETE", "/v3/volumes/{volume_id}", rule="volume:delete")
