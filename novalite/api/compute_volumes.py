@@ -98,6 +98,14 @@ async def show(call: ApiCall) -> dict[str, Any]:
     return {"volume": volume_view(record)}
 
 
+@router.route("GET", "/v2.1/os-volumes/", rule=RULE + "show")
+@router.route("DELETE", "/v2.1/os-volumes/", rule=RULE + "delete")
+async def no_volume_id(call: ApiCall) -> dict[str, Any]:
+    """A volume's URL without its id (Nova: 404)."""
+    _api(call)
+    raise NotFound("Volume  could not be found.")
+
+
 @router.route("POST", "/v2.1/os-volumes", rule=RULE + "create")
 async def create(call: ApiCall) -> dict[str, Any]:
     api = _api(call)

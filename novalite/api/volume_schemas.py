@@ -39,6 +39,11 @@ METADATA: dict[str, Any] = {
     "required": ["metadata"], "additionalProperties": False,
 }
 
+META_ITEM: dict[str, Any] = {
+    "type": "object", "properties": {"meta": {**_METADATA, "type": "object"}},
+    "required": ["meta"], "additionalProperties": False,
+}
+
 SNAPSHOT_CREATE: dict[str, Any] = {
     "type": "object",
     "properties": {"snapshot": {"type": "object", "properties": {

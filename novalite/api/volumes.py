@@ -123,12 +123,17 @@ def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True,
     return out
 
 
-def snapshot_view(snap: VolumeSnapshot) -> dict[str, Any]:
-    return {"id": snap.id, "volume_id": snap.volume_id, "status": snap.status,
-            "size": snap.size, "name": snap.name, "description": snap.description,
-            "created_at": iso_usec(snap.created_at), "updated_at": iso_usec(snap.updated_at),
-            "metadata": dict(snap.metadata_), "os-extended-snapshot-attributes:project_id":
-            snap.project_id, "os-extended-snapshot-attributes:progress": "100%"}
+def snapshot_view(snap: VolumeSnapshot, extended: bool = True) -> dict[str, Any]:
+    """Cinder's snapshot view; ``extended`` as :func:`volume_view`'s (a show or a
+    detailed list carries the project and progress; a create or update does not)."""
+    out = {"id": snap.id, "volume_id": snap.volume_id, "status": snap.status,
+           "size": snap.size, "name": snap.name, "description": snap.description,
+           "created_at": iso_usec(snap.created_at), "updated_at": iso_usec(snap.updated_at),
+           "metadata": dict(snap.metadata_)}
+    if extended:
+        out["os-extended-snapshot-attributes:project_id"] = snap.project_id
+        out["os-extended-snapshot-attributes:progress"] = "100%"
+    return out
 
 
 def _filters(call: ApiCall) -> tuple[bool, dict[str, Any]]:
@@ -191,6 +196,17 @@ def _sort_spec(call: ApiCall) -> list[tuple[str, bool]]:
                              f"'desc' or 'asc': {direction}")
         out.append(("name" if key == "display_name" else key, direction.lower() == "desc"))
     return out or [("created_at", True)]
+
+
+def next_links(call: ApiCall, kind: str, shown: list[Any], row_of: Any) -> dict[str, Any]:
+    """``<kind>_links`` with the next page's URL when a ``limit`` filled the page."""
+    limit = _int_param(call, "limit")
+    if not limit or len(shown) < limit:
+        return {}
+    query = {k: v for k, v in call.query.items() if k != "marker"}
+    query["marker"] = row_of(shown[-1]).id
+    url = call.request.url.replace_query_params(**query)
+    return {f"{kind}_links": [{"rel": "next", "href": str(url)}]}
 
 
 def paginate(call: ApiCall, rows: list[Any], row_of: Any) -> list[Any]:
@@ -261,7 +277,8 @@ async def index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
     rows = paginate(call, rows, lambda r: r.volume)
-    return {"volumes": [volume_view(call, r, detail=False) for r in rows]}
+    return {"volumes": [volume_view(call, r, detail=False) for r in rows],
+            **next_links(call, "volumes", rows, lambda r: r.volume)}
 
 
 @router.route("GET", "/v3/volumes/detail", rule="volume:get_all")
@@ -269,7 +286,16 @@ async def detail(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
     rows = paginate(call, rows, lambda r: r.volume)
-    return {"volumes": [volume_view(call, r) for r in rows]}
+    return {"volumes": [volume_view(call, r) for r in rows],
+            **next_links(call, "volumes", rows, lambda r: r.volume)}
+
+
+@router.route("GET", "/v3/volumes/", rule="volume:get")
+@router.route("PUT", "/v3/volumes/", rule="volume:update")
+@router.route("DELETE", "/v3/volumes/", rule="volume:delete")
+async def no_volume_id(call: ApiCall) -> dict[str, Any]:
+    """A volume's URL without its id (Cinder: 404)."""
+    raise NotFound("Volume  could not be found.")
 
 
 @router.route("GET", "/v3/volumes/summary", rule="volume:get_volume_summary")
@@ -358,6 +384,36 @@ async def metadata_delete(call: ApiCall) -> Reply:
     return Reply(200)
 
 
+@router.route("GET", "/v3/volumes/{volume_id}/metadata/{key}", rule="volume:get")
+async def metadata_item_show(call: ApiCall) -> dict[str, Any]:
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    return {"meta": _item(record.volume.metadata_, call.params["key"])}
+
+
+@router.route("PUT", "/v3/volumes/{volume_id}/metadata/{key}", rule="volume:update")
+async def metadata_item_set(call: ApiCall) -> dict[str, Any]:
+    meta = _meta_item(call)
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    merged = {**record.volume.metadata_, **meta}
+    await _api(call).update(call.ctx, record.volume.id, {"metadata_": merged})
+    return {"meta": meta}
+
+
+def _item(metadata: dict[str, str], key: str) -> dict[str, str]:
+    if key not in metadata:
+        raise NotFound("Metadata item was not found")
+    return {key: metadata[key]}
+
+
+def _meta_item(call: ApiCall) -> dict[str, str]:
+    """The ``{"meta": {key: value}}`` body of a metadata item's PUT: one key, the URL's."""
+    given = schemas.validate(call.body, vs.META_ITEM)["meta"]
+    if list(given) != [call.params["key"]]:
+        raise BadRequest("Request body and URI mismatch" if len(given) == 1 else
+                         "Request body contains too many items")
+    return dict(given)
+
+
 volume_actions = ActionRegistry(
     unknown=lambda name: BadRequest(f"There is no such action: {name}"))
 router.action_route("/v3/volumes/{volume_id}/action", volume_actions)
@@ -420,7 +476,7 @@ async def snapshot_create(call: ApiCall) -> Reply:
         call.ctx, body["volume_id"], name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
         metadata=body.get("metadata"), force=_truthy(body.get("force", False)))
-    return Reply(202, {"snapshot": snapshot_view(snap)})
+    return Reply(202, {"snapshot": snapshot_view(snap, extended=False)})
 
 
 @router.route("GET", "/v3/snapshots", rule="volume:get_all_snapshots")
@@ -428,7 +484,8 @@ async def snapshot_index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
     rows = paginate(call, rows, lambda r: r)
-    return {"snapshots": [snapshot_view(r) for r in rows]}
+    return {"snapshots": [snapshot_view(r) for r in rows],
+            **next_links(call, "snapshots", rows, lambda r: r)}
 
 
 @router.route("GET", "/v3/snapshots/detail", rule="volume:get_all_snapshots")
@@ -450,13 +507,68 @@ async def snapshot_update(call: ApiCall) -> dict[str, Any]:
         if key in body or alias in body:
             values[key] = body.get(key, body.get(alias))
     snap = await _api(call).update_snapshot(call.ctx, call.params["snapshot_id"], values)
-    return {"snapshot": snapshot_view(snap)}
+    return {"snapshot": snapshot_view(snap, extended=False)}
 
 
 @router.route("DELETE", "/v3/snapshots/{snapshot_id}", rule="volume:delete_snapshot")
 async def snapshot_delete(call: ApiCall) -> Reply:
     await _api(call).delete_snapshot(call.ctx, call.params["snapshot_id"])
     return Reply(202)
+
+
+async def _snapshot_metadata(call: ApiCall, merge: dict[str, str] | None = None,
+                             replace: dict[str, str] | None = None,
+                             drop: str | None = None) -> dict[str, str]:
+    api = _api(call)
+    snap = await api.get_snapshot(call.ctx, call.params["snapshot_id"])
+    meta = dict(snap.metadata_)
+    if drop is not None:
+        _item(meta, drop)
+        meta.pop(drop)
+    meta = dict(replace) if replace is not None else {**meta, **(merge or {})}
+    if merge is not None or replace is not None or drop is not None:
+        snap = await api.update_snapshot(call.ctx, snap.id, {"metadata_": meta})
+    return dict(snap.metadata_)
+
+
+@router.route("GET", "/v3/snapshots/{snapshot_id}/metadata", rule="volume:get_snapshot")
+async def snapshot_metadata_show(call: ApiCall) -> dict[str, Any]:
+    return {"metadata": await _snapshot_metadata(call)}
+
+
+@router.route("POST", "/v3/snapshots/{snapshot_id}/metadata",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_merge(call: ApiCall) -> dict[str, Any]:
+    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    return {"metadata": await _snapshot_metadata(call, merge=dict(given))}
+
+
+@router.route("PUT", "/v3/snapshots/{snapshot_id}/metadata",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_replace(call: ApiCall) -> dict[str, Any]:
+    given = schemas.validate(call.body, vs.METADATA)["metadata"]
+    return {"metadata": await _snapshot_metadata(call, replace=dict(given))}
+
+
+@router.route("GET", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:get_snapshot")
+async def snapshot_metadata_item_show(call: ApiCall) -> dict[str, Any]:
+    return {"meta": _item(await _snapshot_metadata(call), call.params["key"])}
+
+
+@router.route("PUT", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_item_set(call: ApiCall) -> dict[str, Any]:
+    meta = _meta_item(call)
+    await _snapshot_metadata(call, merge=meta)
+    return {"meta": meta}
+
+
+@router.route("DELETE", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_item_delete(call: ApiCall) -> Reply:
+    await _snapshot_metadata(call, drop=call.params["key"])
+    return Reply(200)
 
 
 # -- volume types -----------------------------------------------------------------------

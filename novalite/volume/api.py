@@ -206,8 +206,13 @@ class VolumeAPI:
         """Make a volume: blank, from an image (its data fetched from the image API over
         HTTP as the caller), from a snapshot or from another volume."""
         source_size, source_location, image = 0, None, None
+        # A copy of a bootable volume is bootable, with its image metadata (Cinder's).
+        source_bootable, source_image_meta = False, None
         if snapshot_id:
             snap = await self.get_snapshot(ctx, snapshot_id)
+            origin = await self.db.read(lambda s: s.get(Volume, snap.volume_id))
+            source_bootable = bool(origin and origin.bootable)
+            source_image_meta = origin.image_metadata if origin else None
             if snap.status != states.AVAILABLE:
                 raise BadRequest("Invalid snapshot: Originating snapshot status must be "
                                  "one of 'available' values")
@@ -218,6 +223,7 @@ class VolumeAPI:
                 raise BadRequest(f"Invalid volume: Volume {source_volid} status must be "
                                  "available or in-use")
             source_size, source_location = src.size, src.provider_location
+            source_bootable, source_image_meta = src.bootable, src.image_metadata
         elif image_id:
             image = await self._image(ctx, image_id)
             source_size = max(int(image.get("min_disk") or 0),
@@ -242,8 +248,9 @@ class VolumeAPI:
                          volume_type=self.volume_type, availability_zone=az,
                          image_id=image_id, snapshot_id=snapshot_id,
                          source_volid=source_volid, backend=self.backend.name,
-                         bootable=bool(bootable) or image is not None,
-                         image_metadata=_image_metadata(image))
+                         bootable=bool(bootable) or image is not None or source_bootable,
+                         image_metadata=_image_metadata(image) if image is not None
+                         else dict(source_image_meta or {}))
             s.add(row)
             return row
 
