@@ -460,6 +460,30 @@ async def set_bootable(call: ApiCall, args: Any) -> Reply:
     return Reply(200)
 
 
+@volume_actions.action("os-reserve", rule="volume:update")
+async def reserve(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy reserve: ``available`` to ``attaching`` (400 from any other)."""
+    await _api(call).reserve(call.ctx, call.params["volume_id"], reserve=True)
+    return Reply(202)
+
+
+@volume_actions.action("os-unreserve", rule="volume:update")
+async def unreserve(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy unreserve: a reserved (``attaching``) volume is available again."""
+    await _api(call).reserve(call.ctx, call.params["volume_id"], reserve=False)
+    return Reply(202)
+
+
+@volume_actions.action("os-attach", rule="volume:update")
+@volume_actions.action("os-detach", rule="volume:update")
+async def legacy_attach(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy attach and detach records: attaching is Nova's here
+    (``os-volume_attachments``, which hot-plugs the disk), so they are refused."""
+    await _api(call).get(call.ctx, call.params["volume_id"])
+    raise BadRequest("Invalid volume: attach and detach a volume through the compute "
+                     "API (os-volume_attachments)")
+
+
 @volume_actions.action("os-update_readonly_flag", rule="volume:update")
 async def readonly(call: ApiCall, args: Any) -> Reply:
     await _api(call).get(call.ctx, call.params["volume_id"])
@@ -484,13 +508,17 @@ async def snapshot_index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
     rows = paginate(call, rows, lambda r: r)
-    return {"snapshots": [snapshot_view(r) for r in rows],
+    return {"snapshots": [snapshot_view(r, extended=False) for r in rows],
             **next_links(call, "snapshots", rows, lambda r: r)}
 
 
 @router.route("GET", "/v3/snapshots/detail", rule="volume:get_all_snapshots")
 async def snapshot_detail(call: ApiCall) -> dict[str, Any]:
-    return await snapshot_index(call)
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
+    rows = paginate(call, rows, lambda r: r)
+    return {"snapshots": [snapshot_view(r) for r in rows],
+            **next_links(call, "snapshots", rows, lambda r: r)}
 
 
 @router.route("GET", "/v3/snapshots/{snapshot_id}", rule="volume:get_snapshot")

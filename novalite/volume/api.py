@@ -444,6 +444,28 @@ class VolumeAPI:
 
         await self.db.write(work)
 
+    async def reserve(self, ctx: AuthContext, volume_id: str, *, reserve: bool) -> None:
+        """Cinder's legacy ``os-reserve`` (``available`` -> ``attaching``) and
+        ``os-unreserve`` (a reserved volume back to ``available``); a reservation a
+        killed service left is undone by :func:`reconcile`."""
+        await self.get(ctx, volume_id)
+
+        def work(s: Session) -> None:
+            row = s.get(Volume, volume_id)
+            assert row is not None
+            if reserve:
+                if row.status != states.AVAILABLE:
+                    raise BadRequest(f"Invalid volume: Volume status must be available to "
+                                     f"reserve, but the status is {row.status}.")
+                row.status = states.ATTACHING
+            elif row.status == states.ATTACHING and s.exec(select(VolumeAttachment).where(
+                    VolumeAttachment.volume_id == volume_id)).first() is None:
+                row.status = states.AVAILABLE
+            row.updated_at = utcnow()
+            s.add(row)
+
+        await self.db.write(work)
+
     async def reset_status(self, ctx: AuthContext, volume_id: str, status: str) -> None:
         if status not in states.VOLUME_STATES:
             raise BadRequest(f"Invalid input received: Invalid status {status}")
