@@ -182,3 +182,58 @@ def test_boot_from_volume_move_a_volume_between_guests_extend_it_and_keep_the_ro
     assert data.startswith(ROOT_MARKER) and data[4096:] == b"KEPT-BY-THE-ROOT"
     for v in (vid, root["id"]):
         assert c.delete(f"{volumes}/{v}").status_code == 202
+
+
+def test_kill_9_mid_attach_leaves_the_volume_attached_or_available(cloud: Cloud,
+                                                                   vm: str) -> None:
+    """The service killed (SIGKILL) while an attach is recorded ``attaching``: after a
+    restart (the guest adopted, still running) the volume is ``in-use`` or
+    ``available``, never stuck, and what the API says is what the guest has; it can
+    be attached and detached again."""
+    import signal
+    import threading
+
+    c = cloud.c
+    pid = c.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
+    volumes = f"/volume/v3/{pid}/volumes"
+    r = c.post(volumes, json={"volume": {"size": 1, "name": "killed"}})
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
+    token = cloud.srv.token()
+
+    def attach() -> None:
+        try:
+            httpx.post(f"{cloud.srv.url}{url}", timeout=30, headers={
+                "X-Auth-Token": token, "OpenStack-API-Version": "compute 2.96"},
+                json={"volumeAttachment": {"volumeId": vid}})
+        except httpx.HTTPError:
+            pass  # the service died under the request
+
+    thread = threading.Thread(target=attach)
+    thread.start()
+    wait_for(lambda: c.get(f"{volumes}/{vid}").json()["volume"]["status"] != "available",
+             10, interval=0.002)
+    cloud.srv.stop(signal.SIGKILL)
+    thread.join()
+    cloud.restart()
+    c = cloud.c
+    shown = c.get(f"{volumes}/{vid}").json()["volume"]
+    assert shown["status"] in ("available", "in-use"), shown
+    out = shell(cloud, vm, b"sleep 1; ls /sys/block; echo listed-$((40+9))", b"listed-49")
+    has_disk = b"vdb" in out.split(b"listed-49")[0].split(b"echo listed")[-1]
+    if has_disk and shown["status"] == "available":
+        # The kill landed after QEMU's hot-plug and before the record said in-use: the
+        # start-up reconciliation (records only) made the volume available while the
+        # adopted guest still has the disk. Not yet undone through the compute host.
+        assert c.delete(f"{volumes}/{vid}").status_code == 202
+        pytest.xfail("known gap: a kill between the hot-plug and its record leaves the "
+                     "disk in the adopted guest while the volume is available")
+    assert has_disk == (shown["status"] == "in-use"), (shown["status"], out)
+    if shown["status"] == "available":
+        r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+        assert r.status_code == 200, r.text
+    assert c.delete(f"{url}/{vid}").status_code == 202
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+    assert c.delete(f"{volumes}/{vid}").status_code == 202
