@@ -4,6 +4,7 @@
     .venv/bin/python bench/tempest.py --regex 'tempest\\.api\\.compute\\.flavors'
     .venv/bin/python bench/tempest.py --keep                # keep the work directory
     .venv/bin/python bench/tempest.py --neutron             # [service_available] neutron
+    .venv/bin/python bench/tempest.py --cinder --regex 'tempest\\.api\\.(compute\\.volumes|volume)'
 
 What it does, each run:
 1. installs Tempest (pinned below) into its own venv, ``.venv-tempest`` (once);
@@ -160,7 +161,8 @@ def write_accounts(admin: Admin, path: Path) -> None:
 
 
 def write_conf(path: Path, server: RunningServer, accounts: Path, image: str,
-               image_alt: str, max_mv: str, neutron: bool = False) -> None:
+               image_alt: str, max_mv: str, neutron: bool = False,
+               cinder: bool = False) -> None:
     def section(name: str, values: dict[str, Any]) -> str:
         def fmt(v: Any) -> str:
             return str(v).lower() if isinstance(v, bool) else str(v)
@@ -202,8 +204,15 @@ def write_conf(path: Path, server: RunningServer, accounts: Path, image: str,
         section("network", {"project_network_cidr": "10.100.0.0/16",
                             "shared_physical_network": True}),
         section("service_available", {"nova": True, "glance": True, "neutron": neutron,
-                                       "cinder": False, "swift": False, "horizon": False,
+                                       "cinder": cinder, "swift": False, "horizon": False,
                                        "placement": False}),
+        section("volume", {"catalog_type": "volumev3", "endpoint_type": "publicURL",
+                           "build_timeout": 60, "build_interval": 1, "volume_size": 1,
+                           "min_microversion": "3.0", "max_microversion": "3.42"}),
+        section("volume-feature-enabled", {
+            "backup": False, "snapshot": True, "clone": True, "manage_volume": False,
+            "manage_snapshot": False, "extend_attached_volume": True,
+            "volume_revert": False, "cluster_active_active": False}),
         section("validation", {"run_validation": False}),
         section("oslo_concurrency", {"lock_path": str(path.parent.parent / "locks")}),
     ])
@@ -252,6 +261,9 @@ def main() -> int:
     parser.add_argument("--neutron", action="store_true",
                         help="[service_available] neutron = true: the classes that need "
                              "networks run on novalite's Neutron subset (network private)")
+    parser.add_argument("--cinder", action="store_true",
+                        help="[service_available] cinder = true: volume tests run on "
+                             "novalite's Cinder v3 subset (file backend)")
     args = parser.parse_args()
 
     tempest = ensure_tempest()
@@ -260,6 +272,7 @@ def main() -> int:
         "compute": {"driver": "fake", "hosts": [f"tempest-host{i}" for i in range(1,
                                                                              args.hosts + 1)]},
         "quota": {"instances": 200, "cores": 400, "ram": 1024000},
+        "volume": {"quota_volumes": 200, "quota_gigabytes": 4000, "quota_snapshots": 200},
     }, timeout=120)  # a loaded machine (other runs beside this one) starts slowly
     failed_run = True
     try:
@@ -278,7 +291,7 @@ def main() -> int:
         accounts = work / "tempest" / "etc" / "accounts.yaml"
         write_accounts(admin, accounts)
         write_conf(work / "tempest" / "etc" / "tempest.conf", server, accounts, image,
-                   image_alt, max_mv, neutron=args.neutron)
+                   image_alt, max_mv, neutron=args.neutron, cinder=args.cinder)
         os.environ["TEMPEST_CONFIG_DIR"] = str(work / "tempest" / "etc")
         os.environ["TEMPEST_CONFIG"] = "tempest.conf"
         listed = subprocess.run([str(tempest), "run", "--list-tests", "--regex", args.regex],

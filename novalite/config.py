@@ -272,6 +272,11 @@ class VolumeSection:
     quota_volumes: int = 10
     quota_gigabytes: int = 1000
     quota_snapshots: int = 10
+    #: The ``lvm`` backend (Cinder's reference LVM driver, thin): the volume group its
+    #: volumes are made in (it must exist: ``vgcreate``), and the thin pool in it (made
+    #: at start when missing, from 95% of the group's free space; "" = ``<group>-pool``).
+    lvm_volume_group: str = "novalite-volumes"
+    lvm_thin_pool: str = ""
 
 
 @dataclass

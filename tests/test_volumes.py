@@ -379,3 +379,56 @@ def test_extend_in_use_from_3_42_and_admins_force_detach(admin: httpx.Client,
     assert c.get(url).json()["volumeAttachments"] == []
     assert admin.delete(f"/volumes/{vol['id']}").status_code == 202
     c.delete(f"/compute/v2.1/servers/{sid}")
+
+
+def test_microversion_header_pages_summary_quota_keys_reserve_and_nova_proxy(
+        admin: httpx.Client, srv: RunningServer) -> None:
+    """What Tempest's volume tests rely on: the version header, paged and sorted
+    lists, the summary, every quota key Cinder shows (``per_volume_gigabytes``
+    enforced), the legacy reserve, and Nova's ``os-volumes`` proxy until 2.35."""
+    r = admin.get("/volumes", headers={"OpenStack-API-Version": "volume 3.12"})
+    assert r.headers["OpenStack-API-Version"] == "volume 3.12"
+    assert admin.get("/volumes", headers={"OpenStack-API-Version": "volume 3.99"}
+                     ).status_code == 404
+    a, b = create(admin, 1, name="page-a"), create(admin, 2, name="page-b")
+    page = admin.get("/volumes", params={"limit": 1, "sort": "name:asc"}).json()
+    assert [v["name"] for v in page["volumes"]] == ["page-a"]
+    assert f"marker={a['id']}" in page["volumes_links"][0]["href"]
+    rest = admin.get("/volumes/detail", params={"marker": a["id"], "sort": "name:asc"})
+    assert [v["id"] for v in rest.json()["volumes"]][:1] == [b["id"]]
+    assert admin.get("/volumes", params={"marker": "nope"}).status_code == 404
+    assert admin.get("/volumes", params={"sort": "bogus:asc"}).status_code == 400
+    assert admin.get("/volumes", params={"limit": "x"}).status_code == 400
+    summary = admin.get("/volumes/summary", headers={
+        "OpenStack-API-Version": "volume 3.12"}).json()["volume-summary"]
+    assert summary["total_count"] >= 2 and summary["total_size"] >= 3
+
+    pid = project_id_of(srv, srv.token())
+    quota = admin.get(f"/os-quota-sets/{pid}").json()["quota_set"]
+    assert {"backups", "backup_gigabytes", "groups", "per_volume_gigabytes"} <= set(quota)
+    assert admin.put(f"/os-quota-sets/{pid}", json={"quota_set": {
+        "per_volume_gigabytes": 1}}).status_code == 200
+    r = admin.post("/volumes", json={"volume": {"size": 2}})
+    assert r.status_code == 413 and "larger than maximum allowed" in r.text
+    assert admin.delete(f"/os-quota-sets/{pid}").status_code == 200
+    assert admin.get(f"/os-quota-sets/{pid}").json()["quota_set"][
+        "per_volume_gigabytes"] == -1
+
+    action = f"/volumes/{a['id']}/action"
+    assert admin.post(action, json={"os-reserve": None}).status_code == 202
+    assert status(admin, a["id"]) == "attaching"
+    assert admin.post(action, json={"os-reserve": None}).status_code == 400
+    assert admin.post(action, json={"os-unreserve": None}).status_code == 202
+    assert status(admin, a["id"]) == "available"
+
+    nova = srv.client("2.35")
+    r = nova.post("/compute/v2.1/os-volumes", json={"volume": {"size": 1,
+                                                               "display_name": "nv"}})
+    assert r.status_code == 200, r.text
+    proxied = r.json()["volume"]
+    assert proxied["displayName"] == "nv" and proxied["attachments"] == [{}]
+    assert srv.client("2.36").get(f"/compute/v2.1/os-volumes/{proxied['id']}"
+                                  ).status_code == 404
+    assert nova.delete(f"/compute/v2.1/os-volumes/{proxied['id']}").status_code == 202
+    for v in (a, b):
+        assert admin.delete(f"/volumes/{v['id']}").status_code == 202

@@ -11,6 +11,8 @@ then, once QEMU reports ``DEVICE_DELETED`` (the guest acknowledged the unplug),
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
 import trio
@@ -32,14 +34,23 @@ def device_id(volume_id: str) -> str:
     return f"volume-{volume_id}"
 
 
+def protocol(path: str) -> str:
+    """QEMU's protocol driver for a volume's path: ``host_device`` for a block device
+    (an LVM volume; QEMU's ``file`` driver refuses those), else ``file``."""
+    try:
+        return "host_device" if stat.S_ISBLK(os.stat(path).st_mode) else "file"
+    except OSError:
+        return "file"
+
+
 def blockdev_args(volumes: list[dict[str, Any]]) -> list[str]:
     """The command-line arguments that attach ``volumes`` (launch.json's records)."""
     argv: list[str] = []
     for vol in volumes:
         node = node_name(vol["volume_id"])
         path = vol["path"].replace(",", ",,")
-        argv += ["-blockdev", f"driver=raw,node-name={node},file.driver=file,"
-                              f"file.filename={path},cache.direct=off"
+        argv += ["-blockdev", f"driver=raw,node-name={node},file.driver="
+                              f"{protocol(vol['path'])},file.filename={path},cache.direct=off"
                               + (",read-only=on" if vol.get("read_only") else ""),
                  "-device", f"virtio-blk-pci,drive={node},id={device_id(vol['volume_id'])},"
                             f"serial={vol['volume_id'][:20]}"]
@@ -54,7 +65,7 @@ async def hot_plug(qmp_path: str, volume: dict[str, Any]) -> None:
         async with await QmpClient.connect(qmp_path) as qmp:
             await qmp.execute("blockdev-add", {
                 "driver": "raw", "node-name": node, "read-only": bool(volume.get("read_only")),
-                "file": {"driver": "file", "filename": volume["path"]}})
+                "file": {"driver": protocol(volume["path"]), "filename": volume["path"]}})
             try:
                 await qmp.execute("device_add", {
                     "driver": "virtio-blk-pci", "drive": node,

@@ -8,6 +8,7 @@ from novalite.api import (
     aggregates,
     availability_zones,
     compute_services,
+    compute_volumes,
     extensions,
     flavors,
     hosts,
@@ -48,6 +49,7 @@ ROUTERS: list[Router] = [
     migrations.router,
     volume_attachments.router,
     server_networks.router,
+    compute_volumes.router,
 ]
 #: Modules that only register server actions (on server_actions' registry).
 ACTION_MODULES = [server_lifecycle_b]

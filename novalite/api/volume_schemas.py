@@ -39,11 +39,17 @@ METADATA: dict[str, Any] = {
     "required": ["metadata"], "additionalProperties": False,
 }
 
+META_ITEM: dict[str, Any] = {
+    "type": "object", "properties": {"meta": {**_METADATA, "type": "object"}},
+    "required": ["meta"], "additionalProperties": False,
+}
+
 SNAPSHOT_CREATE: dict[str, Any] = {
     "type": "object",
     "properties": {"snapshot": {"type": "object", "properties": {
         "name": _NAME, "display_name": _NAME, "description": _NAME,
-        "display_description": _NAME, "volume_id": {"type": "string", "maxLength": 36},
+        "display_description": _NAME,
+        "volume_id": {"type": ["string", "null"], "maxLength": 36},
         "force": {"type": ["boolean", "string", "null"]}, "metadata": _METADATA,
     }, "required": ["volume_id"], "additionalProperties": False}},
     "required": ["snapshot"], "additionalProperties": False,

@@ -10,9 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.api import volume_schemas as vs
+from novalite.api.schemas import validate
 from novalite.api.framework import (
     ActionRegistry,
     ApiCall,
@@ -21,6 +24,7 @@ from novalite.api.framework import (
     Reply,
     Router,
     Services,
+    error_response,
     starlette_routes,
 )
 from novalite.api.views import iso_usec
@@ -28,7 +32,7 @@ from novalite.db.models import Volume, VolumeAttachment, VolumeSnapshot
 from novalite.exceptions import BadRequest, NotFound
 from novalite.policy import authorize
 from novalite.volume import states
-from novalite.volume.api import RESOURCES, VolumeAPI, VolumeRecord
+from novalite.volume.api import VolumeAPI, VolumeRecord
 
 router = Router()
 MAX_VERSION = "3.42"
@@ -40,15 +44,34 @@ def _api(call: ApiCall | Call) -> VolumeAPI:
     return call.services.compute.volumes
 
 
-def _volume_mv(call: ApiCall) -> tuple[int, int]:
-    """The ``OpenStack-API-Version: volume 3.N`` asked for (3.0 without one)."""
-    for item in call.request.headers.get("openstack-api-version", "").split(","):
+def _max() -> tuple[int, int]:
+    major, _, minor = MAX_VERSION.partition(".")
+    return int(major), int(minor)
+
+
+def requested_version(request: Request) -> tuple[int, int]:
+    """The ``OpenStack-API-Version: volume 3.N`` a request asks for (3.0 without one,
+    the newest for ``latest``); NotFound for one out of 3.0-MAX_VERSION, as Cinder's
+    VersionNotFoundForAPIMethod, BadRequest for one that is not a version."""
+    for item in request.headers.get("openstack-api-version", "").split(","):
         parts = item.strip().split()
         if len(parts) == 2 and parts[0].lower() == "volume":
+            if parts[1].lower() == "latest":
+                return _max()
             major, _, minor = parts[1].partition(".")
-            if major.isdigit() and minor.isdigit():
-                return int(major), int(minor)
+            if not (major.isdigit() and minor.isdigit()):
+                raise BadRequest(f"Invalid API version request string {parts[1]}")
+            wanted = int(major), int(minor)
+            if not (3, 0) <= wanted <= _max():
+                raise NotFound(f"Version {parts[1]} is not supported by the API. Minimum "
+                               f"is 3.0 and maximum is {MAX_VERSION}.")
+            return wanted
     return 3, 0
+
+
+def _volume_mv(call: ApiCall) -> tuple[int, int]:
+    """The volume microversion of the call (see :func:`requested_version`)."""
+    return requested_version(call.request)
 
 
 def _truthy(value: Any) -> bool:
@@ -67,7 +90,11 @@ def attachment_view(att: VolumeAttachment) -> dict[str, Any]:
             "device": att.device, "attached_at": iso_usec(att.attached_at)}
 
 
-def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dict[str, Any]:
+def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True,
+                extended: bool = True) -> dict[str, Any]:
+    """Cinder's volume view. ``extended``: with the attributes Cinder's extensions add
+    to a show or a detailed list (tenant, image metadata, host and migration for
+    admins), which the answers to a create or an update do not carry."""
     vol: Volume = record.volume
     out: dict[str, Any] = {"id": vol.id, "name": vol.name, "links": _link(call, "volumes",
                                                                            vol.id)}
@@ -80,11 +107,13 @@ def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dic
         "snapshot_id": vol.snapshot_id, "source_volid": vol.source_volid,
         "metadata": dict(vol.metadata_), "bootable": "true" if vol.bootable else "false",
         "encrypted": False, "multiattach": False, "replication_status": None,
-        "consistencygroup_id": None, "user_id": vol.user_id,
-        "os-vol-tenant-attr:tenant_id": vol.project_id, "migration_status": None,
+        "consistencygroup_id": None, "user_id": vol.user_id, "migration_status": None,
         "attachments": [attachment_view(a) for a in record.attachments
                         if a.attach_status == states.ATTACHED],
     })
+    if not extended:
+        return out
+    out["os-vol-tenant-attr:tenant_id"] = vol.project_id
     if vol.image_metadata:
         out["volume_image_metadata"] = dict(vol.image_metadata)
     if call.ctx.is_admin:
@@ -94,12 +123,17 @@ def volume_view(call: ApiCall, record: VolumeRecord, detail: bool = True) -> dic
     return out
 
 
-def snapshot_view(snap: VolumeSnapshot) -> dict[str, Any]:
-    return {"id": snap.id, "volume_id": snap.volume_id, "status": snap.status,
-            "size": snap.size, "name": snap.name, "description": snap.description,
-            "created_at": iso_usec(snap.created_at), "updated_at": iso_usec(snap.updated_at),
-            "metadata": dict(snap.metadata_), "os-extended-snapshot-attributes:project_id":
-            snap.project_id, "os-extended-snapshot-attributes:progress": "100%"}
+def snapshot_view(snap: VolumeSnapshot, extended: bool = True) -> dict[str, Any]:
+    """Cinder's snapshot view; ``extended`` as :func:`volume_view`'s (a show or a
+    detailed list carries the project and progress; a create or update does not)."""
+    out = {"id": snap.id, "volume_id": snap.volume_id, "status": snap.status,
+           "size": snap.size, "name": snap.name, "description": snap.description,
+           "created_at": iso_usec(snap.created_at), "updated_at": iso_usec(snap.updated_at),
+           "metadata": dict(snap.metadata_)}
+    if extended:
+        out["os-extended-snapshot-attributes:project_id"] = snap.project_id
+        out["os-extended-snapshot-attributes:progress"] = "100%"
+    return out
 
 
 def _filters(call: ApiCall) -> tuple[bool, dict[str, Any]]:
@@ -117,6 +151,85 @@ def _filters(call: ApiCall) -> tuple[bool, dict[str, Any]]:
         except (ValueError, SyntaxError, TypeError):
             raise BadRequest("Invalid input received: metadata must be a dict") from None
     return all_tenants, filters
+
+
+#: The keys a list may be sorted by (Cinder's; ``name`` also as ``display_name``).
+SORT_KEYS = ("id", "name", "display_name", "status", "size", "availability_zone",
+             "created_at", "updated_at", "bootable", "volume_id", "project_id")
+
+
+def _int_param(call: ApiCall, name: str) -> int | None:
+    raw = call.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadRequest(f"Invalid input received: {name} must be a non-negative "
+                         f"integer, not {raw!r}")
+    return value
+
+
+def _sort_spec(call: ApiCall) -> list[tuple[str, bool]]:
+    """``sort=k1:asc,k2`` or ``sort_key``/``sort_dir`` as (key, descending) pairs
+    (Cinder's default: ``created_at`` descending, then ``id``)."""
+    items: list[tuple[str, str]] = []
+    if call.query.get("sort"):
+        if call.query.get("sort_key") or call.query.get("sort_dir"):
+            raise BadRequest("Invalid input received: The 'sort_key' and 'sort_dir' "
+                             "parameters are deprecated and cannot be used with the "
+                             "'sort' parameter.")
+        for part in str(call.query["sort"]).split(","):
+            key, _, direction = part.strip().partition(":")
+            items.append((key.strip(), direction.strip() or "desc"))
+    elif call.query.get("sort_key") or call.query.get("sort_dir"):
+        items.append((str(call.query.get("sort_key") or "created_at"),
+                      str(call.query.get("sort_dir") or "desc")))
+    out = []
+    for key, direction in items:
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid input received: Invalid sort key {key!r}")
+        if direction.lower() not in ("asc", "desc"):
+            raise BadRequest(f"Invalid input received: Unknown sort direction, must be "
+                             f"'desc' or 'asc': {direction}")
+        out.append(("name" if key == "display_name" else key, direction.lower() == "desc"))
+    return out or [("created_at", True)]
+
+
+def next_links(call: ApiCall, kind: str, shown: list[Any], row_of: Any) -> dict[str, Any]:
+    """``<kind>_links`` with the next page's URL when a ``limit`` filled the page."""
+    limit = _int_param(call, "limit")
+    if not limit or len(shown) < limit:
+        return {}
+    query = {k: v for k, v in call.query.items() if k != "marker"}
+    query["marker"] = row_of(shown[-1]).id
+    url = call.request.url.replace_query_params(**query)
+    return {f"{kind}_links": [{"rel": "next", "href": str(url)}]}
+
+
+def paginate(call: ApiCall, rows: list[Any], row_of: Any) -> list[Any]:
+    """Cinder's ``sort``/``sort_key``/``sort_dir``, ``marker``, ``offset`` and ``limit``
+    over ``rows`` (``row_of(item)``: the model row); 400 for a bad value, 404 for a
+    marker that is not in the list."""
+    limit, offset = _int_param(call, "limit"), _int_param(call, "offset")
+    for key, descending in reversed([*_sort_spec(call), ("id", True)]):
+        present = [r for r in rows if getattr(row_of(r), key, None) is not None]
+        absent = [r for r in rows if getattr(row_of(r), key, None) is None]
+        present.sort(key=lambda r: getattr(row_of(r), key), reverse=descending)
+        rows = present + absent
+    marker = call.query.get("marker")
+    if marker:
+        ids = [row_of(r).id for r in rows]
+        if marker not in ids:
+            raise NotFound(f"Marker {marker} could not be found.")
+        rows = rows[ids.index(marker) + 1:]
+    if offset:
+        rows = rows[offset:]
+    if limit is not None:
+        rows = rows[:limit]
+    return rows
 
 
 # -- versions ---------------------------------------------------------------------------
@@ -156,21 +269,59 @@ async def create(call: ApiCall) -> Reply:
         metadata=body.get("metadata"), image_id=body.get("imageRef") or body.get("image_id"),
         snapshot_id=body.get("snapshot_id"), source_volid=body.get("source_volid"),
         availability_zone=body.get("availability_zone"))
-    return Reply(202, {"volume": volume_view(call, record)})
+    return Reply(202, {"volume": volume_view(call, record, extended=False)})
 
 
 @router.route("GET", "/v3/volumes", rule="volume:get_all")
 async def index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
-    return {"volumes": [volume_view(call, r, detail=False) for r in rows]}
+    rows = paginate(call, rows, lambda r: r.volume)
+    return {"volumes": [volume_view(call, r, detail=False) for r in rows],
+            **next_links(call, "volumes", rows, lambda r: r.volume)}
 
 
 @router.route("GET", "/v3/volumes/detail", rule="volume:get_all")
 async def detail(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
-    return {"volumes": [volume_view(call, r) for r in rows]}
+    rows = paginate(call, rows, lambda r: r.volume)
+    return {"volumes": [volume_view(call, r) for r in rows],
+            **next_links(call, "volumes", rows, lambda r: r.volume)}
+
+
+@router.route("GET", "/v3/volumes/", rule="volume:get")
+@router.route("PUT", "/v3/volumes/", rule="volume:update")
+@router.route("DELETE", "/v3/volumes/", rule="volume:delete")
+async def no_volume_id(call: ApiCall) -> dict[str, Any]:
+    """A volume's URL without its id (Cinder: 404)."""
+    raise NotFound("Volume  could not be found.")
+
+
+@router.route("GET", "/v3/volumes/summary", rule="volume:get_volume_summary")
+async def summary(call: ApiCall) -> dict[str, Any]:
+    """Count and total size of the caller's volumes (3.12), and the metadata values
+    they hold per key (3.36)."""
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list(call.ctx, all_tenants=all_tenants, filters=filters)
+    out: dict[str, Any] = {"total_size": sum(r.volume.size for r in rows),
+                           "total_count": len(rows)}
+    if _volume_mv(call) >= (3, 36):
+        meta: dict[str, list[str]] = {}
+        for r in rows:
+            for k, v in r.volume.metadata_.items():
+                if v not in meta.setdefault(k, []):
+                    meta[k].append(v)
+        out["metadata"] = meta
+    return {"volume-summary": out}
+
+
+@router.route("GET", "/v3/os-availability-zone",
+              rule="volume_extension:availability_zone_list")
+async def availability_zones(call: ApiCall) -> dict[str, Any]:
+    return {"availabilityZoneInfo": [{
+        "zoneName": call.services.compute.cfg.compute.availability_zone,
+        "zoneState": {"available": True}}]}
 
 
 @router.route("GET", "/v3/volumes/{volume_id}", rule="volume:get")
@@ -189,7 +340,7 @@ async def update(call: ApiCall) -> dict[str, Any]:
     if body.get("metadata") is not None:
         values["metadata_"] = dict(body["metadata"])
     record = await _api(call).update(call.ctx, call.params["volume_id"], values)
-    return {"volume": volume_view(call, record)}
+    return {"volume": volume_view(call, record, extended=False)}
 
 
 @router.route("DELETE", "/v3/volumes/{volume_id}", rule="volume:delete")
@@ -231,6 +382,36 @@ async def metadata_delete(call: ApiCall) -> Reply:
     meta.pop(call.params["key"])
     await _api(call).update(call.ctx, record.volume.id, {"metadata_": meta})
     return Reply(200)
+
+
+@router.route("GET", "/v3/volumes/{volume_id}/metadata/{key}", rule="volume:get")
+async def metadata_item_show(call: ApiCall) -> dict[str, Any]:
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    return {"meta": _item(record.volume.metadata_, call.params["key"])}
+
+
+@router.route("PUT", "/v3/volumes/{volume_id}/metadata/{key}", rule="volume:update")
+async def metadata_item_set(call: ApiCall) -> dict[str, Any]:
+    meta = _meta_item(call)
+    record = await _api(call).get(call.ctx, call.params["volume_id"])
+    merged = {**record.volume.metadata_, **meta}
+    await _api(call).update(call.ctx, record.volume.id, {"metadata_": merged})
+    return {"meta": meta}
+
+
+def _item(metadata: dict[str, str], key: str) -> dict[str, str]:
+    if key not in metadata:
+        raise NotFound("Metadata item was not found")
+    return {key: metadata[key]}
+
+
+def _meta_item(call: ApiCall) -> dict[str, str]:
+    """The ``{"meta": {key: value}}`` body of a metadata item's PUT: one key, the URL's."""
+    given = validate(call.body, vs.META_ITEM)["meta"]
+    if list(given) != [call.params["key"]]:
+        raise BadRequest("Request body and URI mismatch" if len(given) == 1 else
+                         "Request body contains too many items")
+    return dict(given)
 
 
 volume_actions = ActionRegistry(
@@ -279,6 +460,30 @@ async def set_bootable(call: ApiCall, args: Any) -> Reply:
     return Reply(200)
 
 
+@volume_actions.action("os-reserve", rule="volume:update")
+async def reserve(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy reserve: ``available`` to ``attaching`` (400 from any other)."""
+    await _api(call).reserve(call.ctx, call.params["volume_id"], reserve=True)
+    return Reply(202)
+
+
+@volume_actions.action("os-unreserve", rule="volume:update")
+async def unreserve(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy unreserve: a reserved (``attaching``) volume is available again."""
+    await _api(call).reserve(call.ctx, call.params["volume_id"], reserve=False)
+    return Reply(202)
+
+
+@volume_actions.action("os-attach", rule="volume:update")
+@volume_actions.action("os-detach", rule="volume:update")
+async def legacy_attach(call: ApiCall, args: Any) -> Reply:
+    """Cinder's legacy attach and detach records: attaching is Nova's here
+    (``os-volume_attachments``, which hot-plugs the disk), so they are refused."""
+    await _api(call).get(call.ctx, call.params["volume_id"])
+    raise BadRequest("Invalid volume: attach and detach a volume through the compute "
+                     "API (os-volume_attachments)")
+
+
 @volume_actions.action("os-update_readonly_flag", rule="volume:update")
 async def readonly(call: ApiCall, args: Any) -> Reply:
     await _api(call).get(call.ctx, call.params["volume_id"])
@@ -289,23 +494,31 @@ async def readonly(call: ApiCall, args: Any) -> Reply:
 @router.route("POST", "/v3/snapshots", rule="volume:create_snapshot", body=vs.SNAPSHOT_CREATE)
 async def snapshot_create(call: ApiCall) -> Reply:
     body = call.body["snapshot"]
+    if body["volume_id"] is None:  # Cinder looks it up, and finds none
+        raise NotFound("Volume None could not be found.")
     snap = await _api(call).create_snapshot(
         call.ctx, body["volume_id"], name=body.get("name", body.get("display_name")),
         description=body.get("description", body.get("display_description")),
         metadata=body.get("metadata"), force=_truthy(body.get("force", False)))
-    return Reply(202, {"snapshot": snapshot_view(snap)})
+    return Reply(202, {"snapshot": snapshot_view(snap, extended=False)})
 
 
 @router.route("GET", "/v3/snapshots", rule="volume:get_all_snapshots")
 async def snapshot_index(call: ApiCall) -> dict[str, Any]:
     all_tenants, filters = _filters(call)
     rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
-    return {"snapshots": [snapshot_view(r) for r in rows]}
+    rows = paginate(call, rows, lambda r: r)
+    return {"snapshots": [snapshot_view(r, extended=False) for r in rows],
+            **next_links(call, "snapshots", rows, lambda r: r)}
 
 
 @router.route("GET", "/v3/snapshots/detail", rule="volume:get_all_snapshots")
 async def snapshot_detail(call: ApiCall) -> dict[str, Any]:
-    return await snapshot_index(call)
+    all_tenants, filters = _filters(call)
+    rows = await _api(call).list_snapshots(call.ctx, all_tenants, filters)
+    rows = paginate(call, rows, lambda r: r)
+    return {"snapshots": [snapshot_view(r) for r in rows],
+            **next_links(call, "snapshots", rows, lambda r: r)}
 
 
 @router.route("GET", "/v3/snapshots/{snapshot_id}", rule="volume:get_snapshot")
@@ -323,13 +536,68 @@ async def snapshot_update(call: ApiCall) -> dict[str, Any]:
         if key in body or alias in body:
             values[key] = body.get(key, body.get(alias))
     snap = await _api(call).update_snapshot(call.ctx, call.params["snapshot_id"], values)
-    return {"snapshot": snapshot_view(snap)}
+    return {"snapshot": snapshot_view(snap, extended=False)}
 
 
 @router.route("DELETE", "/v3/snapshots/{snapshot_id}", rule="volume:delete_snapshot")
 async def snapshot_delete(call: ApiCall) -> Reply:
     await _api(call).delete_snapshot(call.ctx, call.params["snapshot_id"])
     return Reply(202)
+
+
+async def _snapshot_metadata(call: ApiCall, merge: dict[str, str] | None = None,
+                             replace: dict[str, str] | None = None,
+                             drop: str | None = None) -> dict[str, str]:
+    api = _api(call)
+    snap = await api.get_snapshot(call.ctx, call.params["snapshot_id"])
+    meta = dict(snap.metadata_)
+    if drop is not None:
+        _item(meta, drop)
+        meta.pop(drop)
+    meta = dict(replace) if replace is not None else {**meta, **(merge or {})}
+    if merge is not None or replace is not None or drop is not None:
+        snap = await api.update_snapshot(call.ctx, snap.id, {"metadata_": meta})
+    return dict(snap.metadata_)
+
+
+@router.route("GET", "/v3/snapshots/{snapshot_id}/metadata", rule="volume:get_snapshot")
+async def snapshot_metadata_show(call: ApiCall) -> dict[str, Any]:
+    return {"metadata": await _snapshot_metadata(call)}
+
+
+@router.route("POST", "/v3/snapshots/{snapshot_id}/metadata",
+              rule="volume:update_snapshot", body=vs.METADATA)
+async def snapshot_metadata_merge(call: ApiCall) -> dict[str, Any]:
+    given = call.body["metadata"]
+    return {"metadata": await _snapshot_metadata(call, merge=dict(given))}
+
+
+@router.route("PUT", "/v3/snapshots/{snapshot_id}/metadata",
+              rule="volume:update_snapshot", body=vs.METADATA)
+async def snapshot_metadata_replace(call: ApiCall) -> dict[str, Any]:
+    given = call.body["metadata"]
+    return {"metadata": await _snapshot_metadata(call, replace=dict(given))}
+
+
+@router.route("GET", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:get_snapshot")
+async def snapshot_metadata_item_show(call: ApiCall) -> dict[str, Any]:
+    return {"meta": _item(await _snapshot_metadata(call), call.params["key"])}
+
+
+@router.route("PUT", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_item_set(call: ApiCall) -> dict[str, Any]:
+    meta = _meta_item(call)
+    await _snapshot_metadata(call, merge=meta)
+    return {"meta": meta}
+
+
+@router.route("DELETE", "/v3/snapshots/{snapshot_id}/metadata/{key}",
+              rule="volume:update_snapshot")
+async def snapshot_metadata_item_delete(call: ApiCall) -> Reply:
+    await _snapshot_metadata(call, drop=call.params["key"])
+    return Reply(200)
 
 
 # -- volume types -----------------------------------------------------------------------
@@ -400,11 +668,9 @@ async def quota_show(call: ApiCall) -> dict[str, Any]:
     limits, used = await _api(call).quotas(target)
     if _truthy(call.query.get("usage", "false")):
         return {"quota_set": {"id": target, **{
-            k: {"limit": limits[k], "in_use": used[k], "reserved": 0, "allocated": 0}
-            for k in RESOURCES}}}
-    return {"quota_set": {"id": target, **{k: limits[k] for k in RESOURCES},
-                          "backups": 10, "backup_gigabytes": 1000, "groups": 10,
-                          "per_volume_gigabytes": -1}}
+            k: {"limit": limit, "in_use": used.get(k, 0), "reserved": 0, "allocated": 0}
+            for k, limit in limits.items()}}}
+    return {"quota_set": {"id": target, **limits}}
 
 
 @router.route("GET", "/v3/os-quota-sets/{target}/defaults",
@@ -419,7 +685,13 @@ async def quota_update(call: ApiCall) -> dict[str, Any]:
     given = call.body["quota_set"]
     given = {k: v for k, v in given.items() if k not in ("tenant_id", "id")}
     limits = await _api(call).update_quotas(call.params["target"], given)
-    return {"quota_set": {k: limits[k] for k in RESOURCES}}
+    return {"quota_set": limits}
+
+
+@router.route("DELETE", "/v3/os-quota-sets/{target}", rule="volume_extension:quotas:delete")
+async def quota_delete(call: ApiCall) -> Reply:
+    await _api(call).reset_quotas(call.params["target"])
+    return Reply(200)
 
 
 @router.route("GET", "/v3/limits", rule="limits_extension:used_limits")
@@ -436,8 +708,28 @@ async def limits(call: ApiCall) -> dict[str, Any]:
 ROUTERS = [router]
 
 
+def _versioned(route: Route) -> Route:
+    """``route`` answering Cinder's ``OpenStack-API-Version: volume 3.N`` header (the
+    version the request asked for; a version out of range is refused before the
+    handler runs)."""
+    inner = route.endpoint
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            major, minor = requested_version(request)
+        except (BadRequest, NotFound) as exc:
+            return error_response(exc, "nova")
+        response: Response = await inner(request)
+        response.headers["OpenStack-API-Version"] = f"volume {major}.{minor}"
+        response.headers["Vary"] = "OpenStack-API-Version"
+        return response
+
+    return Route(route.path, endpoint, methods=list(route.methods or ()))
+
+
 def routes(services: Services, authenticate: Authenticator) -> list[Route]:
     """The routes under ``/volume``: Cinder's ``/v3/{project_id}/...`` and ``/v3/...``."""
-    return [*starlette_routes(ROUTERS, services, authenticate=authenticate),
-            *starlette_routes(ROUTERS, services, authenticate=authenticate,
-                              prefix="{project_id}")]
+    return [_versioned(r) for r in (
+        *starlette_routes(ROUTERS, services, authenticate=authenticate),
+        *starlette_routes(ROUTERS, services, authenticate=authenticate,
+                          prefix="{project_id}"))]

@@ -33,8 +33,12 @@ from novalite.volume.backends import BackendError, VolumeBackend, load_backend
 
 log = structlog.get_logger("novalite.volume")
 
-#: Cinder's quota resources.
+#: Cinder's quota resources counted here.
 RESOURCES = ("volumes", "gigabytes", "snapshots")
+#: Cinder's other quota keys, kept and shown: nothing here makes backups or groups
+#: (their usage is 0); ``per_volume_gigabytes`` caps each volume's size (-1: none).
+OTHER_LIMITS = {"backups": 10, "backup_gigabytes": 1000, "groups": 10,
+                "per_volume_gigabytes": -1}
 
 
 class OverLimit(NovaliteError):
@@ -75,7 +79,8 @@ class VolumeAPI:
         #: The bus, to tell a compute host that an attached volume grew (None: no
         #: in-use extend).
         self.rpc = rpc
-        self.backend = backend or load_backend(cfg.volume.backend, cfg.state_path)
+        self.backend = backend or load_backend(cfg.volume.backend, cfg.state_path,
+                                                 cfg.volume)
         self.volume_type = cfg.volume.default_volume_type
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
         self._quota_lock = trio.Lock()
@@ -84,7 +89,7 @@ class VolumeAPI:
     def defaults(self) -> dict[str, int]:
         v = self.cfg.volume
         return {"volumes": v.quota_volumes, "gigabytes": v.quota_gigabytes,
-                "snapshots": v.quota_snapshots}
+                "snapshots": v.quota_snapshots, **OTHER_LIMITS}
 
     def limits_in(self, s: Session, project_id: str) -> dict[str, int]:
         limits = self.defaults()
@@ -100,7 +105,7 @@ class VolumeAPI:
 
     async def update_quotas(self, project_id: str, values: dict[str, Any]) -> dict[str, int]:
         for name, value in values.items():
-            if name not in RESOURCES:
+            if name not in RESOURCES and name not in OTHER_LIMITS:
                 raise BadRequest(f"Bad key(s) in quota set: {name}")
             if not isinstance(value, int) or isinstance(value, bool) or value < -1:
                 raise BadRequest(f"Quota limit {value} for {name} must be an integer "
@@ -118,6 +123,21 @@ class VolumeAPI:
             return self.limits_in(s, project_id)
 
         return await self.db.write(work)
+
+    async def reset_quotas(self, project_id: str) -> None:
+        """Back to the defaults (Cinder's ``DELETE os-quota-sets/{project}``)."""
+        def work(s: Session) -> None:
+            for row in s.exec(select(Quota).where(
+                    Quota.project_id == _quota_project(project_id))).all():
+                s.delete(row)
+
+        await self.db.write(work)
+
+    def _check_size_limit(self, s: Session, project_id: str, size: int) -> None:
+        limit = self.limits_in(s, project_id)["per_volume_gigabytes"]
+        if limit >= 0 and size > limit:
+            raise OverLimit(f"VolumeSizeExceedsLimit: Requested volume size {size}G is "
+                            f"larger than maximum allowed limit {limit}G.")
 
     def _check_quota(self, s: Session, project_id: str, volumes: int = 0,
                      gigabytes: int = 0, snapshots: int = 0) -> None:
@@ -186,8 +206,13 @@ class VolumeAPI:
         """Make a volume: blank, from an image (its data fetched from the image API over
         HTTP as the caller), from a snapshot or from another volume."""
         source_size, source_location, image = 0, None, None
+        # A copy of a bootable volume is bootable, with its image metadata (Cinder's).
+        source_bootable, source_image_meta = False, None
         if snapshot_id:
             snap = await self.get_snapshot(ctx, snapshot_id)
+            origin = await self.db.read(lambda s: s.get(Volume, snap.volume_id))
+            source_bootable = bool(origin and origin.bootable)
+            source_image_meta = origin.image_metadata if origin else None
             if snap.status != states.AVAILABLE:
                 raise BadRequest("Invalid snapshot: Originating snapshot status must be "
                                  "one of 'available' values")
@@ -198,6 +223,7 @@ class VolumeAPI:
                 raise BadRequest(f"Invalid volume: Volume {source_volid} status must be "
                                  "available or in-use")
             source_size, source_location = src.size, src.provider_location
+            source_bootable, source_image_meta = src.bootable, src.image_metadata
         elif image_id:
             image = await self._image(ctx, image_id)
             source_size = max(int(image.get("min_disk") or 0),
@@ -215,14 +241,16 @@ class VolumeAPI:
             raise BadRequest(f"Invalid input received: Availability zone '{az}' is invalid.")
 
         def record(s: Session) -> Volume:
+            self._check_size_limit(s, ctx.project_id, size)
             self._check_quota(s, ctx.project_id, volumes=1, gigabytes=size)
             row = Volume(project_id=ctx.project_id, user_id=ctx.user_id, name=name,
                          description=description, size=size, metadata_=dict(metadata or {}),
                          volume_type=self.volume_type, availability_zone=az,
                          image_id=image_id, snapshot_id=snapshot_id,
                          source_volid=source_volid, backend=self.backend.name,
-                         bootable=bool(bootable) or image is not None,
-                         image_metadata=_image_metadata(image))
+                         bootable=bool(bootable) or image is not None or source_bootable,
+                         image_metadata=_image_metadata(image) if image is not None
+                         else dict(source_image_meta or {}))
             s.add(row)
             return row
 
@@ -367,6 +395,7 @@ class VolumeAPI:
                              f"{new_size}).")
 
         def mark(s: Session) -> None:
+            self._check_size_limit(s, vol.project_id, new_size)
             self._check_quota(s, vol.project_id, gigabytes=new_size - vol.size)
             row = s.get(Volume, volume_id)
             assert row is not None
@@ -411,6 +440,28 @@ class VolumeAPI:
             held = s.exec(select(VolumeAttachment).where(
                 VolumeAttachment.volume_id == volume_id)).first() is not None
             row.status = states.IN_USE if held else states.AVAILABLE
+            s.add(row)
+
+        await self.db.write(work)
+
+    async def reserve(self, ctx: AuthContext, volume_id: str, *, reserve: bool) -> None:
+        """Cinder's legacy ``os-reserve`` (``available`` -> ``attaching``) and
+        ``os-unreserve`` (a reserved volume back to ``available``); a reservation a
+        killed service left is undone by :func:`reconcile`."""
+        await self.get(ctx, volume_id)
+
+        def work(s: Session) -> None:
+            row = s.get(Volume, volume_id)
+            assert row is not None
+            if reserve:
+                if row.status != states.AVAILABLE:
+                    raise BadRequest(f"Invalid volume: Volume status must be available to "
+                                     f"reserve, but the status is {row.status}.")
+                row.status = states.ATTACHING
+            elif row.status == states.ATTACHING and s.exec(select(VolumeAttachment).where(
+                    VolumeAttachment.volume_id == volume_id)).first() is None:
+                row.status = states.AVAILABLE
+            row.updated_at = utcnow()
             s.add(row)
 
         await self.db.write(work)

