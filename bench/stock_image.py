@@ -13,7 +13,8 @@ under TCG where KVM cannot run Linux.
   ``ifupdown`` + ``isc-dhcp-client`` (cloud-init's ENI renderer) and ``sudo``; nothing
   in cloud-init's files is touched. The image keeps no SSH host keys, no machine-id,
   no resolv.conf and no apt cache (each instance makes its own, as in Debian's images);
-  ``/etc/fstab`` names the root file system by UUID.
+  ``/etc/fstab`` names the root file system by UUID; ``en_US.UTF-8`` is generated and
+  set as the default locale (what cloud-init's locale module asks for on Debian).
 * One MBR partition, ext4 made by ``mkfs.ext4 -d`` straight from the tree (no loop
   device, no mount), GRUB for BIOS from the host's ``grub-pc-bin``: ``grub-mkimage``
   builds the core image (``biosdisk part_msdos ext2``), written after the MBR as
@@ -115,6 +116,12 @@ def configure(tree: Path, fs_uuid: str) -> tuple[str, str]:
     (tree / "etc/hostname").write_text("localhost\n")
     (tree / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
     (tree / "etc/machine-id").write_text("")
+    # The image's locale, made at build time as Debian's images do: Debian's
+    # locale-gen builds only what /etc/locale.gen lists, so cloud-init's locale module
+    # (en_US.UTF-8 by default) finds it already set instead of failing to generate it.
+    (tree / "etc/locale.gen").write_text("en_US.UTF-8 UTF-8\n")
+    (tree / "etc/default/locale").write_text("LANG=en_US.UTF-8\n")
+    run(["chroot", str(tree), "locale-gen"])
     for path in [*glob.glob(str(tree / "etc/ssh/ssh_host_*")),
                  *glob.glob(str(tree / "var/cache/apt/archives/*.deb")),
                  *glob.glob(str(tree / "var/lib/apt/lists/*_Packages")),
@@ -291,7 +298,7 @@ def boot_and_verify(image: Path, driver: str, root: Path) -> int:
             print(f"   {label:34s} {when:7.1f} s")
         # What the unmodified cloud-init did, seen from inside.
         out = ssh(port, key, "cloud-init status --wait --long >/dev/null 2>&1; "
-                  "echo hostname=$(hostname); echo fqdn=$(hostname -f); "
+                  "echo hostname=$(hostname); "
                   "echo instance-id=$(cat /var/lib/cloud/data/instance-id); "
                   "echo cloud-id=$(cloud-id); "
                   "echo datasource=$(cat /run/cloud-init/cloud-id 2>/dev/null); "
@@ -303,12 +310,17 @@ def boot_and_verify(image: Path, driver: str, root: Path) -> int:
                   "echo status=$(cloud-init status | tr '\\n' ' '); "
                   "echo errors=$(grep -c -E 'WARNING|ERROR|Traceback' /var/log/cloud-init.log); "
                   "echo cloud-init=$(dpkg-query -W -f='${Version}' cloud-init); "
-                  "echo kernel=$(uname -r); echo sudo=$(sudo -n id -un)", timeout=600)
+                  "echo kernel=$(uname -r); echo sudo=$(sudo -n id -un); "
+                  "echo boot=$(systemd-analyze | head -1); "
+                  "echo slowest=$(systemd-analyze blame | head -4 | tr -s ' ' | tr '\\n' ';'); "
+                  "echo network=$(grep -v '^#' /etc/network/interfaces.d/50-cloud-init | "
+                  "tr -s ' \\n' ' ')", timeout=600)
         facts = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
         mine = run(["sh", "-c", f"cut -d' ' -f1-2 {key}.pub | md5sum | cut -c1-8"]).strip()
         expected = {
-            "hostname": "debian-stock-1", "instance-id": sid, "cloud-id": "openstack",
+            "hostname": "debian-stock-1", "instance-id": sid, "cloud-id": "configdrive",
             "ds": "DataSourceConfigDrive", "user-data-file": "user data reached the guest",
+            "status": "status: done",
             "runcmd": "runcmd-ran-42", "key": mine, "sudo": "root",
         }
         print("\n== what Debian's cloud-init did (read over SSH as "
