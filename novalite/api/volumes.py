@@ -15,7 +15,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from novalite.api import volume_schemas as vs
-from novalite.api.schemas import validate
 from novalite.api.framework import (
     ActionRegistry,
     ApiCall,
@@ -27,6 +26,7 @@ from novalite.api.framework import (
     error_response,
     starlette_routes,
 )
+from novalite.api.schemas import validate
 from novalite.api.views import iso_usec
 from novalite.db.models import Volume, VolumeAttachment, VolumeSnapshot
 from novalite.exceptions import BadRequest, NotFound
