@@ -130,3 +130,54 @@ def test_a_server_without_security_groups_has_no_security_groups_key(
     finally:
         c.delete(f"{API}/servers/{sid}")
         wait_gone(c, sid)
+
+
+def test_disk_config_is_kept_and_shown(server: RunningServer) -> None:
+    """OS-DCF:diskConfig as given at create, update, rebuild and resize; a value outside
+    AUTO/MANUAL and AUTO on an image that disables it are 400s, nothing created."""
+    with server.client() as c:
+        r = c.post(f"{API}/servers", json={"server": {
+            "name": "dcf", "imageRef": c.get("/image/v2/images", params={"name": "demo"})
+            .json()["images"][0]["id"], "flavorRef": "1", "OS-DCF:diskConfig": "AUTO"}})
+        assert r.status_code == 202, r.text
+        sid = r.json()["server"]["id"]
+        assert r.json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+        try:
+            shown = wait_status(c, sid, "ACTIVE")
+            assert shown["OS-DCF:diskConfig"] == "AUTO"
+            detail = c.get(f"{API}/servers/detail", params={"name": "^dcf$"}).json()["servers"]
+            assert [s["OS-DCF:diskConfig"] for s in detail] == ["AUTO"]
+            r = c.put(f"{API}/servers/{sid}", json={"server": {"OS-DCF:diskConfig": "MANUAL"}})
+            assert r.status_code == 200 and r.json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
+            r = c.post(f"{API}/servers/{sid}/action", json={"rebuild": {
+                "imageRef": shown["image"]["id"], "OS-DCF:diskConfig": "AUTO"}})
+            assert r.status_code == 202, r.text
+            assert wait_status(c, sid, "ACTIVE")["OS-DCF:diskConfig"] == "AUTO"
+            r = c.put(f"{API}/servers/{sid}", json={"server": {"OS-DCF:diskConfig": "auto"}})
+            assert r.status_code == 400, r.text
+            assert c.get(f"{API}/servers/{sid}").json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+        finally:
+            c.delete(f"{API}/servers/{sid}")
+            wait_gone(c, sid)
+        # An image that disables automatic disk resize refuses AUTO.
+        r = c.post("/image/v2/images", json={"name": "no-auto", "disk_format": "raw",
+                                             "container_format": "bare",
+                                             "auto_disk_config": "disabled"})
+        assert r.status_code == 201, r.text
+        image = r.json()["id"]
+        try:
+            c.put(f"/image/v2/images/{image}/file", content=b"\0" * 512,
+                  headers={"Content-Type": "application/octet-stream"})
+            before = len(c.get(f"{API}/servers").json()["servers"])
+            r = c.post(f"{API}/servers", json={"server": {
+                "name": "dcf-off", "imageRef": image, "flavorRef": "1",
+                "OS-DCF:diskConfig": "AUTO"}})
+            assert r.status_code == 400, r.text
+            assert "automatic disk resize disabled" in r.json()["badRequest"]["message"]
+            r = c.post(f"{API}/servers", json={"server": {
+                "name": "dcf-bad", "imageRef": image, "flavorRef": "1",
+                "OS-DCF:diskConfig": "SOMETIMES"}})
+            assert r.status_code == 400, r.text
+            assert len(c.get(f"{API}/servers").json()["servers"]) == before
+        finally:
+            c.delete(f"/image/v2/images/{image}")

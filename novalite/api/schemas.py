@@ -53,7 +53,7 @@ SERVER_CREATE = {
                 "config_drive": _boolean,
                 "accessIPv4": {"type": "string"},
                 "accessIPv6": {"type": "string"},
-                "OS-DCF:diskConfig": {"type": "string"},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
                 "hostname": {"type": "string"},
                 "tags": {"type": "array"},
             },

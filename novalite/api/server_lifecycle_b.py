@@ -17,6 +17,9 @@ from novalite.policy import authorize
 async def resize(call: ApiCall, args: dict[str, Any]) -> Reply:
     await call.services.compute.resize(call.ctx, call.request_id, call.params["server_id"],
                                        str(args["flavorRef"]))
+    if "OS-DCF:diskConfig" in args:  # kept for the resized server, as Nova does
+        await call.services.compute.update(call.ctx, call.params["server_id"], {
+            "auto_disk_config": args["OS-DCF:diskConfig"] == "AUTO"})
     return Reply(202)
 
 

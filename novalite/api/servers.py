@@ -201,7 +201,8 @@ async def create_server(call: ApiCall) -> Reply:
     first = instances[0]
     return Reply(202, {"server": {
         "id": first.uuid, "links": views.links(call.services.base_url, "servers", first.uuid),
-        "OS-DCF:diskConfig": "MANUAL", "security_groups": [
+        "OS-DCF:diskConfig": "AUTO" if first.auto_disk_config else "MANUAL",
+        "security_groups": [
             {"name": g.get("name")} for g in server.get("security_groups") or []
             if g.get("name")] or [{"name": "default"}],
         "adminPass": admin_pass}}, headers={
@@ -217,6 +218,8 @@ async def update_server(call: ApiCall) -> dict[str, Any]:
               "hostname": "hostname", "accessIPv4": "access_ip_v4",
               "accessIPv6": "access_ip_v6"}
     values = {column: body[key] for key, column in fields.items() if key in body}
+    if "OS-DCF:diskConfig" in body:
+        values["auto_disk_config"] = body["OS-DCF:diskConfig"] == "AUTO"
     record = await call.services.compute.update(call.ctx, call.params["server_id"], values)
     # Below 2.75 Nova answers a reduced view; from 2.75 the whole show view.
     full = call.mv("2.75")

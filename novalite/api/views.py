@@ -82,7 +82,7 @@ def server_detail(call: ApiCall, base: str, record: ServerRecord, show: bool = F
         "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "",
         "links": links(base, "servers", inst.uuid),
-        "OS-DCF:diskConfig": "MANUAL",
+        "OS-DCF:diskConfig": "AUTO" if inst.auto_disk_config else "MANUAL",
     }
     if status in _PROGRESS_STATUSES:
         body["progress"] = 100 if status == "ACTIVE" else (inst.progress or 0)

@@ -343,6 +343,7 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                 image = _check_image(ctx, queries.image(s, image_ref), image_ref, flavor,
                                      local=True, session=s)
             config_drive = _config_drive(server, image, self.cfg)
+            auto_disk_config = _auto_disk_config(server, image)
             # The quota check and the insert are one step (QuotaAPI.reserving).
             count = self.quotas.allowed_count(s, ctx.project_id, flavor.vcpus,
                                               flavor.memory_mb, min_count, max_count,
@@ -358,6 +359,7 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
                     project_id=ctx.project_id, tags=list(tags), injected_files=injected,
                     access_ip_v4=server.get("accessIPv4"),
                     access_ip_v6=server.get("accessIPv6"),
+                    auto_disk_config=auto_disk_config,
                     user_id=ctx.user_id,
                     availability_zone=az or self.cfg.compute.availability_zone,
                     image_ref=image.id, flavor=flavor_snapshot, vcpus=flavor.vcpus,
@@ -503,6 +505,18 @@ class ComputeAPI(ServerLifecycle, ServerActions, ServerMetadata, ResizeActions,
         if found is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return found
+
+
+def _auto_disk_config(server: dict[str, Any], image: Any) -> bool:
+    """``OS-DCF:diskConfig`` as asked (AUTO: True), else the image's ``auto_disk_config``
+    property, as Nova's; AUTO for an image whose property is ``disabled`` is a 400."""
+    prop = str((image.properties or {}).get("auto_disk_config", "")).strip().lower()
+    asked = server.get("OS-DCF:diskConfig")
+    if asked == "AUTO" and prop == "disabled":
+        raise BadRequest(f"Requested image {image.id} has automatic disk resize disabled.")
+    if asked is not None:
+        return bool(asked == "AUTO")
+    return prop in ("true", "t", "1", "yes", "y", "on")
 
 
 def _config_drive(server: dict[str, Any], image: Any, cfg: Config) -> str:

@@ -169,6 +169,8 @@ class ServerLifecycle(_Base):
                     setattr(row, column, args[key])
             if metadata is not None:
                 row.metadata_ = dict(metadata)
+            if "OS-DCF:diskConfig" in args:
+                row.auto_disk_config = args["OS-DCF:diskConfig"] == "AUTO"
             if "key_name" in args:
                 row.key_name, row.key_data = args["key_name"], key_data
             console_tokens.delete_for_instance(s, row.uuid)  # the old guest's consoles

@@ -40,8 +40,7 @@ DEFAULT_SORT = [("created_at", "desc"), ("id", "desc")]
 
 #: Values of attributes novalite does not store but Nova filters and sorts by: what
 #: every novalite server has.
-_CONSTANT = {"kernel_id": "", "ramdisk_id": "", "root_device_name": "/dev/vda",
-             "auto_disk_config": False}
+_CONSTANT = {"kernel_id": "", "ramdisk_id": "", "root_device_name": "/dev/vda"}
 
 
 def attribute(row: InstanceRow, name: str) -> Any:
