@@ -294,8 +294,9 @@ class Instance(SQLModel, table=True):
     updated_at: NaiveDatetime = Field(default_factory=utcnow, index=True, sa_type=DATETIME)
     deleted_at: NaiveDatetime | None = Field(default=None, sa_type=DATETIME)
     deleted: int = Field(default=0, index=True)
-    #: OS-DCF:diskConfig AUTO (True) or MANUAL (False), Nova's ``auto_disk_config``.
-    auto_disk_config: bool = False
+    #: OS-DCF:diskConfig AUTO (True) or MANUAL (False, or None on rows written before
+    #: it was kept), Nova's ``auto_disk_config``.
+    auto_disk_config: bool | None = False
     #: accessIPv4/accessIPv6, as the user gave them (Nova's access_ip_v4/v6).
     access_ip_v4: str | None = Field(default=None, max_length=39)
     access_ip_v6: str | None = Field(default=None, max_length=39)
@@ -383,7 +384,7 @@ class InstanceRow(Row):
     updated_at: dt.datetime
     deleted_at: dt.datetime | None
     deleted: int
-    auto_disk_config: bool
+    auto_disk_config: bool | None
     access_ip_v4: str | None
     access_ip_v6: str | None
     tags: list[str] | None

@@ -14,8 +14,8 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('instances') as batch:
-        batch.add_column(sa.Column('auto_disk_config', sa.Boolean(), nullable=False,
-                                   server_default=sa.false()))
+        # Nullable: rows written before this revision have none (read as MANUAL).
+        batch.add_column(sa.Column('auto_disk_config', sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
