@@ -611,6 +611,17 @@ class DriverConformance:
         await h.destroy(spec.uuid)
         await h.assert_gone(spec.uuid)
 
+    async def _check_supports_host_bridge(self, h: Harness, uuid: str,
+                                          tmp_path: Path) -> None:
+        """Claimed by a driver of contract 1.5 or later (the capability came with 1.5).
+        A NIC on a host bridge needs the compute host's plumbing (the bridge, the tap or
+        veth it names) and root, which the kit does not set up: novalite's own
+        tests/drivers/test_bridge_api.py boots guests of the qemu driver on bridges
+        through the API, and test_bridge_network.py wires LXC containers too."""
+        version = tuple(int(x) for x in type(h.driver).contract_version.split("."))
+        assert version >= (1, 5), (
+            f"supports_host_bridge came with contract 1.5; the driver says {version}")
+
     async def _check_supports_metadata_socket(self, h: Harness, uuid: str,
                                               tmp_path: Path) -> None:
         """A guest spawned with a metadata socket on its first interface runs."""
