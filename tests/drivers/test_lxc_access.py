@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_ws import connect_ws
+from httpx_ws import WebSocketUpgradeError, connect_ws
 
 from novalite.testing.rootfs import build_busybox_rootfs
 from novalite.testing.server import wait_for
@@ -187,10 +187,18 @@ def test_a_command_typed_on_the_console_websocket_runs_in_the_container(
                                        json={"os-getSerialConsole": {"type": "serial"}})
     assert r.status_code == 200, r.text
     url = r.json()["console"]["url"]
-    with httpx.Client(timeout=30) as client, \
-            connect_ws("http" + url.removeprefix("ws"), client) as ws:
-        ws.send_bytes(b"uname -s\r")
-        receive_until(ws, b"Linux")
+    # One session at a time: the first is released once lxc-console has detached.
+    with httpx.Client(timeout=30) as client:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                with connect_ws("http" + url.removeprefix("ws"), client) as ws:
+                    ws.send_bytes(b"uname -s\r")
+                    receive_until(ws, b"Linux")
+                break
+            except WebSocketUpgradeError as exc:
+                assert exc.response.status_code == 403 and time.monotonic() < deadline
+                time.sleep(0.5)
     # No VNC for a container: Nova's answer for a console the hypervisor lacks.
     r = console_url(c, a, "vnc", "novnc")
     assert r.status_code == 501, r.text
