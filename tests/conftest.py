@@ -100,7 +100,10 @@ class MariaDB:
             "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> "
             "connection_id()", name)]
         for conn_id in ids:
-            self.execute(f"KILL CONNECTION {int(conn_id)}")
+            try:
+                self.execute(f"KILL CONNECTION {int(conn_id)}")
+            except Exception:  # it closed between the listing and the kill
+                pass
         return len(ids)
 
 

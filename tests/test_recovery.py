@@ -69,7 +69,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "state"
 
 
-@pytest.mark.parametrize("kill_after", [1, 60, 150])
+@pytest.mark.parametrize("kill_after", [1, 150])  # at once, and deep in the storm
 def test_kill_9_during_a_boot_storm_leaves_no_server_stuck(state: Path, kill_after: int
                                                            ) -> None:
     """The service is killed once ``kill_after`` boots were accepted, the others in

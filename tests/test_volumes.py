@@ -390,11 +390,15 @@ def test_microversion_header_pages_summary_quota_keys_reserve_and_nova_proxy(
     assert r.headers["OpenStack-API-Version"] == "volume 3.12"
     assert admin.get("/volumes", headers={"OpenStack-API-Version": "volume 3.99"}
                      ).status_code == 404
-    a, b = create(admin, 1, name="page-a"), create(admin, 2, name="page-b")
-    page = admin.get("/volumes", params={"limit": 1, "sort": "name:asc"}).json()
+    # Other tests' volumes share the project: these two carry metadata of their own.
+    only = {"metadata": repr({"pages": "a-and-b"})}
+    a = create(admin, 1, name="page-a", metadata={"pages": "a-and-b"})
+    b = create(admin, 2, name="page-b", metadata={"pages": "a-and-b"})
+    page = admin.get("/volumes", params={"limit": 1, "sort": "name:asc", **only}).json()
     assert [v["name"] for v in page["volumes"]] == ["page-a"]
     assert f"marker={a['id']}" in page["volumes_links"][0]["href"]
-    rest = admin.get("/volumes/detail", params={"marker": a["id"], "sort": "name:asc"})
+    rest = admin.get("/volumes/detail", params={"marker": a["id"], "sort": "name:asc",
+                                                **only})
     assert [v["id"] for v in rest.json()["volumes"]][:1] == [b["id"]]
     assert admin.get("/volumes", params={"marker": "nope"}).status_code == 404
     assert admin.get("/volumes", params={"sort": "bogus:asc"}).status_code == 400
