@@ -277,3 +277,33 @@ async def test_an_early_413_does_not_leave_the_client_blocked_writing() -> None:
     assert "error" not in out, out
     assert out["sent"] == 64 << 20
     assert out["answer"].startswith(b"HTTP/1.1 413"), out["answer"]
+
+
+def test_stopping_closes_idle_keep_alive_connections_at_once(tmp_path: Path) -> None:
+    """SIGTERM waits for requests in flight, not for clients that merely keep their
+    connection open: an idle keep-alive client (here, and the compute host's own image
+    client after a boot) does not hold the stop for ``graceful_timeout``."""
+    srv = start(tmp_path / "state", config={"api": {"graceful_timeout": 30.0,
+                                                    "keep_alive_timeout": 60.0}})
+    try:
+        c = srv.client()
+        image = c.get("/image/v2/images", params={"name": "demo"}).json()["images"][0]["id"]
+        sid = c.post("/compute/v2.1/servers", json={"server": {
+            "name": "keep-alive", "imageRef": image, "flavorRef": "1"}}).json()["server"]["id"]
+        wait_for(lambda: c.get(f"/compute/v2.1/servers/{sid}").json()["server"]["status"]
+                 == "ACTIVE")
+        held = socket.create_connection(_address(srv))
+        held.sendall(b"GET /compute/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b" 200 " in _drain_response(held)
+        began = time.monotonic()
+        assert srv.stop() == 0
+        took = time.monotonic() - began
+        # Far below the 30 s graceful timeout (an idle connection used to hold it all).
+        assert took < 10, f"stopping took {took:.1f} s"
+        held.settimeout(5)  # the rest of the answer, then EOF: closed by the service
+        while held.recv(65536):
+            pass
+        held.close()
+        c.close()
+    finally:
+        srv.stop()

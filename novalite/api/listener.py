@@ -118,11 +118,16 @@ class _Connection(TCPServer):
         #: Around the reader's hand-over of received bytes to the protocol: an early
         #: answer cancels it (:meth:`_stop_handing_over`).
         self._handing_over: trio.CancelScope | None = None
+        #: Around the reader's wait for bytes; cancelled to close an idle connection
+        #: when the service stops (:meth:`_watch_for_stop`).
+        self._reading: trio.CancelScope | None = None
+        self._stopping = False
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self._idle = event.idle
             self._header_deadline = inf
+            self._end_read_if_idle()
             if event.idle and self._peer_gone:
                 await self.idle_task.stop()  # nothing more can come: release the socket now
                 return
@@ -202,6 +207,25 @@ class _Connection(TCPServer):
             await self.stream.aclose()
 
     async def _read_data(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_for_stop)
+            await self._read_loop()
+            nursery.cancel_scope.cancel()
+
+    async def _watch_for_stop(self) -> None:
+        """When the service stops, an idle connection closes at once (a busy one when its
+        answer is out). Hypercorn does that from its idle task, which a response ending
+        as the next request starts can leave stopped: a keep-alive client (the compute
+        hosts' own image client) then held the shutdown for the whole graceful timeout."""
+        await self.context.terminated.wait()
+        self._stopping = True
+        self._end_read_if_idle()
+
+    def _end_read_if_idle(self) -> None:
+        if self._stopping and self._idle and self._reading is not None:
+            self._reading.cancel()
+
+    async def _read_loop(self) -> None:
         socket_timeout = self.limits.client_socket_timeout
         while True:
             deadline = trio.current_time() + socket_timeout
@@ -210,9 +234,11 @@ class _Connection(TCPServer):
             elif self._idle:
                 deadline = min(deadline, self._header_deadline)
             try:
-                with trio.fail_at(deadline):
+                with trio.fail_at(deadline), trio.CancelScope() as self._reading:
                     data = await self.stream.receive_some(MAX_RECV)
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if self._reading.cancelled_caught:  # idle while the service stops
                 break
             if self._linger_until is not None:  # answered and closed: drop it
                 if not data:
