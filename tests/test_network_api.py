@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from novalite.testing.server import RunningServer, wait_for
+from novalite.testing.server import RunningServer
 from tests.helpers import boot, wait_gone, wait_status
 from tests.test_server_filters import Member, make_member
 
@@ -244,8 +244,7 @@ def test_boot_on_networks_ports_and_fixed_ips(c: httpx.Client) -> None:
     assert c.delete(f"{N}/networks/{net_id}").status_code == 204
 
 
-def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member,
-                                              server: RunningServer) -> None:
+def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member) -> None:
     mc = member.client
     r = mc.post(f"{N}/security-groups", json={"security_group": {"name": "web"}})
     web = r.json()["security_group"]
@@ -260,13 +259,7 @@ def test_auto_none_and_security_group_actions(c: httpx.Client, member: Member,
     assert port["security_groups"] == [web["id"]]
     r = mc.post(f"{API}/servers/{sid}/action", json={"addSecurityGroup": {"name": "default"}})
     assert r.status_code == 202, r.text
-    # The port's new rules went to its compute host (the fake driver filters nothing).
-    def pushed() -> list[dict[str, Any]]:
-        return [e for e in server.log_events() if e.get("port") == port["id"]
-                and "port security" in e.get("event", "")]
-
-    wait_for(lambda: pushed(), 10)  # a cast: it may land after the 202
-    assert pushed()[-1]["rules"] == 3  # web's egress, default's two rules
+    # (The rules reach a host that enforces them: tests/drivers/test_bridge_api.py.)
     groups = mc.get(f"{API}/servers/{sid}/os-security-groups").json()["security_groups"]
     assert sorted(g["name"] for g in groups) == ["default", "web"]
     r = mc.post(f"{API}/servers/{sid}/action", json={"removeSecurityGroup": {"name": "web"}})
@@ -313,8 +306,14 @@ def test_quotas_answer_neutrons_defaults_with_usage(c: httpx.Client, member: Mem
     assert member.client.get(f"{N}/quotas/{secrets.token_hex(16)}").status_code == 403
 
 
-def test_members_joining_and_leaving_a_group_update_the_others(
+def test_hosts_that_filter_nothing_get_no_rule_updates(
         member: Member, server: RunningServer) -> None:
+    """Members joining and leaving the default group change the other members' rules;
+    the update goes to each member's host only where the host enforces rules (a
+    bridge: tests/drivers/test_bridge_api.py). The fake driver's hosts run user-mode
+    networking and filter nothing, and say so in their resource report: nothing is
+    sent to them (a group of hundreds of members made each boot cost hundreds of
+    casts)."""
     mc = member.client
 
     def pushes(port_id: str) -> int:
@@ -324,13 +323,10 @@ def test_members_joining_and_leaving_a_group_update_the_others(
     first = boot(mc, "member-a", networks="auto")
     wait_status(mc, first, "ACTIVE")
     port = mc.get(f"{N}/ports", params={"device_id": first}).json()["ports"][0]
-    before = pushes(port["id"])
     second = boot(mc, "member-b", networks="auto")
     wait_status(mc, second, "ACTIVE")
-    # "from the default group" gained an address, then lost it (casts: waited for)
-    wait_for(lambda: pushes(port["id"]) == before + 1, 10)
     mc.delete(f"{API}/servers/{second}")
     wait_gone(mc, second)
-    wait_for(lambda: pushes(port["id"]) == before + 2, 10)
     mc.delete(f"{API}/servers/{first}")
     wait_gone(mc, first)
+    assert pushes(port["id"]) == 0

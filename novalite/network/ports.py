@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from novalite.config import Config
 from novalite.db.models import (
+    ComputeNode,
     FixedIP,
     Instance,
     IPAllocation,
@@ -178,6 +179,20 @@ def bound_ports(s: Session, host: str) -> list[dict[str, Any]]:
             for a in port_info(s, p)]
 
 
+def _filtering(s: Session, hosts: set[str]) -> dict[str, bool]:
+    """Whether each host filters its ports (it said so in its resource report: a host on
+    user-mode networking filters nothing, so its ports need no rule updates, and a
+    security group of hundreds of members would cost hundreds of casts per boot).
+    A host that has not reported is taken to filter."""
+    out: dict[str, bool] = {}
+    names = sorted(hosts - {""})
+    for i in range(0, len(names), 500):
+        for host, caps in s.exec(select(ComputeNode.host, ComputeNode.capabilities).where(
+                col(ComputeNode.host).in_(names[i:i + 500]))).all():
+            out[host] = bool((caps or {}).get("port_filtering", True))
+    return out
+
+
 def refresh_addresses(s: Session, instance_uuid: str) -> None:
     """Rewrite a server's ``addresses`` (what its views and compute host read) from
     its ports."""
@@ -198,6 +213,8 @@ def security_pushes(s: Session, group_ids: set[str], skip: set[str] | None = Non
     ports at start reads the rules in force."""
     s.flush()
     ports = [p for p in sg.ports_affected(s, group_ids) if p.id not in (skip or set())]
+    filtering = _filtering(s, {p.binding_host for p in ports})
+    ports = [p for p in ports if filtering.get(p.binding_host, True)]
     for device in dict.fromkeys(p.device_id for p in ports if p.device_id):
         refresh_addresses(s, device)
     return [(p.binding_host, p.id, sg.port_rules(s, list(p.security_group_ids))

@@ -101,7 +101,10 @@ class ComputeFleet:
                 continue
             data = asdict(res)
             data["supported_instances"] = [list(x) for x in res.supported_instances]
-            data["capabilities"] = dict(m.driver.capabilities)
+            # Whether this host enforces security groups on its ports (a bridge): the
+            # network service sends rule updates only to hosts that do.
+            data["capabilities"] = {**m.driver.capabilities,
+                                    "port_filtering": m.network is not None}
             if self._reported.get(host) != data:
                 changed.append({"host": host, "resources": data})
         if changed:

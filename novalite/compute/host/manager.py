@@ -181,7 +181,8 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         res = await self.driver.get_available_resource()
         data = asdict(res)
         data["supported_instances"] = [list(x) for x in res.supported_instances]
-        data["capabilities"] = dict(self.driver.capabilities)
+        data["capabilities"] = {**self.driver.capabilities,
+                                "port_filtering": self.network is not None}
         await self.conductor.compute_node_update(ctx, self.host, data)
 
     # -- periodic tasks ------------------------------------------------------------
