@@ -180,7 +180,23 @@ class QemuDriver(Driver):
             if proc.live_pid(self._dir(uuid), uuid) is not None:
                 log.info("adopting running QEMU guest", instance=uuid)
                 await console.restore_ring(self._dir(uuid))
+                await self._remove_stray_volumes(uuid)
                 self._watchers.start(uuid, self._dir(uuid))
+
+    async def _remove_stray_volumes(self, uuid: str) -> None:
+        """An adopted guest keeps only the volumes its launch.json records (see
+        :func:`qemu_volumes.unplug_strays`); a failure is logged, not fatal."""
+        try:
+            cfg = proc.LaunchConfig.load(self._dir(uuid))
+            removed = await qemu_volumes.unplug_strays(
+                self._qmp_path(uuid), {v["volume_id"] for v in cfg.volumes})
+        except (DriverError, QmpError, OSError) as exc:
+            log.warning("stray volumes of an adopted guest not checked", instance=uuid,
+                        error=str(exc) or type(exc).__name__)
+            return
+        if removed:
+            log.warning("removed volumes an interrupted attach left in the guest",
+                        instance=uuid, volumes=removed)
 
     async def cleanup_host(self) -> None:
         """Stop listening to guests; the guests keep running."""
@@ -882,11 +898,15 @@ class QemuDriver(Driver):
         directory = self._exists(uuid)
         async with self._operation(uuid):
             cfg = proc.LaunchConfig.load(directory)
-            if any(v["volume_id"] == volume.volume_id for v in cfg.volumes):
-                raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
             record = {"volume_id": volume.volume_id, "path": volume.path,
                       "size": volume.size, "device": volume.device,
                       "read_only": volume.read_only}
+            if any(v["volume_id"] == volume.volume_id for v in cfg.volumes):
+                if [v for v in cfg.volumes if v["volume_id"] == volume.volume_id] == [record]:
+                    # Recorded here by an attach whose answer was lost (the service
+                    # was killed before its record said in-use): done already.
+                    return
+                raise DriverError(f"volume {volume.volume_id} is already attached to {uuid}")
             if proc.live_pid(directory, uuid) is not None:
                 await qemu_volumes.hot_plug(self._qmp_path(uuid), record)
             cfg.volumes.append(record)

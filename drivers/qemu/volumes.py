@@ -109,6 +109,42 @@ async def hot_unplug(qmp_path: str, volume_id: str, timeout: float = DETACH_TIME
         raise DriverError(f"cannot detach volume {volume_id}: {exc}") from None
 
 
+async def unplug_strays(qmp_path: str, keep: set[str]) -> list[str]:
+    """Remove from a running guest every volume disk not in ``keep`` (the volumes its
+    launch.json records): what a service killed between QEMU's hot-plug and that
+    record left behind. Such a volume is ``available`` again after the restart, so the
+    guest must not keep it (another server could attach it; a re-attach would find
+    QEMU's node taken). Returns the volume ids removed."""
+    removed = []
+    async with await QmpClient.connect(qmp_path) as qmp:
+        tree = await qmp.execute("qom-list", {"path": "/machine/peripheral"})
+        nodes = await qmp.execute("query-named-block-nodes")
+    keep_nodes = {node_name(v) for v in keep}
+    for item in tree or []:
+        name = str(item.get("name", ""))
+        if name.startswith("volume-") and name[len("volume-"):] not in keep:
+            await hot_unplug(qmp_path, name[len("volume-"):])
+            removed.append(name[len("volume-"):])
+    unplugged = {node_name(v) for v in removed}
+    orphans = {str(n.get("node-name")) for n in nodes or []
+               if _is_volume_node(str(n.get("node-name") or ""))} - keep_nodes - unplugged
+    if orphans:  # killed between blockdev-add and device_add: a node with no disk
+        try:
+            async with await QmpClient.connect(qmp_path) as qmp:
+                for node in sorted(orphans):
+                    await qmp.execute("blockdev-del", {"node-name": node})
+        except QmpError as exc:
+            raise DriverError(f"cannot remove a stray volume node: {exc}") from None
+        removed.extend(sorted(orphans))
+    return removed
+
+
+def _is_volume_node(name: str) -> bool:
+    """A node :func:`node_name` made ("vol" and 24 hex digits)."""
+    return len(name) == 27 and name.startswith("vol") and all(
+        ch in "0123456789abcdef" for ch in name[3:])
+
+
 async def _has_device(qmp: QmpClient, dev: str) -> bool:
     """Whether a ``volume-...`` device of that id is on the guest's PCI bus."""
     tree = await qmp.execute("qom-list", {"path": "/machine/peripheral"})

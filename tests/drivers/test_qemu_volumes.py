@@ -182,3 +182,43 @@ def test_boot_from_volume_move_a_volume_between_guests_extend_it_and_keep_the_ro
     assert data.startswith(ROOT_MARKER) and data[4096:] == b"KEPT-BY-THE-ROOT"
     for v in (vid, root["id"]):
         assert c.delete(f"{volumes}/{v}").status_code == 202
+
+
+def test_a_disk_a_killed_attach_left_in_the_guest_is_removed_at_restart(
+        cloud: Cloud, vm: str) -> None:
+    """The service killed (SIGKILL) after QEMU hot-plugged a volume and before anything
+    recorded it (the attach's answer never came): at the restart the volume is
+    ``available``, so the adopted guest must not keep the disk. It is unplugged, the
+    log says so, and the volume attaches and detaches again (QEMU's node is free)."""
+    import os
+    import signal
+
+    import trio
+    from novalite_drivers.qemu import volumes as qemu_volumes
+
+    c = cloud.c
+    pid = c.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
+    volumes = f"/volume/v3/{pid}/volumes"
+    r = c.post(volumes, json={"volume": {"size": 1, "name": "interrupted"}})
+    assert r.status_code == 202, r.text
+    vid = r.json()["volume"]["id"]
+    cloud.srv.stop(signal.SIGKILL)
+    # What the killed attach had done: QEMU has the disk, nothing else knows of it.
+    trio.run(qemu_volumes.hot_plug,
+             os.path.join(cloud.instance_dir(vm), qemu_process.QMP_SOCKET),
+             {"volume_id": vid, "path": str(cloud.state / "volumes" / f"volume-{vid}")})
+    cloud.restart()
+    c = cloud.c
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+    removed = [e for e in cloud.srv.log_events()
+               if e.get("event") == "removed volumes an interrupted attach left in the guest"]
+    assert removed and removed[-1]["volumes"] == [vid], removed
+    shell(cloud, vm, b"[ -b /dev/vdb ] || echo nodisk-$((40+5))", b"nodisk-45")
+    url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
+    r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+    assert r.status_code == 200, r.text
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "in-use"
+    assert c.delete(f"{url}/{vid}").status_code == 202
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+    assert c.delete(f"{volumes}/{vid}").status_code == 202
