@@ -7,7 +7,7 @@ it booted goes. Two guests for the module: ``vm`` and the boot-from-volume one."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -65,15 +65,25 @@ def shell(cloud: Cloud, sid: str, command: bytes, marker: bytes) -> bytes:
         return receive_until(ws, marker, timeout=60)
 
 
+def volumes_url(cloud: Cloud) -> str:
+    """The volumes collection of the admin project the cloud's client acts in."""
+    pid = cloud.c.get("/identity/v3/auth/tokens", headers={
+        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
+    return f"/volume/v3/{pid}/volumes"
+
+
+def new_volume(cloud: Cloud, volumes: str, name: str, **extra: Any) -> str:
+    """A 1 GiB volume (``extra``: imageRef, ...); returns its id."""
+    r = cloud.c.post(volumes, json={"volume": {"size": 1, "name": name, **extra}})
+    assert r.status_code == 202, r.text
+    return str(r.json()["volume"]["id"])
+
+
 def test_a_volume_attached_to_a_running_guest_is_read_and_written_inside_it(
         cloud: Cloud, vm: str) -> None:
     c = cloud.c
-    pid = c.get("/identity/v3/auth/tokens", headers={
-        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
-    volumes = f"/volume/v3/{pid}/volumes"
-    r = c.post(volumes, json={"volume": {"size": 1, "name": "data"}})
-    assert r.status_code == 202, r.text
-    vid = r.json()["volume"]["id"]
+    volumes = volumes_url(cloud)
+    vid = new_volume(cloud, volumes, "data")
     data = cloud.state / "volumes" / f"volume-{vid}"
     with open(data, "r+b") as f:  # known bytes, as a backend holds them
         f.write(MARKER)
@@ -117,9 +127,7 @@ def test_boot_from_volume_move_a_volume_between_guests_extend_it_and_keep_the_ro
     (``delete_on_termination`` false) leaves its root volume ``available`` with what
     the guest wrote on it."""
     c = cloud.c
-    pid = c.get("/identity/v3/auth/tokens", headers={
-        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
-    volumes = f"/volume/v3/{pid}/volumes"
+    volumes = volumes_url(cloud)
     image = c.get("/image/v2/images", params={"name": "linux-volumes"}).json()["images"][0]
     r = c.post(volumes, json={"volume": {"size": 1, "imageRef": image["id"], "name": "root"}})
     assert r.status_code == 202, r.text
@@ -129,9 +137,7 @@ def test_boot_from_volume_move_a_volume_between_guests_extend_it_and_keep_the_ro
         "boot_index": 0, "uuid": root["id"], "source_type": "volume",
         "destination_type": "volume", "delete_on_termination": False}])
     # Meanwhile the first guest writes known bytes on a data volume, which is detached.
-    r = c.post(volumes, json={"volume": {"size": 1, "name": "moving"}})
-    assert r.status_code == 202, r.text
-    vid = r.json()["volume"]["id"]
+    vid = new_volume(cloud, volumes, "moving")
     url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
     r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
     assert r.status_code == 200, r.text
@@ -197,12 +203,8 @@ def test_a_disk_a_killed_attach_left_in_the_guest_is_removed_at_restart(
     from novalite_drivers.qemu import volumes as qemu_volumes
 
     c = cloud.c
-    pid = c.get("/identity/v3/auth/tokens", headers={
-        "X-Subject-Token": cloud.srv.token()}).json()["token"]["project"]["id"]
-    volumes = f"/volume/v3/{pid}/volumes"
-    r = c.post(volumes, json={"volume": {"size": 1, "name": "interrupted"}})
-    assert r.status_code == 202, r.text
-    vid = r.json()["volume"]["id"]
+    volumes = volumes_url(cloud)
+    vid = new_volume(cloud, volumes, "interrupted")
     cloud.srv.stop(signal.SIGKILL)
     # What the killed attach had done: QEMU has the disk, nothing else knows of it.
     trio.run(qemu_volumes.hot_plug,
