@@ -228,6 +228,8 @@ class _Connection(TCPServer):
     async def _read_loop(self) -> None:
         socket_timeout = self.limits.client_socket_timeout
         while True:
+            if self._stopping and self._idle:  # went idle between two reads
+                break
             deadline = trio.current_time() + socket_timeout
             if self._linger_until is not None:
                 deadline = min(deadline, self._linger_until)
