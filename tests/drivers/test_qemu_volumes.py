@@ -7,7 +7,7 @@ it booted goes. Two guests for the module: ``vm`` and the boot-from-volume one."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -72,9 +72,9 @@ def volumes_url(cloud: Cloud) -> str:
     return f"/volume/v3/{pid}/volumes"
 
 
-def new_volume(cloud: Cloud, volumes: str, name: str, **extra: Any) -> str:
-    """A 1 GiB volume (``extra``: imageRef, ...); returns its id."""
-    r = cloud.c.post(volumes, json={"volume": {"size": 1, "name": name, **extra}})
+def new_volume(cloud: Cloud, volumes: str, name: str) -> str:
+    """A blank 1 GiB volume; returns its id."""
+    r = cloud.c.post(volumes, json={"volume": {"size": 1, "name": name}})
     assert r.status_code == 202, r.text
     return str(r.json()["volume"]["id"])
 
@@ -202,7 +202,6 @@ def test_a_disk_a_killed_attach_left_in_the_guest_is_removed_at_restart(
     import trio
     from novalite_drivers.qemu import volumes as qemu_volumes
 
-    c = cloud.c
     volumes = volumes_url(cloud)
     vid = new_volume(cloud, volumes, "interrupted")
     cloud.srv.stop(signal.SIGKILL)

@@ -12,7 +12,6 @@ with the others.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import asdict
 from typing import Any
 
 import structlog
@@ -99,12 +98,7 @@ class ComputeFleet:
             except Exception:
                 log.exception("resource report failed", host=host)
                 continue
-            data = asdict(res)
-            data["supported_instances"] = [list(x) for x in res.supported_instances]
-            # Whether this host enforces security groups on its ports (a bridge): the
-            # network service sends rule updates only to hosts that do.
-            data["capabilities"] = {**m.driver.capabilities,
-                                    "port_filtering": m.network is not None}
+            data = m.resource_report(res)
             if self._reported.get(host) != data:
                 changed.append({"host": host, "resources": data})
         if changed:

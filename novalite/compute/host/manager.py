@@ -44,6 +44,7 @@ from novalite.rpc.conductor import ConductorClient
 from novalite.virt.driver import (
     Driver,
     DriverError,
+    HostResources,
     ImageInfo,
     InstanceNotFound,
     InstanceSpec,
@@ -178,12 +179,18 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         await self.conductor.service_report(ctx, self.host, "nova-compute", self.az)
 
     async def report_resources(self, ctx: RequestContext) -> None:
-        res = await self.driver.get_available_resource()
+        data = self.resource_report(await self.driver.get_available_resource())
+        await self.conductor.compute_node_update(ctx, self.host, data)
+
+    def resource_report(self, res: HostResources) -> dict[str, Any]:
+        """What this host reports of itself: the driver's resources and capabilities,
+        and whether it enforces security groups on its ports (a bridge); the network
+        service sends rule updates only to hosts that do."""
         data = asdict(res)
         data["supported_instances"] = [list(x) for x in res.supported_instances]
         data["capabilities"] = {**self.driver.capabilities,
                                 "port_filtering": self.network is not None}
-        await self.conductor.compute_node_update(ctx, self.host, data)
+        return data
 
     # -- periodic tasks ------------------------------------------------------------
     async def periodic(self, interval: float, fn: Any) -> None:
