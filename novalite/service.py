@@ -394,6 +394,7 @@ class Service:
             await nursery.start(self.run_actor, "scheduler", scheduler)
             nursery.start_soon(conductor.watch_builds)
             nursery.start_soon(conductor.watch_soft_deleted)
+            nursery.start_soon(conductor.finish_interrupted_detaches)
             task_status.started()
             if lease is None:
                 return

@@ -362,6 +362,14 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             except Exception:
                 log.exception("build check failed")
 
+    async def finish_interrupted_detaches(self) -> None:
+        """The detaches the start's reconciliation left, finished by their compute
+        hosts (:func:`novalite.conductor.recovery.finish_interrupted_detaches`)."""
+        try:
+            await recovery.finish_interrupted_detaches(self.db, self.compute)
+        except Exception:
+            log.exception("interrupted detaches not finished; an admin can force-detach")
+
     async def watch_soft_deleted(self) -> None:
         """Until cancelled: reclaim servers soft-deleted longer than ``[DEFAULT]
         reclaim_instance_interval`` (novalite.conductor.reclaim; returns at once when 0)."""

@@ -26,15 +26,19 @@ quota, and a new boot is one command.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+import functools
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
+import trio
 from sqlalchemy import and_, or_
 from sqlalchemy import delete as sa_delete
 from sqlmodel import Session, col, select
 
 from novalite import states
+from novalite.context import RequestContext
 from novalite.db import queries
 from novalite.db.engine import Database
 from novalite.db.models import (
@@ -172,10 +176,51 @@ async def fail_stuck_builds(db: Database, *, older_than: dt.datetime, message: s
     return failed
 
 
+async def finish_interrupted_detaches(db: Database, compute: Callable[[str], Any], *,
+                                      retry: float = 5.0) -> None:
+    """Have each compute host finish the detaches :func:`reconcile_at_start` left
+    (an attach or a detach a kill interrupted): the guest may hold the disk or not,
+    and the driver's detach is a no-op when it does not. Each finished one releases
+    its attachment (the volume ``available``); a host that does not answer yet (not
+    started, down, the broker away) is asked again every ``retry`` seconds until it
+    does. Run once after the start's reconciliation; returns when all are done."""
+    from novalite.virt.driver import InstanceNotFound, NotSupported
+
+    pending = await db.read(volume_api.interrupted_detaches)
+    if pending:
+        log.warning("finishing detaches a stop interrupted", volumes=[
+            p["volume_id"] for p in pending])
+    context = RequestContext.system()
+    while pending:
+        left = []
+        for item in pending:
+            try:
+                await compute(item["host"]).detach_volume(
+                    context, item["instance_uuid"], item["volume_id"])
+            except (InstanceNotFound, NotSupported):
+                pass  # no guest, or a driver that never had the disk: nothing to undo
+            except Exception as exc:
+                log.info("interrupted detach not finished yet; will retry",
+                         volume=item["volume_id"], host=item["host"],
+                         error=f"{type(exc).__name__}: {exc}")
+                left.append(item)
+                continue
+            await db.write(functools.partial(_release, item))
+            log.warning("interrupted detach finished", volume=item["volume_id"],
+                        instance=item["instance_uuid"])
+        pending = left
+        if pending:
+            await trio.sleep(retry)
+
+
+def _release(item: dict[str, str], s: Session) -> None:
+    volume_api.release_attachment(s, item["attachment_id"], item["volume_id"])
+
+
 def as_utc(timestamp: float) -> dt.datetime:
     """A ``time.time()`` value as the naive UTC datetime the records hold."""
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).replace(tzinfo=None)
 
 
 __all__ = ["BUILD_TIMED_OUT", "LOST_IN_OUTAGE", "Reconciled", "as_utc", "fail_stuck_builds",
-           "reconcile_at_start"]
+           "finish_interrupted_detaches", "reconcile_at_start"]

@@ -4,8 +4,8 @@ Routes (:mod:`novalite.api.volumes`) call it and never touch the database. Work 
 the data (a blank file, an image's bytes, a copy) is done before the create
 answers, so a volume is ``available`` (or ``error``) when the 202 is sent; a
 service killed meanwhile leaves it ``creating``, and :func:`reconcile` at the next
-start turns that into ``error`` (and an ``attaching`` left by a killed attach back
-into ``available``).
+start turns that into ``error`` (and an attach or detach a kill left half done into a
+detach its compute host finishes).
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from sqlmodel import Session, col, select
 from novalite.config import Config
 from novalite.context import AuthContext
 from novalite.db.engine import Database
-from novalite.db.models import Quota, Volume, VolumeAttachment, VolumeSnapshot, utcnow
+from novalite.db.models import (
+    Instance,
+    Quota,
+    Volume,
+    VolumeAttachment,
+    VolumeSnapshot,
+    utcnow,
+)
 from novalite.exceptions import BadRequest, NotFound, NovaliteError
 from novalite.rpc import Clients, current_context
 from novalite.volume import states
@@ -625,29 +632,62 @@ def _image_metadata(image: dict[str, Any] | None) -> dict[str, Any]:
 
 def reconcile(s: Session) -> builtins.list[str]:
     """Start-up reconciliation (called by :mod:`novalite.conductor.recovery`): a volume
-    a killed service left ``creating`` is ``error``; an attach it left half done
-    (``attaching``) is undone (the volume ``available`` again, unless another
-    attachment holds it); a detach left half done (``detaching``) is ``in-use``; an
-    ``extending`` or ``deleting`` volume is ``error``. Returns the volumes changed."""
+    a killed service left ``creating`` is ``error``; an ``extending`` or ``deleting``
+    one is ``error``. An attach or a detach it left half done cannot be known to have
+    reached the guest or not: both end detached. When the server is gone or has no
+    host there is nothing to undo and the attachment is dropped at once; otherwise
+    the attachment and the volume are ``detaching`` and the conductor has the
+    server's compute host finish the detach (:func:`interrupted_detaches`), after
+    which the volume is ``available`` (unless another attachment holds it). Returns
+    the volumes changed."""
     changed = []
-    for att in s.exec(select(VolumeAttachment).where(
-            VolumeAttachment.attach_status == states.ATTACHING)).all():
-        s.delete(att)
+    for att in s.exec(select(VolumeAttachment).where(col(VolumeAttachment.attach_status).in_(
+            (states.ATTACHING, states.DETACHING)))).all():
+        inst = s.exec(select(Instance).where(Instance.uuid == att.instance_uuid,
+                                             Instance.deleted == 0)).first()
+        if inst is None or not inst.host:
+            s.delete(att)
+        else:
+            att.attach_status = states.DETACHING
+            s.add(att)
     s.flush()
     for vol in s.exec(select(Volume).where(col(Volume.status).in_(
             (states.CREATING, states.ATTACHING, states.DETACHING, states.EXTENDING,
              states.DELETING)))).all():
-        held = s.exec(select(VolumeAttachment).where(
-            VolumeAttachment.volume_id == vol.id)).first() is not None
+        held = {a.attach_status for a in s.exec(select(VolumeAttachment).where(
+            VolumeAttachment.volume_id == vol.id)).all()}
         if vol.status in (states.ATTACHING, states.DETACHING):
-            vol.status = states.IN_USE if held else states.AVAILABLE
+            vol.status = (states.DETACHING if states.DETACHING in held else
+                          states.IN_USE if held else states.AVAILABLE)
         else:
             vol.status = states.ERROR
         vol.updated_at = utcnow()
         s.add(vol)
         changed.append(vol.id)
-    for att in s.exec(select(VolumeAttachment).where(
-            VolumeAttachment.attach_status == states.DETACHING)).all():
-        att.attach_status = states.ATTACHED
-        s.add(att)
     return changed
+
+
+def release_attachment(s: Session, attachment_id: str, volume_id: str) -> None:
+    """Forget an attachment; the volume is ``available`` unless another holds it."""
+    att = s.get(VolumeAttachment, attachment_id)
+    if att is not None:
+        s.delete(att)
+    s.flush()
+    row = s.get(Volume, volume_id)
+    if row is not None:
+        held = s.exec(select(VolumeAttachment).where(
+            VolumeAttachment.volume_id == volume_id)).first()
+        row.status = states.IN_USE if held else states.AVAILABLE
+        row.updated_at = utcnow()
+        s.add(row)
+
+
+def interrupted_detaches(s: Session) -> builtins.list[dict[str, str]]:
+    """The detaches :func:`reconcile` left for compute hosts to finish (right after it,
+    nothing else is detaching): attachment id, volume id, server uuid and host."""
+    rows = s.exec(select(VolumeAttachment, Instance).where(
+        VolumeAttachment.attach_status == states.DETACHING,
+        VolumeAttachment.instance_uuid == Instance.uuid, Instance.deleted == 0)).all()
+    return [{"attachment_id": att.id, "volume_id": att.volume_id,
+             "instance_uuid": inst.uuid, "host": str(inst.host)} for att, inst in rows
+            if inst.host]

@@ -29,7 +29,7 @@ from novalite.exceptions import BadRequest, Conflict, InstanceInvalidState, NotF
 from novalite.rpc import Clients, RemoteError, current_context
 from novalite.virt.driver import DriverError, InstanceNotFound, NotSupported
 from novalite.volume import states
-from novalite.volume.api import VolumeAPI
+from novalite.volume.api import VolumeAPI, release_attachment
 
 log = structlog.get_logger("novalite.volume")
 
@@ -195,20 +195,7 @@ class ServerVolumes:
 
     async def release(self, attachment_id: str, volume_id: str) -> None:
         """Forget an attachment; the volume is ``available`` unless another holds it."""
-        def work(s: Session) -> None:
-            att = s.get(VolumeAttachment, attachment_id)
-            if att is not None:
-                s.delete(att)
-            s.flush()
-            row = s.get(Volume, volume_id)
-            if row is not None:
-                held = s.exec(select(VolumeAttachment).where(
-                    VolumeAttachment.volume_id == volume_id)).first()
-                row.status = states.IN_USE if held else states.AVAILABLE
-                row.updated_at = utcnow()
-                s.add(row)
-
-        await self.db.write(work)
+        await self.db.write(lambda s: release_attachment(s, attachment_id, volume_id))
 
     async def release_instance(self, instance_uuid: str) -> None:
         """A deleted server's volumes: deleted if ``delete_on_termination``, else

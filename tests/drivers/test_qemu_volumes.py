@@ -223,3 +223,43 @@ def test_a_disk_a_killed_attach_left_in_the_guest_is_removed_at_restart(
     assert c.delete(f"{url}/{vid}").status_code == 202
     assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
     assert c.delete(f"{volumes}/{vid}").status_code == 202
+
+
+def test_a_disk_an_attach_killed_before_its_record_left_is_detached_at_restart(
+        cloud: Cloud, vm: str) -> None:
+    """The narrower window: QEMU has the disk and launch.json records it, but the
+    service was killed (SIGKILL) before the database said ``in-use``, so the records
+    still say ``attaching``. At the restart the attach is undone by the compute host
+    (the guest cannot be known to lack the disk): the volume ends ``available``, the
+    guest has no ``/dev/vdb``, and it attaches again."""
+    import signal
+    import sqlite3
+
+    volumes = volumes_url(cloud)
+    vid = new_volume(cloud, volumes, "attach-killed-late")
+    url = f"/compute/v2.1/servers/{vm}/os-volume_attachments"
+    r = cloud.c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+    assert r.status_code == 200, r.text
+    shell(cloud, vm, b"for i in $(seq 100); do [ -b /dev/vdb ] && break; sleep 0.2; done; "
+          b"[ -b /dev/vdb ] && echo disk-$((40+2))", b"disk-42")
+    cloud.srv.stop(signal.SIGKILL)
+    # What the kill leaves: the guest and launch.json have the disk, the records
+    # are still those the attach wrote first.
+    with sqlite3.connect(cloud.state / "novalite.sqlite") as conn:
+        conn.execute("UPDATE volumes SET status='attaching' WHERE id=?", (vid,))
+        conn.execute("UPDATE volume_attachments SET attach_status='attaching', "
+                     "attached_at=NULL WHERE volume_id=?", (vid,))
+    cloud.restart()
+    c = cloud.c
+    wait_for(lambda: c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available",
+             timeout=60, interval=0.5)
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["attachments"] == []
+    assert any(e.get("event") == "interrupted detach finished" and e.get("volume") == vid
+               for e in cloud.srv.log_events())
+    shell(cloud, vm, b"[ -b /dev/vdb ] || echo nodisk-$((40+6))", b"nodisk-46")
+    assert qemu_process.LaunchConfig.load(cloud.instance_dir(vm)).volumes == []
+    r = c.post(url, json={"volumeAttachment": {"volumeId": vid}})
+    assert r.status_code == 200, r.text
+    assert c.delete(f"{url}/{vid}").status_code == 202
+    assert c.get(f"{volumes}/{vid}").json()["volume"]["status"] == "available"
+    assert c.delete(f"{volumes}/{vid}").status_code == 202
