@@ -114,9 +114,11 @@ _PORT_TAKEN = ("Address already in use", "cannot listen on")
 
 
 def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[str, Any]]
-          | None = None, timeout: float = 30.0, extra_env: dict[str, str] | None = None
-          ) -> RunningServer:
+          | None = None, timeout: float = 30.0, extra_env: dict[str, str] | None = None,
+          prefix: list[str] | None = None) -> RunningServer:
     """Start ``novalite serve`` on a free port with ``config`` merged over test defaults.
+    ``prefix``: a command that runs it, e.g. ``["ip", "netns", "exec", name]`` for a
+    machine of its own (the command must exec it, so its pid is the service's).
 
     A port found free can be taken by another process before the service binds it (an
     ephemeral port of some other listener or connection): when the port was chosen here,
@@ -125,7 +127,7 @@ def start(state_path: Path, *, port: int | None = None, config: dict[str, dict[s
     for attempt in range(3):
         try:
             return _start(state_path, port=port, config=config, timeout=timeout,
-                          extra_env=extra_env)
+                          extra_env=extra_env, prefix=prefix or [])
         except PortTaken:
             if port is not None or attempt == 2:
                 raise
@@ -137,7 +139,8 @@ class PortTaken(RuntimeError):
 
 
 def _start(state_path: Path, *, port: int | None, config: dict[str, dict[str, Any]] | None,
-           timeout: float, extra_env: dict[str, str] | None) -> RunningServer:
+           timeout: float, extra_env: dict[str, str] | None, prefix: list[str]
+           ) -> RunningServer:
     state_path.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     sections: dict[str, dict[str, Any]] = {
@@ -159,10 +162,13 @@ def _start(state_path: Path, *, port: int | None, config: dict[str, dict[str, An
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOVALITE_", "OS_"))}
     env.update(extra_env or {})
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the process for its life
-    process = subprocess.Popen([novalite_bin(), "serve", "--config", str(config_path)],
+    process = subprocess.Popen([*prefix, novalite_bin(), "serve", "--config",
+                                str(config_path)],
                                stdout=log_file, stderr=subprocess.STDOUT, env=env)
     log_file.close()
-    url = f"http://127.0.0.1:{sections['api']['port']}"
+    host = sections["api"]["host"]
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:" \
+          f"{sections['api']['port']}"
     server = RunningServer(url, state_path, config_path, log_path, process)
     server.env = {
         "OS_AUTH_URL": f"{url}/identity", "OS_USERNAME": "admin",

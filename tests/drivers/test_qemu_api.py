@@ -54,6 +54,17 @@ class Cloud:
         self.port = int(self.srv.url.rsplit(":", 1)[1])
         self.c = self.srv.client()
 
+    @classmethod
+    def around(cls, srv: RunningServer, instances: Path, pids: PidTracker) -> Cloud:
+        """The helpers over a service started elsewhere, whose guests (QEMU processes
+        the tracker ends at teardown) live under ``instances`` (a compute process's)."""
+        cloud = cls.__new__(cls)
+        cloud.state, cloud.config, cloud.pids = instances.parent, {}, pids
+        pids.roots.append(str(instances))
+        cloud.srv, cloud.port = srv, int(srv.url.rsplit(":", 1)[1])
+        cloud.c = srv.client()
+        return cloud
+
     def restart(self) -> None:
         self.srv = start(self.state, port=self.port, config=self.config, timeout=60)
         self.c.close()
