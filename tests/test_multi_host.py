@@ -301,3 +301,57 @@ def test_boots_during_broker_faults_all_end(tmp_path: Path, own_broker: Broker) 
         if compute is not None:
             compute.stop()
         control.stop()
+
+
+def test_operations_the_broker_lost_with_its_queues_are_settled(tmp_path: Path,
+                                                                own_broker: Broker) -> None:
+    """A stop and a build cast to a compute host that had not taken them when the broker
+    restarted (its queues, and they, are gone): once the bus is back the conductor asks
+    the host what it is still doing and settles the rest. The stopped server is ACTIVE
+    again with no task (the user can ask again, and the stop then works); the build is
+    ERROR with a fault saying why, without waiting for a build timeout (disabled here)."""
+    conf: dict[str, dict[str, Any]] = {
+        "DEFAULT": {"transport_url": own_broker.url},
+        "compute": {"service_down_time": 30.0, "instance_build_timeout": 0,
+                    "build_check_interval": 1.0}}
+    control = start(tmp_path / "control", config=conf, extra_env={"NOVALITE_ROLE": "control"})
+    compute: RunningServer | None = None
+    try:
+        compute = start(tmp_path / "compute", config={**conf, "compute": {
+            **conf["compute"], "hosts": ["remote-1"], "image_api_url": f"{control.url}/image"}},
+            extra_env={"NOVALITE_ROLE": "compute"})
+        with control.client() as c:
+            sid = boot(c, "kept")
+            wait_status(c, sid, "ACTIVE")
+            os.kill(compute.process.pid, signal.SIGSTOP)  # takes nothing off its queue
+            try:
+                r = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
+                assert r.status_code == 202, r.text
+                lost = boot(c, "lost-build")
+                wait_for(lambda: c.get(f"/compute/v2.1/servers/{lost}").json()["server"][
+                    "OS-EXT-SRV-ATTR:host"] == "remote-1", timeout=15)
+                own_broker.ctl("stop_app")
+                own_broker.ctl("start_app")
+            finally:
+                os.kill(compute.process.pid, signal.SIGCONT)
+
+            def settled() -> dict[str, Any] | None:
+                kept = c.get(f"/compute/v2.1/servers/{sid}").json()["server"]
+                built = c.get(f"/compute/v2.1/servers/{lost}").json()["server"]
+                if kept["OS-EXT-STS:task_state"] is None and built["status"] == "ERROR":
+                    return {"kept": kept, "built": built}
+                return None
+
+            done = wait_for(settled, timeout=90, interval=0.5)
+            assert done["kept"]["status"] == "ACTIVE"
+            assert "message broker was lost" in done["built"]["fault"]["message"]
+            r = c.post(f"/compute/v2.1/servers/{sid}/action", json={"os-stop": None})
+            assert r.status_code == 202, r.text
+            wait_status(c, sid, "SHUTOFF", timeout=30)
+            for server in (sid, lost):
+                assert c.delete(f"/compute/v2.1/servers/{server}").status_code == 204
+                wait_gone(c, server)
+    finally:
+        if compute is not None:
+            compute.stop()
+        control.stop()

@@ -40,6 +40,7 @@ from novalite.exceptions import DatabaseUnavailable, NoValidHost
 from novalite.image.glance_client import image_api_url
 from novalite.network import ports as network_ports
 from novalite.rpc.compute import ComputeClient
+from novalite.rpc.errors import BusError, RemoteError
 from novalite.rpc.scheduler import SchedulerClient
 from novalite.rpc.transport import Transport
 
@@ -353,6 +354,9 @@ class ConductorManager(MigrationTasks, ShelveTasks):
                     await trio.sleep(grace)
                     await self._fail_stuck(older_than=recovery.as_utc(started),
                                            message=message, hostless_only=True)
+                    if message == recovery.LOST_ON_BUS:
+                        await self._settle_lost_casts(
+                            before=utcnow() - dt.timedelta(seconds=grace))
                 if timeout > 0:
                     await self._fail_stuck(
                         older_than=utcnow() - dt.timedelta(seconds=timeout),
@@ -369,6 +373,37 @@ class ConductorManager(MigrationTasks, ShelveTasks):
             await recovery.finish_interrupted_detaches(self.db, self.compute)
         except Exception:
             log.exception("interrupted detaches not finished; an admin can force-detach")
+
+    async def _settle_lost_casts(self, before: dt.datetime) -> None:
+        """The broker came back without its queues: a build or a single-host operation
+        cast to a compute host before then may be gone. Each host with such instances
+        is asked which it is still working on (while it reconnects, again every 2 s,
+        for up to twice ``service_down_time``; a host that stays away settles them
+        itself when it starts and adopts its guests); the others are settled
+        (:func:`novalite.conductor.recovery.settle_lost_operations`), and a lost
+        delete is sent again."""
+        pending = await recovery.operations_maybe_lost(self.db, before)
+        context = RequestContext.system()
+        deadline = time.monotonic() + 2 * self.cfg.compute.service_down_time
+        while pending:
+            for host, uuids in list(pending.items()):
+                try:
+                    busy = await self.compute(host).operations_in_flight(context, uuids)
+                except (BusError, RemoteError):
+                    continue
+                del pending[host]
+                done = await recovery.settle_lost_operations(
+                    self.db, host, set(uuids) - set(busy), before)
+                for uuid in done.failed:
+                    await self.scheduler.release(context, uuid)
+                for uuid in done.deleted:
+                    await self.compute(host).terminate_instance(context, uuid)
+            if not pending or time.monotonic() > deadline:
+                break
+            await trio.sleep(2.0)
+        if pending:
+            log.warning("hosts did not answer after the broker came back; their own start "
+                        "settles their instances", hosts=sorted(pending))
 
     async def watch_soft_deleted(self) -> None:
         """Until cancelled: reclaim servers soft-deleted longer than ``[DEFAULT]

@@ -62,6 +62,17 @@ BUILD_TIMED_OUT = "Instance build timed out. Set to error state."
 LOST_ON_BUS = ("The connection to the message broker was lost before this instance was "
                "scheduled, and the request with it; it was not built. Delete it and create "
                "it again.")
+LOST_ON_HOST_BUS = ("The connection to the message broker was lost while this instance was "
+                    "to be built on {host}, and the request with it; it was not built. "
+                    "Delete it and create it again.")
+#: Task states of operations one compute host carries out alone, from one cast: when
+#: the broker lost that cast, nothing will ever end them (resizes, migrations, shelves
+#: and snapshots involve more than one step and are left to their own checks).
+SETTLED_WHEN_LOST = frozenset((
+    states.POWERING_OFF, states.POWERING_ON, states.REBOOTING, states.REBOOT_PENDING,
+    states.REBOOT_STARTED, states.REBOOTING_HARD, states.REBOOT_PENDING_HARD,
+    states.REBOOT_STARTED_HARD, states.PAUSING, states.UNPAUSING, states.SUSPENDING,
+    states.RESUMING, states.RESCUING, states.UNRESCUING, states.DELETING))
 LOST_IN_OUTAGE = ("A database outage interrupted this build before it was scheduled; it "
                   "was not built. Delete it and create it again.")
 
@@ -213,6 +224,56 @@ async def finish_interrupted_detaches(db: Database, compute: Callable[[str], Any
             await trio.sleep(retry)
 
 
+async def operations_maybe_lost(db: Database, before: dt.datetime
+                                 ) -> dict[str, list[str]]:
+    """After the broker lost its queues: host -> the instances on it whose build or
+    single-host operation (:data:`SETTLED_WHEN_LOST`) was last recorded before
+    ``before``, whose cast may have been lost with the queues."""
+
+    def work(s: Session) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for inst in s.exec(select(Instance).where(
+                Instance.deleted == 0, col(Instance.host).is_not(None),
+                col(Instance.updated_at) < before,
+                or_(col(Instance.vm_state) == states.BUILDING,
+                    col(Instance.task_state).in_(SETTLED_WHEN_LOST)))).all():
+            out.setdefault(str(inst.host), []).append(inst.uuid)
+        return out
+
+    return await db.read(work)
+
+
+async def settle_lost_operations(db: Database, host: str, uuids: Collection[str],
+                                 before: dt.datetime) -> Reconciled:
+    """The instances of ``uuids`` (on ``host``, which has no operation in flight for
+    them) still as :func:`operations_maybe_lost` found them: a build goes to ERROR with
+    a fault; a delete is returned in ``deleted`` for the caller to send again; any
+    other operation has its task state cleared (the server as it was: the user
+    can ask again, and power sync shows what the guest is)."""
+
+    def work(s: Session) -> Reconciled:
+        done = Reconciled()
+        for inst in s.exec(select(Instance).where(
+                col(Instance.uuid).in_(list(uuids)), Instance.host == host,
+                Instance.deleted == 0, col(Instance.updated_at) < before)).all():
+            if inst.vm_state == states.BUILDING:
+                _fail(s, inst, LOST_ON_HOST_BUS.format(host=host))
+                done.failed.append(inst.uuid)
+            elif inst.task_state == states.DELETING:
+                done.deleted.append(inst.uuid)
+            elif inst.task_state in SETTLED_WHEN_LOST:
+                inst.task_state, inst.updated_at = None, utcnow()
+                s.add(inst)
+                done.cleared.append(inst.uuid)
+        return done
+
+    done: Reconciled = await db.write(work)
+    if done:
+        log.warning("operations lost with the broker's queues settled", host=host,
+                    failed=done.failed, cleared=done.cleared, deleted_again=done.deleted)
+    return done
+
+
 def _release(item: dict[str, str], s: Session) -> None:
     volume_api.release_attachment(s, item["attachment_id"], item["volume_id"])
 
@@ -223,4 +284,5 @@ def as_utc(timestamp: float) -> dt.datetime:
 
 
 __all__ = ["BUILD_TIMED_OUT", "LOST_IN_OUTAGE", "Reconciled", "as_utc", "fail_stuck_builds",
-           "finish_interrupted_detaches", "reconcile_at_start"]
+           "finish_interrupted_detaches", "operations_maybe_lost", "reconcile_at_start",
+           "settle_lost_operations"]

@@ -73,6 +73,15 @@ class ComputeClient:
         frees its address and claim (or records a fault if the guest resists)."""
         await self._rpc.cast(ctx, "terminate_instance", {"uuid": uuid})
 
+    async def operations_in_flight(self, ctx: RequestContext, uuids: list[str]
+                                   ) -> list[str]:
+        """Which of ``uuids`` have an operation running or queued on this host (call).
+        Example: ``busy = await ComputeClient(transport, host).operations_in_flight(ctx,
+        [uuid])``."""
+        busy: list[str] = await self._rpc.call(ctx, "operations_in_flight",
+                                               {"uuids": uuids}, timeout=10)
+        return busy
+
     async def power_action(self, ctx: RequestContext, uuid: str, action: str,
                            reboot_type: str = "SOFT") -> None:
         """Run a power action on the guest (cast): ``stop``, ``start``, ``reboot`` (of

@@ -427,6 +427,19 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
             return int(sock.getsockname()[1])
 
     @rpc.method
+    async def operations_in_flight(self, context: RequestContext, uuids: list[str]
+                                   ) -> list[str]:
+        """Which of ``uuids`` have an operation running or waiting here (holding or
+        queued on the instance's lock): the conductor's check after the broker lost
+        its queues, before it settles what no host is doing."""
+        busy = []
+        for uuid in uuids:
+            lock = self._locks.get(uuid)
+            if lock is not None and (lock.locked() or lock.statistics().tasks_waiting):
+                busy.append(uuid)
+        return busy
+
+    @rpc.method
     async def terminate_instance(self, context: RequestContext, uuid: str) -> None:
         if self.consoles is not None:
             self.consoles.revoke_instance(uuid)
