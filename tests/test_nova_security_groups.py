@@ -202,6 +202,7 @@ def test_bad_groups_answer_novas_400s(alice: Member) -> None:
     assert nova_error(c.put(f"{SG}/{missing}", json={"security_group": {
         "name": "a", "description": "b"}}), 404)
     assert nova_error(c.delete(f"{SG}/{missing}"), 404)
+    assert nova_error(c.delete(f"{SG}/"), 404) == "The resource could not be found."
     # Neutron refuses a second "default": Nova answers its 409 as a 403.
     assert nova_error(c.post(SG, json={"security_group": {
         "name": "default", "description": "d"}}), 403)

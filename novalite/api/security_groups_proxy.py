@@ -178,6 +178,12 @@ async def update_group(call: ApiCall) -> dict[str, Any]:
     return {"security_group": _group_view(group, await _remotes(call, [group]))}
 
 
+@router.route("DELETE", GROUPS + "/", rule=None)
+async def delete_without_id(call: ApiCall) -> Reply:
+    """``DELETE /os-security-groups/`` (no id): Nova maps no such route, a 404."""
+    raise NotFound("The resource could not be found.")
+
+
 @router.route("DELETE", GROUPS + "/{group_id}", rule=RULE + "delete")
 async def delete_group(call: ApiCall) -> Reply:
     _proxy_gone(call)
