@@ -21,6 +21,7 @@ from novalite.api import (
     migrations,
     quotas,
     remote_consoles,
+    security_groups_proxy,
     server_actions,
     server_diagnostics,
     server_groups,
@@ -49,6 +50,7 @@ ROUTERS: list[Router] = [
     migrations.router,
     volume_attachments.router,
     server_networks.router,
+    security_groups_proxy.router,
     compute_volumes.router,
 ]
 #: Modules that only register server actions (on server_actions' registry).

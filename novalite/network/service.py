@@ -464,13 +464,16 @@ class NetworkAPI(NovaNetworking):
         await self._write(ctx, work, lambda: touched)
 
     # -- security groups -------------------------------------------------------------
-    async def list_groups(self, ctx: AuthContext, query: Any) -> list[dict[str, Any]]:
+    async def list_groups(self, ctx: AuthContext, query: Any, *,
+                          every_project: bool = False) -> list[dict[str, Any]]:
         """The caller's groups; an admin's list holds other projects' groups only when
-        it names a project or an id (a deviation from Neutron, where every project's
-        ``default`` makes ``openstack security group rule create ... default`` ambiguous
-        for an admin)."""
+        it names a project or an id, or asks for ``every_project`` (Nova's
+        ``all_tenants``) (a deviation from Neutron, where every project's ``default``
+        makes ``openstack security group rule create ... default`` ambiguous for an
+        admin)."""
         filters = list_filters(query, ("id", "name", "tenant_id", "project_id"))
-        everyone = ctx.is_admin and bool({"id", "tenant_id", "project_id"} & set(filters))
+        everyone = ctx.is_admin and (every_project or
+                                     bool({"id", "tenant_id", "project_id"} & set(filters)))
 
         def work(s: Session) -> list[dict[str, Any]]:
             sg.ensure_default(s, ctx.project_id)
