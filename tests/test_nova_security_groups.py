@@ -274,3 +274,48 @@ def test_another_projects_group_is_not_found(alice: Member, bob: Member,
     assert gid not in [g["id"] for g in admin.get(SG).json()["security_groups"]]
     assert gid in [g["id"] for g in admin.get(SG, params={"all_tenants": 1}).json()[
         "security_groups"]]
+
+
+def test_a_cidr_is_kept_as_given_and_matched_as_its_network(alice: Member) -> None:
+    """Neutron keeps ``remote_ip_prefix`` as given and shows its network as
+    ``normalized_cidr``; the same network given another way is the same rule (Neutron's
+    conflict, which Nova's proxy answers 403)."""
+    c = alice.client
+    group = make_group(c)
+    r = add_rule(c, group["id"], ip_protocol="tcp", from_port=22, to_port=22,
+                 cidr="10.2.3.124/24")
+    assert r.status_code == 200, r.text
+    assert r.json()["security_group_rule"]["ip_range"] == {"cidr": "10.2.3.124/24"}
+    (rule,) = [x for x in neutron_rules(c, group["id"]) if x["protocol"] == "tcp"]
+    assert (rule["remote_ip_prefix"], rule["normalized_cidr"]) == \
+        ("10.2.3.124/24", "10.2.3.0/24")
+    r = add_rule(c, group["id"], ip_protocol="tcp", from_port=22, to_port=22,
+                 cidr="10.2.3.0/24")
+    assert "already exists" in nova_error(r, 403)
+
+
+def test_a_servers_groups_show_rules_in_novas_form(alice: Member) -> None:
+    """``GET /servers/{id}/os-security-groups``: a remote-group rule names the remote
+    group (not its own), a rule without a prefix shows 0.0.0.0/0, any port 1-65535."""
+    from tests.helpers import boot, wait_status
+
+    c = alice.client
+    web, admins = make_group(c, name="web"), make_group(c, name="admins")
+    assert add_rule(c, web["id"], ip_protocol="tcp", from_port=1, to_port=65535,
+                    group_id=admins["id"]).status_code == 200
+    r = c.post(f"{N}/security-group-rules", json={"security_group_rule": {
+        "security_group_id": web["id"], "direction": "ingress", "protocol": "udp"}})
+    assert r.status_code == 201, r.text
+    sid = boot(c, "sg-view", security_groups=[{"name": "web"}])
+    wait_status(c, sid, "ACTIVE")
+    try:
+        r = c.get(f"/compute/v2.1/servers/{sid}/os-security-groups")
+        assert r.status_code == 200, r.text
+        (shown,) = r.json()["security_groups"]
+        rules = {x["ip_protocol"]: x for x in shown["rules"]}
+        assert rules["tcp"]["group"] == {"name": "admins", "tenant_id": alice.project_id}
+        assert rules["tcp"]["ip_range"] == {}
+        assert (rules["udp"]["from_port"], rules["udp"]["to_port"]) == (1, 65535)
+        assert rules["udp"]["ip_range"] == {"cidr": "0.0.0.0/0"}
+    finally:
+        assert c.delete(f"/compute/v2.1/servers/{sid}").status_code == 204

@@ -21,6 +21,7 @@ from typing import Any
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from novalite.network.service import NetworkAPI
+from novalite.network.views import nova_ports
 
 router = Router()
 RULE = "os_compute_api:os-security-groups:"
@@ -76,9 +77,7 @@ def _rule_view(rule: dict[str, Any], remote: dict[str, Any] | None) -> dict[str,
     """A Neutron rule as Nova shows it; ``remote``: the remote group's name and
     tenant_id for a remote-group rule."""
     protocol = rule["protocol"]
-    low, high = rule["port_range_min"], rule["port_range_max"]
-    if protocol and low is None and high is None:
-        low, high = (1, 65535) if protocol.upper() in ("TCP", "UDP") else (-1, -1)
+    low, high = nova_ports(protocol, rule["port_range_min"], rule["port_range_max"])
     view = {"id": rule["id"], "parent_group_id": rule["security_group_id"],
             "ip_protocol": protocol, "from_port": low, "to_port": high,
             "group": {}, "ip_range": {}}

@@ -68,8 +68,9 @@ class NovaNetworking:
                     continue
                 out.append({"id": g.id, "name": g.name, "description": g.description,
                             "tenant_id": g.project_id,
-                            "rules": [nova_rule(r, g) for r in rules[g.id]
-                                      if r.direction == "ingress"]})
+                            "rules": [nova_rule(r, g, s.get(SecurityGroup, r.remote_group_id)
+                                                if r.remote_group_id else None)
+                                      for r in rules[g.id] if r.direction == "ingress"]})
             return out
 
         return await self.db.read(work)

@@ -125,18 +125,30 @@ def check_rule(body: dict[str, Any]) -> dict[str, Any]:
             raise NeutronBadRequest("SecurityGroupRuleParameterConflict",
                                     f"Conflicting value ethertype {ethertype} for CIDR "
                                     f"{prefix}")
-        prefix = str(net)
+        # Kept as given (an address with its prefix length, as Neutron keeps it);
+        # matched and enforced as its network (:func:`normalized_cidr`).
+        prefix = str(ipaddress.ip_interface(str(prefix)))
     return {"direction": direction, "ethertype": ethertype, "protocol": protocol,
             "port_range_min": low, "port_range_max": high, "remote_ip_prefix": prefix,
             "remote_group_id": remote_group,
             "description": str(body.get("description") or "")}
 
 
+def normalized_cidr(prefix: str | None) -> str | None:
+    """The network of a rule's ``remote_ip_prefix`` (Neutron's ``normalized_cidr``:
+    10.2.3.0/24 for 10.2.3.124/24), what is matched and enforced."""
+    return str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
+
+
 def check_duplicate(s: Session, group_id: str, fields: dict[str, Any]) -> None:
-    """Neutron's 409 for a rule that exists already in the group."""
+    """Neutron's 409 for a rule that exists already in the group (prefixes compared as
+    their networks)."""
+    wanted = {**fields, "remote_ip_prefix": normalized_cidr(fields["remote_ip_prefix"])}
     for rule in s.exec(select(SecurityGroupRule).where(
             SecurityGroupRule.security_group_id == group_id)).all():
-        if all(getattr(rule, k) == fields[k] for k in _IDENTITY):
+        have = {k: getattr(rule, k) for k in _IDENTITY}
+        have["remote_ip_prefix"] = normalized_cidr(have["remote_ip_prefix"])
+        if all(have[k] == wanted[k] for k in _IDENTITY):
             raise NeutronConflict("SecurityGroupRuleExists",
                                   f"Security group rule already exists. Rule id is {rule.id}.")
 
@@ -173,7 +185,7 @@ def port_rules(s: Session, group_ids: list[str]) -> list[dict[str, Any]]:
         out.append({"direction": r.direction, "ethertype": r.ethertype,
                     "protocol": r.protocol, "port_range_min": r.port_range_min,
                     "port_range_max": r.port_range_max,
-                    "remote_ip_prefix": r.remote_ip_prefix,
+                    "remote_ip_prefix": normalized_cidr(r.remote_ip_prefix),
                     "remote_group_id": r.remote_group_id,
                     "remote_group_addresses": list(members.get(r.remote_group_id or "", []))})
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from novalite.db.models import NetworkRecord, Port, SecurityGroup, SecurityGroupRule, Subnet
+from novalite.network.security_groups import normalized_cidr
 
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -58,7 +59,8 @@ def rule_view(rule: SecurityGroupRule) -> dict[str, Any]:
             "protocol": rule.protocol, "port_range_min": rule.port_range_min,
             "port_range_max": rule.port_range_max, "remote_ip_prefix": rule.remote_ip_prefix,
             "remote_group_id": rule.remote_group_id, "remote_address_group_id": None,
-            "normalized_cidr": rule.remote_ip_prefix, "description": rule.description,
+            "normalized_cidr": normalized_cidr(rule.remote_ip_prefix),
+            "description": rule.description,
             **_times(rule)}
 
 
@@ -83,11 +85,28 @@ def nova_network_view(net: dict[str, Any], subnets: list[dict[str, Any]]) -> dic
     return out
 
 
-def nova_rule(rule: SecurityGroupRule, group: SecurityGroup) -> dict[str, Any]:
-    return {"id": rule.id, "parent_group_id": group.id,
-            "ip_protocol": rule.protocol, "from_port": rule.port_range_min,
-            "to_port": rule.port_range_max,
-            "ip_range": {"cidr": rule.remote_ip_prefix} if rule.remote_ip_prefix else {},
-            "group": {"name": group.name, "tenant_id": group.project_id}
-            if rule.remote_group_id else {}}
+def nova_ports(protocol: str | None, low: int | None, high: int | None
+               ) -> tuple[int | None, int | None]:
+    """A rule's port range as Nova shows it: a rule of a protocol for any port is
+    1-65535 for TCP and UDP, -1/-1 (any type and code) for the others."""
+    if protocol and low is None and high is None:
+        return (1, 65535) if protocol.upper() in ("TCP", "UDP") else (-1, -1)
+    return low, high
+
+
+def nova_rule(rule: SecurityGroupRule, group: SecurityGroup,
+              remote: SecurityGroup | None) -> dict[str, Any]:
+    """An ingress rule as Nova's proxy shows it: any port of TCP/UDP as 1-65535, any
+    ICMP type as -1; ``ip_range`` (0.0.0.0/0 when the rule names none) or, for a rule
+    whose remote is a group, that group's ``name`` and ``tenant_id``."""
+    low, high = nova_ports(rule.protocol, rule.port_range_min, rule.port_range_max)
+    view: dict[str, Any] = {"id": rule.id, "parent_group_id": group.id,
+                            "ip_protocol": rule.protocol, "from_port": low, "to_port": high,
+                            "ip_range": {}, "group": {}}
+    if rule.remote_group_id:
+        if remote is not None:
+            view["group"] = {"name": remote.name, "tenant_id": remote.project_id}
+    else:
+        view["ip_range"] = {"cidr": rule.remote_ip_prefix or "0.0.0.0/0"}
+    return view
 
