@@ -277,7 +277,8 @@ class FakeDriver(Driver):
         return {"fake_guest": json.loads(json.dumps(guest)), "source": self.context.host}
 
     async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
-                               network: list[NetworkInfo], power_on: bool) -> None:
+                               network: list[NetworkInfo], power_on: bool,
+                               image: ImageInfo | None = None) -> None:
         guest = dict(disk_info["fake_guest"])
         guest.update(name=instance.name, vcpus=instance.vcpus, memory_mb=instance.memory_mb,
                      root_gb=instance.root_gb)

@@ -59,7 +59,7 @@ from novalite.virt.driver import (
     VolumeConnection,
 )
 
-from . import acpi, bootsector, console, disks, hostcheck, launch, live
+from . import acpi, bootsector, coldmove, console, disks, hostcheck, launch, live
 from . import process as proc
 from . import volumes as qemu_volumes
 from .qmp import QmpClient, QmpError, qmp_execute
@@ -96,7 +96,7 @@ class QemuDriver(Driver):
     """
 
     name = "qemu"
-    contract_version = "1.5"
+    contract_version = "1.6"
     hypervisor_type = "qemu"
     accel = "tcg"
     auto_priority = 200
@@ -438,9 +438,13 @@ class QemuDriver(Driver):
         await self._create(instance, image, network)
 
     async def _create(self, instance: InstanceSpec, image: ImageInfo,
-                      network: list[NetworkInfo], incoming: bool = False) -> None:
+                      network: list[NetworkInfo], incoming: bool = False,
+                      moved: dict[str, Any] | None = None, start: bool = True) -> None:
         """spawn's work; ``incoming``: QEMU waits for a live migration instead of
-        booting (``-incoming defer -S``, not watched until it runs)."""
+        booting (``-incoming defer -S``, not watched until it runs). ``moved``: a cold
+        move's ``disk_info`` from another host: its disks are copied from the source
+        (the root grown to ``root_gb``) and its volumes kept; ``start`` False leaves
+        the guest off."""
         uuid = instance.uuid
         directory = self._dir(uuid)
         if os.path.exists(directory):
@@ -452,21 +456,27 @@ class QemuDriver(Driver):
         async with self._operation(uuid):
             try:
                 os.makedirs(directory)
-                if instance.root_volume is not None:  # boot from volume: its data, raw
+                if moved is not None:  # the source's disks, copied over NBD
+                    await coldmove.fetch_disks(moved["disks"], directory)
+                    root = os.path.join(directory, proc.ROOT_DISK)
+                    if instance.root_gb and disks.virtual_size(root, "qcow2") < \
+                            instance.root_gb * disks.GiB:
+                        await disks.qemu_img("resize", root, f"{instance.root_gb}G")
+                    disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
+                elif instance.root_volume is not None:  # boot from volume: its data, raw
                     disk_files = [proc.DiskConfig(instance.root_volume.path, "raw")]
                 else:
                     await disks.create_root_disk(image, os.path.join(directory,
                                                                      proc.ROOT_DISK),
                                                  instance.root_gb)
                     disk_files = [proc.DiskConfig(proc.ROOT_DISK)]
-                if instance.ephemeral_gb:
-                    await disks.create_blank_disk(os.path.join(directory, "disk.eph0"),
-                                                  instance.ephemeral_gb * disks.GiB)
-                    disk_files.append(proc.DiskConfig("disk.eph0"))
-                if instance.swap_mb:
-                    await disks.create_blank_disk(os.path.join(directory, "disk.swap"),
-                                                  instance.swap_mb * 1024 * 1024)
-                    disk_files.append(proc.DiskConfig("disk.swap"))
+                for name, size in (("disk.eph0", instance.ephemeral_gb * disks.GiB),
+                                   ("disk.swap", instance.swap_mb * 1024 * 1024)):
+                    if not size:
+                        continue
+                    if not os.path.exists(os.path.join(directory, name)):  # not moved
+                        await disks.create_blank_disk(os.path.join(directory, name), size)
+                    disk_files.append(proc.DiskConfig(name))
                 if instance.config_drive:  # the guest's own copy, read-only: as Nova, a cdrom on IDE
                     await trio.to_thread.run_sync(shutil.copyfile, instance.config_drive,
                                                   os.path.join(directory, CONFIG_DRIVE))
@@ -482,10 +492,12 @@ class QemuDriver(Driver):
                 kernel = "kernel" if image.kernel_path else None
                 initrd = "initrd" if image.ramdisk_path else None
                 cfg = self._launch_config(instance, image, network, disk_files, kernel, initrd)
+                if moved is not None:
+                    cfg.volumes = list(moved.get("volumes") or [])
                 cfg.save(directory)
                 if incoming:
                     await launch.start_qemu(directory, uuid, "defer", wait=False)
-                else:
+                elif start:
                     await self._launch(uuid)
             except BaseException as exc:
                 with trio.CancelScope(shield=True):
@@ -664,30 +676,61 @@ class QemuDriver(Driver):
                         await self._qmp(uuid, "cont")
         return "qcow2", "bare"
 
-    # -- resize (contract 1.4): on this host only, for now -----------------------------
+    # -- resize and cold migration (contract 1.4; 1.6: to another host) -------------------
     async def migrate_disk_and_power_off(self, uuid: str, dest_host: str,
                                          instance: InstanceSpec) -> dict[str, Any]:
-        """Same host only (moving the disk between hosts is not built yet): power off
-        and keep the guest's directory as ``<uuid>_resize`` until confirm or revert."""
+        """Power off and keep the guest's directory as ``<uuid>_resize`` until confirm or
+        revert. To another host, its writable disks are exported over NBD for the
+        destination to copy (:mod:`.coldmove`): the returned ``disks`` say where."""
         directory = self._exists(uuid)
-        if dest_host != self.context.host:
-            raise DriverError(f"the qemu driver resizes on the same host only; moving "
-                              f"{uuid} to {dest_host} is not supported yet")
+        moving = dest_host != self.context.host
+        if moving:
+            cfg = proc.LaunchConfig.load(directory)
+            if any(n.tap for n in cfg.nics):
+                raise DriverError("the qemu driver does not move guests on a host bridge "
+                                  "to another host yet")
+            if any(os.path.isabs(d.path) for d in cfg.disks):
+                raise DriverError("the qemu driver does not move guests booted from a "
+                                  "volume to another host yet")
         await self.power_off(uuid, float(self.options["shutdown_timeout"]))
         kept = directory + _KEPT
         async with self._operation(uuid):
             await trio.to_thread.run_sync(shutil.rmtree, kept, True)
             os.rename(directory, kept)
-        return {"host": self.context.host, "kept": os.path.basename(kept)}
+        info: dict[str, Any] = {"host": self.context.host, "kept": os.path.basename(kept)}
+        if not moving:
+            return info
+        cfg = proc.LaunchConfig.load(kept)
+        try:
+            info["disks"] = await coldmove.export_disks(
+                kept, [(d.path, d.format) for d in cfg.disks if not d.readonly],
+                str(self.options["live_migration_inbound_addr"]))
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                async with self._operation(uuid):
+                    os.rename(kept, directory)
+            raise
+        info["volumes"] = cfg.volumes
+        return info
 
     async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
-                               network: list[NetworkInfo], power_on: bool) -> None:
+                               network: list[NetworkInfo], power_on: bool,
+                               image: ImageInfo | None = None) -> None:
         """A copy of the kept directory, its root disk grown to ``root_gb`` (qemu-img
-        resize), the new vCPUs and memory in launch.json; started when ``power_on``."""
+        resize), the new vCPUs and memory in launch.json; started when ``power_on``.
+        From another host: the guest made as a spawn makes it (``image`` as fetched
+        here, this host's network), its disks copied from the source's exports."""
         uuid = instance.uuid
         if disk_info.get("host") != self.context.host:
-            raise DriverError(f"guest {uuid}'s disk is on host {disk_info.get('host')}: "
-                              "the qemu driver resizes on the same host only")
+            if image is None or "disks" not in disk_info:
+                raise DriverError(f"guest {uuid}'s disk is on host {disk_info.get('host')}, "
+                                  "and no copy of it was offered")
+            try:
+                await self._create(instance, image, network, moved=disk_info,
+                                   start=power_on)
+            except SpawnFailed as exc:
+                raise DriverError(f"cannot finish the move of {uuid}: {exc}") from None
+            return
         directory = self._dir(uuid)
         kept = os.path.join(self.context.instances_path, str(disk_info["kept"]))
         async with self._operation(uuid):
@@ -714,12 +757,14 @@ class QemuDriver(Driver):
                 raise
 
     async def confirm_migration(self, uuid: str) -> None:
+        await coldmove.stop_exports(self._dir(uuid) + _KEPT)
         await trio.to_thread.run_sync(shutil.rmtree, self._dir(uuid) + _KEPT, True)
 
     async def finish_revert_migration(self, uuid: str, power_on: bool) -> None:
         kept = self._dir(uuid) + _KEPT
         if not os.path.isdir(kept):
             raise InstanceNotFound(f"guest {uuid} kept for a revert not found")
+        await coldmove.stop_exports(kept)
         async with self._operation(uuid):
             await trio.to_thread.run_sync(shutil.rmtree, self._dir(uuid), True)
             os.rename(kept, self._dir(uuid))

@@ -56,7 +56,7 @@ async def writable_disks(qmp_path: str) -> list[dict[str, str]]:
     return found
 
 
-def _free_port(address: str) -> int:
+def free_port(address: str) -> int:
     """A TCP port free on ``address`` now (QEMU's NBD server cannot report the one it
     was given as 0); a race with another listener fails the migration cleanly."""
     with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
@@ -74,7 +74,7 @@ async def listen(qmp_path: str, address: str) -> dict[str, Any]:
         raise DriverError("live migration: the destination QEMU reports no listening port")
     uri = f"tcp:{address}:{ports[0]['port']}"
     disks = await writable_disks(qmp_path)
-    nbd_port = _free_port(address)
+    nbd_port = free_port(address)
     await _qmp(qmp_path, "nbd-server-start", {
         "addr": {"type": "inet", "data": {"host": address, "port": str(nbd_port)}}})
     for d in disks:

@@ -96,7 +96,7 @@ from typing import Any, ClassVar
 
 import trio
 
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"
 """The version of this contract: a plugin's major version must equal this one's."""
 
 #: What each minor version added; a driver may rely on what its declared version lists.
@@ -148,6 +148,12 @@ CHANGES: Mapping[str, str] = {
            "Driver.rollback_live_migration (the source runs the guest again when the "
            "destination failed after live_migration returned); all three have defaults "
            "that do nothing, so a 1.4 driver migrates as before",
+    "1.6": "resize and cold migration to another host that shares no disk: "
+           "Driver.finish_migration takes the keyword image (the instance's image as "
+           "fetched into the destination's cache, as spawn gets it), passed only when "
+           "disk_info comes from another host and the driver declares 1.6; its network "
+           "is then made on the destination as for a spawn (ssh_host_port, "
+           "metadata_socket)",
 }
 
 
@@ -862,11 +868,15 @@ class Driver(abc.ABC):
         raise NotSupported(f"{self.name} does not support resize or cold migration")
 
     async def finish_migration(self, instance: InstanceSpec, disk_info: dict[str, Any],
-                               network: list[NetworkInfo], power_on: bool) -> None:
+                               network: list[NetworkInfo], power_on: bool,
+                               image: ImageInfo | None = None) -> None:
         """On the destination host: create the guest ``instance`` (its new sizes: the
         root disk grown to ``root_gb``, the new vCPUs and memory) from the disk that
         ``disk_info`` (what :meth:`migrate_disk_and_power_off` returned) describes, and
-        start it when ``power_on`` (else leave it SHUTDOWN).
+        start it when ``power_on`` (else leave it SHUTDOWN). ``image`` (contract 1.6):
+        the instance's image fetched on this host, given when the disk comes from
+        another host (a driver declaring 1.6; ``network`` is then this host's, made as
+        for a spawn).
 
         Raises :class:`DriverError` after removing what it created. Example::
 

@@ -1,4 +1,4 @@
-"""Live migration of a real QEMU guest between two compute hosts of one novalite.
+"""Live and cold migration of a real QEMU guest between two compute hosts of one novalite.
 
 One ``novalite serve`` runs two qemu hosts (each its own instance directory: they
 share nothing but this machine). The guest is a boot sector that prints a banner once,
@@ -7,7 +7,8 @@ the API (``os-migrateLive``): the guest moves while it counts, its console shows
 number once and in order across the move and the banner once (no restart), the
 source's QEMU and files are gone. Then a destination QEMU that dies mid-migration: the
 guest keeps counting on its source, the migration is ``error``, the server ACTIVE with
-a fault, nothing left on the destination.
+a fault, nothing left on the destination. Then the cold moves: a resize and a cold
+migration to the other host (the disk copied over NBD), confirmed and reverted.
 """
 
 from __future__ import annotations
@@ -208,6 +209,71 @@ def test_destination_dying_mid_migration_leaves_the_guest_running(
     assert cloud.console(sid).count(BANNER) == 1
     _assert_counting(cloud.ticks(sid))
     wait_for(lambda: not os.path.exists(cloud.instance_dir_on(dest, sid)), 20)
+
+
+def _qemu_io(disk: str, command: str) -> str:
+    """``qemu-io`` on a guest's disk while no QEMU runs on it."""
+    import subprocess
+
+    out = subprocess.run(["qemu-io", "-f", "qcow2", "-c", command, disk],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "Pattern verification failed" not in out.stdout, out
+    return out.stdout
+
+
+def test_resize_and_cold_migration_move_the_disk_to_the_other_host(
+        cloud: TwoHosts, counter: str) -> None:
+    """The hosts share no disk: a resize of the stopped guest lands on the other host
+    with the guest's own disk (bytes written into it before are there) grown to the new
+    flavor's size and flattened; confirm removes the source's copy and its NBD exports.
+    Then a cold migration of the running guest back, reverted: it runs where it was."""
+    from novalite_drivers.qemu import disks as qemu_disks
+
+    sid = counter
+    source = cloud.host(sid)
+    dest = next(h for h in HOSTS if h != source)
+    cloud.action(sid, {"os-stop": None}, "SHUTOFF")
+    root = os.path.join(cloud.instance_dir_on(source, sid), qemu_process.ROOT_DISK)
+    _qemu_io(root, "write -P 0x5a 1M 64k")  # what the guest wrote, as far as a disk knows
+    r = cloud.c.post("/compute/v2.1/flavors", json={"flavor": {
+        "name": "lm-bigger", "ram": 64, "vcpus": 2, "disk": 2}})
+    assert r.status_code == 200, r.text
+    server = cloud.action(sid, {"resize": {"flavorRef": r.json()["flavor"]["id"]}},
+                          "VERIFY_RESIZE", timeout=120)
+    assert server["OS-EXT-SRV-ATTR:host"] == dest and server["flavor"]["vcpus"] == 2
+    assert server["OS-EXT-STS:power_state"] == 4  # stopped it was, stopped it stays
+    moved = os.path.join(cloud.instance_dir_on(dest, sid), qemu_process.ROOT_DISK)
+    _qemu_io(moved, "read -P 0x5a 1M 64k")
+    assert qemu_disks.virtual_size(moved, "qcow2") == 2 * qemu_disks.GiB
+    assert "backing file" not in subprocess_out(["qemu-img", "info", moved])
+    kept = cloud.instance_dir_on(source, sid) + "_resize"
+    assert os.path.isdir(kept)
+    assert cloud.c.post(f"/compute/v2.1/servers/{sid}/action",
+                        json={"confirmResize": None}).status_code == 204
+    cloud.wait_status(sid, "SHUTOFF")
+    wait_for(lambda: not os.path.exists(kept), 15)
+    cloud.action(sid, {"os-start": None}, "ACTIVE")
+    wait_for(lambda: cloud.ticks(sid)[:3] == [1, 2, 3], 30, interval=0.2)
+
+    # Running, moved back cold, then reverted: the guest runs on this host again.
+    pid = cloud.live_pid(dest, sid)
+    server = cloud.action(sid, {"migrate": None}, "VERIFY_RESIZE", timeout=120)
+    assert server["OS-EXT-SRV-ATTR:host"] == source
+    assert cloud.live_pid(source, sid) is not None
+    assert cloud.c.post(f"/compute/v2.1/servers/{sid}/action",
+                        json={"revertResize": None}).status_code == 202
+    server = cloud.wait_status(sid, "ACTIVE", timeout=60)
+    assert server["OS-EXT-SRV-ATTR:host"] == dest
+    assert cloud.live_pid(dest, sid) not in (None, pid)  # started again from its disk
+    wait_for(lambda: not os.path.exists(cloud.instance_dir_on(source, sid)), 15)
+    assert not os.path.exists(cloud.instance_dir_on(dest, sid) + "_resize")
+
+
+def subprocess_out(argv: list[str]) -> str:
+    import subprocess
+
+    return subprocess.run(argv, capture_output=True, text=True, check=True,
+                          timeout=30).stdout
 
 
 def test_evacuate_boots_the_guest_again_on_the_other_host(cloud: TwoHosts,

@@ -96,6 +96,8 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         self.shutdown_timeout = shutdown_timeout
         self._locks: dict[str, trio.Lock] = defaultdict(trio.Lock)
         self._ssh_ports: dict[str, int | None] = {}
+        self._moved_out: set[str] = set()
+        self._moved_in: set[str] = set()
         # Many hosts in one process share one event queue (novalite.compute.host.fleet).
         if events is None:
             self._events_send, self._events_recv = trio.open_memory_channel[

@@ -30,10 +30,8 @@ from novalite.virt.driver import (
 log = structlog.get_logger("novalite.compute.resize")
 
 
-def _spec(instance: dict[str, Any], flavor: dict[str, Any] | None = None) -> Any:
-    """The driver's InstanceSpec of ``instance`` with ``flavor``'s sizes, if given."""
-    from novalite.compute.host.manager import spec_from_payload
-
+def _sized(instance: dict[str, Any], flavor: dict[str, Any] | None) -> dict[str, Any]:
+    """The instance payload with ``flavor``'s sizes, if given."""
     payload = dict(instance)
     if flavor is not None:
         payload.update(vcpus=int(flavor.get("vcpus") or 0),
@@ -43,7 +41,21 @@ def _spec(instance: dict[str, Any], flavor: dict[str, Any] | None = None) -> Any
                        swap_mb=int(flavor.get("swap") or 0),
                        flavor_name=str(flavor.get("name") or ""),
                        extra_specs=dict(flavor.get("extra_specs") or {}))
-    return spec_from_payload(payload)
+    return payload
+
+
+def _spec(instance: dict[str, Any], flavor: dict[str, Any] | None = None) -> Any:
+    """The driver's InstanceSpec of ``instance`` with ``flavor``'s sizes, if given."""
+    from novalite.compute.host.manager import spec_from_payload
+
+    return spec_from_payload(_sized(instance, flavor))
+
+
+def _moves_disks(driver: Driver) -> bool:
+    """Whether the driver takes a disk from another host (contract 1.6: its
+    finish_migration gets the image fetched here)."""
+    major, _, minor = str(getattr(driver, "contract_version", "1.0")).partition(".")
+    return (int(major), int(minor or 0)) >= (1, 6)
 
 
 class ResizeHost:
@@ -58,6 +70,11 @@ class ResizeHost:
     #: uuid -> the host port pre_live_migration forwards to the guest's port 22 here
     #: (None: none), until the guest arrives.
     _ssh_ports: dict[str, int | None]
+    #: Guests moved to another host (source) / from another host (destination) by a
+    #: resize or cold migration not yet confirmed or reverted.
+    _moved_out: set[str]
+    _moved_in: set[str]
+    metadata: Any
 
     def event(self, context: RequestContext, uuid: str, name: str
               ) -> AbstractAsyncContextManager[None]:
@@ -107,6 +124,8 @@ class ResizeHost:
                                         rolled_back=running or
                                         instance["vm_state"] == states.STOPPED)
                 return
+            if dest_host != self.host:
+                self._moved_out.add(uuid)
         await self.conductor.resize_step(context, uuid, migration_id, "migrated", self.host,
                                          disk_info)
 
@@ -115,33 +134,74 @@ class ResizeHost:
                             instance: dict[str, Any], migration_id: int,
                             flavor: dict[str, Any], disk_info: dict[str, Any],
                             source_host: str) -> None:
-        """On the destination: create the guest from the source's disk, new sizes."""
+        """On the destination: create the guest from the source's disk, new sizes. From
+        another host (a contract 1.6 driver) the guest is made here as a spawn makes
+        it: its image fetched into this host's cache, this host's network for it."""
         uuid = instance["uuid"]
         power_on = instance["vm_state"] != states.STOPPED
-        network = [NetworkInfo(network=a["network"], address=a["address"], cidr=a["cidr"],
-                               gateway=a["gateway"], mac=a["mac"])
-                   for a in instance.get("addresses") or []]
+        moving = source_host != self.host and _moves_disks(self.driver)
+        finished: dict[str, Any] = {}
         async with self._locks[uuid]:
             await self.update(context, uuid, task_state=states.RESIZE_FINISH)
             try:
                 async with self.event(context, uuid, "compute_finish_resize"):
-                    await self.driver.finish_migration(_spec(instance, flavor), disk_info,
-                                                       network, power_on)
+                    if moving:
+                        finished["ssh_host_port"] = await self._move_in(
+                            context, _sized(instance, flavor), disk_info, power_on)
+                    else:
+                        network = [NetworkInfo(network=a["network"], address=a["address"],
+                                               cidr=a["cidr"], gateway=a["gateway"],
+                                               mac=a["mac"])
+                                   for a in instance.get("addresses") or []]
+                        await self.driver.finish_migration(
+                            _spec(instance, flavor), disk_info, network, power_on)
             except Exception as exc:
+                if moving:
+                    with trio.CancelScope(shield=True):
+                        await self._left_here(uuid)
                 await self._move_failed(context, uuid, migration_id, exc, rolled_back=False)
                 return
             power = await self._power_or_none(uuid)
+        if moving:
+            self._moved_in.add(uuid)
+        finished["power_state"] = int(power or 0)
         await self.conductor.resize_step(context, uuid, migration_id, "finished", self.host,
-                                         {"power_state": int(power or 0)})
+                                         finished)
         log.info("instance resized", instance=uuid, source=source_host, dest=self.host)
+
+    async def _move_in(self, context: RequestContext, instance: dict[str, Any],
+                       disk_info: dict[str, Any], power_on: bool) -> int | None:
+        """finish_resize from another host: the guest made here by the driver from the
+        source's disks; returns the host port forwarded to its port 22, if any."""
+        images = await self.conductor.image_payloads(context, instance["image_ref"])
+
+        async def finish(spec: InstanceSpec, image: ImageInfo,
+                         network: list[NetworkInfo]) -> None:
+            await self.driver.finish_migration(spec, disk_info, network, power_on,
+                                               image=image)
+
+        return await self._spawn(instance, images["image"], images.get("kernel"),
+                                 images.get("ramdisk"), token=context.auth_token,
+                                 launch=finish)
+
+    async def _left_here(self, uuid: str) -> None:
+        """A guest that is not (or no longer) on this host after a move: what the host
+        held for it (the image reference, the metadata relay) released."""
+        self.cache.release(uuid)
+        if self.metadata is not None:
+            self.metadata.close(uuid)
 
     @rpc.method
     async def confirm_resize(self, context: RequestContext, uuid: str,
                              migration_id: int) -> None:
-        """On the source: remove what was kept of the old guest."""
+        """On the source: remove what was kept of the old guest (and, when it moved to
+        another host, what this host held for it)."""
         async with self._locks[uuid]:
             async with self.event(context, uuid, "compute_confirm_resize"):
                 await self.driver.confirm_migration(uuid)
+            if uuid in self._moved_out:
+                self._moved_out.discard(uuid)
+                await self._left_here(uuid)
         await self.conductor.resize_step(context, uuid, migration_id, "confirmed", self.host)
 
     @rpc.method
@@ -152,6 +212,9 @@ class ResizeHost:
             power = await self._power_or_none(uuid)
             async with self.event(context, uuid, "compute_revert_resize"):
                 await self.driver.destroy(uuid)
+            if uuid in self._moved_in:
+                self._moved_in.discard(uuid)
+                await self._left_here(uuid)
         await self.conductor.resize_step(context, uuid, migration_id, "dest_reverted",
                                          self.host,
                                          {"power_on": power in (PowerState.RUNNING, None)})
@@ -166,6 +229,7 @@ class ResizeHost:
             try:
                 async with self.event(context, uuid, "compute_finish_revert_resize"):
                     await self.driver.finish_revert_migration(uuid, power_on)
+                self._moved_out.discard(uuid)
             except Exception as exc:
                 await self._move_failed(context, uuid, migration_id, exc, rolled_back=False)
                 return

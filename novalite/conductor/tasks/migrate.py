@@ -244,7 +244,8 @@ class MigrationTasks:
                 context, uuid, migration_id, status="finished",
                 instance={"host": host, "node": host, **flavor_values(m.new_flavor),
                           "vm_state": states.RESIZED, "task_state": None,
-                          "power_state": int(data.get("power_state") or 0)})
+                          "power_state": int(data.get("power_state") or 0),
+                          **await self._ssh_port_moved(context, uuid, data)})
             window = self.cfg.DEFAULT.resize_confirm_window
             if window > 0:
                 await self._rpc_self(context, "confirm_after", {
@@ -276,6 +277,18 @@ class MigrationTasks:
                           "power_state": int(data.get("power_state") or 0)})
         else:
             raise ValueError(f"unknown resize step {step!r}")
+
+    async def _ssh_port_moved(self, context: RequestContext, uuid: str,
+                              data: dict[str, Any]) -> dict[str, Any]:
+        """The instance's metadata with the host port forwarded to its port 22 on its
+        new host, when ``data`` (a move's step) says the forward moved with the guest."""
+        if "ssh_host_port" not in data:
+            return {}
+        metadata = dict((await self.instance_get(context, uuid) or {}).get("metadata") or {})
+        metadata.pop("ssh_host_port", None)
+        if data["ssh_host_port"] is not None:
+            metadata["ssh_host_port"] = str(data["ssh_host_port"])
+        return {"metadata_": metadata}
 
     @rpc.method
     async def resize_failed(self, context: RequestContext,
@@ -355,14 +368,9 @@ class MigrationTasks:
         elif step == "arrived":
             m = await self._migration(migration_id)
             values: dict[str, Any] = {"host": host, "node": host, "task_state": None,
-                                      "power_state": int(data.get("power_state") or 0)}
-            if "ssh_host_port" in data:  # the forward to port 22 moved with the guest
-                metadata = dict((await self.instance_get(context, instance_uuid) or {}
-                                 ).get("metadata") or {})
-                metadata.pop("ssh_host_port", None)
-                if data["ssh_host_port"] is not None:
-                    metadata["ssh_host_port"] = str(data["ssh_host_port"])
-                values["metadata_"] = metadata
+                                      "power_state": int(data.get("power_state") or 0),
+                                      **await self._ssh_port_moved(context, instance_uuid,
+                                                                   data)}
             await self._record_move(context, instance_uuid, migration_id, instance=values)
             await self.compute(str(m.source_compute)).post_live_migration(
                 context, instance_uuid, migration_id)
