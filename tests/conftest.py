@@ -27,7 +27,7 @@ from novalite.testing.server import RunningServer, start
 BACKENDS = ("sqlite", "mariadb")
 MARIADB_HOST, MARIADB_PORT, MARIADB_USER = "127.0.0.1", 3306, "root"
 #: Modules whose ``server`` is SQLite only (see the module docstring).
-SQLITE_ONLY_MODULES = {"tests.test_real_clients", "tests.test_nova_cli"}
+SQLITE_ONLY_MODULES = {"tests.test_real_clients", "tests.test_nova_cli", "tests.test_ansible"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
