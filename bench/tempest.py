@@ -58,7 +58,7 @@ COMPUTE_FEATURES = {
     "block_migration_for_live_migration": False, "metadata_service": False,
     "vnc_console": False, "spice_console": False, "serial_console": False,
     "rescue": True, "stable_rescue": True, "change_password": False,
-    "interface_attach": False, "personality": False, "config_drive": False,
+    "interface_attach": True, "personality": False, "config_drive": False,
     "attach_encrypted_volume": False, "swap_volume": False, "volume_multiattach": False,
     "volume_backed_live_migration": False, "enable_instance_password": True,
     "disk_config": True, "ide_bus": False, "unified_limits": False,

@@ -109,6 +109,7 @@ class FakeDriver(Driver):
         "supports_attach_volume": True,
         "supports_extend_volume": True,
         "supports_boot_from_volume": True,
+        "supports_attach_interface": True,
     }
 
     @classmethod
@@ -387,6 +388,21 @@ class FakeDriver(Driver):
         guest = self._guest(uuid)
         if guest.setdefault("volumes", {}).pop(volume_id, None) is not None:
             guest["console"].append(f"detached volume {volume_id}")
+            self._save()
+
+    async def attach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        """Remember the NIC on the guest (by MAC; traffic is not simulated)."""
+        guest = self._guest(uuid)
+        nics = guest.setdefault("nics", {})
+        if network.mac not in nics:
+            nics[network.mac] = {"address": network.address, "network": network.network}
+            guest["console"].append(f"attached interface {network.mac}")
+            self._save()
+
+    async def detach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        guest = self._guest(uuid)
+        if guest.setdefault("nics", {}).pop(network.mac, None) is not None:
+            guest["console"].append(f"detached interface {network.mac}")
             self._save()
 
     async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:

@@ -59,7 +59,7 @@ from novalite.virt.driver import (
     VolumeConnection,
 )
 
-from . import acpi, bootsector, coldmove, console, disks, hostcheck, launch, live
+from . import acpi, bootsector, coldmove, console, disks, hostcheck, launch, live, nics
 from . import process as proc
 from . import volumes as qemu_volumes
 from .qmp import QmpClient, QmpError, qmp_execute
@@ -134,6 +134,7 @@ class QemuDriver(Driver):
         "supports_resize": True,
         "supports_live_migration": True,
         "supports_attach_volume": True,
+        "supports_attach_interface": True,
         "supports_extend_volume": True,
         "supports_boot_from_volume": True,
         "supports_host_bridge": True,  # contract 1.5: the tap nltap-<port8>
@@ -968,6 +969,43 @@ class QemuDriver(Driver):
             if proc.live_pid(directory, uuid) is not None:
                 await qemu_volumes.hot_unplug(self._qmp_path(uuid), volume_id)
             cfg.volumes = [v for v in cfg.volumes if v["volume_id"] != volume_id]
+            cfg.save(directory)
+
+    # -- network interfaces (contract 1.6; see drivers.qemu.nics) ---------------------
+    async def attach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        """Hot-plug a NIC for the port (user-mode networking leasing its address, or the
+        compute host's tap on its bridge) and record it in launch.json; a guest that
+        is not running gets it at its next start."""
+        directory = self._exists(uuid)
+        try:
+            nic = _nic(network)
+        except SpawnFailed as exc:
+            raise DriverError(str(exc)) from None
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            if any(n.mac == nic.mac for n in cfg.nics):
+                return
+            if proc.live_pid(directory, uuid) is not None:
+                await nics.hot_plug(self._qmp_path(uuid), nic, cfg.nic_model, cfg.hostname)
+            cfg.nics.append(nic)
+            cfg.save(directory)
+
+    async def detach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        """``device_del`` of the port's NIC, wait for the guest to let it go,
+        ``netdev_del``; then forget it in launch.json."""
+        directory = self._exists(uuid)
+        try:
+            mac = _mac(network.mac)
+        except SpawnFailed as exc:
+            raise DriverError(str(exc)) from None
+        async with self._operation(uuid):
+            cfg = proc.LaunchConfig.load(directory)
+            found = [n for n in cfg.nics if n.mac == mac]
+            if not found:
+                return
+            if proc.live_pid(directory, uuid) is not None:
+                await nics.hot_unplug(self._qmp_path(uuid), found[0])
+            cfg.nics = [n for n in cfg.nics if n.mac != mac]
             cfg.save(directory)
 
     async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:

@@ -157,7 +157,21 @@ def metadata_address(nic: NicConfig) -> str:
     return next(str(h) for h in reversed(list(net.hosts())) if str(h) not in taken)
 
 
-def netdev_option(index: int, nic: NicConfig, hostname: str) -> str:
+def nic_ids(nic: NicConfig) -> tuple[str, str]:
+    """A NIC's QEMU ids, its netdev's and its device's: from its MAC, so a NIC keeps
+    them across launches and hot-plug (``drivers.qemu.nics``)."""
+    tag = nic.mac.replace(":", "")
+    return f"net-{tag}", f"nic-{tag}"
+
+
+def user_netdev(nic: NicConfig, hostname: str) -> dict[str, str]:
+    """The options of a user-mode NIC's netdev whose DHCP leases ``nic.address``."""
+    net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
+    return {"net": str(net), "host": nic.gateway, "dhcpstart": nic.address,
+            "dns": _dns_address(nic), "hostname": hostname}
+
+
+def netdev_option(nic: NicConfig, hostname: str) -> str:
     """``-netdev user,...`` whose DHCP server leases ``nic.address`` first (or, with
     ``nic.tap``, ``-netdev tap`` on the compute host's tap device).
 
@@ -166,13 +180,11 @@ def netdev_option(index: int, nic: NicConfig, hostname: str) -> str:
     joining it to a new connection to that socket: one socket per guest, so the
     relay behind it knows which guest is asking.
     """
+    netdev = nic_ids(nic)[0]
     if nic.tap:
-        return f"tap,id=net{index},ifname={_q(nic.tap)},script=no,downscript=no"
-    net = ipaddress.ip_interface(f"{nic.address}/{nic.cidr.split('/')[-1]}").network
-    opt = (
-        f"user,id=net{index},net={net},host={nic.gateway},dhcpstart={nic.address},"
-        f"dns={_dns_address(nic)},hostname={_q(hostname)}"
-    )
+        return f"tap,id={netdev},ifname={_q(nic.tap)},script=no,downscript=no"
+    opt = f"user,id={netdev}," + ",".join(
+        f"{k}={_q(v)}" for k, v in user_netdev(nic, hostname).items())
     if nic.ssh_host_port:
         opt += f",hostfwd=tcp:127.0.0.1:{nic.ssh_host_port}-{nic.address}:22"
     if nic.metadata_socket:
@@ -241,9 +253,11 @@ def build_argv(cfg: LaunchConfig, directory: str, incoming: str | None = None) -
             argv += ["-initrd", os.path.join(d, cfg.initrd)]
         if cfg.append:
             argv += ["-append", cfg.append]
-    for i, nic in enumerate(cfg.nics):
-        argv += ["-netdev", netdev_option(i, nic, cfg.hostname)]
-        argv += ["-device", f"{cfg.nic_model},netdev=net{i},mac={nic.mac},romfile="]
+    for nic in cfg.nics:
+        netdev, device = nic_ids(nic)
+        argv += ["-netdev", netdev_option(nic, cfg.hostname)]
+        argv += ["-device", f"{cfg.nic_model},netdev={netdev},mac={nic.mac},id={device},"
+                            "romfile="]
     if incoming:
         argv += ["-incoming", incoming]
         if incoming == "defer":  # a live migration's destination: runs on `cont`

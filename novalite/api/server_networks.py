@@ -5,11 +5,13 @@ ports) and the ``os-networks``/``os-tenant-networks`` proxies to Neutron's netwo
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from novalite.api.framework import ApiCall, Reply, Router
 from novalite.api.server_actions import server_actions
-from novalite.exceptions import BadRequest, Conflict, NotFound
+from novalite.compute import interfaces
+from novalite.exceptions import BadRequest, NotFound
 
 router = Router()
 SERVER = "/v2.1/servers/{server_id}"
@@ -71,20 +73,56 @@ async def show_interface(call: ApiCall) -> dict[str, Any]:
                    f"{call.params['port_id']}")
 
 
-@router.route("POST", SERVER + "/os-interface", rule=IF_RULE + "create")
-async def attach_interface(call: ApiCall) -> Reply:
-    record = await call.services.compute.get(call.ctx, call.params["server_id"])
-    raise Conflict(f"Network interfaces cannot be attached to instance "
-                   f"{record.instance.uuid}: hot-plugging is not supported by this "
-                   "hypervisor. Boot the server with the network instead.")
+INTERFACE_ATTACHMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"interfaceAttachment": {"type": "object", "properties": {
+        "net_id": {"type": "string"},
+        "port_id": {"type": "string"},
+        "fixed_ips": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+            "type": "object", "properties": {"ip_address": {"type": "string"}},
+            "required": ["ip_address"], "additionalProperties": False}},
+        "tag": {"type": "string", "maxLength": 60},
+    }, "additionalProperties": False}},
+    "additionalProperties": False,
+}
+
+
+@router.route("POST", SERVER + "/os-interface", rule=IF_RULE + "create",
+              body=INTERFACE_ATTACHMENT)
+async def attach_interface(call: ApiCall) -> dict[str, Any]:
+    """Nova's attach: a port given or made on ``net_id`` (else the default network),
+    hot-plugged into the guest; 200 with the attachment."""
+    body = (call.body or {}).get("interfaceAttachment") or {}
+    if "tag" in body:
+        if not call.mv("2.49"):
+            raise BadRequest("Additional properties are not allowed ('tag' was unexpected)")
+        raise BadRequest("Tagged network interface attach is not supported.")
+    for name in ("net_id", "port_id"):
+        value = body.get(name)
+        if value is not None:
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                raise BadRequest(f"Invalid input for field/attribute {name}. Value: "
+                                 f"{value}. '{value}' is not a 'uuid'") from None
+    if body.get("net_id") and body.get("port_id"):
+        raise BadRequest("Must not input both network_id and port_id")
+    fixed = [f["ip_address"] for f in body.get("fixed_ips") or []]
+    if fixed and not body.get("net_id"):
+        raise BadRequest("Must input network_id when request IP address")
+    port = await interfaces.attach(call.services.compute, call.ctx, call.params["server_id"],
+                                   body.get("net_id"), body.get("port_id"),
+                                   fixed[0] if fixed else None)
+    return {"interfaceAttachment": _attachment(port)}
 
 
 @router.route("DELETE", SERVER + "/os-interface/{port_id}", rule=IF_RULE + "delete")
 async def detach_interface(call: ApiCall) -> Reply:
+    """Nova's detach: the guest lets the NIC go, then the port is freed; 202."""
     await show_interface(call)  # 404 for a port the server does not have
-    raise Conflict(f"Network interfaces cannot be detached from instance "
-                   f"{call.params['server_id']}: hot-plugging is not supported by this "
-                   "hypervisor.")
+    await interfaces.detach(call.services.compute, call.ctx, call.params["server_id"],
+                            call.params["port_id"])
+    return Reply(status=202)
 
 
 def _proxy_gone(call: ApiCall) -> None:

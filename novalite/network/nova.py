@@ -122,6 +122,88 @@ class NovaNetworking:
         return await self.db.read(work)
 
 
+    async def attach_port(self, ctx: AuthContext, instance: Instance | InstanceRow,
+                          net_id: str | None, port_id: str | None, fixed_ip: str | None,
+                          default_name: str) -> tuple[str, list[dict[str, Any]]]:
+        """``os-interface`` attach, the network's part: bind the caller's free port, or
+        make one (Nova-made: deleted at detach) on ``net_id`` (else the default
+        network) with ``fixed_ip`` if given, bound to the server's host. Returns the
+        port's id and its addresses as its compute host reads them. Nova's answers:
+        404 for a port or network the caller cannot see, 409 for a port in use, 400
+        for a fixed IP outside the network or taken."""
+        from novalite.exceptions import Conflict, NotFound
+        from novalite.network.ports import default_network, port_info
+        from novalite.network.records import new_port
+
+        touched: set[str] = set()
+        owner = f"compute:{getattr(instance, 'availability_zone', None) or 'nova'}"
+
+        def work(s: Session) -> tuple[str, list[dict[str, Any]]]:
+            if port_id:
+                port = s.get(Port, port_id)
+                if port is None or not visible(ctx, port.project_id):
+                    raise NotFound(f"Port {port_id} could not be found.")
+                if port.device_id:
+                    raise Conflict(f"Port {port_id} is still in use.")
+                port.device_id, port.device_owner = instance.uuid, owner
+            else:
+                net = s.get(NetworkRecord, net_id) if net_id else \
+                    default_network(s, default_name)
+                if net is None or not visible(ctx, net.project_id, net.shared):
+                    raise NotFound(f"Network {net_id} could not be found.")
+                subs = subnets_of(s, [net.id])[net.id]
+                if not subs:
+                    raise BadRequest(f"Network {net.id} requires a subnet in order to "
+                                     "attach an interface.")
+                if fixed_ip:
+                    try:
+                        ip = ipaddress.ip_address(fixed_ip)
+                    except ValueError:
+                        raise BadRequest(f"Invalid fixed IP address ({fixed_ip})") from None
+                    if not any(ip in ipaddress.ip_network(x.cidr) for x in subs):
+                        raise BadRequest(f"Fixed IP address {fixed_ip} is not a valid ip "
+                                         f"address for the network {net.id}.")
+                    sub = next(x for x in subs if ip in ipaddress.ip_network(x.cidr))
+                    if ipam.holder(s, sub.id, str(ip)) or sub.gateway_ip == str(ip):
+                        raise BadRequest(f"Fixed IP address {fixed_ip} is already in use "
+                                         "on instance.")
+                port = new_port(s, net, instance.project_id, {
+                    "device_id": instance.uuid, "device_owner": owner,
+                    "fixed_ips": [{"ip_address": fixed_ip}] if fixed_ip else None})
+                port.nova_created = True
+            port.binding_host = instance.host or ""
+            s.add(port)
+            s.flush()
+            refresh_addresses(s, instance.uuid)
+            touched.update(port.security_group_ids)
+            return port.id, port_info(s, port)
+
+        return await self._write(ctx, work, lambda: touched)
+
+    async def detach_port(self, ctx: AuthContext, instance_uuid: str, port_id: str) -> None:
+        """``os-interface`` detach, the network's part (after the guest let the NIC
+        go): a port Nova made is deleted, a port the user gave is free again."""
+        touched: set[str] = set()
+
+        def work(s: Session) -> None:
+            port = s.get(Port, port_id)
+            if port is None or port.device_id != instance_uuid:
+                return
+            touched.update(port.security_group_ids)
+            if port.nova_created:
+                ipam.release_port(s, port.id)
+                s.delete(port)
+            else:
+                from novalite.db.models import utcnow
+
+                port.device_id = port.device_owner = port.binding_host = ""
+                port.updated_at = utcnow()
+                s.add(port)
+            s.flush()
+            refresh_addresses(s, instance_uuid)
+
+        await self._write(ctx, work, lambda: touched)
+
     async def resolve_boot(self, ctx: AuthContext, requested: list[dict[str, Any]] | None,
                            groups: list[str], count: int) -> tuple[list[dict[str, Any]],
                                                                      list[str]]:

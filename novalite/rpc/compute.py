@@ -321,6 +321,24 @@ class ComputeClient:
         await self._rpc.call(ctx, "detach_volume", {"uuid": uuid, "volume_id": volume_id},
                              timeout=VOLUME_TIMEOUT)
 
+    async def attach_interface(self, ctx: RequestContext, uuid: str, hostname: str,
+                               address: dict[str, Any]) -> None:
+        """Give the guest a NIC for a port (call; ``address``: the port's address as
+        the instance's ``addresses`` hold it), on its bridge when the host runs
+        bridges; answers once the guest has it. Raises as :meth:`attach_volume`.
+        Example: ``await ComputeClient(transport, host).attach_interface(ctx, uuid,
+        "vm1", address)``."""
+        await self._rpc.call(ctx, "attach_interface", {
+            "uuid": uuid, "hostname": hostname, "address": address}, timeout=VOLUME_TIMEOUT)
+
+    async def detach_interface(self, ctx: RequestContext, uuid: str,
+                               address: dict[str, Any]) -> None:
+        """Remove the guest's NIC of that port and its host device (call); answers once
+        the guest let it go. Raises as :meth:`attach_volume`. Example:
+        ``await ComputeClient(transport, host).detach_interface(ctx, uuid, address)``."""
+        await self._rpc.call(ctx, "detach_interface", {"uuid": uuid, "address": address},
+                             timeout=VOLUME_TIMEOUT)
+
     async def extend_volume(self, ctx: RequestContext, uuid: str, volume_id: str,
                             new_size: int) -> None:
         """Tell the guest an attached volume grew to ``new_size`` bytes (call)."""

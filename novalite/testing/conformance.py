@@ -186,6 +186,11 @@ def guest_files(roots: list[str], uuid: str) -> list[str]:
     return hits
 
 
+
+#: The NIC the kit attaches and detaches (capability supports_attach_interface).
+_SECOND_NIC = NetworkInfo("conformance-2", "10.42.1.5", "10.42.1.0/24", "10.42.1.1",
+                          "fa:16:3e:42:01:05")
+
 class Harness:
     """One test's driver: builds it, runs it, restarts it, and cleans up after it.
 
@@ -872,6 +877,21 @@ class DriverConformance:
             await h.driver.detach_volume(uuid, vid)
         assert await h.state(uuid) == PowerState.RUNNING, "detach changed the power state"
 
+    async def _check_supports_attach_interface(self, h: Harness, uuid: str,
+                                               tmp_path: Path) -> None:
+        """A second NIC attaches to the running guest (twice is no error) and detaches
+        again (twice is no error); the guest keeps running throughout."""
+        with trio.fail_after(self.step_timeout):
+            await h.driver.attach_interface(uuid, _SECOND_NIC)
+            await h.driver.attach_interface(uuid, _SECOND_NIC)
+        assert await h.state(uuid) == PowerState.RUNNING, "attach changed the power state"
+        if self.detach_needs_guest_os:  # the kit's guest cannot acknowledge an unplug
+            return
+        with trio.fail_after(self.step_timeout):
+            await h.driver.detach_interface(uuid, _SECOND_NIC)
+            await h.driver.detach_interface(uuid, _SECOND_NIC)
+        assert await h.state(uuid) == PowerState.RUNNING, "detach changed the power state"
+
     async def _check_supports_boot_from_volume(self, h: Harness, uuid: str,
                                                tmp_path: Path) -> None:
         """A guest spawned with ``root_volume`` (the kit's image copied into a raw file)
@@ -979,4 +999,6 @@ async def _call(driver: Driver, method: str, uuid: str, tmp_path: Path,
     if method == "extend_volume":
         return await driver.extend_volume(uuid, "00000000-0000-4000-8000-000000000001",
                                           2 << 20)
+    if method in ("attach_interface", "detach_interface"):
+        return await getattr(driver, method)(uuid, _SECOND_NIC)
     return await getattr(driver, method)(uuid)

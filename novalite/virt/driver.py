@@ -153,7 +153,9 @@ CHANGES: Mapping[str, str] = {
            "fetched into the destination's cache, as spawn gets it), passed only when "
            "disk_info comes from another host and the driver declares 1.6; its network "
            "is then made on the destination as for a spawn (ssh_host_port, "
-           "metadata_socket)",
+           "metadata_socket); network interfaces added to and removed from a guest: "
+           "Driver.attach_interface and Driver.detach_interface (capability "
+           "supports_attach_interface)",
 }
 
 
@@ -222,6 +224,9 @@ CAPABILITIES: Mapping[str, str] = {
     "supports_host_bridge": "spawn attaches a NIC whose NetworkInfo.bridge is set to the "
                             "compute host's device on that bridge (QEMU: tap "
                             "nltap-<port8>; LXC: veth nlveth-<port8>) (contract 1.5)",
+    "supports_attach_interface": "attach_interface adds a NIC for a port to a guest "
+                                 "(hot-plugged when it runs), detach_interface removes "
+                                 "it (contract 1.6)",
 }
 
 #: The driver methods each capability stands for (the conformance kit checks that
@@ -251,6 +256,7 @@ CAPABILITY_METHODS: Mapping[str, tuple[str, ...]] = {
     "supports_extend_volume": ("extend_volume",),
     "supports_boot_from_volume": (),  # a property of spawn
     "supports_host_bridge": (),  # likewise
+    "supports_attach_interface": ("attach_interface", "detach_interface"),
 }
 
 
@@ -993,6 +999,24 @@ class Driver(abc.ABC):
         Example: ``await driver.detach_volume(uuid, vid)``.
         """
         raise NotSupported(f"{self.name} does not support detaching volumes")
+
+    # -- network interfaces (contract 1.6, capability ``supports_attach_interface``) ---
+    async def attach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        """Give the guest a NIC for the port ``network`` describes (its MAC, address,
+        and ``bridge`` as for a spawn; no ``ssh_host_port`` or ``metadata_socket``:
+        those belong to the first NIC), hot-plugged when the guest runs, and kept for
+        its later starts. A NIC of that MAC already there is no error. Raises
+        :class:`InstanceNotFound`, :class:`DriverError` (the hypervisor refused).
+        Example: ``await driver.attach_interface(uuid, NetworkInfo(...))``.
+        """
+        raise NotSupported(f"{self.name} does not support attaching interfaces")
+
+    async def detach_interface(self, uuid: str, network: NetworkInfo) -> None:
+        """Remove the guest's NIC of ``network.mac``, waiting until the guest let it go
+        when it runs. A NIC not there is no error. Raises :class:`InstanceNotFound`,
+        :class:`DriverError`. Example: ``await driver.detach_interface(uuid, net)``.
+        """
+        raise NotSupported(f"{self.name} does not support detaching interfaces")
 
     async def extend_volume(self, uuid: str, volume_id: str, new_size: int) -> None:
         """Tell the guest that the attached volume ``volume_id`` now holds ``new_size``

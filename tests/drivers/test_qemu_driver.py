@@ -302,7 +302,7 @@ def test_console_log_stays_under_its_cap(tmp_path):
 
 def test_dhcp_leases_exactly_the_allocated_address():
     nic = qemu_process.NicConfig("10.0.0.3", "10.0.0.0/24", "10.0.0.1", "fa:16:3e:00:00:01", 2222)
-    option = qemu_process.netdev_option(0, nic, "vm1")
+    option = qemu_process.netdev_option(nic, "vm1")
     assert "net=10.0.0.0/24,host=10.0.0.1,dhcpstart=10.0.0.3,dns=10.0.0.2" in option
     assert option.endswith("hostfwd=tcp:127.0.0.1:2222-10.0.0.3:22")
 

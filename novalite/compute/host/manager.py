@@ -581,6 +581,39 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
         log.info("volume attached", instance=uuid, volume=volume["volume_id"])
 
     @rpc.method
+    async def attach_interface(self, context: RequestContext, uuid: str, hostname: str,
+                               address: dict[str, Any]) -> None:
+        """A NIC for a port attached to the guest: its tap on the bridge first when this
+        host runs bridges (removed again if the driver refuses)."""
+        if not type(self.driver).capabilities.get("supports_attach_interface"):
+            raise NotSupported(f"{self.driver.name} does not support attaching interfaces")
+        info = self._network_info(address, None, None)
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_attach_interface"):
+                await self._plug({"uuid": uuid, "name": hostname, "hostname": hostname},
+                                 [info])
+                try:
+                    await self.driver.attach_interface(uuid, info)
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        if info.bridge and info.port_id and self.network is not None:
+                            await self.network.unplug(info.port_id)
+                    raise
+
+    @rpc.method
+    async def detach_interface(self, context: RequestContext, uuid: str,
+                               address: dict[str, Any]) -> None:
+        """The guest's NIC of a port removed, then its device on the bridge."""
+        if not type(self.driver).capabilities.get("supports_attach_interface"):
+            raise NotSupported(f"{self.driver.name} does not support detaching interfaces")
+        info = self._network_info(address, None, None)
+        async with self._locks[uuid]:
+            async with self.event(context, uuid, "compute_detach_interface"):
+                await self.driver.detach_interface(uuid, info)
+                if info.bridge and info.port_id and self.network is not None:
+                    await self.network.unplug(info.port_id)
+
+    @rpc.method
     async def detach_volume(self, context: RequestContext, uuid: str, volume_id: str) -> None:
         """Unplug a volume from the guest, once the guest released it."""
         if not type(self.driver).capabilities.get("supports_attach_volume"):
