@@ -235,6 +235,33 @@ def test_a_second_network_is_isolated(cloud: Cloud, guests: Net) -> None:
     assert rc != 0, out
 
 
+def test_an_interface_on_the_second_network_is_hot_plugged_and_unplugged(
+        cloud: Cloud, guests: Net) -> None:
+    """vm1 (on ``private``) gets a NIC on the second network: a tap on that bridge,
+    dnsmasq leases the new port its address, and vm1 reaches vm3 there (both in the
+    default group); after the detach the tap and the guest's NIC are gone."""
+    a = guests.servers["vm1"]
+    second = cloud.c.get(f"{N}/networks", params={"name": "second"}).json()["networks"][0]
+    r = cloud.c.post(f"/compute/v2.1/servers/{a}/os-interface",
+                     json={"interfaceAttachment": {"net_id": second["id"]}})
+    assert r.status_code == 200, r.text
+    made = r.json()["interfaceAttachment"]
+    tap = TAP_PREFIX + short(made["port_id"])
+    assert tap in _links(TAP_PREFIX)
+    address = made["fixed_ips"][0]["ip_address"]
+    rc, out = sh(cloud, a, "for i in $(seq 50); do [ -e /sys/class/net/eth1 ] && break; "
+                 "sleep 0.2; done; ip link set eth1 up && udhcpc -i eth1 -n -q -t 5 -T 1 "
+                 "-s /bin/dhcp-event", timeout=60)
+    assert rc == 0 and address in out, out
+    rc, out = sh(cloud, a, f"ping -c 2 -W 3 {guests.addresses['vm3']}")
+    assert rc == 0, out
+    r = cloud.c.delete(f"/compute/v2.1/servers/{a}/os-interface/{made['port_id']}")
+    assert r.status_code == 202, r.text
+    assert tap not in _links(TAP_PREFIX)
+    rc, out = sh(cloud, a, "[ -e /sys/class/net/eth1 ]")
+    assert rc != 0, out
+
+
 def test_a_rule_opens_a_port_on_the_running_guest_and_its_deletion_closes_it(
         cloud: Cloud, guests: Net) -> None:
     b_addr = guests.addresses["vm2"]
