@@ -19,8 +19,9 @@ import trio
 from novalite import states
 from novalite.context import AuthContext
 from novalite.exceptions import BadRequest, Conflict, InstanceInvalidState, NotFound
-from novalite.rpc import RemoteError, current_context
-from novalite.virt.driver import DriverError, InstanceNotFound, NotSupported
+from novalite.rpc import current_context
+from novalite.virt.driver import DriverError
+from novalite.volume.attachments import host_refusal
 
 if TYPE_CHECKING:
     from novalite.compute.api import ComputeAPI
@@ -51,19 +52,6 @@ async def _server(compute: ComputeAPI, ctx: AuthContext, server_id: str, action:
     return inst
 
 
-def _answer(exc: BaseException, inst: Any, action: str) -> BaseException:
-    """The API's error for a host that refused (the records are already undone)."""
-    if isinstance(exc, NotSupported):
-        return Conflict(f"Action '{action}' is not supported by this hypervisor "
-                        f"(host {inst.host})")
-    if isinstance(exc, InstanceNotFound):
-        return InstanceInvalidState(f"Instance {inst.uuid} is not ready")
-    if isinstance(exc, (DriverError, RemoteError)):
-        message = exc.message if isinstance(exc, RemoteError) else str(exc)
-        return Conflict(f"Cannot '{action}' instance {inst.uuid}: {message}")
-    return exc
-
-
 async def attach(compute: ComputeAPI, ctx: AuthContext, server_id: str,
                  net_id: str | None, port_id: str | None, fixed_ip: str | None
                  ) -> dict[str, Any]:
@@ -79,7 +67,7 @@ async def attach(compute: ComputeAPI, ctx: AuthContext, server_id: str,
     except BaseException as exc:
         with trio.CancelScope(shield=True):
             await compute.network.detach_port(ctx, inst.uuid, port)
-        raise _answer(exc, inst, "attach_interface") from None
+        raise host_refusal(exc, inst, "attach_interface") from None
     for shown in await compute.network.server_ports(ctx, inst.uuid):
         if shown["id"] == port:
             return shown
@@ -98,5 +86,5 @@ async def detach(compute: ComputeAPI, ctx: AuthContext, server_id: str, port_id:
         await compute.rpc.compute(str(inst.host)).detach_interface(
             current_context(ctx), inst.uuid, address)
     except BaseException as exc:
-        raise _answer(exc, inst, "detach_interface") from None
+        raise host_refusal(exc, inst, "detach_interface") from None
     await compute.network.detach_port(ctx, inst.uuid, port_id)

@@ -23,7 +23,7 @@ from novalite.exceptions import BadRequest
 from novalite.network import ipam
 from novalite.network import security_groups as sg
 from novalite.network.errors import NeutronConflict, NeutronNotFound
-from novalite.network.ports import refresh_addresses
+from novalite.network.ports import free_port, refresh_addresses
 from novalite.network.records import find_group, rules_of, subnets_of, visible
 from novalite.network.views import nova_network_view, nova_rule, port_view
 
@@ -35,6 +35,22 @@ class Conflict409(NeutronConflict):
 
     def __init__(self, message: str) -> None:
         super().__init__("PortInUse", message)
+
+
+def _check_fixed_ip(s: Session, network_id: str, subs: list[Any], fixed: str) -> None:
+    """Nova's 400s for a fixed IP asked of a network: not an address, outside its
+    subnets (or their network or broadcast address), or taken."""
+    try:
+        ip = ipaddress.ip_address(fixed)
+    except ValueError:
+        raise BadRequest(f"Invalid fixed IP address ({fixed})") from None
+    sub = next((x for x in subs if ip in ipaddress.ip_network(x.cidr)), None)
+    if sub is None or ip in (ipaddress.ip_network(sub.cidr).network_address,
+                             ipaddress.ip_network(sub.cidr).broadcast_address):
+        raise BadRequest(f"Fixed IP address {fixed} is not a valid ip address for the "
+                         f"network {network_id}.")
+    if ipam.holder(s, sub.id, str(ip)) or sub.gateway_ip == str(ip):
+        raise BadRequest(f"Fixed IP address {fixed} is already in use on instance.")
 
 
 class NovaNetworking:
@@ -156,17 +172,7 @@ class NovaNetworking:
                     raise BadRequest(f"Network {net.id} requires a subnet in order to "
                                      "attach an interface.")
                 if fixed_ip:
-                    try:
-                        ip = ipaddress.ip_address(fixed_ip)
-                    except ValueError:
-                        raise BadRequest(f"Invalid fixed IP address ({fixed_ip})") from None
-                    if not any(ip in ipaddress.ip_network(x.cidr) for x in subs):
-                        raise BadRequest(f"Fixed IP address {fixed_ip} is not a valid ip "
-                                         f"address for the network {net.id}.")
-                    sub = next(x for x in subs if ip in ipaddress.ip_network(x.cidr))
-                    if ipam.holder(s, sub.id, str(ip)) or sub.gateway_ip == str(ip):
-                        raise BadRequest(f"Fixed IP address {fixed_ip} is already in use "
-                                         "on instance.")
+                    _check_fixed_ip(s, net.id, subs, fixed_ip)
                 port = new_port(s, net, instance.project_id, {
                     "device_id": instance.uuid, "device_owner": owner,
                     "fixed_ips": [{"ip_address": fixed_ip}] if fixed_ip else None})
@@ -190,15 +196,7 @@ class NovaNetworking:
             if port is None or port.device_id != instance_uuid:
                 return
             touched.update(port.security_group_ids)
-            if port.nova_created:
-                ipam.release_port(s, port.id)
-                s.delete(port)
-            else:
-                from novalite.db.models import utcnow
-
-                port.device_id = port.device_owner = port.binding_host = ""
-                port.updated_at = utcnow()
-                s.add(port)
+            free_port(s, port)
             s.flush()
             refresh_addresses(s, instance_uuid)
 
@@ -246,15 +244,7 @@ class NovaNetworking:
                     if count > 1:
                         raise BadRequest("Multiple instances cannot be booted with a "
                                          "given fixed IP")
-                    ip = ipaddress.ip_address(fixed)
-                    sub = next((x for x in subs if ip in ipaddress.ip_network(x.cidr)), None)
-                    if sub is None or ip in (ipaddress.ip_network(sub.cidr).network_address,
-                                             ipaddress.ip_network(sub.cidr).broadcast_address):
-                        raise BadRequest(f"Fixed IP address {fixed} is not a valid ip "
-                                         f"address for the network {net.id}.")
-                    if ipam.holder(s, sub.id, str(ip)) or sub.gateway_ip == str(ip):
-                        raise BadRequest(f"Fixed IP address {fixed} is already in use on "
-                                         "instance.")
+                    _check_fixed_ip(s, net.id, subs, fixed)
                 out.append({"network_id": net.id, "fixed_ip": fixed or None})
             return out, group_ids
 

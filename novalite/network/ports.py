@@ -152,6 +152,18 @@ def bind_to(s: Session, instance_uuid: str, host: str
     return security_pushes(s, groups, {p.id for p in ports})
 
 
+def free_port(s: Session, port: Port) -> None:
+    """A port its server no longer has: deleted when Nova made it, else unbound (the
+    user's, kept with its addresses)."""
+    if port.nova_created:
+        ipam.release_port(s, port.id)
+        s.delete(port)
+    else:
+        port.device_id = port.device_owner = port.binding_host = ""
+        port.updated_at = utcnow()
+        s.add(port)
+
+
 def release_instance(s: Session, instance_uuid: str
                      ) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """The server is gone: delete the ports made for it, unbind the ones it was given,
@@ -160,13 +172,7 @@ def release_instance(s: Session, instance_uuid: str
     ports = s.exec(select(Port).where(Port.device_id == instance_uuid)).all()
     groups = {g for p in ports for g in p.security_group_ids}
     for port in ports:
-        if port.nova_created:
-            ipam.release_port(s, port.id)
-            s.delete(port)
-        else:
-            port.device_id = port.device_owner = port.binding_host = ""
-            port.updated_at = utcnow()
-            s.add(port)
+        free_port(s, port)
     for row in s.exec(select(FixedIP).where(FixedIP.instance_uuid == instance_uuid)).all():
         s.delete(row)
     return security_pushes(s, groups)

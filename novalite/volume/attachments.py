@@ -119,7 +119,7 @@ class ServerVolumes:
                 current_context(ctx), inst.uuid, connection)
         except BaseException as exc:
             await self._undo_attach(att.id, vol.id)
-            raise _answer(exc, inst, "attach_volume") from None
+            raise host_refusal(exc, inst, "attach_volume") from None
 
         def done(s: Session) -> VolumeAttachment:
             row, a = s.get(Volume, vol.id), s.get(VolumeAttachment, att.id)
@@ -167,7 +167,7 @@ class ServerVolumes:
 
             with trio.CancelScope(shield=True):
                 await self._set(att.id, volume_id, states.ATTACHED, states.IN_USE)
-            raise _answer(exc, inst, "detach_volume") from None
+            raise host_refusal(exc, inst, "detach_volume") from None
         await self.release(att.id, volume_id)
         log.info("volume detached", volume=volume_id, instance=inst.uuid)
 
@@ -209,8 +209,10 @@ class ServerVolumes:
                     await self.volumes.destroy(vol)
 
 
-def _answer(exc: BaseException, inst: Any, action: str) -> BaseException:
-    """The API's error for a failed hot-plug (the records are already undone)."""
+def host_refusal(exc: BaseException, inst: Any, action: str) -> BaseException:
+    """The API's error for a hot-plug (of a volume or, see
+    :mod:`novalite.compute.interfaces`, a NIC) its compute host refused; the records
+    are already undone."""
     if isinstance(exc, NotSupported):
         return Conflict(f"Action '{action}' is not supported by this hypervisor "
                         f"(host {inst.host})")
