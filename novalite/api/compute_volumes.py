@@ -8,9 +8,10 @@ from typing import Any
 
 from novalite.api import schemas
 from novalite.api.framework import ApiCall, Reply, Router
+from novalite.api.query import proxied_page
 from novalite.api.views import iso_usec
 from novalite.db.models import VolumeSnapshot
-from novalite.exceptions import BadRequest, NotFound
+from novalite.exceptions import NotFound
 from novalite.volume import states
 from novalite.volume.api import VolumeAPI, VolumeRecord
 
@@ -67,24 +68,11 @@ def snapshot_view(snap: VolumeSnapshot) -> dict[str, Any]:
             "displayName": snap.name, "displayDescription": snap.description}
 
 
-def _limited(call: ApiCall, rows: list[Any]) -> list[Any]:
-    """Nova's ``limit`` and ``offset`` on a proxied list."""
-    out = rows
-    for name in ("offset", "limit"):
-        raw = call.query.get(name)
-        if raw is None:
-            continue
-        if not str(raw).isdigit():
-            raise BadRequest(f"{name} param must be an integer")
-        out = out[int(raw):] if name == "offset" else out[:int(raw)]
-    return out
-
-
 # -- os-volumes -------------------------------------------------------------------------
 @router.route("GET", "/v2.1/os-volumes", rule=RULE + "list")
 async def index(call: ApiCall) -> dict[str, Any]:
     rows = await _api(call).list(call.ctx)
-    return {"volumes": [volume_view(r) for r in _limited(call, rows)]}
+    return {"volumes": [volume_view(r) for r in proxied_page(call, rows)]}
 
 
 @router.route("GET", "/v2.1/os-volumes/detail", rule=RULE + "detail")
@@ -131,7 +119,7 @@ async def delete(call: ApiCall) -> Reply:
 @router.route("GET", "/v2.1/os-snapshots", rule=RULE + "snapshots:list")
 async def snapshot_index(call: ApiCall) -> dict[str, Any]:
     rows = await _api(call).list_snapshots(call.ctx)
-    return {"snapshots": [snapshot_view(r) for r in _limited(call, rows)]}
+    return {"snapshots": [snapshot_view(r) for r in proxied_page(call, rows)]}
 
 
 @router.route("GET", "/v2.1/os-snapshots/detail", rule=RULE + "snapshots:detail")

@@ -71,3 +71,17 @@ def last(params: dict[str, list[str]], name: str) -> str | None:
 
 def truthy(value: str | None) -> bool:
     return value is not None and value.strip().lower() in TRUE_STRINGS
+
+
+def proxied_page(call: Call, rows: list[Any]) -> list[Any]:
+    """Nova's ``offset`` and ``limit`` on a list it proxies from another service
+    (``os-volumes``, ``os-security-groups``): whole numbers, else a 400."""
+    out = rows
+    for name in ("offset", "limit"):
+        raw = call.query.get(name)
+        if raw is None:
+            continue
+        if not str(raw).isdigit():
+            raise BadRequest(f"{name} param must be an integer")
+        out = out[int(raw):] if name == "offset" else out[:int(raw)]
+    return out

@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from novalite.api.framework import ApiCall, Reply, Router
+from novalite.api.query import proxied_page
 from novalite.exceptions import BadRequest, Conflict, Forbidden, NotFound
 from novalite.network.service import NetworkAPI
 from novalite.network.views import nova_ports
@@ -119,25 +120,12 @@ async def _one(call: ApiCall, group_id: str) -> dict[str, Any]:
     return _group_view(group, await _remotes(call, [group]))
 
 
-def _limited(call: ApiCall, rows: list[Any]) -> list[Any]:
-    """Nova's ``offset`` and ``limit`` on a proxied list."""
-    out = rows
-    for name in ("offset", "limit"):
-        raw = call.query.get(name)
-        if raw is None:
-            continue
-        if not str(raw).isdigit():
-            raise BadRequest(f"{name} param must be an integer")
-        out = out[int(raw):] if name == "offset" else out[:int(raw)]
-    return out
-
-
 # -- groups --------------------------------------------------------------------------
 @router.route("GET", GROUPS, rule=RULE + "get")
 async def list_groups(call: ApiCall) -> dict[str, Any]:
     _proxy_gone(call)
     every = call.ctx.is_admin and "all_tenants" in call.query
-    groups = _limited(call, await _api(call).list_groups(call.ctx, {}, every_project=every))
+    groups = proxied_page(call, await _api(call).list_groups(call.ctx, {}, every_project=every))
     remotes = await _remotes(call, groups)
     views = [_group_view(g, remotes) for g in groups]
     return {"security_groups": sorted(views, key=lambda v: (v["tenant_id"], v["name"]))}
