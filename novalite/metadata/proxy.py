@@ -76,6 +76,7 @@ class MetadataProxy:
         self.secret = shared_secret
         self._nursery: trio.Nursery | None = None
         self._scopes: dict[str, trio.CancelScope] = {}
+        self._owners: dict[str, str | None] = {}
         self._client = httpx.AsyncClient(timeout=IDLE_TIMEOUT)
 
     def socket_path(self, uuid: str) -> str:
@@ -109,11 +110,14 @@ class MetadataProxy:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
 
-    async def open(self, guest: Guest) -> str:
-        """Listen on guest's socket (replacing any left from an earlier run); its path."""
+    async def open(self, guest: Guest, owner: str | None = None) -> str:
+        """Listen on guest's socket (replacing any left from an earlier run); its path.
+        ``owner``: the compute host that runs the guest (several share this relay in
+        one process; a guest moving between two of them is opened by the second)."""
         if self._nursery is None:
             raise RuntimeError("the metadata proxy is not running")
         self.close(guest.uuid)
+        self._owners[guest.uuid] = owner
         path = self.socket_path(guest.uuid)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -127,8 +131,13 @@ class MetadataProxy:
         self._nursery.start_soon(self._serve, guest, listener, scope)
         return path
 
-    def close(self, uuid: str) -> None:
-        """Stop listening for guest ``uuid`` and remove its socket. Idempotent."""
+    def close(self, uuid: str, owner: str | None = None) -> None:
+        """Stop listening for guest ``uuid`` and remove its socket. Idempotent. With
+        ``owner``: only while that host is the one that opened it (a host the guest
+        moved away from leaves the new host's socket alone)."""
+        if owner is not None and self._owners.get(uuid) not in (None, owner):
+            return
+        self._owners.pop(uuid, None)
         scope = self._scopes.pop(uuid, None)
         if scope is not None:
             scope.cancel()

@@ -252,6 +252,12 @@ def test_resize_and_cold_migration_move_the_disk_to_the_other_host(
                         json={"confirmResize": None}).status_code == 204
     cloud.wait_status(sid, "SHUTOFF")
     wait_for(lambda: not os.path.exists(kept), 15)
+    # The guest's metadata relay (one per process, shared by its hosts) stays open: the
+    # host it left closes only what it opened itself.
+    from novalite.metadata.proxy import default_socket_dir
+
+    relay = Path(default_socket_dir(str(cloud.state))) / f"{sid}.sock"
+    assert relay.exists()
     cloud.action(sid, {"os-start": None}, "ACTIVE")
     wait_for(lambda: cloud.ticks(sid)[:3] == [1, 2, 3], 30, interval=0.2)
 
@@ -267,6 +273,7 @@ def test_resize_and_cold_migration_move_the_disk_to_the_other_host(
     assert cloud.live_pid(dest, sid) not in (None, pid)  # started again from its disk
     wait_for(lambda: not os.path.exists(cloud.instance_dir_on(source, sid)), 15)
     assert not os.path.exists(cloud.instance_dir_on(dest, sid) + "_resize")
+    assert relay.exists()  # opened again where the guest came back to
 
 
 def subprocess_out(argv: list[str]) -> str:

@@ -321,7 +321,8 @@ class ComputeManager(LifecycleHandlers, ResizeHost, ShelveHost):
                 bridged or self.driver.capabilities.get("supports_metadata_socket")):
             return None
         return await self.metadata.open(Guest(instance["uuid"], instance["project_id"],
-                                              instance["addresses"][0]["address"]))
+                                              instance["addresses"][0]["address"]),
+                                        owner=self.host)
 
     async def _config_drive(self, instance: dict[str, Any], directory: str,
                             admin_pass: str | None) -> str | None:

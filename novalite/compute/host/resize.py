@@ -76,6 +76,10 @@ class ResizeHost:
     _moved_in: set[str]
     metadata: Any
 
+    async def _open_metadata(self, instance: dict[str, Any], bridged: bool = False
+                             ) -> str | None:
+        raise NotImplementedError
+
     def event(self, context: RequestContext, uuid: str, name: str
               ) -> AbstractAsyncContextManager[None]:
         raise NotImplementedError
@@ -189,7 +193,7 @@ class ResizeHost:
         held for it (the image reference, the metadata relay) released."""
         self.cache.release(uuid)
         if self.metadata is not None:
-            self.metadata.close(uuid)
+            self.metadata.close(uuid, owner=self.host)
 
     @rpc.method
     async def confirm_resize(self, context: RequestContext, uuid: str,
@@ -229,7 +233,9 @@ class ResizeHost:
             try:
                 async with self.event(context, uuid, "compute_finish_revert_resize"):
                     await self.driver.finish_revert_migration(uuid, power_on)
-                self._moved_out.discard(uuid)
+                if uuid in self._moved_out:  # back from another host: its relay here again
+                    self._moved_out.discard(uuid)
+                    await self._open_metadata(instance)
             except Exception as exc:
                 await self._move_failed(context, uuid, migration_id, exc, rolled_back=False)
                 return
