@@ -520,8 +520,14 @@ class QemuDriver(Driver):
             lambda: shutil.rmtree(self._dir(uuid), ignore_errors=True))
 
     async def destroy(self, uuid: str) -> None:
-        """Kill the guest's QEMU (quit, then SIGKILL) and remove its directory. Idempotent."""
+        """Kill the guest's QEMU (quit, then SIGKILL) and remove its directory. Idempotent.
+        A guest whose move failed on its destination is only the kept copy here: that
+        goes, with any NBD export of it still running."""
         if not os.path.exists(self._dir(uuid)):
+            kept = self._dir(uuid) + _KEPT
+            if os.path.isdir(kept):
+                await coldmove.stop_exports(kept)
+                await trio.to_thread.run_sync(shutil.rmtree, kept, True)
             return
         async with self._operation(uuid):
             await self._remove(uuid)

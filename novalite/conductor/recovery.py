@@ -49,6 +49,7 @@ from novalite.db.models import (
     utcnow,
 )
 from novalite.network import ports as network_ports
+from novalite.virt.driver import InstanceNotFound, NotSupported
 from novalite.volume import api as volume_api
 
 log = structlog.get_logger("novalite.conductor")
@@ -195,8 +196,6 @@ async def finish_interrupted_detaches(db: Database, compute: Callable[[str], Any
     its attachment (the volume ``available``); a host that does not answer yet (not
     started, down, the broker away) is asked again every ``retry`` seconds until it
     does. Run once after the start's reconciliation; returns when all are done."""
-    from novalite.virt.driver import InstanceNotFound, NotSupported
-
     pending = await db.read(volume_api.interrupted_detaches)
     if pending:
         log.warning("finishing detaches a stop interrupted", volumes=[

@@ -19,12 +19,12 @@ from novalite.db.models import (
     Port,
     SecurityGroup,
 )
-from novalite.exceptions import BadRequest
+from novalite.exceptions import BadRequest, Conflict, NotFound
 from novalite.network import ipam
 from novalite.network import security_groups as sg
 from novalite.network.errors import NeutronConflict, NeutronNotFound
-from novalite.network.ports import free_port, refresh_addresses
-from novalite.network.records import find_group, rules_of, subnets_of, visible
+from novalite.network.ports import default_network, free_port, port_info, refresh_addresses
+from novalite.network.records import find_group, new_port, rules_of, subnets_of, visible
 from novalite.network.views import nova_network_view, nova_rule, port_view
 
 T = TypeVar("T")
@@ -147,10 +147,6 @@ class NovaNetworking:
         port's id and its addresses as its compute host reads them. Nova's answers:
         404 for a port or network the caller cannot see, 409 for a port in use, 400
         for a fixed IP outside the network or taken."""
-        from novalite.exceptions import Conflict, NotFound
-        from novalite.network.ports import default_network, port_info
-        from novalite.network.records import new_port
-
         touched: set[str] = set()
         owner = f"compute:{getattr(instance, 'availability_zone', None) or 'nova'}"
 

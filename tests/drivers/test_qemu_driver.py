@@ -342,3 +342,36 @@ async def test_guest_survives_kill_9_of_the_service_and_is_adopted(make_driver, 
     await wait_console(driver, spec.uuid, guest_images.BOOT_MARKER)
     await driver.destroy(spec.uuid)
     assert not os.path.exists(instance_dir(driver, spec.uuid))
+
+
+async def test_destroy_removes_a_kept_copy_and_its_exports(make_driver, tmp_path):
+    """A cold move that failed on its destination leaves the source only its kept copy,
+    exported over NBD: deleting the server ends the export and removes the copy."""
+    from novalite_drivers.qemu import coldmove
+
+    def running(pid: int) -> bool:  # a zombie (not reaped by PID 1 here) has ended
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    driver = make_driver()
+    uuid = "00000000-0000-4000-8000-00000000c01d"
+    kept = os.path.join(driver.context.instances_path, uuid + "_resize")
+    os.makedirs(kept)
+    with open(os.path.join(kept, "disk.qcow2"), "wb") as f:
+        f.truncate(1 << 20)
+    exports = await coldmove.export_disks(kept, [("disk.qcow2", "raw")], "127.0.0.1")
+    with open(os.path.join(kept, "nbd-disk.qcow2.pid")) as f:
+        pid = int(f.read())
+    try:
+        assert exports[0]["port"] and running(pid)
+        await driver.destroy(uuid)
+        assert not os.path.exists(kept)
+        with trio.fail_after(10):
+            while running(pid):
+                await trio.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
